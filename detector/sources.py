@@ -1,0 +1,206 @@
+"""Frame sources: video files, HTTP MJPEG / RTSP streams and USB devices.
+
+Each source yields `Frame`s at (at most) the camera's target fps. Live sources are read
+by a background thread that keeps only the latest frame, so a slow analysis never builds
+a backlog; files are read in order, either at real-time pace or as fast as possible.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.logs import scrub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image with its capture time (UTC)."""
+
+    image: np.ndarray
+    ts: datetime
+
+
+class SourceError(ShrinkwatchError):
+    """A source cannot be opened (missing file, bad URL) and retrying will not help."""
+
+
+def _now() -> datetime:
+    # Milliseconds: the wire format's precision, so replays compare equal.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _ms(ts: datetime) -> datetime:
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+
+
+def kind_of(url: str) -> str:
+    """'file', 'stream' (rtsp/http) or 'device' (a USB index)."""
+    if url.isdigit():
+        return "device"
+    if url.split("://", 1)[0].lower() in ("rtsp", "rtsps", "http", "https"):
+        return "stream"
+    return "file"
+
+
+class FileSource:
+    """A video file, sampled at the target fps; capture times follow the file's own clock."""
+
+    def __init__(self, path: str, fps: float, *, realtime: bool, loop: bool) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            msg = f"video file not found: {self.path}"
+            raise SourceError(msg)
+        self.fps, self.realtime, self.loop = fps, realtime, loop
+
+    def _open(self) -> tuple[cv2.VideoCapture, float]:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            msg = f"cannot decode video file {self.path}"
+            raise SourceError(msg)
+        src_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        return cap, src_fps if 1.0 <= src_fps <= 240.0 else 25.0
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Frames at the target fps until the end (or forever when looping)."""
+        start = _now()
+        while not stop.is_set():
+            cap, src_fps = self._open()
+            step = max(1, round(src_fps / self.fps))
+            wall0 = time.monotonic()
+            index = 0
+            try:
+                while not stop.is_set():
+                    if not cap.grab():
+                        break
+                    if index % step == 0:
+                        ok, image = cap.retrieve()
+                        if not ok:
+                            break
+                        media_s = index / src_fps
+                        if self.realtime:
+                            delay = wall0 + media_s - time.monotonic()
+                            if delay > 0 and stop.wait(delay):
+                                return
+                        yield Frame(image, _ms(start + timedelta(seconds=media_s)))
+                    index += 1
+            finally:
+                cap.release()
+            if not self.loop or index == 0:
+                return
+            start = start + timedelta(seconds=index / src_fps)
+
+
+class LiveSource:
+    """A camera stream or device, read continuously; the newest frame wins.
+
+    Reconnects with exponential backoff and jitter when the stream fails or goes stale.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fps: float,
+        *,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 10.0,
+        stale_after_s: float = 10.0,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.url, self.fps = url, fps
+        self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+        self.stale_after_s, self.max_backoff_s = stale_after_s, max_backoff_s
+        self.name = scrub(url)
+        self.last_error: str | None = None
+        self.connected = False
+        self._latest: tuple[int, np.ndarray, datetime] | None = None
+        self._cond = threading.Condition()
+
+    def _open(self) -> cv2.VideoCapture:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
+        ]
+        if kind_of(self.url) == "device":
+            return cv2.VideoCapture(int(self.url))
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+    def _reader(self, stop: threading.Event) -> None:
+        backoff = 1.0
+        seq = 0
+        while not stop.is_set():
+            cap = self._open()
+            if not cap.isOpened():
+                self.last_error = f"cannot open {self.name}"
+            else:
+                self.connected, backoff = True, 1.0
+                last_new = time.monotonic()
+                previous: np.ndarray | None = None
+                while not stop.is_set():
+                    ok, image = cap.read()
+                    if not ok:
+                        self.last_error = f"stream ended or read failed: {self.name}"
+                        break
+                    # A frozen server keeps answering with the same image: only a *new*
+                    # image counts as life.
+                    if previous is None or not np.array_equal(image[::16, ::16], previous):
+                        previous = image[::16, ::16].copy()
+                        last_new = time.monotonic()
+                        seq += 1
+                        with self._cond:
+                            self._latest = (seq, image, _now())
+                            self._cond.notify_all()
+                    elif time.monotonic() - last_new > self.stale_after_s:
+                        self.last_error = f"no new frame for {self.stale_after_s:.0f} s: {self.name}"
+                        break
+                cap.release()
+            self.connected = False
+            if stop.is_set():
+                break
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.warning("%s; retrying in %.1f s", self.last_error, delay)
+            stop.wait(delay)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """The newest frame at each tick of the target fps, forever (until stop)."""
+        thread = threading.Thread(target=self._reader, args=(stop,), daemon=True,
+                                  name=f"read-{self.name}")
+        thread.start()
+        interval = 1.0 / self.fps
+        seen = 0
+        next_tick = time.monotonic()
+        while not stop.is_set():
+            with self._cond:
+                self._cond.wait_for(lambda: stop.is_set() or (self._latest or (0,))[0] > seen,
+                                    timeout=0.5)
+                latest = self._latest
+            if latest is None or latest[0] <= seen:
+                continue
+            seen = latest[0]
+            yield Frame(latest[1], latest[2])
+            next_tick = max(next_tick + interval, time.monotonic())
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+        thread.join(timeout=self.read_timeout_s + 1)
+
+
+def open_source(url: str, fps: float, *, realtime: bool = True, loop: bool = False) -> FileSource | LiveSource:
+    """The right source for a camera's stream_url."""
+    if kind_of(url) == "file":
+        return FileSource(url, fps, realtime=realtime, loop=loop)
+    return LiveSource(url, fps)

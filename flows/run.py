@@ -1,0 +1,67 @@
+"""`shrinkwatch flows run NAME`: run a dataflow with recovery under SHRINKWATCH_HOME."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.settings import Settings
+
+FLOWS = {"loitering": "flows.loitering"}
+RECOVERY_PARTITIONS = 4
+
+
+def build(settings: Settings, name: str) -> Dataflow:
+    """Import a dataflow module by name and call its `build_flow(settings)`."""
+    if name not in FLOWS:
+        msg = f"unknown dataflow {name!r}; available: {', '.join(sorted(FLOWS))}"
+        raise ShrinkwatchError(msg)
+    flow: Dataflow = importlib.import_module(FLOWS[name]).build_flow(settings)
+    return flow
+
+
+def run_flow(settings: Settings, name: str, *, workers: int = 1, recovery: bool = True,
+             snapshot_s: float = 2.0, check_only: bool = False,
+             progress: Callable[[str], None] = print) -> None:
+    """Build and run the dataflow until SIGINT/SIGTERM."""
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.run import cli_main
+
+    from flows.catalog import ZoneCatalog
+    from infra.kafka import ensure_topics, wait_for_kafka
+
+    wait_for_kafka(settings.kafka_servers, timeout_s=30)
+    ensure_topics(settings)
+    ZoneCatalog(settings.database_dsn).load()  # fail early, with a clear message, if unreachable
+    flow = build(settings, name)
+    if check_only:
+        progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
+        return
+
+    recovery_config = None
+    if recovery:
+        directory = settings.home / "recovery" / name
+        if not directory.exists():
+            directory.mkdir(parents=True)
+            init_db_dir(directory, RECOVERY_PARTITIONS)
+        recovery_config = RecoveryConfig(str(directory))
+        progress(f"recovery in {directory}")
+    # SIGTERM ends the run like Ctrl-C: Bytewax stops at the next check, and a restart
+    # resumes from the last snapshot.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
+    try:
+        cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=snapshot_s),
+                 recovery_config=recovery_config)
+    except KeyboardInterrupt:
+        pass
+    except BytewaxRuntimeError as exc:
+        if "signal received" not in str(exc):
+            raise
+    progress(f"dataflow {name!r} stopped")

@@ -1,0 +1,189 @@
+"""`shrinkwatch demo`: the whole pipeline on the sample video, with one command.
+
+Starts the services (if not running), migrates, applies the bundled demo site, then runs
+camera-sim, the detector, the loitering dataflow and the dashboard as child processes,
+reporting frames, detections and incidents until Ctrl-C, which stops all it started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from confluent_kafka import Consumer
+
+from detector.model import resolve_model_path
+from infra import services
+from infra.process import port_open, tail
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.paths import shared_file
+from shrinkwatch.settings import Settings
+from shrinkwatch.shutdown import stop_event_on_signals
+from shrinkwatch.sites import parse_site_config
+
+Say = Callable[[str], None]
+CAMERA_ID = "cam-walkway"
+
+
+@dataclass
+class Child:
+    """A child process of the demo and its log."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _demo_inputs(settings: Settings, video: Path | None) -> tuple[Path, Path]:
+    model = resolve_model_path(settings.model)
+    if model is None:
+        msg = (
+            f"no YOLOv8 weights found for SHRINKWATCH_MODEL={settings.model!r} (this machine cannot "
+            "download them); set SHRINKWATCH_MODEL to a weights file such as ../shared/models/yolov8n.pt"
+        )
+        raise ShrinkwatchError(msg)
+    video = video or shared_file("video", "vtest.avi")
+    if video is None or not video.is_file():
+        msg = "no sample video found; pass --video PATH (the demo expects ../shared/video/vtest.avi)"
+        raise ShrinkwatchError(msg)
+    return model, video.resolve()
+
+
+def _child_env(settings: Settings, settings_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
+    env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _spawn(name: str, args: list[str], settings: Settings, env: dict[str, str]) -> Child:
+    log = settings.logs_dir() / f"demo-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "shrinkwatch.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    return Child(name, proc, log)
+
+
+def _stop_children(children: list[Child], say: Say) -> None:
+    for child in reversed(children):
+        if child.proc.poll() is None:
+            child.proc.terminate()
+    for child in reversed(children):
+        try:
+            child.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+        say(f"  stopped {child.name}")
+
+
+def _count_incidents(dsn: str, since: datetime) -> int:
+    from warehouse.db import connect
+    from warehouse.incidents import count_incidents
+
+    with connect(dsn) as conn:
+        return count_incidents(conn, camera_id=CAMERA_ID, since=since)
+
+
+def run_demo(settings: Settings, *, video: Path | None, loiter_threshold_s: float,
+             duration_s: float | None, until_incidents: int | None, say: Say = print) -> int:
+    """Run the demo; exit code 0 on a clean stop, 1 if a part failed."""
+    model, video = _demo_inputs(settings, video)
+    settings = settings.model_copy(update={"model": str(model), "loiter_threshold_s": loiter_threshold_s})
+    for port, what in ((settings.camera_sim_port, "camera_sim_port"),
+                       (settings.dashboard_port, "dashboard_port")):
+        if port_open(port):
+            msg = f"port {port} is in use; set SHRINKWATCH_{what.upper()} to a free port"
+            raise ShrinkwatchError(msg)
+    t0 = time.monotonic()
+    say("== starting services")
+    started = services.up(settings, progress=lambda m: say(f"  {m}"))
+    stop = stop_event_on_signals()
+    children: list[Child] = []
+    try:
+        from warehouse.db import connect
+        from warehouse.migrate import migrate
+        from warehouse.sites import apply_site_config
+
+        with connect(settings.database_dsn) as conn:
+            migrate(conn, progress=lambda m: say(f"  {m}"))
+            text = resources.files("infra").joinpath("demo_site.yaml").read_text(encoding="utf-8")
+            stream_url = f"http://127.0.0.1:{settings.camera_sim_port}/video.mjpg"
+            apply_site_config(conn, parse_site_config(text.replace("{stream_url}", stream_url), "demo site"))
+        say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
+
+        settings_file = settings.home / "demo-settings.yaml"
+        dumped = settings.model_dump(mode="json", exclude_none=True)
+        settings_file.write_text(yaml.safe_dump(dumped, sort_keys=True))
+        env = _child_env(settings, settings_file)
+        say(f"== starting the pipeline (logs in {settings.logs_dir()})")
+        children.append(_spawn("camera-sim", ["camera-sim", str(video)], settings, env))
+        children.append(_spawn("flow", ["flows", "run", "loitering"], settings, env))
+        children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
+        children.append(_spawn("dashboard", ["app"], settings, env))
+        say(f"  model {model.name}, loitering threshold {loiter_threshold_s:g} s")
+        say(f"  dashboard: http://127.0.0.1:{settings.dashboard_port}   (Ctrl-C stops the demo)")
+        return _watch(settings, children, stop, t0, duration_s, until_incidents, say)
+    finally:
+        say("== stopping")
+        _stop_children(children, say)
+        if started:
+            services.down(settings, progress=lambda m: say(f"  {m}"), only=set(started))
+        say(f"demo ran {time.monotonic() - t0:.0f} s")
+
+
+def _watch(settings: Settings, children: list[Child], stop: object, t0: float,
+           duration_s: float | None, until_incidents: int | None, say: Say) -> int:
+    import threading
+
+    assert isinstance(stop, threading.Event)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_servers, "group.id": f"demo-{uuid.uuid4()}",
+                         "auto.offset.reset": "latest", "enable.auto.commit": False, "log_level": 3})
+    consumer.subscribe([settings.topic("detections")])
+    frames = objects = 0
+    first_incident: float | None = None
+    since = datetime.now(UTC)
+    last_line = ""
+    next_report = time.monotonic()
+    try:
+        while not stop.is_set():
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is None and msg.key() == CAMERA_ID.encode():
+                    frames += 1
+                    objects += (msg.value() or b"").count(b'"track_id"')
+            for child in children:
+                if child.proc.poll() is not None:
+                    say(f"!! {child.name} exited with code {child.proc.returncode}; last lines of "
+                        f"{child.log}:\n{tail(child.log)}")
+                    return 1
+            if time.monotonic() < next_report:
+                continue
+            next_report = time.monotonic() + 2.0
+            incidents = _count_incidents(settings.database_dsn, since)
+            elapsed = time.monotonic() - t0
+            if incidents and first_incident is None:
+                first_incident = elapsed
+                say(f"** first incident after {first_incident:.1f} s - see the dashboard")
+            line = (f"[{elapsed:6.0f} s] frames analysed {frames:5d} | detections {objects:6d} | "
+                    f"incidents {incidents:3d}")
+            if line != last_line:
+                say(line)
+                last_line = line
+            if until_incidents is not None and incidents >= until_incidents:
+                say(f"reached {incidents} incident(s)")
+                return 0
+            if duration_s is not None and elapsed >= duration_s:
+                return 0
+        return 0
+    finally:
+        consumer.close()

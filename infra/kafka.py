@@ -1,0 +1,266 @@
+"""A single-node Apache Kafka 4.x broker in KRaft mode, run from jars that Maven resolves."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infra.process import PidFile, port_open, spawn, tail, terminate
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.settings import TOPICS, Settings
+
+Progress = Callable[[str], None]
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = info
+"""
+
+
+def _pom() -> str:
+    return resources.files("infra").joinpath("kafka/pom.xml").read_text(encoding="utf-8")
+
+
+def jars_dir() -> Path:
+    """Where the broker's jars are cached, keyed by the pom's content."""
+    digest = hashlib.sha256(_pom().encode()).hexdigest()[:12]
+    return Path.home() / ".cache" / "shrinkwatch" / f"kafka-{digest}"
+
+
+def ensure_jars(progress: Progress = print) -> Path:
+    """Resolve Kafka and its dependencies from Maven Central once; return the jar folder."""
+    target = jars_dir()
+    stamp = target / ".complete"
+    if stamp.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        msg = "Maven (`mvn`) is needed once to fetch the Kafka jars; install it (apt-get install maven)"
+        raise ShrinkwatchError(msg)
+    progress(f"resolving Apache Kafka jars with Maven into {target} (once) ...")
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    pom_path = staging / "pom.xml"
+    pom_path.write_text(_pom(), encoding="utf-8")
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
+         f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        msg = f"Maven could not resolve the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}"
+        raise ShrinkwatchError(msg)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    stamp.write_text("ok\n")
+    return target
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        msg = "Java 17 or newer is needed to run the Kafka broker; install a JDK (openjdk-17)"
+        raise ShrinkwatchError(msg)
+    return java
+
+
+class KafkaBroker:
+    """The local broker's files under SHRINKWATCH_HOME/kafka and its life cycle."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.home / "kafka"
+        self.data = self.root / "data"
+        self.config = self.root / "server.properties"
+        self.log = settings.logs_dir() / "kafka.log"
+        self.pidfile = PidFile(self.root / "kafka.pid", marker=str(self.config))
+
+    @property
+    def address(self) -> str:
+        """host:port that clients use."""
+        return f"127.0.0.1:{self.settings.kafka_port}"
+
+    def _write_config(self) -> None:
+        port, cport = self.settings.kafka_port, self.settings.kafka_controller_port
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "log4j2.properties").write_text(_LOG4J2)
+        self.config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{cport}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={self.data}",
+                    "num.partitions=1",
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+
+    def _classpath(self, jars: Path) -> str:
+        return f"{jars / 'libs'}/*"
+
+    def _format(self, jars: Path, progress: Progress) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        progress(f"formatting Kafka storage in {self.data}")
+        result = subprocess.run(
+            [_java(), "-cp", self._classpath(jars), "kafka.tools.StorageTool", "format",
+             "-t", cluster_id, "-c", str(self.config), "--ignore-formatted"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            msg = f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}"
+            raise ShrinkwatchError(msg)
+
+    def running_pid(self) -> int | None:
+        """Pid of our broker if it runs."""
+        return self.pidfile.read()
+
+    def start(self, progress: Progress = print, timeout_s: float = 90.0) -> bool:
+        """Start the broker unless it already runs; True if this call started it."""
+        if self.running_pid() is not None:
+            wait_for_kafka(self.address, timeout_s)
+            return False
+        for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+            if port_open(port):
+                msg = (
+                    f"port {port} on 127.0.0.1 is already in use by another program, so the local "
+                    "Kafka broker cannot start; stop that program, choose other ports with "
+                    "SHRINKWATCH_KAFKA_PORT / SHRINKWATCH_KAFKA_CONTROLLER_PORT, or point "
+                    "SHRINKWATCH_KAFKA_BOOTSTRAP at an existing broker"
+                )
+                raise ShrinkwatchError(msg)
+        jars = ensure_jars(progress)
+        self._write_config()
+        self._format(jars, progress)
+        heap = self.settings.kafka_heap
+        args = [
+            _java(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.settings.logs_dir()}",
+            "-cp", self._classpath(jars), "kafka.Kafka", str(self.config),
+        ]
+        pid = spawn(args, self.log)
+        self.pidfile.write(pid)
+        progress(f"starting Kafka on {self.address} (pid {pid}, log {self.log})")
+        try:
+            wait_for_kafka(self.address, timeout_s, pid=pid)
+        except ShrinkwatchError as exc:
+            terminate(pid, 10)
+            self.pidfile.clear()
+            msg = f"{exc}\nlast lines of {self.log}:\n{tail(self.log)}"
+            raise ShrinkwatchError(msg) from None
+        return True
+
+    def stop(self, progress: Progress = print) -> bool:
+        """Stop the broker if it runs; True if it was running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        progress(f"stopping Kafka (pid {pid})")
+        terminate(pid, timeout_s=60)
+        self.pidfile.clear()
+        return True
+
+
+def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """(healthy, detail) from asking the broker for its metadata."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_open(int(port)):
+        return False, f"nothing listens on {bootstrap}"
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
+    )
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        return False, str(exc.args[0] if exc.args else exc)
+    return True, f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float, pid: int | None = None) -> None:
+    """Block until the broker answers; ShrinkwatchError after timeout_s or if pid dies."""
+    from infra.process import pid_alive
+
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        if pid is not None and not pid_alive(pid):
+            msg = "the Kafka broker exited during start-up"
+            raise ShrinkwatchError(msg)
+        ok, detail = kafka_healthy(bootstrap, timeout_s=2.0)
+        if ok:
+            return
+        time.sleep(0.5)
+    msg = f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({detail})"
+    raise ShrinkwatchError(msg)
+
+
+def ensure_topics(
+    settings: Settings, names: Iterable[str] = TOPICS, partitions: int | None = None
+) -> list[str]:
+    """Create the contract topics that are missing; return the names created."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+    wanted = [settings.topic(n) for n in names]
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [t for t in wanted if t not in existing]
+    if not missing:
+        return []
+    count = partitions or settings.topic_partitions
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=count, replication_factor=1) for t in missing],
+        operation_timeout=30,
+    )
+    created = []
+    for topic, future in futures.items():
+        try:
+            future.result()
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                msg = f"could not create topic {topic}: {exc}"
+                raise ShrinkwatchError(msg) from None
+    return created

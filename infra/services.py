@@ -1,0 +1,72 @@
+"""`shrinkwatch infra up | down | status`: the local broker and database together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from infra.kafka import KafkaBroker, ensure_topics, kafka_healthy
+from infra.postgres import PostgresServer, postgres_healthy
+from shrinkwatch.logs import scrub
+from shrinkwatch.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as `infra status` reports it."""
+
+    name: str
+    address: str
+    managed: bool
+    healthy: bool
+    detail: str
+
+    def line(self) -> str:
+        """A one-line human summary."""
+        state = "healthy" if self.healthy else "DOWN"
+        where = "local" if self.managed else "external"
+        return f"{self.name:<10} {state:<8} {self.address:<48} ({where}; {self.detail})"
+
+
+def up(settings: Settings, progress: Progress = print) -> list[str]:
+    """Start what is local and missing, create the contract topics; return the services started."""
+    started = []
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.postgres_managed:
+        if PostgresServer(settings).start(progress):
+            started.append("postgres")
+        else:
+            progress(f"PostgreSQL already running on 127.0.0.1:{settings.postgres_port}")
+    if settings.kafka_managed:
+        if KafkaBroker(settings).start(progress):
+            started.append("kafka")
+        else:
+            progress(f"Kafka already running on {settings.kafka_servers}")
+    created = ensure_topics(settings)
+    if created:
+        progress(f"created topics: {', '.join(created)}")
+    return started
+
+
+def down(settings: Settings, progress: Progress = print, only: set[str] | None = None) -> list[str]:
+    """Stop the local services (all, or those named in `only`); return those stopped."""
+    stopped = []
+    if settings.kafka_managed and (only is None or "kafka" in only):
+        if KafkaBroker(settings).stop(progress):
+            stopped.append("kafka")
+    if settings.postgres_managed and (only is None or "postgres" in only):
+        if PostgresServer(settings).stop(progress):
+            stopped.append("postgres")
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Health of both services, whether local or external."""
+    k_ok, k_detail = kafka_healthy(settings.kafka_servers)
+    p_ok, p_detail = postgres_healthy(settings.database_dsn)
+    return [
+        ServiceStatus("kafka", settings.kafka_servers, settings.kafka_managed, k_ok, k_detail),
+        ServiceStatus("postgres", scrub(settings.database_dsn), settings.postgres_managed, p_ok, p_detail),
+    ]

@@ -1,0 +1,230 @@
+"""The `shrinkwatch` command (CONTRACTS §5)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.logs import configure_logging
+from shrinkwatch.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Shrinkwatch: camera detections to explainable shrink incidents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+infra_app = typer.Typer(help="Start, stop and check the local Kafka broker and PostgreSQL.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+sites_app = typer.Typer(help="Stores, cameras and zones.", no_args_is_help=True)
+flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(db_app, name="db")
+app.add_typer(sites_app, name="sites")
+app.add_typer(flows_app, name="flows")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def _say(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option("--settings", envvar="SHRINKWATCH_SETTINGS_FILE", help="YAML settings file.",
+                     dir_okay=False),
+    ] = None,
+) -> None:
+    ctx.obj = load_settings(settings_file)
+    configure_logging(ctx.obj.log_level)
+
+
+# -- infra ------------------------------------------------------------------------------
+
+
+@infra_app.command("up")
+def infra_up(ctx: typer.Context) -> None:
+    """Start the local Kafka broker and PostgreSQL (if not external) and create the topics."""
+    from infra.services import status, up
+
+    settings = _settings(ctx)
+    up(settings, progress=_say)
+    for service in status(settings):
+        typer.echo(service.line())
+
+
+@infra_app.command("down")
+def infra_down(ctx: typer.Context) -> None:
+    """Stop the local services that `infra up` started."""
+    from infra.services import down
+
+    stopped = down(_settings(ctx), progress=_say)
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@infra_app.command("status")
+def infra_status(ctx: typer.Context) -> None:
+    """Report the health of Kafka and PostgreSQL; exit 1 if either is down."""
+    from infra.services import status
+
+    services = status(_settings(ctx))
+    for service in services:
+        typer.echo(service.line())
+    if not all(s.healthy for s in services):
+        raise typer.Exit(1)
+
+
+# -- db and sites -----------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate(ctx: typer.Context) -> None:
+    """Bring the database to the current schema (safe to repeat)."""
+    from warehouse.db import connect
+    from warehouse.migrate import current_version, migrate
+
+    with connect(_settings(ctx).database_dsn) as conn:
+        applied = migrate(conn, progress=_say)
+        typer.echo(
+            f"database at schema version {current_version(conn)}"
+            + ("" if applied else " (already current)")
+        )
+
+
+@sites_app.command("apply")
+def sites_apply(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Site configuration YAML.", dir_okay=False)],
+    check: Annotated[bool, typer.Option("--check", help="Validate only; change nothing.")] = False,
+) -> None:
+    """Validate a site configuration, then apply it atomically (an invalid file changes nothing)."""
+    from shrinkwatch.sites import load_site_file
+
+    config = load_site_file(file)
+    zones = sum(len(c.zones) for c in config.cameras)
+    if check:
+        typer.echo(f"{file}: valid ({len(config.stores)} stores, {len(config.cameras)} cameras, {zones} zones)")
+        return
+    from warehouse.db import connect
+    from warehouse.sites import apply_site_config
+
+    with connect(_settings(ctx).database_dsn) as conn:
+        result = apply_site_config(conn, config)
+    typer.echo(
+        f"applied {file}: {result.stores} stores, {result.cameras} cameras, {result.zones} zones"
+        + (f" ({result.zones_removed} zones removed)" if result.zones_removed else "")
+    )
+
+
+# -- camera-sim, detect -----------------------------------------------------------------
+
+
+@app.command("camera-sim")
+def camera_sim(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Video file to serve.", exists=True, dir_okay=False)],
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: camera_sim_port setting).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    fps: Annotated[float | None, typer.Option(help="Frames per second (default: the file's).")] = None,
+    quality: Annotated[int, typer.Option(min=10, max=100, help="JPEG quality.")] = 80,
+) -> None:
+    """Serve a video file as a live, looping HTTP MJPEG camera (late joiners see 'now')."""
+    from detector.camera_sim import serve_mjpeg
+
+    serve_mjpeg(file, host=host, port=port or _settings(ctx).camera_sim_port, fps=fps,
+                quality=quality, announce=_say)
+
+
+class Pace(str, Enum):
+    realtime = "realtime"
+    fast = "fast"
+
+
+@app.command("detect")
+def detect(
+    ctx: typer.Context,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeatable; default all).")] = None,
+    pace: Annotated[Pace, typer.Option(help="Files: real-time pace, or as fast as possible.")] = Pace.realtime,
+    loop: Annotated[bool, typer.Option(help="Files: start again at the end.")] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop each camera after N analysed frames.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Check settings, model and cameras; run nothing.")] = False,
+) -> None:
+    """Read the configured cameras, run YOLOv8 + ByteTrack, publish sw.detections."""
+    from detector.runner import DetectOptions, run_detect
+
+    options = DetectOptions(camera_ids=camera or None, realtime=pace is Pace.realtime, loop=loop,
+                            max_frames=max_frames)
+    code = run_detect(_settings(ctx), options, check_only=check, progress=_say)
+    raise typer.Exit(code)
+
+
+# -- flows, app -------------------------------------------------------------------------
+
+
+@flows_app.command("run")
+def flows_run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "loitering",
+    workers: Annotated[int, typer.Option(min=1, help="Worker threads in this process.")] = 1,
+    recovery: Annotated[bool, typer.Option(help="Resume from SHRINKWATCH_HOME/recovery after a restart.")] = True,
+    snapshot_s: Annotated[float, typer.Option(min=0.1, help="Seconds between recovery snapshots.")] = 2.0,
+    check: Annotated[bool, typer.Option("--check", help="Build the dataflow and check its inputs; run nothing.")] = False,
+) -> None:
+    """Run a Bytewax dataflow over sw.detections until interrupted."""
+    from flows.run import run_flow
+
+    run_flow(_settings(ctx), name, workers=workers, recovery=recovery, snapshot_s=snapshot_s,
+             check_only=check, progress=_say)
+
+
+@app.command("app")
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: dashboard_port setting).")] = None,
+) -> None:
+    """Serve the Streamlit dashboard on 127.0.0.1."""
+    from streamlit_app.serve import serve
+
+    raise typer.Exit(serve(_settings(ctx), port=port))
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    video: Annotated[Path | None, typer.Option(help="Sample video (default: ../shared/video/vtest.avi).")] = None,
+    loiter_threshold_s: Annotated[float, typer.Option(help="Dwell that opens a loitering incident.")] = 6.0,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    until_incidents: Annotated[int | None, typer.Option(help="Stop once this many incidents exist.")] = None,
+) -> None:
+    """Everything on the sample video: services, site, camera-sim, detector, flow and dashboard."""
+    from infra.demo import run_demo
+
+    raise typer.Exit(run_demo(_settings(ctx), video=video, loiter_threshold_s=loiter_threshold_s,
+                              duration_s=duration_s, until_incidents=until_incidents, say=_say))
+
+
+def main() -> None:
+    """Console-script entry point: expected errors print a message, not a traceback."""
+    try:
+        app()
+    except ShrinkwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

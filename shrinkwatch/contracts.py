@@ -1,0 +1,263 @@
+"""The Kafka messages of CONTRACTS §3: encode, decode and validate.
+
+Import-light on purpose (pydantic and the standard library only): every part of
+Shrinkwatch, and every data team's consumer, reads messages through this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from shrinkwatch.errors import ShrinkwatchError, validation_messages
+
+DETECTION_SCHEMA = "shrinkwatch.detection/1"
+CAMERA_HEALTH_SCHEMA = "shrinkwatch.camera-health/1"
+INCIDENT_SCHEMA = "shrinkwatch.incident/1"
+DEAD_LETTER_SCHEMA = "shrinkwatch.dead-letter/1"
+
+INCIDENT_TYPES = (
+    "loitering_high_value",
+    "exit_without_checkout",
+    "restricted_zone",
+    "after_hours",
+    "concealment_suspected",
+    "crowding",
+    "running_exit",
+)
+
+
+def format_ts(value: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a `Z`, as the contracts write timestamps."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
+]
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class ContractError(ShrinkwatchError):
+    """A message does not follow its contract; the text names each wrong field."""
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored so that additive changes do not break old readers.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DetectedObject(_Message):
+    """One tracked object in a frame; coordinates are normalised to 0..1."""
+
+    track_id: int | None
+    class_name: str = Field(min_length=1)
+    class_id: int = Field(ge=0)
+    conf: Unit
+    box: tuple[Unit, Unit, Unit, Unit]
+    keypoints: list[tuple[Unit, Unit, Unit]] | None = None
+
+    @model_validator(mode="after")
+    def _ordered_box(self) -> DetectedObject:
+        x1, y1, x2, y2 = self.box
+        if x2 < x1 or y2 < y1:
+            msg = "box must be [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2"
+            raise ValueError(msg)
+        if self.keypoints is not None and len(self.keypoints) != 17:
+            msg = f"keypoints must hold the 17 COCO keypoints, got {len(self.keypoints)}"
+            raise ValueError(msg)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_keypoints(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("keypoints") is None:
+            data.pop("keypoints", None)
+        return data
+
+    @property
+    def foot(self) -> tuple[float, float]:
+        """Bottom-centre of the box: where the object touches the floor."""
+        return ((self.box[0] + self.box[2]) / 2.0, self.box[3])
+
+
+class Detection(_Message):
+    """`sw.detections`: one analysed frame of one camera (key = camera_id)."""
+
+    schema_: Literal["shrinkwatch.detection/1"] = Field(DETECTION_SCHEMA, alias="schema")
+    camera_id: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    frame_id: int = Field(ge=0)
+    ts: Timestamp
+    frame_w: int = Field(gt=0)
+    frame_h: int = Field(gt=0)
+    objects: list[DetectedObject]
+
+
+class CameraHealth(_Message):
+    """`sw.camera-health`: the state of one camera reader (key = camera_id)."""
+
+    schema_: Literal["shrinkwatch.camera-health/1"] = Field(CAMERA_HEALTH_SCHEMA, alias="schema")
+    camera_id: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    ts: Timestamp
+    status: Literal["online", "degraded", "offline"]
+    fps_in: float = Field(ge=0)
+    fps_analysed: float = Field(ge=0)
+    last_frame_ts: Timestamp | None = None
+    error: str | None = None
+
+
+class Signal(_Message):
+    """One explanation of a risk score: what was measured and how much it added."""
+
+    name: str = Field(min_length=1)
+    value: float
+    contribution: float
+
+
+class Incident(_Message):
+    """`sw.incidents`: one state of an incident (key = incident_id); highest version wins."""
+
+    schema_: Literal["shrinkwatch.incident/1"] = Field(INCIDENT_SCHEMA, alias="schema")
+    incident_id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    store_id: str = Field(min_length=1)
+    camera_id: str = Field(min_length=1)
+    track_id: int | None
+    incident_type: Literal[
+        "loitering_high_value",
+        "exit_without_checkout",
+        "restricted_zone",
+        "after_hours",
+        "concealment_suspected",
+        "crowding",
+        "running_exit",
+    ]
+    risk_score: Unit
+    risk_level: Literal["low", "medium", "high"]
+    status: Literal["open", "closed"]
+    started_at: Timestamp
+    updated_at: Timestamp
+    ended_at: Timestamp | None = None
+    zone_ids: list[str]
+    signals: list[Signal]
+    snapshot: str | None = None
+
+
+class DeadLetter(_Message):
+    """`sw.dlq`: a message that could not be processed (key = the source topic)."""
+
+    schema_: Literal["shrinkwatch.dead-letter/1"] = Field(DEAD_LETTER_SCHEMA, alias="schema")
+    source_topic: str
+    partition: int | None
+    offset: int | None
+    ts: Timestamp
+    error: str
+    value: str | None
+
+    @classmethod
+    def for_raw(
+        cls,
+        *,
+        source_topic: str,
+        partition: int | None,
+        offset: int | None,
+        error: str,
+        raw: bytes | None,
+        ts: datetime | None = None,
+    ) -> DeadLetter:
+        """Wrap raw bytes: kept as text when UTF-8, else as base64."""
+        value: str | None
+        if raw is None:
+            value = None
+        else:
+            try:
+                value = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                value = base64.b64encode(raw).decode("ascii")
+        return cls(
+            source_topic=source_topic,
+            partition=partition,
+            offset=offset,
+            ts=ts or datetime.now(UTC),
+            error=error,
+            value=value,
+        )
+
+
+def risk_level(score: float, medium: float = 0.4, high: float = 0.7) -> str:
+    """CONTRACTS risk level: low < medium <= score < high <= high."""
+    if score >= high:
+        return "high"
+    if score >= medium:
+        return "medium"
+    return "low"
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def encode(message: _Message) -> bytes:
+    """Serialise a message to its UTF-8 JSON wire form."""
+    return message.model_dump_json(by_alias=True).encode("utf-8")
+
+
+def to_dict(message: _Message) -> dict[str, Any]:
+    """The message as the JSON-compatible dict that `encode` writes."""
+    return message.model_dump(mode="json", by_alias=True)
+
+
+def decode(raw: bytes | str | None, kind: type[M]) -> M:
+    """Parse and validate one message; ContractError names every wrong field."""
+    if raw is None:
+        msg = "empty message (null value)"
+        raise ContractError(msg)
+    try:
+        return kind.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = validation_messages(exc)
+        if any(path == "(root)" and "JSON" in text for path, text in problems):
+            msg = f"not valid JSON: {problems[0][1]}"
+            raise ContractError(msg) from None
+        msg = "; ".join(f"{path}: {text}" for path, text in problems)
+        raise ContractError(msg) from None
+
+
+def validate(data: dict[str, Any], kind: type[M]) -> M:
+    """Validate an already-parsed JSON object against a contract."""
+    try:
+        return kind.model_validate(json.loads(json.dumps(data, allow_nan=False)))
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ValidationError):
+            msg = "; ".join(f"{path}: {text}" for path, text in validation_messages(exc))
+        else:
+            msg = f"not JSON-serialisable: {exc}"
+        raise ContractError(msg) from None
+
+
+def finite(value: float) -> float:
+    """Guard for values computed from models: NaN and infinities become 0."""
+    return value if math.isfinite(value) else 0.0

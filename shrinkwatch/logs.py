@@ -1,0 +1,48 @@
+"""Logging set-up with a filter that keeps credentials out of every log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+(:[^/@\s]*)?@")
+_KEY_VALUE_SECRETS = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|token|secret|api_key|apikey|sasl\.password)\s*[=:]\s*)"
+    r"(?P<q>['\"]?)[^\s'\"&,;]+(?P=q)",
+    re.IGNORECASE,
+)
+
+
+def scrub(text: str) -> str:
+    """Replace URL credentials (`rtsp://user:pass@`) and `password=...` values with `***`."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _KEY_VALUE_SECRETS.sub(r"\g<key>\g<q>***\g<q>", text)
+
+
+class ScrubSecretsFilter(logging.Filter):
+    """Rewrites each record's final message so that no credential reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr with timestamps, through the secret-scrubbing filter."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    handler.addFilter(ScrubSecretsFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("ultralytics", "urllib3", "streamlit"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,141 @@
+"""Typed settings (CONTRACTS §1): environment variables win over the settings file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shrinkwatch.errors import ConfigError, format_validation_error
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOPICS = ("detections", "camera-health", "incidents", "dlq")
+
+
+class Settings(BaseSettings):
+    """Every setting of Shrinkwatch; build one at the entry point and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="SHRINKWATCH_", extra="forbid")
+
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset means the local broker of `infra up`."
+    )
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL (libpq form); unset means the local server of `infra up`."
+    )
+    topic_prefix: str = Field("sw.", pattern=r"^[A-Za-z0-9._-]*$", description="Topic prefix.")
+    topic_partitions: int = Field(3, ge=1, le=256, description="Partitions of created topics.")
+    model: str = Field("yolov8n.pt", description="YOLOv8 weights: a path or an Ultralytics name.")
+    home: Path = Field(Path(".shrinkwatch"), description="Where local state lives.")
+
+    kafka_port: int = Field(19092, ge=1, le=65535, description="Local broker's client port.")
+    kafka_controller_port: int = Field(19093, ge=1, le=65535, description="KRaft controller port.")
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Local broker's JVM heap.")
+    postgres_port: int = Field(15432, ge=1, le=65535, description="Local PostgreSQL port.")
+    postgres_bin: Path = Field(
+        Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL server binaries."
+    )
+
+    imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
+    conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
+    classes: list[str] = Field(
+        ["person", "backpack", "handbag", "suitcase"], description="COCO classes to publish."
+    )
+
+    loiter_threshold_s: float = Field(
+        30.0, gt=0, description="Dwell in a high_value zone that opens a loitering incident."
+    )
+    zone_exit_grace_s: float = Field(
+        2.0, ge=0, description="Time outside a zone that still counts as the same visit."
+    )
+    track_timeout_s: float = Field(
+        3.0, gt=0, description="A track unseen this long (in frame time) has ended."
+    )
+    incident_update_s: float = Field(
+        10.0, gt=0, description="Publish a new incident version after this much more dwell."
+    )
+    zones_refresh_s: float = Field(30.0, gt=0, description="How often flows re-read zones.")
+
+    dashboard_port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
+    camera_sim_port: int = Field(18080, ge=1, le=65535, description="camera-sim HTTP port.")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The settings file arrives as init kwargs; the environment wins over it.
+        return (env_settings, init_settings)
+
+    @property
+    def kafka_managed(self) -> bool:
+        """True when `infra up` runs the broker (no external bootstrap configured)."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def postgres_managed(self) -> bool:
+        """True when `infra up` runs PostgreSQL (no external URL configured)."""
+        return self.database_url is None
+
+    @property
+    def kafka_servers(self) -> str:
+        """The bootstrap servers to connect to."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_dsn(self) -> str:
+        """The PostgreSQL URL to connect to."""
+        return self.database_url or (
+            f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch"
+        )
+
+    def topic(self, name: str) -> str:
+        """Full name of one of the CONTRACTS §3 topics, e.g. `topic("detections")`."""
+        if name not in TOPICS:
+            msg = f"unknown topic {name!r}; expected one of {', '.join(TOPICS)}"
+            raise ValueError(msg)
+        return f"{self.topic_prefix}{name}"
+
+    def logs_dir(self) -> Path:
+        """Folder for the log files of services and background processes."""
+        return self.home / "logs"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional YAML file, the environment and explicit overrides.
+
+    Precedence: overrides > environment > file > defaults. Raises ConfigError naming the key.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            msg = f"cannot read settings file {path}: {exc}"
+            raise ConfigError(msg) from exc
+        if not isinstance(loaded, dict):
+            msg = f"{path}: the settings file must be a mapping of setting names to values"
+            raise ConfigError(msg)
+        values.update(loaded)
+    try:
+        settings = Settings(**values)
+        if overrides:
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        msg = f"{where}invalid settings:\n{format_validation_error(exc, prefix='')}"
+        raise ConfigError(msg) from exc
+    return settings

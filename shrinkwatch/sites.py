@@ -1,0 +1,233 @@
+"""The site configuration of CONTRACTS §2: stores, cameras and zones, validated as a whole.
+
+`load_site_file` returns a SiteConfig or raises SiteConfigError listing every problem with
+its key path and line (`cameras[2].zones[0].polygon (line 31): ...`). Applying it to
+PostgreSQL lives in `warehouse.sites`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shrinkwatch.errors import ConfigError, key_path, validation_messages
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
+ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Economics(_Strict):
+    """What a store's losses and the system cost; used by ROI."""
+
+    currency: str = Field("GBP", pattern=r"^[A-Z]{3}$")
+    avg_loss_per_incident: float | None = Field(None, ge=0)
+    recovery_rate: float | None = Field(None, ge=0, le=1)
+    monthly_cost: float | None = Field(None, ge=0)
+
+
+class Store(_Strict):
+    """A shop: its time zone and local opening hours (a missing day is closed)."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    city: str | None = None
+    timezone: str
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(
+        default_factory=dict
+    )
+    subscription_active: bool = True
+    economics: Economics = Field(default_factory=Economics)  # type: ignore[arg-type]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown IANA time zone {value!r} (for example Europe/London)"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for day, span in value.items():
+            match = _HOURS.match(span)
+            if not match:
+                msg = f"{day}: expected opening hours as 'HH:MM-HH:MM', got {span!r}"
+                raise ValueError(msg)
+            opens, closes = span.split("-")
+            if closes <= opens:
+                msg = f"{day}: closing time {closes} must be after opening time {opens}"
+                raise ValueError(msg)
+        return value
+
+
+class Zone(_Strict):
+    """A polygon on the camera image, in normalised coordinates, with a behavioural kind."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    kind: ZoneKind
+    polygon: list[tuple[float, float]] = Field(min_length=3)
+
+    @field_validator("polygon")
+    @classmethod
+    def _normalised(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for i, (x, y) in enumerate(value):
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                msg = f"point {i} ({x}, {y}) is outside 0..1: coordinates are normalised"
+                raise ValueError(msg)
+        area2 = sum(
+            x1 * y2 - x2 * y1
+            for (x1, y1), (x2, y2) in zip(value, value[1:] + value[:1], strict=True)
+        )
+        if abs(area2) < 1e-9:
+            msg = "the polygon has no area (its points are on one line)"
+            raise ValueError(msg)
+        return value
+
+
+class Camera(_Strict):
+    """A camera of a store, where to read it and how fast to analyse it."""
+
+    id: Identifier
+    store_id: Identifier
+    name: str = Field(min_length=1)
+    location: str | None = None
+    stream_url: str = Field(min_length=1)
+    fps: float = Field(5.0, gt=0, le=30)
+    zones: list[Zone] = Field(default_factory=list)
+
+
+class SiteConfig(_Strict):
+    """A whole site configuration file."""
+
+    stores: list[Store] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SiteProblem:
+    """One error in a site file: where and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path} (line {self.line})" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class SiteConfigError(ConfigError):
+    """A site configuration is invalid; `problems` lists every error found."""
+
+    def __init__(self, source: str, problems: list[SiteProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} error(s); nothing was applied\n{lines}")
+
+
+def _line_index(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """Map each key path in a composed YAML document to its (1-based) line."""
+    out = {} if out is None else out
+    out.setdefault(path or "(root)", node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = f"{path}.{key.value}" if path else str(key.value)
+            out[child] = key.start_mark.line + 1
+            _line_index(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, f"{path}[{i}]", out)
+    return out
+
+
+def _nearest_line(lines: dict[str, int], path: str) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path) if re.search(r"[.\[]", path) else ""
+    return lines.get("(root)")
+
+
+def _cross_check(config: SiteConfig) -> list[SiteProblem]:
+    problems = []
+    store_ids = [s.id for s in config.stores]
+    camera_ids = [c.id for c in config.cameras]
+    for i, store_id in enumerate(store_ids):
+        if store_ids.index(store_id) != i:
+            problems.append(SiteProblem(f"stores[{i}].id", f"duplicate store id {store_id!r}"))
+    for i, cam in enumerate(config.cameras):
+        if camera_ids.index(cam.id) != i:
+            problems.append(SiteProblem(f"cameras[{i}].id", f"duplicate camera id {cam.id!r}"))
+        zone_ids = [z.id for z in cam.zones]
+        for j, zone_id in enumerate(zone_ids):
+            if zone_ids.index(zone_id) != j:
+                problems.append(
+                    SiteProblem(f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r}")
+                )
+    return problems
+
+
+def parse_site_config(text: str, source: str = "<site>") -> SiteConfig:
+    """Validate a site configuration document; raise SiteConfigError with every problem."""
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SiteConfigError(source, [SiteProblem("(root)", f"not valid YAML: {exc}", line)]) from None
+    lines = _line_index(node) if node is not None else {}
+    if data is None:
+        data = {}
+    try:
+        config = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            SiteProblem(path, message, _nearest_line(lines, path))
+            for path, message in validation_messages(exc)
+        ]
+        raise SiteConfigError(source, problems) from None
+    cross = [SiteProblem(p.path, p.message, _nearest_line(lines, p.path)) for p in _cross_check(config)]
+    if cross:
+        raise SiteConfigError(source, cross)
+    return config
+
+
+def load_site_file(path: Path) -> SiteConfig:
+    """Read and validate a site configuration YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SiteConfigError(str(path), [SiteProblem("(file)", str(exc))]) from None
+    return parse_site_config(text, str(path))
+
+
+__all__ = [
+    "DAYS",
+    "Camera",
+    "Economics",
+    "SiteConfig",
+    "SiteConfigError",
+    "SiteProblem",
+    "Store",
+    "Zone",
+    "key_path",
+    "load_site_file",
+    "parse_site_config",
+]

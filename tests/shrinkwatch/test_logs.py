@@ -1,0 +1,41 @@
+"""No credential reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from shrinkwatch.logs import ScrubSecretsFilter, scrub
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("opening rtsp://admin:hunter2@10.0.0.5:554/stream1", "hunter2"),
+        ("cannot open http://user:p%40ss@cam.local/video.mjpg", "p%40ss"),
+        ("postgresql://sw:topsecret@db:5432/sw", "topsecret"),
+        ("dsn host=db password=topsecret user=sw", "topsecret"),
+        ("sasl.password: 'abc123'", "abc123"),
+        ("token=xyz987&x=1", "xyz987"),
+    ],
+)
+def test_scrub_removes_secrets(text: str, secret: str) -> None:
+    assert secret not in scrub(text)
+
+
+def test_scrub_keeps_plain_urls() -> None:
+    assert scrub("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1"
+
+
+def test_filter_scrubs_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.scrub")
+    logger.addFilter(ScrubSecretsFilter())
+    with caplog.at_level(logging.INFO, logger="test.scrub"):
+        logger.info("camera %s failed", "rtsp://admin:hunter2@10.0.0.5/s")
+        try:
+            raise ValueError("rtsp://admin:hunter2@10.0.0.5/s")  # noqa: EM101
+        except ValueError:
+            logger.exception("boom")
+    assert "hunter2" not in caplog.text
+    assert "rtsp://***@10.0.0.5/s" in caplog.text

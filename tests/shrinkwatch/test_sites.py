@@ -1,0 +1,65 @@
+"""Site configuration validation: every error, with its key path and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from shrinkwatch.sites import SiteConfigError, parse_site_config
+from tests.factories import SITE_YAML
+
+
+def test_valid_site() -> None:
+    config = parse_site_config(SITE_YAML)
+    assert [c.id for c in config.cameras] == ["cam-1"]
+    assert config.cameras[0].zones[0].kind == "high_value"
+    assert config.stores[0].hours["mon"] == "08:00-21:00"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message"),
+    [
+        ("id: store-001\n", "id: Store_001\n", "stores[0].id", "pattern"),
+        ("timezone: Europe/London", "timezone: Europe/Lodnon", "stores[0].timezone", "unknown IANA time zone"),
+        ('sat: "09:00-18:00"', 'sat: "19:00-18:00"', "stores[0].hours", "closing time"),
+        ('sat: "09:00-18:00"', 'sat: "9-6"', "stores[0].hours", "HH:MM-HH:MM"),
+        ("fps: 5", "fps: 0", "cameras[0].fps", "greater than 0"),
+        ("kind: exit", "kind: door", "cameras[0].zones[1].kind", "Input should be"),
+        ("[[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]", "[[0.8, 0.0], [1.0, 0.0]]",
+         "cameras[0].zones[1].polygon", "at least 3"),
+        ("[[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]", "[[0.8, 0.0], [1.2, 0.0], [1.0, 1.0]]",
+         "cameras[0].zones[1].polygon", "outside 0..1"),
+        ("[[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]", "[[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]",
+         "cameras[0].zones[1].polygon", "no area"),
+        ("    fps: 5\n", "    fps: 5\n    colour: red\n", "cameras[0].colour", "Extra inputs"),
+        ("id: z-exit", "id: z-razors", "cameras[0].zones[1].id", "duplicate zone id"),
+    ],
+)
+def test_each_error_names_its_key_path(old: str, new: str, path: str, message: str) -> None:
+    assert old in SITE_YAML
+    with pytest.raises(SiteConfigError) as info:
+        parse_site_config(SITE_YAML.replace(old, new, 1), "site.yaml")
+    problems = {p.path: p for p in info.value.problems}
+    assert path in problems, info.value
+    assert message in problems[path].message
+    assert problems[path].line is not None
+    assert "nothing was applied" in str(info.value)
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    broken = SITE_YAML.replace("Europe/London", "Mars/Base").replace("kind: exit", "kind: door")
+    with pytest.raises(SiteConfigError) as info:
+        parse_site_config(broken)
+    assert {p.path for p in info.value.problems} == {"stores[0].timezone", "cameras[0].zones[1].kind"}
+
+
+def test_line_numbers_point_at_the_key() -> None:
+    broken = SITE_YAML.replace("fps: 5", "fps: -1")
+    with pytest.raises(SiteConfigError) as info:
+        parse_site_config(broken)
+    line = info.value.problems[0].line
+    assert line is not None and "fps: -1" in broken.splitlines()[line - 1]
+
+
+def test_not_yaml() -> None:
+    with pytest.raises(SiteConfigError, match="not valid YAML"):
+        parse_site_config("stores: [\n")

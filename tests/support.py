@@ -1,0 +1,52 @@
+"""Helpers for tests that run `shrinkwatch` commands as child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shrinkwatch.paths import shared_file
+from shrinkwatch.settings import REPO_ROOT, Settings
+
+TEST_HOME = REPO_ROOT / ".shrinkwatch-test"
+
+
+def settings_file(settings: Settings, path: Path) -> Path:
+    """Write settings to a YAML file that a child `shrinkwatch` process can read."""
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    return path
+
+
+def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """Environment for a child `shrinkwatch` process using exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
+    env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml"))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `shrinkwatch ARGS` and capture its output."""
+    return subprocess.run([sys.executable, "-m", "shrinkwatch.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False, **kwargs)
+
+
+def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `shrinkwatch ARGS` in the background, logging to a file."""
+    out = log.open("wb")
+    return subprocess.Popen([sys.executable, "-m", "shrinkwatch.cli", *args], env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+
+
+VTEST = shared_file("video", "vtest.avi")
+MODEL = shared_file("models", "yolov8n.pt")
+needs_footage = pytest.mark.skipif(VTEST is None or MODEL is None,
+                                   reason="needs ../shared/video/vtest.avi and ../shared/models/yolov8n.pt")

@@ -1,0 +1,1 @@
+"""The warehouse: PostgreSQL as the system of record (and, later, DuckDB rollups)."""

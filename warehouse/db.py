@@ -1,0 +1,23 @@
+"""Connections to PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.logs import scrub
+
+
+def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> psycopg.Connection:
+    """Open a connection with dict rows; a clear ShrinkwatchError when the server is not there."""
+    try:
+        return psycopg.connect(
+            dsn, autocommit=autocommit, row_factory=dict_row, connect_timeout=max(1, int(timeout_s))
+        )
+    except psycopg.OperationalError as exc:
+        msg = (
+            f"cannot connect to PostgreSQL at {scrub(dsn)}: {str(exc).strip()}\n"
+            "Start the local services with `shrinkwatch infra up`, or set SHRINKWATCH_DATABASE_URL."
+        )
+        raise ShrinkwatchError(msg) from None

@@ -1,0 +1,94 @@
+"""Incidents in PostgreSQL: idempotent, version-guarded upserts and the queries behind review."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shrinkwatch.contracts import Incident
+
+# An older or repeated version never overwrites a newer one, and the analyst's review
+# columns are never touched by the pipeline.
+_UPSERT = """
+INSERT INTO incidents (incident_id, version, store_id, camera_id, track_id, incident_type,
+                       risk_score, risk_level, status, started_at, updated_at, ended_at,
+                       zone_ids, signals, snapshot)
+VALUES (%(incident_id)s, %(version)s, %(store_id)s, %(camera_id)s, %(track_id)s,
+        %(incident_type)s, %(risk_score)s, %(risk_level)s, %(status)s, %(started_at)s,
+        %(updated_at)s, %(ended_at)s, %(zone_ids)s, %(signals)s, %(snapshot)s)
+ON CONFLICT (incident_id) DO UPDATE SET
+    version = EXCLUDED.version, store_id = EXCLUDED.store_id, camera_id = EXCLUDED.camera_id,
+    track_id = EXCLUDED.track_id, incident_type = EXCLUDED.incident_type,
+    risk_score = EXCLUDED.risk_score, risk_level = EXCLUDED.risk_level,
+    status = EXCLUDED.status, started_at = EXCLUDED.started_at,
+    updated_at = EXCLUDED.updated_at, ended_at = EXCLUDED.ended_at,
+    zone_ids = EXCLUDED.zone_ids, signals = EXCLUDED.signals,
+    snapshot = COALESCE(EXCLUDED.snapshot, incidents.snapshot), last_written_at = now()
+WHERE incidents.version < EXCLUDED.version
+"""
+
+
+def _params(incident: Incident) -> dict[str, Any]:
+    return {
+        "incident_id": incident.incident_id,
+        "version": incident.version,
+        "store_id": incident.store_id,
+        "camera_id": incident.camera_id,
+        "track_id": incident.track_id,
+        "incident_type": incident.incident_type,
+        "risk_score": incident.risk_score,
+        "risk_level": incident.risk_level,
+        "status": incident.status,
+        "started_at": incident.started_at,
+        "updated_at": incident.updated_at,
+        "ended_at": incident.ended_at,
+        "zone_ids": incident.zone_ids,
+        "signals": Jsonb([s.model_dump() for s in incident.signals]),
+        "snapshot": incident.snapshot,
+    }
+
+
+def upsert_incidents(conn: psycopg.Connection, incidents: Iterable[Incident]) -> None:
+    """Write incident states; safe to repeat (replays after a restart change nothing)."""
+    latest: dict[str, Incident] = {}
+    for incident in incidents:
+        seen = latest.get(incident.incident_id)
+        if seen is None or incident.version > seen.version:
+            latest[incident.incident_id] = incident
+    if not latest:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_UPSERT, [_params(i) for i in latest.values()])
+
+
+def list_incidents(
+    conn: psycopg.Connection, *, store_id: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Most recent incidents first, as dicts with the incident table's columns."""
+    return conn.execute(
+        """SELECT incident_id, version, store_id, camera_id, track_id, incident_type,
+                  risk_score, risk_level, status, started_at, updated_at, ended_at,
+                  zone_ids, signals, snapshot, user_confirmed, reviewed_by, reviewed_at
+           FROM incidents
+           WHERE %(store)s::text IS NULL OR store_id = %(store)s
+           ORDER BY started_at DESC, incident_id
+           LIMIT %(limit)s""",
+        {"store": store_id, "limit": limit},
+    ).fetchall()
+
+
+def count_incidents(
+    conn: psycopg.Connection, *, camera_id: str | None = None, since: datetime | None = None
+) -> int:
+    """How many incidents the warehouse holds (of one camera, first written since a time)."""
+    row = conn.execute(
+        """SELECT count(*) AS n FROM incidents
+           WHERE (%(camera)s::text IS NULL OR camera_id = %(camera)s)
+             AND (%(since)s::timestamptz IS NULL OR first_seen_at >= %(since)s)""",
+        {"camera": camera_id, "since": since},
+    ).fetchone()
+    return int(row["n"]) if row else 0

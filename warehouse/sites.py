@@ -1,0 +1,124 @@
+"""Apply a validated site configuration to PostgreSQL, atomically, and read it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shrinkwatch.sites import Camera, SiteConfig, SiteConfigError, SiteProblem, Zone
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `apply_site_config` wrote."""
+
+    stores: int
+    cameras: int
+    zones: int
+    zones_removed: int
+
+
+def _check_store_references(conn: psycopg.Connection, config: SiteConfig) -> None:
+    in_file = {s.id for s in config.stores}
+    wanted = {c.store_id for c in config.cameras} - in_file
+    known = set()
+    if wanted:
+        rows = conn.execute("SELECT id FROM stores WHERE id = ANY(%s)", (sorted(wanted),))
+        known = {r["id"] for r in rows}
+    problems = [
+        SiteProblem(f"cameras[{i}].store_id", f"no store {cam.store_id!r} in this file or the database")
+        for i, cam in enumerate(config.cameras)
+        if cam.store_id not in in_file and cam.store_id not in known
+    ]
+    if problems:
+        raise SiteConfigError("site configuration", problems)
+
+
+def apply_site_config(conn: psycopg.Connection, config: SiteConfig) -> ApplyResult:
+    """Insert or update stores and cameras by id; each camera's zones become those in the file.
+
+    Runs in one transaction: on any error nothing changes.
+    """
+    removed = 0
+    with conn.transaction():
+        _check_store_references(conn, config)
+        for store in config.stores:
+            conn.execute(
+                """INSERT INTO stores (id, name, city, timezone, hours, subscription_active, economics)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (id) DO UPDATE SET
+                     name = EXCLUDED.name, city = EXCLUDED.city, timezone = EXCLUDED.timezone,
+                     hours = EXCLUDED.hours, subscription_active = EXCLUDED.subscription_active,
+                     economics = EXCLUDED.economics, updated_at = now()""",
+                (
+                    store.id,
+                    store.name,
+                    store.city,
+                    store.timezone,
+                    Jsonb(store.hours),
+                    store.subscription_active,
+                    Jsonb(store.economics.model_dump(exclude_none=True)),
+                ),
+            )
+        for cam in config.cameras:
+            conn.execute(
+                """INSERT INTO cameras (id, store_id, name, location, stream_url, fps)
+                   VALUES (%s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (id) DO UPDATE SET
+                     store_id = EXCLUDED.store_id, name = EXCLUDED.name,
+                     location = EXCLUDED.location, stream_url = EXCLUDED.stream_url,
+                     fps = EXCLUDED.fps, updated_at = now()""",
+                (cam.id, cam.store_id, cam.name, cam.location, cam.stream_url, cam.fps),
+            )
+            cur = conn.execute(
+                "DELETE FROM zones WHERE camera_id = %s AND NOT (id = ANY(%s))",
+                (cam.id, [z.id for z in cam.zones]),
+            )
+            removed += cur.rowcount
+            for zone in cam.zones:
+                conn.execute(
+                    """INSERT INTO zones (camera_id, id, name, kind, polygon)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (camera_id, id) DO UPDATE SET
+                         name = EXCLUDED.name, kind = EXCLUDED.kind,
+                         polygon = EXCLUDED.polygon, updated_at = now()""",
+                    (cam.id, zone.id, zone.name, zone.kind, Jsonb([list(p) for p in zone.polygon])),
+                )
+    return ApplyResult(
+        stores=len(config.stores),
+        cameras=len(config.cameras),
+        zones=sum(len(c.zones) for c in config.cameras),
+        zones_removed=removed,
+    )
+
+
+def load_cameras(conn: psycopg.Connection, camera_ids: list[str] | None = None) -> list[Camera]:
+    """Enabled cameras with their zones, optionally only those named."""
+    rows = conn.execute(
+        """SELECT id, store_id, name, location, stream_url, fps FROM cameras
+           WHERE enabled AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s)) ORDER BY id""",
+        {"ids": camera_ids},
+    ).fetchall()
+    zones = load_zones(conn, [r["id"] for r in rows])
+    return [Camera(**row, zones=zones.get(row["id"], [])) for row in rows]
+
+
+def load_zones(conn: psycopg.Connection, camera_ids: list[str] | None = None) -> dict[str, list[Zone]]:
+    """Zones by camera id."""
+    rows = conn.execute(
+        """SELECT camera_id, id, name, kind, polygon FROM zones
+           WHERE (%(ids)s::text[] IS NULL OR camera_id = ANY(%(ids)s)) ORDER BY camera_id, id""",
+        {"ids": camera_ids},
+    )
+    out: dict[str, list[Zone]] = {}
+    for row in rows:
+        camera_id = row.pop("camera_id")
+        out.setdefault(camera_id, []).append(Zone(**row))
+    return out
+
+
+def camera_stores(conn: psycopg.Connection) -> dict[str, str]:
+    """store_id by camera id."""
+    return {r["id"]: r["store_id"] for r in conn.execute("SELECT id, store_id FROM cameras")}
