@@ -83,8 +83,12 @@ def _handler(broadcaster: Broadcaster) -> type[BaseHTTPRequestHandler]:
                 _, jpeg = broadcaster.wait_next(0)
                 self._send(200, "image/jpeg", jpeg)
             elif path == "/health":
-                body = {"status": "ok", "frames": broadcaster.seq, "loops": broadcaster.loops,
-                        "fps": broadcaster.fps}
+                body = {
+                    "status": "ok",
+                    "frames": broadcaster.seq,
+                    "loops": broadcaster.loops,
+                    "fps": broadcaster.fps,
+                }
                 self._send(200, "application/json", json.dumps(body).encode())
             else:
                 self._send(404, "text/plain", b"not found: use /video.mjpg or /snapshot.jpg\n")
@@ -109,7 +113,9 @@ def _handler(broadcaster: Broadcaster) -> type[BaseHTTPRequestHandler]:
                         continue
                     self.wfile.write(
                         f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n"
+                        f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg
+                        + b"\r\n"
                     )
             except (BrokenPipeError, ConnectionResetError):
                 return
@@ -117,9 +123,16 @@ def _handler(broadcaster: Broadcaster) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve_mjpeg(path: Path, *, host: str, port: int, fps: float | None = None, quality: int = 80,
-                announce: Callable[[str], None] = print,
-                stop: threading.Event | None = None) -> None:
+def serve_mjpeg(
+    path: Path,
+    *,
+    host: str,
+    port: int,
+    fps: float | None = None,
+    quality: int = 80,
+    announce: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM (or `stop` is set)."""
     stop = stop or stop_event_on_signals()
     broadcaster = Broadcaster(path, fps, quality, stop)
@@ -131,8 +144,10 @@ def serve_mjpeg(path: Path, *, host: str, port: int, fps: float | None = None, q
     server.daemon_threads = True
     broadcaster.start()
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    announce(f"camera-sim: serving {path.name} at {broadcaster.fps:.1f} fps on "
-             f"http://{host}:{port}/video.mjpg (snapshot: /snapshot.jpg)")
+    announce(
+        f"camera-sim: serving {path.name} at {broadcaster.fps:.1f} fps on "
+        f"http://{host}:{port}/video.mjpg (snapshot: /snapshot.jpg)"
+    )
     try:
         stop.wait()
     finally:

@@ -46,13 +46,15 @@ class DetectionPublisher:
         """Queue one frame's message; never blocks for long (drops and counts when full)."""
         value = encode(detection)
         try:
-            self._producer.produce(self.topic, value=value, key=detection.camera_id.encode(),
-                                   on_delivery=self._on_delivery)
+            self._producer.produce(
+                self.topic, value=value, key=detection.camera_id.encode(), on_delivery=self._on_delivery
+            )
         except BufferError:
             self._producer.poll(0.1)
             try:
-                self._producer.produce(self.topic, value=value, key=detection.camera_id.encode(),
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(
+                    self.topic, value=value, key=detection.camera_id.encode(), on_delivery=self._on_delivery
+                )
             except BufferError:
                 with self._lock:
                     self.dropped += 1

@@ -46,8 +46,14 @@ class CameraStats:
 class CameraWorker(threading.Thread):
     """Reads one camera, runs the shared model and its own tracker, publishes each frame."""
 
-    def __init__(self, camera: Camera, detector: Detector, publisher: DetectionPublisher,
-                 options: DetectOptions, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        detector: Detector,
+        publisher: DetectionPublisher,
+        options: DetectOptions,
+        stop: threading.Event,
+    ) -> None:
         super().__init__(name=f"camera-{camera.id}", daemon=True)
         self.camera, self.detector, self.publisher = camera, detector, publisher
         self.options, self.stop = options, stop
@@ -56,16 +62,24 @@ class CameraWorker(threading.Thread):
     def run(self) -> None:
         cam = self.camera
         try:
-            source = open_source(cam.stream_url, cam.fps, realtime=self.options.realtime,
-                                 loop=self.options.loop)
+            source = open_source(
+                cam.stream_url, cam.fps, realtime=self.options.realtime, loop=self.options.loop
+            )
             tracker = CameraTracker(self.detector.names)
             for frame in source.frames(self.stop):
                 height, width = frame.image.shape[:2]
                 boxes = self.detector.infer(frame.image)
                 objects = tracker.update(boxes, width, height)
                 self.publisher.publish(
-                    Detection(camera_id=cam.id, store_id=cam.store_id, frame_id=self.stats.frames,
-                              ts=frame.ts, frame_w=width, frame_h=height, objects=objects)
+                    Detection(
+                        camera_id=cam.id,
+                        store_id=cam.store_id,
+                        frame_id=self.stats.frames,
+                        ts=frame.ts,
+                        frame_w=width,
+                        frame_h=height,
+                        objects=objects,
+                    )
                 )
                 self.stats.frames += 1
                 self.stats.objects += len(objects)
@@ -89,7 +103,7 @@ def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Came
         cameras = load_cameras(conn, camera_ids)
     missing = sorted(set(camera_ids or []) - {c.id for c in cameras})
     if missing:
-        msg = f"no enabled camera with id {', '.join(missing)}; apply a site file first (shrinkwatch sites apply)"
+        msg = f"no enabled camera with id {', '.join(missing)}; apply a site file (shrinkwatch sites apply)"
         raise ShrinkwatchError(msg)
     if not cameras:
         msg = "no cameras are configured; apply a site file first (shrinkwatch sites apply FILE)"
@@ -97,8 +111,14 @@ def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Came
     return cameras
 
 
-def run_detect(settings: Settings, options: DetectOptions, *, check_only: bool = False,
-               progress: Callable[[str], None] = print, progress_every_s: float = 5.0) -> int:
+def run_detect(
+    settings: Settings,
+    options: DetectOptions,
+    *,
+    check_only: bool = False,
+    progress: Callable[[str], None] = print,
+    progress_every_s: float = 5.0,
+) -> int:
     """Run every camera until its source ends or a signal arrives; exit code 1 if any failed."""
     cameras = _load_cameras(settings, options.camera_ids)
     if check_only:
@@ -113,8 +133,10 @@ def run_detect(settings: Settings, options: DetectOptions, *, check_only: bool =
     workers = [CameraWorker(cam, detector, publisher, options, stop) for cam in cameras]
     for worker in workers:
         worker.start()
-    progress(f"analysing {len(workers)} camera(s) with {detector.source} at imgsz {settings.imgsz}; "
-             f"publishing to {publisher.topic}")
+    progress(
+        f"analysing {len(workers)} camera(s) with {detector.source} at imgsz {settings.imgsz}; "
+        f"publishing to {publisher.topic}"
+    )
     last_report = time.monotonic()
     while any(w.is_alive() for w in workers) and not stop.is_set():
         time.sleep(0.2)
@@ -137,8 +159,13 @@ def _report(workers: list[CameraWorker], publisher: DetectionPublisher) -> str:
     for w in workers:
         elapsed = max(time.monotonic() - w.stats.started, 1e-6)
         state = "error" if w.stats.error else ("done" if w.stats.done else "live")
-        parts.append(f"{w.camera.id}: {w.stats.frames} frames {w.stats.frames / elapsed:.1f} fps "
-                     f"{w.stats.objects} objects ({state})")
-    return ("; ".join(parts) + f" | delivered {publisher.delivered}"
-            + (f", failed {publisher.failed}" if publisher.failed else "")
-            + (f", dropped {publisher.dropped}" if publisher.dropped else ""))
+        parts.append(
+            f"{w.camera.id}: {w.stats.frames} frames {w.stats.frames / elapsed:.1f} fps "
+            f"{w.stats.objects} objects ({state})"
+        )
+    return (
+        "; ".join(parts)
+        + f" | delivered {publisher.delivered}"
+        + (f", failed {publisher.failed}" if publisher.failed else "")
+        + (f", dropped {publisher.dropped}" if publisher.dropped else "")
+    )

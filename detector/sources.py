@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -131,8 +132,10 @@ class LiveSource:
 
     def _open(self) -> cv2.VideoCapture:
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.read_timeout_s * 1000),
         ]
         if kind_of(self.url) == "device":
             return cv2.VideoCapture(int(self.url))
@@ -175,31 +178,46 @@ class LiveSource:
             stop.wait(delay)
             backoff = min(backoff * 2, self.max_backoff_s)
 
+    def _ready(self, done: threading.Event, seq: int) -> bool:
+        return done.is_set() or (self._latest is not None and self._latest[0] > seq)
+
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         """The newest frame at each tick of the target fps, forever (until stop)."""
-        thread = threading.Thread(target=self._reader, args=(stop,), daemon=True,
-                                  name=f"read-{self.name}")
+        done = threading.Event()  # ends the reader when the caller stops iterating, too
+
+        def relay() -> None:
+            stop.wait()
+            done.set()
+
+        threading.Thread(target=relay, daemon=True).start()
+        thread = threading.Thread(target=self._reader, args=(done,), daemon=True, name=f"read-{self.name}")
         thread.start()
         interval = 1.0 / self.fps
         seen = 0
         next_tick = time.monotonic()
-        while not stop.is_set():
+        try:
+            while not done.is_set():
+                with self._cond:
+                    self._cond.wait_for(partial(self._ready, done, seen), timeout=0.5)
+                    latest = self._latest
+                if latest is None or latest[0] <= seen:
+                    continue
+                seen = latest[0]
+                yield Frame(latest[1], latest[2])
+                next_tick = max(next_tick + interval, time.monotonic())
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    done.wait(delay)
+        finally:
+            done.set()
             with self._cond:
-                self._cond.wait_for(lambda: stop.is_set() or (self._latest or (0,))[0] > seen,
-                                    timeout=0.5)
-                latest = self._latest
-            if latest is None or latest[0] <= seen:
-                continue
-            seen = latest[0]
-            yield Frame(latest[1], latest[2])
-            next_tick = max(next_tick + interval, time.monotonic())
-            delay = next_tick - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-        thread.join(timeout=self.read_timeout_s + 1)
+                self._cond.notify_all()
+            thread.join(timeout=self.read_timeout_s + 2)
 
 
-def open_source(url: str, fps: float, *, realtime: bool = True, loop: bool = False) -> FileSource | LiveSource:
+def open_source(
+    url: str, fps: float, *, realtime: bool = True, loop: bool = False
+) -> FileSource | LiveSource:
     """The right source for a camera's stream_url."""
     if kind_of(url) == "file":
         return FileSource(url, fps, realtime=realtime, loop=loop)

@@ -59,7 +59,7 @@ class CameraTracker:
                     class_name=self._names.get(int(cls), str(int(cls))),
                     class_id=int(cls),
                     conf=round(min(max(score, 0.0), 1.0), 4),
-                    box=tuple(round(v, 5) for v in box),  # type: ignore[arg-type]
+                    box=(round(box[0], 5), round(box[1], 5), round(box[2], 5), round(box[3], 5)),
                 )
             )
         return out

@@ -70,8 +70,16 @@ def loitering_score(dwell_s: float, threshold_s: float) -> float:
     return round(min(1.0, 0.4 + 0.3 * (dwell_s / threshold_s - 1.0)), 4)
 
 
-def _incident(camera_id: str, store_id: str, track_id: int, visit: ZoneVisit, rules: DwellRules,
-              now: datetime, *, closed: bool) -> Incident:
+def _incident(
+    camera_id: str,
+    store_id: str,
+    track_id: int,
+    visit: ZoneVisit,
+    rules: DwellRules,
+    now: datetime,
+    *,
+    closed: bool,
+) -> Incident:
     dwell = round(visit.dwell_s, 3)
     score = loitering_score(dwell, rules.loiter_threshold_s)
     return Incident(
@@ -82,7 +90,7 @@ def _incident(camera_id: str, store_id: str, track_id: int, visit: ZoneVisit, ru
         track_id=track_id,
         incident_type="loitering_high_value",
         risk_score=score,
-        risk_level=risk_level(score),  # type: ignore[arg-type]
+        risk_level=risk_level(score),
         status="closed" if closed else "open",
         started_at=visit.entered,
         updated_at=visit.last_inside if closed else now,
@@ -92,16 +100,18 @@ def _incident(camera_id: str, store_id: str, track_id: int, visit: ZoneVisit, ru
     )
 
 
-def _close(camera_id: str, state: CameraState, track_id: int, visit: ZoneVisit, rules: DwellRules,
-           now: datetime) -> Incident | None:
+def _close(
+    camera_id: str, state: CameraState, track_id: int, visit: ZoneVisit, rules: DwellRules, now: datetime
+) -> Incident | None:
     if visit.incident_version == 0:
         return None
     visit.incident_version += 1
     return _incident(camera_id, state.store_id, track_id, visit, rules, now, closed=True)
 
 
-def step(state: CameraState | None, frame: Detection, zones: list[ZoneArea],
-         rules: DwellRules) -> tuple[CameraState, list[Incident]]:
+def step(
+    state: CameraState | None, frame: Detection, zones: list[ZoneArea], rules: DwellRules
+) -> tuple[CameraState, list[Incident]]:
     """Advance one camera's state by one frame; return the incident states to publish."""
     if state is None:
         state = CameraState(store_id=frame.store_id)
@@ -132,8 +142,9 @@ def step(state: CameraState | None, frame: Detection, zones: list[ZoneArea],
             if visit.incident_version == 0 or dwell - visit.reported_dwell_s >= rules.incident_update_s:
                 visit.incident_version += 1
                 visit.reported_dwell_s = dwell
-                out.append(_incident(frame.camera_id, state.store_id, obj.track_id, visit, rules, now,
-                                     closed=False))
+                out.append(
+                    _incident(frame.camera_id, state.store_id, obj.track_id, visit, rules, now, closed=False)
+                )
     # Visits whose track has left the zone for longer than the grace period end here.
     for track_id, track in state.tracks.items():
         for zone_id, visit in list(track.visits.items()):
@@ -143,8 +154,11 @@ def step(state: CameraState | None, frame: Detection, zones: list[ZoneArea],
                     out.append(closed)
                 del track.visits[zone_id]
     # Tracks not seen for track_timeout_s have ended (empty frames count as 'not seen').
-    for track_id in [t for t, tr in state.tracks.items()
-                     if t not in seen and (now - tr.last_seen).total_seconds() > rules.track_timeout_s]:
+    for track_id in [
+        t
+        for t, tr in state.tracks.items()
+        if t not in seen and (now - tr.last_seen).total_seconds() > rules.track_timeout_s
+    ]:
         for visit in state.tracks[track_id].visits.values():
             closed = _close(frame.camera_id, state, track_id, visit, rules, now)
             if closed:

@@ -14,15 +14,25 @@ def parse_detection(msg: RawMessage) -> Detection | DeadLetter:
     try:
         return decode(msg.value, Detection)
     except ContractError as exc:
-        return DeadLetter.for_raw(source_topic=msg.topic or "", partition=msg.partition,
-                                  offset=msg.offset, error=str(exc), raw=msg.value)
+        return DeadLetter.for_raw(
+            source_topic=msg.topic or "",
+            partition=msg.partition,
+            offset=msg.offset,
+            error=str(exc),
+            raw=msg.value,
+        )
 
 
 def dead_letter_from_error(err: KafkaError[bytes | None, bytes | None]) -> DeadLetter:
     """A consumer error as a dead letter."""
     msg = err.msg
-    return DeadLetter.for_raw(source_topic=msg.topic or "", partition=msg.partition, offset=msg.offset,
-                              error=f"kafka: {err.err}", raw=msg.value)
+    return DeadLetter.for_raw(
+        source_topic=msg.topic or "",
+        partition=msg.partition,
+        offset=msg.offset,
+        error=f"kafka: {err.err}",
+        raw=msg.value,
+    )
 
 
 def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes, bytes]:

@@ -6,9 +6,11 @@ incidents -> sw.incidents and the `incidents` table.
 
 from __future__ import annotations
 
+from typing import cast
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from flows.catalog import ZoneCatalog
 from flows.dwell import CameraState, DwellRules, step
@@ -21,7 +23,7 @@ from flows.kafka_io import (
     parse_detection,
 )
 from flows.sinks import IncidentSink
-from shrinkwatch.contracts import Detection, Incident
+from shrinkwatch.contracts import DeadLetter, Detection, Incident
 from shrinkwatch.settings import Settings
 
 
@@ -42,21 +44,37 @@ def build_flow(settings: Settings, catalog: ZoneCatalog | None = None) -> Datafl
     brokers = [settings.kafka_servers]
 
     flow = Dataflow("loitering")
-    source = kop.input("read", flow, brokers=brokers, topics=[settings.topic("detections")],
-                       add_config=CONSUMER_CONFIG)
+    source = kop.input(
+        "read", flow, brokers=brokers, topics=[settings.topic("detections")], add_config=CONSUMER_CONFIG
+    )
     parsed = op.map("parse", source.oks, parse_detection)
     split = op.branch("split", parsed, lambda item: isinstance(item, Detection))
-    dead = op.merge("dead", split.falses, op.map("kafka_errors", source.errs, dead_letter_from_error))
-    kop.output("dlq", op.map("dlq_message", dead, dead_letter_message), brokers=brokers,
-               topic=settings.topic("dlq"), add_config=PRODUCER_CONFIG)
+    frames = cast(Stream[Detection], split.trues)
+    dead = op.merge(
+        "dead",
+        cast(Stream[DeadLetter], split.falses),
+        op.map("kafka_errors", source.errs, dead_letter_from_error),
+    )
+    kop.output(
+        "dlq",
+        op.map("dlq_message", dead, dead_letter_message),
+        brokers=brokers,
+        topic=settings.topic("dlq"),
+        add_config=PRODUCER_CONFIG,
+    )
 
     def advance(state: CameraState | None, frame: Detection) -> tuple[CameraState, list[Incident]]:
         return step(state, frame, catalog.zones(frame.camera_id), rules)
 
-    keyed = op.key_on("key_by_camera", split.trues, lambda frame: frame.camera_id)
+    keyed = op.key_on("key_by_camera", frames, lambda frame: frame.camera_id)
     changes = op.stateful_map("dwell", keyed, advance)
     incidents = op.flat_map("incidents", changes, lambda keyed_list: keyed_list[1])
     op.output("store", incidents, IncidentSink(settings.database_dsn))
-    kop.output("publish", op.map("incident_message", incidents, incident_message), brokers=brokers,
-               topic=settings.topic("incidents"), add_config=PRODUCER_CONFIG)
+    kop.output(
+        "publish",
+        op.map("incident_message", incidents, incident_message),
+        brokers=brokers,
+        topic=settings.topic("incidents"),
+        add_config=PRODUCER_CONFIG,
+    )
     return flow

@@ -26,9 +26,26 @@ def build(settings: Settings, name: str) -> Dataflow:
     return flow
 
 
-def run_flow(settings: Settings, name: str, *, workers: int = 1, recovery: bool = True,
-             snapshot_s: float = 2.0, check_only: bool = False,
-             progress: Callable[[str], None] = print) -> None:
+def _interrupted(exc: BaseException) -> bool:
+    """True when a Bytewax error was caused by SIGINT/SIGTERM rather than a failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or "signal received" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def run_flow(
+    settings: Settings,
+    name: str,
+    *,
+    workers: int = 1,
+    recovery: bool = True,
+    snapshot_s: float = 2.0,
+    check_only: bool = False,
+    progress: Callable[[str], None] = print,
+) -> None:
     """Build and run the dataflow until SIGINT/SIGTERM."""
     from bytewax.recovery import RecoveryConfig, init_db_dir
     from bytewax.run import cli_main
@@ -57,11 +74,15 @@ def run_flow(settings: Settings, name: str, *, workers: int = 1, recovery: bool 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
     try:
-        cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=snapshot_s),
-                 recovery_config=recovery_config)
+        cli_main(
+            flow,
+            workers_per_process=workers,
+            epoch_interval=timedelta(seconds=snapshot_s),
+            recovery_config=recovery_config,
+        )
     except KeyboardInterrupt:
         pass
     except BytewaxRuntimeError as exc:
-        if "signal received" not in str(exc):
+        if not _interrupted(exc):
             raise
     progress(f"dataflow {name!r} stopped")

@@ -8,7 +8,7 @@ import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from shrinkwatch.contracts import Incident
-from warehouse.db import connect
+from warehouse.db import Connection, connect
 from warehouse.incidents import upsert_incidents
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 class _IncidentPartition(StatelessSinkPartition[Incident]):
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
-        self._conn: psycopg.Connection | None = None
+        self._conn: Connection | None = None
 
     def write_batch(self, items: list[Incident]) -> None:
         for attempt in (1, 2):

@@ -69,8 +69,13 @@ def _spawn(name: str, args: list[str], settings: Settings, env: dict[str, str]) 
     log = settings.logs_dir() / f"demo-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "shrinkwatch.cli", *args], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shrinkwatch.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     return Child(name, proc, log)
 
 
@@ -95,13 +100,22 @@ def _count_incidents(dsn: str, since: datetime) -> int:
         return count_incidents(conn, camera_id=CAMERA_ID, since=since)
 
 
-def run_demo(settings: Settings, *, video: Path | None, loiter_threshold_s: float,
-             duration_s: float | None, until_incidents: int | None, say: Say = print) -> int:
+def run_demo(
+    settings: Settings,
+    *,
+    video: Path | None,
+    loiter_threshold_s: float,
+    duration_s: float | None,
+    until_incidents: int | None,
+    say: Say = print,
+) -> int:
     """Run the demo; exit code 0 on a clean stop, 1 if a part failed."""
     model, video = _demo_inputs(settings, video)
     settings = settings.model_copy(update={"model": str(model), "loiter_threshold_s": loiter_threshold_s})
-    for port, what in ((settings.camera_sim_port, "camera_sim_port"),
-                       (settings.dashboard_port, "dashboard_port")):
+    for port, what in (
+        (settings.camera_sim_port, "camera_sim_port"),
+        (settings.dashboard_port, "dashboard_port"),
+    ):
         if port_open(port):
             msg = f"port {port} is in use; set SHRINKWATCH_{what.upper()} to a free port"
             raise ShrinkwatchError(msg)
@@ -142,13 +156,27 @@ def run_demo(settings: Settings, *, video: Path | None, loiter_threshold_s: floa
         say(f"demo ran {time.monotonic() - t0:.0f} s")
 
 
-def _watch(settings: Settings, children: list[Child], stop: object, t0: float,
-           duration_s: float | None, until_incidents: int | None, say: Say) -> int:
+def _watch(
+    settings: Settings,
+    children: list[Child],
+    stop: object,
+    t0: float,
+    duration_s: float | None,
+    until_incidents: int | None,
+    say: Say,
+) -> int:
     import threading
 
     assert isinstance(stop, threading.Event)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_servers, "group.id": f"demo-{uuid.uuid4()}",
-                         "auto.offset.reset": "latest", "enable.auto.commit": False, "log_level": 3})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": f"demo-{uuid.uuid4()}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
     consumer.subscribe([settings.topic("detections")])
     frames = objects = 0
     first_incident: float | None = None
@@ -163,8 +191,10 @@ def _watch(settings: Settings, children: list[Child], stop: object, t0: float,
                     objects += (msg.value() or b"").count(b'"track_id"')
             for child in children:
                 if child.proc.poll() is not None:
-                    say(f"!! {child.name} exited with code {child.proc.returncode}; last lines of "
-                        f"{child.log}:\n{tail(child.log)}")
+                    say(
+                        f"!! {child.name} exited with code {child.proc.returncode}; last lines of "
+                        f"{child.log}:\n{tail(child.log)}"
+                    )
                     return 1
             if time.monotonic() < next_report:
                 continue
@@ -174,8 +204,10 @@ def _watch(settings: Settings, children: list[Child], stop: object, t0: float,
             if incidents and first_incident is None:
                 first_incident = elapsed
                 say(f"** first incident after {first_incident:.1f} s - see the dashboard")
-            line = (f"[{elapsed:6.0f} s] frames analysed {frames:5d} | detections {objects:6d} | "
-                    f"incidents {incidents:3d}")
+            line = (
+                f"[{elapsed:6.0f} s] frames analysed {frames:5d} | detections {objects:6d} | "
+                f"incidents {incidents:3d}"
+            )
             if line != last_line:
                 say(line)
                 last_line = line

@@ -65,8 +65,16 @@ def ensure_jars(progress: Progress = print) -> Path:
     pom_path = staging / "pom.xml"
     pom_path.write_text(_pom(), encoding="utf-8")
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
-         f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom_path),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging / 'libs'}",
+            "-DincludeScope=runtime",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -144,8 +152,18 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         progress(f"formatting Kafka storage in {self.data}")
         result = subprocess.run(
-            [_java(), "-cp", self._classpath(jars), "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config), "--ignore-formatted"],
+            [
+                _java(),
+                "-cp",
+                self._classpath(jars),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config),
+                "--ignore-formatted",
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -177,11 +195,18 @@ class KafkaBroker:
         self._format(jars, progress)
         heap = self.settings.kafka_heap
         args = [
-            _java(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            _java(),
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.settings.logs_dir()}",
-            "-cp", self._classpath(jars), "kafka.Kafka", str(self.config),
+            "-cp",
+            self._classpath(jars),
+            "kafka.Kafka",
+            str(self.config),
         ]
         pid = spawn(args, self.log)
         self.pidfile.write(pid)

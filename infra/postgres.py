@@ -103,8 +103,20 @@ class PostgresServer:
         self.data.mkdir(parents=True, exist_ok=True)
         self._prepare_dirs()
         self.data.chmod(0o700)
-        self._run([self._bin("initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-                   "-E", "UTF8", "--no-locale", "--no-instructions"])
+        self._run(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ]
+        )
 
     def running(self) -> bool:
         """True when pg_ctl reports the server as running."""
@@ -132,8 +144,19 @@ class PostgresServer:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         progress(f"starting PostgreSQL on {self.address} (log {self.log})")
         result = self._run(
-            [self._bin("pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
-             "-o", options, "-w", "-t", str(int(timeout_s))],
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+            ],
             check=False,
         )
         if result.returncode != 0:

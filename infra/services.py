@@ -53,12 +53,11 @@ def up(settings: Settings, progress: Progress = print) -> list[str]:
 def down(settings: Settings, progress: Progress = print, only: set[str] | None = None) -> list[str]:
     """Stop the local services (all, or those named in `only`); return those stopped."""
     stopped = []
-    if settings.kafka_managed and (only is None or "kafka" in only):
-        if KafkaBroker(settings).stop(progress):
-            stopped.append("kafka")
-    if settings.postgres_managed and (only is None or "postgres" in only):
-        if PostgresServer(settings).stop(progress):
-            stopped.append("postgres")
+    wanted = {"kafka", "postgres"} if only is None else only
+    if settings.kafka_managed and "kafka" in wanted and KafkaBroker(settings).stop(progress):
+        stopped.append("kafka")
+    if settings.postgres_managed and "postgres" in wanted and PostgresServer(settings).stop(progress):
+        stopped.append("postgres")
     return stopped
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-infra_app = typer.Typer(help="Start, stop and check the local Kafka broker and PostgreSQL.", no_args_is_help=True)
+infra_app = typer.Typer(
+    help="Start, stop and check the local Kafka broker and PostgreSQL.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Stores, cameras and zones.", no_args_is_help=True)
 flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
@@ -43,8 +45,9 @@ def _root(
     ctx: typer.Context,
     settings_file: Annotated[
         Path | None,
-        typer.Option("--settings", envvar="SHRINKWATCH_SETTINGS_FILE", help="YAML settings file.",
-                     dir_okay=False),
+        typer.Option(
+            "--settings", envvar="SHRINKWATCH_SETTINGS_FILE", help="YAML settings file.", dir_okay=False
+        ),
     ] = None,
 ) -> None:
     ctx.obj = load_settings(settings_file)
@@ -98,8 +101,7 @@ def db_migrate(ctx: typer.Context) -> None:
     with connect(_settings(ctx).database_dsn) as conn:
         applied = migrate(conn, progress=_say)
         typer.echo(
-            f"database at schema version {current_version(conn)}"
-            + ("" if applied else " (already current)")
+            f"database at schema version {current_version(conn)}" + ("" if applied else " (already current)")
         )
 
 
@@ -115,7 +117,9 @@ def sites_apply(
     config = load_site_file(file)
     zones = sum(len(c.zones) for c in config.cameras)
     if check:
-        typer.echo(f"{file}: valid ({len(config.stores)} stores, {len(config.cameras)} cameras, {zones} zones)")
+        typer.echo(
+            f"{file}: valid ({len(config.stores)} stores, {len(config.cameras)} cameras, {zones} zones)"
+        )
         return
     from warehouse.db import connect
     from warehouse.sites import apply_site_config
@@ -143,11 +147,12 @@ def camera_sim(
     """Serve a video file as a live, looping HTTP MJPEG camera (late joiners see 'now')."""
     from detector.camera_sim import serve_mjpeg
 
-    serve_mjpeg(file, host=host, port=port or _settings(ctx).camera_sim_port, fps=fps,
-                quality=quality, announce=_say)
+    serve_mjpeg(
+        file, host=host, port=port or _settings(ctx).camera_sim_port, fps=fps, quality=quality, announce=_say
+    )
 
 
-class Pace(str, Enum):
+class Pace(StrEnum):
     realtime = "realtime"
     fast = "fast"
 
@@ -156,16 +161,21 @@ class Pace(str, Enum):
 def detect(
     ctx: typer.Context,
     camera: Annotated[list[str] | None, typer.Option(help="Camera id (repeatable; default all).")] = None,
-    pace: Annotated[Pace, typer.Option(help="Files: real-time pace, or as fast as possible.")] = Pace.realtime,
+    pace: Annotated[
+        Pace, typer.Option(help="Files: real-time pace, or as fast as possible.")
+    ] = Pace.realtime,
     loop: Annotated[bool, typer.Option(help="Files: start again at the end.")] = False,
     max_frames: Annotated[int | None, typer.Option(help="Stop each camera after N analysed frames.")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Check settings, model and cameras; run nothing.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Check settings, model and cameras; run nothing.")
+    ] = False,
 ) -> None:
     """Read the configured cameras, run YOLOv8 + ByteTrack, publish sw.detections."""
     from detector.runner import DetectOptions, run_detect
 
-    options = DetectOptions(camera_ids=camera or None, realtime=pace is Pace.realtime, loop=loop,
-                            max_frames=max_frames)
+    options = DetectOptions(
+        camera_ids=camera or None, realtime=pace is Pace.realtime, loop=loop, max_frames=max_frames
+    )
     code = run_detect(_settings(ctx), options, check_only=check, progress=_say)
     raise typer.Exit(code)
 
@@ -178,15 +188,26 @@ def flows_run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "loitering",
     workers: Annotated[int, typer.Option(min=1, help="Worker threads in this process.")] = 1,
-    recovery: Annotated[bool, typer.Option(help="Resume from SHRINKWATCH_HOME/recovery after a restart.")] = True,
+    recovery: Annotated[
+        bool, typer.Option(help="Resume from SHRINKWATCH_HOME/recovery after a restart.")
+    ] = True,
     snapshot_s: Annotated[float, typer.Option(min=0.1, help="Seconds between recovery snapshots.")] = 2.0,
-    check: Annotated[bool, typer.Option("--check", help="Build the dataflow and check its inputs; run nothing.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Build the dataflow and check its inputs; run nothing.")
+    ] = False,
 ) -> None:
     """Run a Bytewax dataflow over sw.detections until interrupted."""
     from flows.run import run_flow
 
-    run_flow(_settings(ctx), name, workers=workers, recovery=recovery, snapshot_s=snapshot_s,
-             check_only=check, progress=_say)
+    run_flow(
+        _settings(ctx),
+        name,
+        workers=workers,
+        recovery=recovery,
+        snapshot_s=snapshot_s,
+        check_only=check,
+        progress=_say,
+    )
 
 
 @app.command("app")
@@ -203,7 +224,9 @@ def dashboard(
 @app.command("demo")
 def demo(
     ctx: typer.Context,
-    video: Annotated[Path | None, typer.Option(help="Sample video (default: ../shared/video/vtest.avi).")] = None,
+    video: Annotated[
+        Path | None, typer.Option(help="Sample video (default: ../shared/video/vtest.avi).")
+    ] = None,
     loiter_threshold_s: Annotated[float, typer.Option(help="Dwell that opens a loitering incident.")] = 6.0,
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     until_incidents: Annotated[int | None, typer.Option(help="Stop once this many incidents exist.")] = None,
@@ -211,8 +234,16 @@ def demo(
     """Everything on the sample video: services, site, camera-sim, detector, flow and dashboard."""
     from infra.demo import run_demo
 
-    raise typer.Exit(run_demo(_settings(ctx), video=video, loiter_threshold_s=loiter_threshold_s,
-                              duration_s=duration_s, until_incidents=until_incidents, say=_say))
+    raise typer.Exit(
+        run_demo(
+            _settings(ctx),
+            video=video,
+            loiter_threshold_s=loiter_threshold_s,
+            duration_s=duration_s,
+            until_incidents=until_incidents,
+            say=_say,
+        )
+    )
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import base64
 import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -27,10 +27,10 @@ from pydantic import (
 
 from shrinkwatch.errors import ShrinkwatchError, validation_messages
 
-DETECTION_SCHEMA = "shrinkwatch.detection/1"
-CAMERA_HEALTH_SCHEMA = "shrinkwatch.camera-health/1"
-INCIDENT_SCHEMA = "shrinkwatch.incident/1"
-DEAD_LETTER_SCHEMA = "shrinkwatch.dead-letter/1"
+DETECTION_SCHEMA: Final = "shrinkwatch.detection/1"
+CAMERA_HEALTH_SCHEMA: Final = "shrinkwatch.camera-health/1"
+INCIDENT_SCHEMA: Final = "shrinkwatch.incident/1"
+DEAD_LETTER_SCHEMA: Final = "shrinkwatch.dead-letter/1"
 
 INCIDENT_TYPES = (
     "loitering_high_value",

@@ -37,9 +37,7 @@ class ScrubSecretsFilter(logging.Filter):
 def configure_logging(level: str = "INFO") -> None:
     """Log to stderr with timestamps, through the secret-scrubbing filter."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(ScrubSecretsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

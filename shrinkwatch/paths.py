@@ -10,8 +10,12 @@ from shrinkwatch.settings import REPO_ROOT
 
 def shared_dir() -> Path | None:
     """The `shared/` folder beside the checkout (or SHRINKWATCH_SHARED_DIR), if present."""
-    candidates = [os.environ.get("SHRINKWATCH_SHARED_DIR"), REPO_ROOT.parent / "shared",
-                  Path.cwd().parent / "shared", REPO_ROOT / "shared"]
+    candidates = [
+        os.environ.get("SHRINKWATCH_SHARED_DIR"),
+        REPO_ROOT.parent / "shared",
+        Path.cwd().parent / "shared",
+        REPO_ROOT / "shared",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "models").is_dir():
             return Path(candidate).resolve()

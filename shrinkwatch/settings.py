@@ -35,9 +35,7 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(19093, ge=1, le=65535, description="KRaft controller port.")
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Local broker's JVM heap.")
     postgres_port: int = Field(15432, ge=1, le=65535, description="Local PostgreSQL port.")
-    postgres_bin: Path = Field(
-        Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL server binaries."
-    )
+    postgres_bin: Path = Field(Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL server binaries.")
 
     imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
@@ -98,9 +96,7 @@ class Settings(BaseSettings):
     @property
     def database_dsn(self) -> str:
         """The PostgreSQL URL to connect to."""
-        return self.database_url or (
-            f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch"
-        )
+        return self.database_url or (f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch")
 
     def topic(self, name: str) -> str:
         """Full name of one of the CONTRACTS §3 topics, e.g. `topic("detections")`."""

@@ -44,11 +44,9 @@ class Store(_Strict):
     name: str = Field(min_length=1)
     city: str | None = None
     timezone: str
-    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(
-        default_factory=dict
-    )
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(default_factory=dict)
     subscription_active: bool = True
-    economics: Economics = Field(default_factory=Economics)  # type: ignore[arg-type]
+    economics: Economics = Field(default_factory=Economics)
 
     @field_validator("timezone")
     @classmethod
@@ -91,8 +89,7 @@ class Zone(_Strict):
                 msg = f"point {i} ({x}, {y}) is outside 0..1: coordinates are normalised"
                 raise ValueError(msg)
         area2 = sum(
-            x1 * y2 - x2 * y1
-            for (x1, y1), (x2, y2) in zip(value, value[1:] + value[:1], strict=True)
+            x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(value, value[1:] + value[:1], strict=True)
         )
         if abs(area2) < 1e-9:
             msg = "the polygon has no area (its points are on one line)"
@@ -177,9 +174,7 @@ def _cross_check(config: SiteConfig) -> list[SiteProblem]:
         zone_ids = [z.id for z in cam.zones]
         for j, zone_id in enumerate(zone_ids):
             if zone_ids.index(zone_id) != j:
-                problems.append(
-                    SiteProblem(f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r}")
-                )
+                problems.append(SiteProblem(f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r}"))
     return problems
 
 

@@ -12,8 +12,9 @@ st.set_page_config(page_title="Shrinkwatch", page_icon=":material/shield:", layo
 page = st.navigation(
     {
         "Review": [
-            st.Page(HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:",
-                    default=True),
+            st.Page(
+                HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:", default=True
+            ),
         ],
     }
 )

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psycopg
 import streamlit as st
 
 from shrinkwatch.settings import Settings, load_settings
+from warehouse.db import Connection
 
 
 @st.cache_resource
@@ -21,13 +21,13 @@ def settings() -> Settings:
 
 
 @st.cache_resource
-def _connection(dsn: str) -> psycopg.Connection:
+def _connection(dsn: str) -> Connection:
     from warehouse.db import connect
 
     return connect(dsn, autocommit=True)
 
 
-def connection() -> psycopg.Connection:
+def connection() -> Connection:
     """A live autocommit connection, re-opened if the server dropped it."""
     conn = _connection(settings().database_dsn)
     if conn.closed or conn.broken:

@@ -14,13 +14,23 @@ APP = Path(__file__).with_name("app.py")
 def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
     """The `python -m streamlit run ...` command line for the dashboard."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.port", str(port or settings.dashboard_port),
-        "--server.address", "127.0.0.1",
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-        "--theme.base", "light",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port or settings.dashboard_port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--theme.base",
+        "light",
     ]
 
 

@@ -32,15 +32,18 @@ def base_settings() -> Iterator[Settings]:
 
     for var in list(os.environ):
         if var.startswith("SHRINKWATCH_") and var not in (
-            "SHRINKWATCH_KAFKA_BOOTSTRAP", "SHRINKWATCH_DATABASE_URL", "SHRINKWATCH_SHARED_DIR"
+            "SHRINKWATCH_KAFKA_BOOTSTRAP",
+            "SHRINKWATCH_DATABASE_URL",
+            "SHRINKWATCH_SHARED_DIR",
         ):
             del os.environ[var]
     settings = load_settings(None, home=TEST_HOME, **TEST_PORTS)
     started = services.up(settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr))
     yield settings
     if started:
-        services.down(settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr),
-                      only=set(started))
+        services.down(
+            settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr), only=set(started)
+        )
 
 
 def _admin_dsn(dsn: str, database: str = "postgres") -> str:

@@ -9,22 +9,48 @@ from shrinkwatch.contracts import DetectedObject, Detection
 T0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
 
 
-def person(track_id: int, foot: tuple[float, float], height: float = 0.2, conf: float = 0.9) -> DetectedObject:
+def person(
+    track_id: int, foot: tuple[float, float], height: float = 0.2, conf: float = 0.9
+) -> DetectedObject:
     """A person whose feet stand at `foot` (normalised)."""
     x, y = foot
-    return DetectedObject(track_id=track_id, class_name="person", class_id=0, conf=conf,
-                          box=(max(x - 0.03, 0.0), max(y - height, 0.0), min(x + 0.03, 1.0), y))
+    return DetectedObject(
+        track_id=track_id,
+        class_name="person",
+        class_id=0,
+        conf=conf,
+        box=(max(x - 0.03, 0.0), max(y - height, 0.0), min(x + 0.03, 1.0), y),
+    )
 
 
-def frame(camera_id: str, frame_id: int, seconds: float, objects: list[DetectedObject],
-          store_id: str = "store-001", t0: datetime = T0) -> Detection:
+def frame(
+    camera_id: str,
+    frame_id: int,
+    seconds: float,
+    objects: list[DetectedObject],
+    store_id: str = "store-001",
+    t0: datetime = T0,
+) -> Detection:
     """One analysed frame at t0 + seconds."""
-    return Detection(camera_id=camera_id, store_id=store_id, frame_id=frame_id,
-                     ts=t0 + timedelta(seconds=seconds), frame_w=768, frame_h=576, objects=objects)
+    return Detection(
+        camera_id=camera_id,
+        store_id=store_id,
+        frame_id=frame_id,
+        ts=t0 + timedelta(seconds=seconds),
+        frame_w=768,
+        frame_h=576,
+        objects=objects,
+    )
 
 
-def walk(camera_id: str, track_id: int, path: list[tuple[float, tuple[float, float]]], fps: float = 5.0,
-         store_id: str = "store-001", t0: datetime = T0) -> list[Detection]:
+def walk(
+    camera_id: str,
+    track_id: int,
+    path: list[tuple[float, tuple[float, float]]],
+    fps: float = 5.0,
+    store_id: str = "store-001",
+    t0: datetime = T0,
+) -> list[Detection]:
     """Frames at `fps` of one person following (time, foot) waypoints, linearly between them."""
     frames = []
     end = path[-1][0]

@@ -27,26 +27,89 @@ def settings_file(settings: Settings, path: Path) -> Path:
 def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     """Environment for a child `shrinkwatch` process using exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml"))
+    env["SHRINKWATCH_SETTINGS_FILE"] = str(
+        settings_file(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml")
+    )
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
-            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """Run `shrinkwatch ARGS` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "shrinkwatch.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "shrinkwatch.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
 
 
 def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start `shrinkwatch ARGS` in the background, logging to a file."""
     out = log.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "shrinkwatch.cli", *args], env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "shrinkwatch.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
 
 
 VTEST = shared_file("video", "vtest.avi")
 MODEL = shared_file("models", "yolov8n.pt")
-needs_footage = pytest.mark.skipif(VTEST is None or MODEL is None,
-                                   reason="needs ../shared/video/vtest.avi and ../shared/models/yolov8n.pt")
+needs_footage = pytest.mark.skipif(
+    VTEST is None or MODEL is None, reason="needs ../shared/video/vtest.avi and ../shared/models/yolov8n.pt"
+)
+
+
+def produce(settings: Settings, topic: str, items: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Publish (key, value) pairs to a topic and wait until they are delivered."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+    for key, value in items:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def consume(settings: Settings, topic: str, *, until: int, timeout_s: float = 60.0) -> list[Any]:
+    """Read a topic from the beginning until `until` messages arrived (or the timeout)."""
+    import time
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": f"test-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < until and time.monotonic() < deadline:
+            out.extend(m for m in consumer.consume(100, timeout=0.5) if m.error() is None)
+    finally:
+        consumer.close()
+    return out
+
+
+def wait_for(
+    predicate: Any, timeout_s: float = 60.0, interval_s: float = 0.5, what: str = "condition"
+) -> Any:
+    """Poll until predicate() is truthy; return its value or fail the test."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")

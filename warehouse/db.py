@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.rows import dict_row
 
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 
+Connection = psycopg.Connection[dict[str, Any]]
 
-def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> psycopg.Connection:
+
+def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> Connection:
     """Open a connection with dict rows; a clear ShrinkwatchError when the server is not there."""
     try:
         return psycopg.connect(

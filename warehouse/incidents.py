@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import Incident
+from warehouse.db import Connection
 
 # An older or repeated version never overwrites a newer one, and the analyst's review
 # columns are never touched by the pipeline.
@@ -52,7 +52,7 @@ def _params(incident: Incident) -> dict[str, Any]:
     }
 
 
-def upsert_incidents(conn: psycopg.Connection, incidents: Iterable[Incident]) -> None:
+def upsert_incidents(conn: Connection, incidents: Iterable[Incident]) -> None:
     """Write incident states; safe to repeat (replays after a restart change nothing)."""
     latest: dict[str, Incident] = {}
     for incident in incidents:
@@ -66,7 +66,7 @@ def upsert_incidents(conn: psycopg.Connection, incidents: Iterable[Incident]) ->
 
 
 def list_incidents(
-    conn: psycopg.Connection, *, store_id: str | None = None, limit: int = 200
+    conn: Connection, *, store_id: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
     """Most recent incidents first, as dicts with the incident table's columns."""
     return conn.execute(
@@ -81,9 +81,7 @@ def list_incidents(
     ).fetchall()
 
 
-def count_incidents(
-    conn: psycopg.Connection, *, camera_id: str | None = None, since: datetime | None = None
-) -> int:
+def count_incidents(conn: Connection, *, camera_id: str | None = None, since: datetime | None = None) -> int:
     """How many incidents the warehouse holds (of one camera, first written since a time)."""
     row = conn.execute(
         """SELECT count(*) AS n FROM incidents

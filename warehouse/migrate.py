@@ -7,9 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-import psycopg
-
 from shrinkwatch.errors import ShrinkwatchError
+from warehouse.db import Connection
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x5357_4D49  # pg_advisory_lock key: two `migrate` runs never interleave
@@ -39,7 +38,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def migrate(conn: psycopg.Connection, progress: Callable[[str], None] = print) -> list[int]:
+def migrate(conn: Connection, progress: Callable[[str], None] = print) -> list[int]:
     """Apply every missing migration, each in its own transaction; return the versions applied."""
     if not conn.autocommit:
         conn.commit()
@@ -70,7 +69,7 @@ def migrate(conn: psycopg.Connection, progress: Callable[[str], None] = print) -
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
 
 
-def current_version(conn: psycopg.Connection) -> int:
+def current_version(conn: Connection) -> int:
     """Highest applied migration, or 0 for an empty database."""
     exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()
     if not exists or exists["t"] is None:

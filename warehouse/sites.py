@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from shrinkwatch.sites import Camera, SiteConfig, SiteConfigError, SiteProblem, Zone
+from warehouse.db import Connection
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ApplyResult:
     zones_removed: int
 
 
-def _check_store_references(conn: psycopg.Connection, config: SiteConfig) -> None:
+def _check_store_references(conn: Connection, config: SiteConfig) -> None:
     in_file = {s.id for s in config.stores}
     wanted = {c.store_id for c in config.cameras} - in_file
     known = set()
@@ -33,10 +33,11 @@ def _check_store_references(conn: psycopg.Connection, config: SiteConfig) -> Non
         if cam.store_id not in in_file and cam.store_id not in known
     ]
     if problems:
-        raise SiteConfigError("site configuration", problems)
+        source = "site configuration"
+        raise SiteConfigError(source, problems)
 
 
-def apply_site_config(conn: psycopg.Connection, config: SiteConfig) -> ApplyResult:
+def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
     """Insert or update stores and cameras by id; each camera's zones become those in the file.
 
     Runs in one transaction: on any error nothing changes.
@@ -94,7 +95,7 @@ def apply_site_config(conn: psycopg.Connection, config: SiteConfig) -> ApplyResu
     )
 
 
-def load_cameras(conn: psycopg.Connection, camera_ids: list[str] | None = None) -> list[Camera]:
+def load_cameras(conn: Connection, camera_ids: list[str] | None = None) -> list[Camera]:
     """Enabled cameras with their zones, optionally only those named."""
     rows = conn.execute(
         """SELECT id, store_id, name, location, stream_url, fps FROM cameras
@@ -105,7 +106,7 @@ def load_cameras(conn: psycopg.Connection, camera_ids: list[str] | None = None) 
     return [Camera(**row, zones=zones.get(row["id"], [])) for row in rows]
 
 
-def load_zones(conn: psycopg.Connection, camera_ids: list[str] | None = None) -> dict[str, list[Zone]]:
+def load_zones(conn: Connection, camera_ids: list[str] | None = None) -> dict[str, list[Zone]]:
     """Zones by camera id."""
     rows = conn.execute(
         """SELECT camera_id, id, name, kind, polygon FROM zones
@@ -119,6 +120,6 @@ def load_zones(conn: psycopg.Connection, camera_ids: list[str] | None = None) ->
     return out
 
 
-def camera_stores(conn: psycopg.Connection) -> dict[str, str]:
+def camera_stores(conn: Connection) -> dict[str, str]:
     """store_id by camera id."""
     return {r["id"]: r["store_id"] for r in conn.execute("SELECT id, store_id FROM cameras")}

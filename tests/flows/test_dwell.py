@@ -12,8 +12,9 @@ EXIT = ZoneArea("z-exit", "exit", ((0.8, 0.0), (1.0, 0.0), (1.0, 1.0), (0.8, 1.0
 RULES = DwellRules(loiter_threshold_s=10.0, zone_exit_grace_s=2.0, track_timeout_s=3.0, incident_update_s=5.0)
 
 
-def run(frames: list[Detection], zones: list[ZoneArea] | None = None,
-        rules: DwellRules = RULES) -> list[Incident]:
+def run(
+    frames: list[Detection], zones: list[ZoneArea] | None = None, rules: DwellRules = RULES
+) -> list[Incident]:
     state: CameraState | None = None
     out: list[Incident] = []
     for f in sorted(frames, key=lambda d: d.ts):
@@ -71,8 +72,18 @@ def test_dwell_in_a_non_high_value_zone_does_not_fire() -> None:
 
 
 def test_brief_exit_within_grace_keeps_the_visit() -> None:
-    frames = walk("cam-1", 8, [(0, (0.2, 0.8)), (6, (0.2, 0.8)), (6.2, (0.5, 0.8)), (7, (0.5, 0.8)),
-                               (7.2, (0.2, 0.8)), (12, (0.2, 0.8))])
+    frames = walk(
+        "cam-1",
+        8,
+        [
+            (0, (0.2, 0.8)),
+            (6, (0.2, 0.8)),
+            (6.2, (0.5, 0.8)),
+            (7, (0.5, 0.8)),
+            (7.2, (0.2, 0.8)),
+            (12, (0.2, 0.8)),
+        ],
+    )
     incidents = run(frames)
     assert incidents and incidents[0].started_at == frames[0].ts
 
@@ -105,10 +116,18 @@ def test_replayed_older_frames_are_ignored() -> None:
 
 def test_other_classes_and_untracked_objects_are_ignored() -> None:
     frames = walk("cam-1", 7, [(0, (0.2, 0.8)), (15, (0.2, 0.8))])
-    bags = [f.model_copy(update={"objects": [o.model_copy(update={"class_name": "handbag", "class_id": 26})
-                                             for o in f.objects]}) for f in frames]
-    untracked = [f.model_copy(update={"objects": [o.model_copy(update={"track_id": None})
-                                                  for o in f.objects]}) for f in frames]
+    bags = [
+        f.model_copy(
+            update={
+                "objects": [o.model_copy(update={"class_name": "handbag", "class_id": 26}) for o in f.objects]
+            }
+        )
+        for f in frames
+    ]
+    untracked = [
+        f.model_copy(update={"objects": [o.model_copy(update={"track_id": None}) for o in f.objects]})
+        for f in frames
+    ]
     assert run(bags) == [] and run(untracked) == []
 
 

@@ -19,17 +19,21 @@ def own_settings(tmp_path: Path, base: int) -> Settings:
     # Under the suite's home, not tmp_path: the `postgres` user must be able to reach it.
     home = TEST_HOME / f"infra-{tmp_path.name}"
     shutil.rmtree(home, ignore_errors=True)
-    return load_settings(None, home=home, kafka_port=base, kafka_controller_port=base + 1,
-                         postgres_port=base + 2)
+    return load_settings(
+        None, home=home, kafka_port=base, kafka_controller_port=base + 1, postgres_port=base + 2
+    )
 
 
 def env_for(settings: Settings) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    env.update(SHRINKWATCH_HOME=str(settings.home), SHRINKWATCH_KAFKA_PORT=str(settings.kafka_port),
-               SHRINKWATCH_KAFKA_CONTROLLER_PORT=str(settings.kafka_controller_port),
-               SHRINKWATCH_POSTGRES_PORT=str(settings.postgres_port))
+    env.update(
+        SHRINKWATCH_HOME=str(settings.home),
+        SHRINKWATCH_KAFKA_PORT=str(settings.kafka_port),
+        SHRINKWATCH_KAFKA_CONTROLLER_PORT=str(settings.kafka_controller_port),
+        SHRINKWATCH_POSTGRES_PORT=str(settings.postgres_port),
+    )
     return env
 
 
@@ -79,8 +83,12 @@ def test_port_taken_gives_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_external_services_are_not_started(base_settings: Settings, tmp_path: Path) -> None:
-    settings = load_settings(None, home=tmp_path / "ext", kafka_bootstrap=base_settings.kafka_servers,
-                             database_url=base_settings.database_dsn)
+    settings = load_settings(
+        None,
+        home=tmp_path / "ext",
+        kafka_bootstrap=base_settings.kafka_servers,
+        database_url=base_settings.database_dsn,
+    )
     assert services.up(settings, progress=lambda _m: None) == []
     assert not (tmp_path / "ext" / "kafka").exists() and not (tmp_path / "ext" / "postgres").exists()
     assert all(s.healthy and not s.managed for s in services.status(settings))

@@ -27,10 +27,21 @@ TS = datetime(2026, 11, 28, 10, 15, 30, 123000, tzinfo=UTC)
 
 def _incident() -> Incident:
     return Incident(
-        incident_id="9f1c", version=3, store_id="store-001", camera_id="cam-1", track_id=17,
-        incident_type="exit_without_checkout", risk_score=0.82, risk_level="high", status="open",
-        started_at=TS, updated_at=TS, ended_at=None, zone_ids=["z-razors", "z-exit"],
-        signals=[Signal(name="dwell_high_value_s", value=95.0, contribution=0.41)], snapshot=None,
+        incident_id="9f1c",
+        version=3,
+        store_id="store-001",
+        camera_id="cam-1",
+        track_id=17,
+        incident_type="exit_without_checkout",
+        risk_score=0.82,
+        risk_level="high",
+        status="open",
+        started_at=TS,
+        updated_at=TS,
+        ended_at=None,
+        zone_ids=["z-razors", "z-exit"],
+        signals=[Signal(name="dwell_high_value_s", value=95.0, contribution=0.41)],
+        snapshot=None,
     )
 
 
@@ -39,8 +50,16 @@ def _incident() -> Incident:
     [
         frame("cam-1", 1234, 0.0, [person(17, (0.33, 0.55))]),
         frame("cam-1", 0, 0.0, []),
-        CameraHealth(camera_id="cam-1", store_id="s", ts=TS, status="degraded", fps_in=9.5,
-                     fps_analysed=5.0, last_frame_ts=TS, error="read timeout"),
+        CameraHealth(
+            camera_id="cam-1",
+            store_id="s",
+            ts=TS,
+            status="degraded",
+            fps_in=9.5,
+            fps_analysed=5.0,
+            last_frame_ts=TS,
+            error="read timeout",
+        ),
         _incident(),
         DeadLetter.for_raw(source_topic="sw.detections", partition=0, offset=7, error="bad", raw=b"{", ts=TS),
     ],
@@ -111,11 +130,15 @@ def test_rejections_name_the_field(raw: bytes | None, expected: str) -> None:
 
 
 def test_dead_letter_keeps_binary_as_base64() -> None:
-    letter = DeadLetter.for_raw(source_topic="sw.detections", partition=1, offset=2, error="x", raw=b"\xff\x00")
+    letter = DeadLetter.for_raw(
+        source_topic="sw.detections", partition=1, offset=2, error="x", raw=b"\xff\x00"
+    )
     assert letter.value == "/wA="
 
 
-@pytest.mark.parametrize(("score", "level"), [(0.0, "low"), (0.39, "low"), (0.4, "medium"), (0.69, "medium"),
-                                              (0.7, "high"), (1.0, "high")])
+@pytest.mark.parametrize(
+    ("score", "level"),
+    [(0.0, "low"), (0.39, "low"), (0.4, "medium"), (0.69, "medium"), (0.7, "high"), (1.0, "high")],
+)
 def test_risk_levels(score: float, level: str) -> None:
     assert risk_level(score) == level

@@ -33,8 +33,12 @@ def test_environment_wins_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(
     ("content", "key"),
-    [("loiter_threshold_s: -1\n", "loiter_threshold_s"), ("kafak_port: 1\n", "kafak_port"),
-     ("imgsz: 100\n", "imgsz"), ("- a list\n", "mapping")],
+    [
+        ("loiter_threshold_s: -1\n", "loiter_threshold_s"),
+        ("kafak_port: 1\n", "kafak_port"),
+        ("imgsz: 100\n", "imgsz"),
+        ("- a list\n", "mapping"),
+    ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, content: str, key: str) -> None:
     path = tmp_path / "settings.yaml"

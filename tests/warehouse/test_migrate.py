@@ -24,12 +24,25 @@ def test_migrate_twice_is_idempotent(make_settings: Callable[..., Settings]) -> 
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'incidents'"
             )
         }
-    assert {"incident_id", "version", "signals", "user_confirmed", "reviewed_by", "reviewed_at",
-            "review_note", "snapshot", "zone_ids"} <= columns
+    assert {
+        "incident_id",
+        "version",
+        "signals",
+        "user_confirmed",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "snapshot",
+        "zone_ids",
+    } <= columns
 
 
 def test_contract_tables_exist(settings: Settings) -> None:
     with connect(settings.database_dsn) as conn:
-        tables = {r["table_name"] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        tables = {
+            r["table_name"]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
     assert {"stores", "cameras", "zones", "incidents", "schema_migrations"} <= tables

@@ -32,7 +32,9 @@ def test_apply_then_update(settings: Settings) -> None:
         name: Exit
         kind: exit
         polygon: [[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]
-""", "")
+""",
+            "",
+        )
         result = apply_site_config(conn, parse_site_config(changed))
         assert result.zones_removed == 1
         cams = load_cameras(conn)
@@ -60,9 +62,11 @@ def test_invalid_file_changes_nothing(settings: Settings, tmp_path: Path) -> Non
 
 def test_unknown_store_reference_rolls_back_everything(settings: Settings) -> None:
     text = SITE_YAML.replace("store_id: store-001", "store_id: store-999")
-    with connect(settings.database_dsn) as conn:
-        with pytest.raises(SiteConfigError, match=r"cameras\[0\]\.store_id"):
-            apply_site_config(conn, parse_site_config(text))
+    with (
+        connect(settings.database_dsn) as conn,
+        pytest.raises(SiteConfigError, match=r"cameras\[0\]\.store_id"),
+    ):
+        apply_site_config(conn, parse_site_config(text))
     assert snapshot(settings) == {"stores": [], "cameras": [], "zones": []}
 
 
