@@ -10,10 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
-	@command -v java >/dev/null || { echo "need Java 17+ (apt-get install openjdk-17-jre-headless)"; exit 1; }
-	@command -v mvn >/dev/null || { echo "need Maven (apt-get install maven)"; exit 1; }
-	@test -x /usr/lib/postgresql/15/bin/postgres || command -v postgres >/dev/null || \
-		{ echo "need the PostgreSQL 15 server (apt-get install postgresql-15)"; exit 1; }
+	bash infra/install-system.sh
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -69,12 +70,14 @@ def _spawn(name: str, args: list[str], settings: Settings, env: dict[str, str]) 
     log = settings.logs_dir() / f"demo-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
+        # Own session: Ctrl-C reaches only the demo, which then stops the parts in order.
         proc = subprocess.Popen(
             [sys.executable, "-m", "shrinkwatch.cli", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,
         )
     return Child(name, proc, log)
 
@@ -159,15 +162,12 @@ def run_demo(
 def _watch(
     settings: Settings,
     children: list[Child],
-    stop: object,
+    stop: threading.Event,
     t0: float,
     duration_s: float | None,
     until_incidents: int | None,
     say: Say,
 ) -> int:
-    import threading
-
-    assert isinstance(stop, threading.Event)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_servers,
@@ -190,7 +190,7 @@ def _watch(
                     frames += 1
                     objects += (msg.value() or b"").count(b'"track_id"')
             for child in children:
-                if child.proc.poll() is not None:
+                if child.proc.poll() is not None and not stop.is_set():
                     say(
                         f"!! {child.name} exited with code {child.proc.returncode}; last lines of "
                         f"{child.log}:\n{tail(child.log)}"

@@ -32,19 +32,24 @@ class ServiceStatus:
 
 def up(settings: Settings, progress: Progress = print) -> list[str]:
     """Start what is local and missing, create the contract topics; return the services started."""
-    started = []
+    started: list[str] = []
     settings.home.mkdir(parents=True, exist_ok=True)
-    if settings.postgres_managed:
-        if PostgresServer(settings).start(progress):
-            started.append("postgres")
-        else:
-            progress(f"PostgreSQL already running on 127.0.0.1:{settings.postgres_port}")
-    if settings.kafka_managed:
-        if KafkaBroker(settings).start(progress):
-            started.append("kafka")
-        else:
-            progress(f"Kafka already running on {settings.kafka_servers}")
-    created = ensure_topics(settings)
+    try:
+        if settings.postgres_managed:
+            if PostgresServer(settings).start(progress):
+                started.append("postgres")
+            else:
+                progress(f"PostgreSQL already running on 127.0.0.1:{settings.postgres_port}")
+        if settings.kafka_managed:
+            if KafkaBroker(settings).start(progress):
+                started.append("kafka")
+            else:
+                progress(f"Kafka already running on {settings.kafka_servers}")
+        created = ensure_topics(settings)
+    except BaseException:
+        # All or nothing: a failed `up` leaves nothing running that it started.
+        down(settings, progress, only=set(started))
+        raise
     if created:
         progress(f"created topics: {', '.join(created)}")
     return started

@@ -17,6 +17,7 @@ app = typer.Typer(
     help="Shrinkwatch: camera detections to explainable shrink incidents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 infra_app = typer.Typer(

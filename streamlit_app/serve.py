@@ -29,6 +29,8 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
         "--theme.base",
         "light",
     ]
