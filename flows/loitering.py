@@ -22,6 +22,7 @@ from flows.kafka_io import (
     incident_message,
     parse_detection,
 )
+from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
 from shrinkwatch.contracts import DeadLetter, Detection, Incident
 from shrinkwatch.settings import Settings
@@ -49,12 +50,13 @@ def build_flow(settings: Settings, catalog: ZoneCatalog | None = None) -> Datafl
     )
     parsed = op.map("parse", source.oks, parse_detection)
     split = op.branch("split", parsed, lambda item: isinstance(item, Detection))
-    frames = cast(Stream[Detection], split.trues)
+    frames = op.inspect("count_frames", cast(Stream[Detection], split.trues), COUNTERS.frame)
     dead = op.merge(
         "dead",
         cast(Stream[DeadLetter], split.falses),
         op.map("kafka_errors", source.errs, dead_letter_from_error),
     )
+    dead = op.inspect("count_dead", dead, COUNTERS.dead_letter)
     kop.output(
         "dlq",
         op.map("dlq_message", dead, dead_letter_message),
@@ -69,6 +71,7 @@ def build_flow(settings: Settings, catalog: ZoneCatalog | None = None) -> Datafl
     keyed = op.key_on("key_by_camera", frames, lambda frame: frame.camera_id)
     changes = op.stateful_map("dwell", keyed, advance)
     incidents = op.flat_map("incidents", changes, lambda keyed_list: keyed_list[1])
+    incidents = op.inspect("count_incidents", incidents, COUNTERS.incident)
     op.output("store", incidents, IncidentSink(settings.database_dsn))
     kop.output(
         "publish",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import signal
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 
+from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 
@@ -44,6 +47,7 @@ def run_flow(
     recovery: bool = True,
     snapshot_s: float = 2.0,
     check_only: bool = False,
+    progress_every_s: float = 10.0,
     progress: Callable[[str], None] = print,
 ) -> None:
     """Build and run the dataflow until SIGINT/SIGTERM."""
@@ -65,13 +69,19 @@ def run_flow(
     if recovery:
         directory = settings.home / "recovery" / name
         if not directory.exists():
-            directory.mkdir(parents=True)
-            init_db_dir(directory, RECOVERY_PARTITIONS)
+            # Initialise aside, then rename: a crash here never leaves a half-made store.
+            staging = directory.with_name(f"{name}.init")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            init_db_dir(staging, RECOVERY_PARTITIONS)
+            staging.rename(directory)
         recovery_config = RecoveryConfig(str(directory))
         progress(f"recovery in {directory}")
     # SIGTERM ends the run like Ctrl-C: Bytewax stops at the next check, and a restart
     # resumes from the last snapshot.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop_reporting = threading.Event()
+    report_periodically(progress, progress_every_s, stop_reporting)
     progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
     try:
         cli_main(
@@ -85,4 +95,6 @@ def run_flow(
     except BytewaxRuntimeError as exc:
         if not _interrupted(exc):
             raise
-    progress(f"dataflow {name!r} stopped")
+    finally:
+        stop_reporting.set()
+    progress(f"dataflow {name!r} stopped ({COUNTERS.line()})")

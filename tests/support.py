@@ -113,3 +113,19 @@ def wait_for(
             return value
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def wait_until_stable(fetch: Any, quiet_s: float, timeout_s: float) -> Any:
+    """Poll fetch() until it returns the same non-empty value for quiet_s seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value != last:
+            last, since = value, time.monotonic()
+        elif value and time.monotonic() - since >= quiet_s:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"no stable result within {timeout_s:.0f} s (last: {last!r})")

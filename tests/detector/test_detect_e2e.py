@@ -12,7 +12,7 @@ import pytest
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Detection, decode
 from shrinkwatch.sites import parse_site_config
-from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_for
+from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_until_stable
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
 from warehouse.sites import apply_site_config
@@ -20,6 +20,11 @@ from warehouse.sites import apply_site_config
 SHELF = [(0.30, 0.30), (0.66, 0.30), (0.66, 0.56), (0.30, 0.56)]
 THRESHOLD_S = 4.0
 VIDEO_S = 79.5
+
+
+def incidents(settings: Any) -> list[dict[str, Any]]:
+    with connect(settings.database_dsn) as conn:
+        return list_incidents(conn)
 
 
 def site() -> str:
@@ -57,19 +62,8 @@ def test_vtest_produces_incidents_that_agree_with_the_footage(settings: Any, tmp
         assert (frames[-1].ts - start).total_seconds() == pytest.approx(79.4, abs=0.01)
         assert sum(len(f.objects) for f in frames) / len(frames) > 3  # about 6 people per frame
 
-        def settled() -> list[dict[str, Any]] | None:
-            with connect(settings.database_dsn) as conn:
-                rows = list_incidents(conn)
-            # The last frame is at +79.4 s: every incident has caught up once one reflects it.
-            last = max((r["updated_at"] for r in rows), default=None)
-            return rows if last and (start + timedelta(seconds=70) <= last or len(rows) >= 3) else None
-
-        wait_for(settled, 120, what="incidents from the flow")
-        import time
-
-        time.sleep(5)  # let the flow finish the tail of the topic
-        with connect(settings.database_dsn) as conn:
-            rows = list_incidents(conn)
+        # The flow has caught up when its output stops changing.
+        rows = wait_until_stable(lambda: incidents(settings), quiet_s=6, timeout_s=180)
     finally:
         flow.send_signal(signal.SIGTERM)
         flow.wait(timeout=30)
