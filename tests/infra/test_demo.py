@@ -1,0 +1,45 @@
+"""`shrinkwatch demo` end to end: a live camera, the model, the flow and the dashboard."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.process import port_open
+from tests.support import cli_env, needs_footage, run_cli
+from warehouse.db import connect
+from warehouse.incidents import list_incidents
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@needs_footage
+def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_path: Path) -> None:
+    settings = make_settings(camera_sim_port=free_port(), dashboard_port=free_port())
+    result = run_cli(["demo", "--until-incidents", "1"], env=cli_env(settings, tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stderr
+    assert "** first incident after" in out
+    assert f"dashboard: http://127.0.0.1:{settings.dashboard_port}" in out
+    for part in ("dashboard", "detector", "flow", "camera-sim"):
+        assert f"stopped {part}" in out
+    assert "stopping Kafka" not in out  # it did not start the session's services, so it leaves them
+    with connect(settings.database_dsn) as conn:
+        rows = list_incidents(conn)
+    assert rows and all(r["camera_id"] == "cam-walkway" and r["store_id"] == "demo-store" for r in rows)
+    assert not port_open(settings.camera_sim_port) and not port_open(settings.dashboard_port)
+
+
+def test_demo_names_the_setting_when_weights_are_missing(make_settings: Any, tmp_path: Path) -> None:
+    settings = make_settings(model=str(tmp_path / "missing.pt"))
+    result = run_cli(["demo"], env=cli_env(settings, tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert "SHRINKWATCH_MODEL" in result.stderr and "Traceback" not in result.stderr
