@@ -1,12 +1,20 @@
-"""`shrinkwatch camera-sim`: a video file served as a live, looping HTTP MJPEG camera.
+"""`shrinkwatch camera-sim`: a video file served as a live, looping camera.
 
-One broadcaster thread plays the file at its own frame rate and keeps the newest JPEG;
-every client gets the frames from the moment it joins (a live camera never rewinds).
+HTTP MJPEG: one broadcaster thread plays the file at its own frame rate and keeps the
+newest JPEG; every client gets the frames from the moment it joins (a live camera never
+rewinds). RTSP (optional): ffmpeg plays the file in a loop, in real time, as H.264 over
+RTP to a local port, and GStreamer's RTSP server (Debian's, run by Debian's Python)
+serves that live stream to every client.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import shutil
+import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -123,11 +131,124 @@ def _handler(broadcaster: Broadcaster) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve_mjpeg(
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _die_with_parent() -> None:
+    # Children of camera-sim end with it, even when it is killed with SIGKILL.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RtspRelay:
+    """ffmpeg (file -> live H.264/RTP on a local port) and the GStreamer RTSP server."""
+
+    def __init__(self, path: Path, port: int, mount: str = "/stream") -> None:
+        self.path, self.port, self.mount = path, port, mount
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}{self.mount}"
+
+    def start(self) -> None:
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            msg = "RTSP needs ffmpeg (apt-get install ffmpeg)"
+            raise ShrinkwatchError(msg)
+        check = subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+            capture_output=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            msg = (
+                "RTSP needs GStreamer's RTSP server for Debian's Python (apt-get install python3-gi "
+                "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)"
+            )
+            raise ShrinkwatchError(msg)
+        udp = _free_udp_port()
+        server = subprocess.Popen(
+            [
+                SYSTEM_PYTHON,
+                str(RTSP_SERVER),
+                "--udp-port",
+                str(udp),
+                "--port",
+                str(self.port),
+                "--path",
+                self.mount,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self.procs.append(server)
+        line = server.stdout.readline().decode(errors="replace").strip() if server.stdout else ""
+        if not line.startswith("rtsp-server: rtsp://"):
+            self.stop()
+            msg = f"the RTSP server did not start on port {self.port}: {line or 'no output'}"
+            raise ShrinkwatchError(msg)
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    ffmpeg,
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-re",
+                    "-stream_loop",
+                    "-1",
+                    "-i",
+                    str(self.path),
+                    "-an",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                    "-g",
+                    "10",
+                    "-bf",
+                    "0",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-f",
+                    "rtp",
+                    f"rtp://127.0.0.1:{udp}?pkt_size=1200",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        )
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def serve(
     path: Path,
     *,
     host: str,
     port: int,
+    rtsp_port: int | None = None,
     fps: float | None = None,
     quality: int = 80,
     announce: Callable[[str], None] = print,
@@ -142,15 +263,26 @@ def serve_mjpeg(
         msg = f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
         raise ShrinkwatchError(msg) from None
     server.daemon_threads = True
+    relay = RtspRelay(path, rtsp_port) if rtsp_port else None
+    if relay:
+        try:
+            relay.start()
+        except ShrinkwatchError:
+            server.server_close()
+            raise
     broadcaster.start()
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     announce(
         f"camera-sim: serving {path.name} at {broadcaster.fps:.1f} fps on "
         f"http://{host}:{port}/video.mjpg (snapshot: /snapshot.jpg)"
     )
+    if relay:
+        announce(f"camera-sim: RTSP on {relay.url}")
     try:
         stop.wait()
     finally:
+        if relay:
+            relay.stop()
         server.shutdown()
         server.server_close()
         announce("camera-sim: stopped")

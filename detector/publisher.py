@@ -1,68 +1,132 @@
-"""Publishing detections to Kafka: idempotent, compressed, with delivery accounting."""
+"""Publishing to Kafka from the camera readers: never blocks, never loses order.
+
+Messages go into a bounded local buffer first; a pump thread hands them to an idempotent,
+compressed producer as fast as the broker takes them. While Kafka is unreachable the
+readers keep analysing, the buffer fills, and past its bound the *oldest* messages are
+dropped and counted. When the broker returns, the backlog drains in order.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from shrinkwatch.contracts import Detection, encode
+from shrinkwatch.contracts import CameraHealth, Detection, encode
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class DetectionPublisher:
+class Publisher:
     """One producer shared by every camera thread of the process."""
 
-    def __init__(self, settings: Settings, buffer_messages: int = 20_000) -> None:
-        self.topic = settings.topic("detections")
+    def __init__(self, settings: Settings, buffer_messages: int = 5000, inflight: int = 1000) -> None:
+        self.detections_topic = settings.topic("detections")
+        self.health_topic = settings.topic("camera-health")
         self._producer = Producer(
             {
                 "bootstrap.servers": settings.kafka_servers,
                 "enable.idempotence": True,
                 "compression.type": "lz4",
                 "linger.ms": 20,
-                "queue.buffering.max.messages": buffer_messages,
-                "log_level": 3,
+                "queue.buffering.max.messages": inflight,
+                "message.timeout.ms": 0,  # never expire: the drop policy is ours (oldest first)
+                "reconnect.backoff.max.ms": 2000,
+                "error_cb": self._on_error,
+                "log_level": 0,
             }
         )
+        self._buffer: deque[tuple[str, bytes, bytes]] = deque()
+        self._bound = buffer_messages
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
         self.last_error: str | None = None
+        self.broker_down = False
+        self._pump = threading.Thread(target=self._run, name="kafka-pump", daemon=True)
+        self._pump.start()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE):
+            if not self.broker_down:
+                log.warning("Kafka unreachable (%s); buffering locally", err.str())
+            self.broker_down = True
+        self.last_error = err.str()
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            self.delivered += 1
+            if self.broker_down:
+                log.warning("Kafka reachable again; sending the backlog")
+            self.broker_down = False
+        else:
+            self.failed += 1
+            self.last_error = err.str()
+
+    def _enqueue(self, topic: str, key: str, value: bytes) -> None:
         with self._lock:
-            if err is None:
-                self.delivered += 1
-            else:
-                self.failed += 1
-                self.last_error = str(err)
+            if len(self._buffer) >= self._bound:
+                self._buffer.popleft()
+                self.dropped += 1
+            self._buffer.append((topic, key.encode(), value))
 
     def publish(self, detection: Detection) -> None:
-        """Queue one frame's message; never blocks for long (drops and counts when full)."""
-        value = encode(detection)
-        try:
-            self._producer.produce(
-                self.topic, value=value, key=detection.camera_id.encode(), on_delivery=self._on_delivery
-            )
-        except BufferError:
-            self._producer.poll(0.1)
-            try:
-                self._producer.produce(
-                    self.topic, value=value, key=detection.camera_id.encode(), on_delivery=self._on_delivery
-                )
-            except BufferError:
-                with self._lock:
-                    self.dropped += 1
-        self._producer.poll(0)
+        """Queue one analysed frame (key = camera_id); returns at once."""
+        self._enqueue(self.detections_topic, detection.camera_id, encode(detection))
 
-    def flush(self, timeout_s: float = 30.0) -> int:
-        """Wait for queued messages; return how many are still undelivered."""
-        remaining: int = self._producer.flush(timeout_s)
-        if remaining:
-            log.warning("%d detection messages not delivered after %.0f s", remaining, timeout_s)
-        return remaining
+    def publish_health(self, health: CameraHealth) -> None:
+        """Queue one camera-health event (key = camera_id)."""
+        self._enqueue(self.health_topic, health.camera_id, encode(health))
+
+    def _move(self) -> None:
+        while True:
+            with self._lock:
+                if not self._buffer:
+                    return
+                topic, key, value = self._buffer[0]
+                try:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                except BufferError:
+                    return  # the producer is full (the broker is slow or away): keep it here
+                self._buffer.popleft()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._move()
+            self._producer.poll(0.05)
+
+    @property
+    def backlog(self) -> int:
+        """Messages not yet acknowledged by the broker (buffered here or in the producer)."""
+        return len(self._buffer) + len(self._producer)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for progress lines and health."""
+        return {
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "failed": self.failed,
+            "backlog": self.backlog,
+            "broker_down": self.broker_down,
+        }
+
+    def close(self, timeout_s: float = 30.0) -> int:
+        """Send what is buffered (up to timeout_s); return how many messages were left unsent."""
+        deadline = time.monotonic() + timeout_s
+        while self._buffer and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stop.set()
+        self._pump.join(timeout=5)
+        self._move()
+        remaining: int = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        left = remaining + len(self._buffer)
+        if left:
+            log.warning("%d messages not delivered to Kafka before shutdown", left)
+        return left

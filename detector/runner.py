@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from detector.health import Observation, Sample, assess
 from detector.model import Detector, resolve_model_path
-from detector.publisher import DetectionPublisher
-from detector.sources import SourceError, open_source
+from detector.publisher import Publisher
+from detector.sources import FileSource, LiveSource, SourceError, open_source
 from detector.tracking import CameraTracker
 from shrinkwatch.contracts import Detection
 from shrinkwatch.errors import ShrinkwatchError
@@ -39,6 +41,7 @@ class CameraStats:
     frames: int = 0
     objects: int = 0
     started: float = field(default_factory=time.monotonic)
+    last_frame_ts: datetime | None = None
     error: str | None = None
     done: bool = False
 
@@ -50,7 +53,7 @@ class CameraWorker(threading.Thread):
         self,
         camera: Camera,
         detector: Detector,
-        publisher: DetectionPublisher,
+        publisher: Publisher,
         options: DetectOptions,
         stop: threading.Event,
     ) -> None:
@@ -58,15 +61,16 @@ class CameraWorker(threading.Thread):
         self.camera, self.detector, self.publisher = camera, detector, publisher
         self.options, self.stop = options, stop
         self.stats = CameraStats()
+        self.source: FileSource | LiveSource | None = None
 
     def run(self) -> None:
         cam = self.camera
         try:
-            source = open_source(
+            self.source = open_source(
                 cam.stream_url, cam.fps, realtime=self.options.realtime, loop=self.options.loop
             )
             tracker = CameraTracker(self.detector.names)
-            for frame in source.frames(self.stop):
+            for frame in self.source.frames(self.stop):
                 height, width = frame.image.shape[:2]
                 boxes = self.detector.infer(frame.image)
                 objects = tracker.update(boxes, width, height)
@@ -83,6 +87,7 @@ class CameraWorker(threading.Thread):
                 )
                 self.stats.frames += 1
                 self.stats.objects += len(objects)
+                self.stats.last_frame_ts = frame.ts
                 if self.options.max_frames and self.stats.frames >= self.options.max_frames:
                     break
         except SourceError as exc:
@@ -93,6 +98,71 @@ class CameraWorker(threading.Thread):
             log.exception("camera %s failed", cam.id)
         finally:
             self.stats.done = True
+
+    def sample(self) -> Sample:
+        """Counters now, for the health monitor."""
+        read = self.source.frames_read if self.source else 0
+        return Sample(time.monotonic(), read, self.stats.frames)
+
+    def observe(self, previous: Sample, current: Sample, broker_down: bool, dropped: int) -> Observation:
+        """What the health monitor needs to judge this camera."""
+        source = self.source
+        connected = bool(source and source.connected) and not (self.stats.done and self.stats.error)
+        since_new = time.monotonic() - source.last_new_at if source else current.at - self.stats.started
+        return Observation(
+            camera_id=self.camera.id,
+            store_id=self.camera.store_id,
+            target_fps=self.camera.fps,
+            previous=previous,
+            current=current,
+            seconds_since_new_frame=since_new,
+            source_connected=connected,
+            live=isinstance(source, LiveSource) or bool(self.options.realtime),
+            uptime_s=current.at - self.stats.started,
+            last_frame_ts=self.stats.last_frame_ts,
+            error=self.stats.error or (source.last_error if source else None),
+            broker_down=broker_down,
+            dropped_since_last=dropped,
+        )
+
+
+class HealthMonitor:
+    """Publishes each camera's health every `every_s` and logs every change of status."""
+
+    def __init__(self, workers: list[CameraWorker], publisher: Publisher, every_s: float = 2.0) -> None:
+        self.workers, self.publisher, self.every_s = workers, publisher, every_s
+        self._samples = {w.camera.id: w.sample() for w in workers}
+        self._status: dict[str, str] = {}
+        self._dropped = publisher.dropped
+        self._next = time.monotonic() + every_s
+
+    def tick(self) -> None:
+        """Report if it is time to."""
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.every_s
+        dropped = self.publisher.dropped - self._dropped
+        self._dropped = self.publisher.dropped
+        for worker in self.workers:
+            if worker.stats.done and not worker.stats.error:
+                continue  # a file that ended: nothing to report
+            current = worker.sample()
+            health = assess(
+                worker.observe(self._samples[worker.camera.id], current, self.publisher.broker_down, dropped)
+            )
+            self._samples[worker.camera.id] = current
+            self.publisher.publish_health(health)
+            before = self._status.get(worker.camera.id)
+            if before != health.status:
+                self._status[worker.camera.id] = health.status
+                level = logging.INFO if health.status == "online" else logging.WARNING
+                log.log(
+                    level,
+                    "camera %s is %s%s",
+                    worker.camera.id,
+                    health.status,
+                    f" ({health.error})" if health.error and health.status != "online" else "",
+                )
 
 
 def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Camera]:
@@ -129,24 +199,26 @@ def run_detect(
         return 0
     stop = stop_event_on_signals()
     detector = Detector(settings)
-    publisher = DetectionPublisher(settings)
+    publisher = Publisher(settings)
     workers = [CameraWorker(cam, detector, publisher, options, stop) for cam in cameras]
     for worker in workers:
         worker.start()
+    monitor = HealthMonitor(workers, publisher)
     progress(
         f"analysing {len(workers)} camera(s) with {detector.source} at imgsz {settings.imgsz}; "
-        f"publishing to {publisher.topic}"
+        f"publishing to {publisher.detections_topic}"
     )
     last_report = time.monotonic()
     while any(w.is_alive() for w in workers) and not stop.is_set():
         time.sleep(0.2)
+        monitor.tick()
         if time.monotonic() - last_report >= progress_every_s:
             last_report = time.monotonic()
             progress(_report(workers, publisher))
     stop.set()
     for worker in workers:
         worker.join(timeout=15)
-    publisher.flush()
+    publisher.close()
     progress(_report(workers, publisher))
     failed = [w for w in workers if w.stats.error]
     for worker in failed:
@@ -154,7 +226,7 @@ def run_detect(
     return 1 if failed else 0
 
 
-def _report(workers: list[CameraWorker], publisher: DetectionPublisher) -> str:
+def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
     parts = []
     for w in workers:
         elapsed = max(time.monotonic() - w.stats.started, 1e-6)
@@ -168,4 +240,5 @@ def _report(workers: list[CameraWorker], publisher: DetectionPublisher) -> str:
         + f" | delivered {publisher.delivered}"
         + (f", failed {publisher.failed}" if publisher.failed else "")
         + (f", dropped {publisher.dropped}" if publisher.dropped else "")
+        + (f", backlog {publisher.backlog} (Kafka unreachable)" if publisher.broker_down else "")
     )

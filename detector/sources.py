@@ -8,6 +8,7 @@ a backlog; files are read in order, either at real-time pace or as fast as possi
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -17,7 +18,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import cv2
+# FFmpeg's and OpenCV's own console messages bypass our logging (and its credential
+# filter); errors reach the log through this module instead.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
 import numpy as np
 
 from shrinkwatch.errors import ShrinkwatchError
@@ -66,6 +72,11 @@ class FileSource:
             msg = f"video file not found: {self.path}"
             raise SourceError(msg)
         self.fps, self.realtime, self.loop = fps, realtime, loop
+        self.name = str(self.path)
+        self.connected = True
+        self.last_error: str | None = None
+        self.frames_read = 0
+        self.last_new_at = time.monotonic()
 
     def _open(self) -> tuple[cv2.VideoCapture, float]:
         cap = cv2.VideoCapture(str(self.path))
@@ -87,6 +98,8 @@ class FileSource:
                 while not stop.is_set():
                     if not cap.grab():
                         break
+                    self.frames_read += 1
+                    self.last_new_at = time.monotonic()
                     if index % step == 0:
                         ok, image = cap.retrieve()
                         if not ok:
@@ -127,6 +140,8 @@ class LiveSource:
         self.name = scrub(url)
         self.last_error: str | None = None
         self.connected = False
+        self.frames_read = 0
+        self.last_new_at = time.monotonic()
         self._latest: tuple[int, np.ndarray, datetime] | None = None
         self._cond = threading.Condition()
 
@@ -139,6 +154,8 @@ class LiveSource:
         ]
         if kind_of(self.url) == "device":
             return cv2.VideoCapture(int(self.url))
+        # RTSP over TCP: no UDP packet loss, and it passes NAT and firewalls.
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def _reader(self, stop: threading.Event) -> None:
@@ -152,16 +169,25 @@ class LiveSource:
                 self.connected, backoff = True, 1.0
                 last_new = time.monotonic()
                 previous: np.ndarray | None = None
+                last_pts = -1.0
                 while not stop.is_set():
                     ok, image = cap.read()
                     if not ok:
                         self.last_error = f"stream ended or read failed: {self.name}"
                         break
-                    # A frozen server keeps answering with the same image: only a *new*
-                    # image counts as life.
-                    if previous is None or not np.array_equal(image[::16, ::16], previous):
-                        previous = image[::16, ::16].copy()
-                        last_new = time.monotonic()
+                    # A frozen server keeps answering with the same frame: only a *new* one
+                    # (a later stream timestamp where there is one, and different pixels;
+                    # a real sensor never gives two identical frames) counts as life.
+                    pts = cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0
+                    thumb = image[::16, ::16]
+                    fresh = (pts <= 0 or pts > last_pts) and (
+                        previous is None or not np.array_equal(thumb, previous)
+                    )
+                    if fresh:
+                        previous, last_pts = thumb.copy(), pts
+                        last_new = self.last_new_at = time.monotonic()
+                        self.frames_read += 1
+                        self.last_error = None
                         seq += 1
                         with self._cond:
                             self._latest = (seq, image, _now())

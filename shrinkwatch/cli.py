@@ -144,12 +144,21 @@ def camera_sim(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     fps: Annotated[float | None, typer.Option(help="Frames per second (default: the file's).")] = None,
     quality: Annotated[int, typer.Option(min=10, max=100, help="JPEG quality.")] = 80,
+    rtsp_port: Annotated[
+        int | None, typer.Option(help="Also serve RTSP on this port (rtsp://127.0.0.1:PORT/stream).")
+    ] = None,
 ) -> None:
-    """Serve a video file as a live, looping HTTP MJPEG camera (late joiners see 'now')."""
-    from detector.camera_sim import serve_mjpeg
+    """Serve a video file as a live, looping camera: HTTP MJPEG, and RTSP with --rtsp-port."""
+    from detector.camera_sim import serve
 
-    serve_mjpeg(
-        file, host=host, port=port or _settings(ctx).camera_sim_port, fps=fps, quality=quality, announce=_say
+    serve(
+        file,
+        host=host,
+        port=port or _settings(ctx).camera_sim_port,
+        rtsp_port=rtsp_port,
+        fps=fps,
+        quality=quality,
+        announce=_say,
     )
 
 

@@ -1,0 +1,169 @@
+"""Live cameras over RTSP and MJPEG: health events through outages, freezes and bad URLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shrinkwatch.contracts import CameraHealth, Detection, decode
+from shrinkwatch.sites import parse_site_config
+from tests.support import VTEST, cli_env, free_port, needs_footage, spawn_cli, wait_for
+from warehouse.db import connect
+from warehouse.sites import apply_site_config
+
+pytestmark = [needs_footage, pytest.mark.slow]
+
+
+class CameraSim:
+    """camera-sim in its own process group, so a test can kill or freeze all of it."""
+
+    def __init__(self, log: Path) -> None:
+        self.http, self.rtsp, self.log = free_port(), free_port(), log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shrinkwatch.cli",
+                "camera-sim",
+                str(VTEST),
+                "--port",
+                str(self.http),
+                "--rtsp-port",
+                str(self.rtsp),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: "RTSP on" in self.log.read_text(), 30, what="camera-sim")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signum)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[CameraSim]:
+    camera = CameraSim(tmp_path / "sim.log")
+    camera.start()
+    yield camera
+    if camera.proc and camera.proc.poll() is None:
+        camera.signal(signal.SIGCONT)
+        camera.kill()
+
+
+class Watcher:
+    """Reads sw.camera-health and sw.detections as they arrive."""
+
+    def __init__(self, settings: Any) -> None:
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_servers,
+                "group.id": "health-test",
+                "auto.offset.reset": "earliest",
+                "log_level": 3,
+            }
+        )
+        self.consumer.subscribe([settings.topic("camera-health"), settings.topic("detections")])
+        self.health: list[CameraHealth] = []
+        self.frames: list[Detection] = []
+        self.health_topic = settings.topic("camera-health")
+
+    def poll(self) -> None:
+        for msg in self.consumer.consume(200, timeout=0.2):
+            if msg.error() is None:
+                if msg.topic() == self.health_topic:
+                    self.health.append(decode(msg.value(), CameraHealth))
+                else:
+                    self.frames.append(decode(msg.value(), Detection))
+
+    def status_after(self, camera: str, status: str, since: datetime, timeout_s: float) -> CameraHealth:
+        def found() -> CameraHealth | None:
+            self.poll()
+            return next(
+                (h for h in self.health if h.camera_id == camera and h.status == status and h.ts >= since),
+                None,
+            )
+
+        return wait_for(found, timeout_s, interval_s=0.1, what=f"{camera} {status}")  # type: ignore[no-any-return]
+
+
+def test_outage_freeze_and_bad_url(sim: CameraSim, settings: Any, tmp_path: Path) -> None:
+    rtsp = f"rtsp://admin:hunter2@127.0.0.1:{sim.rtsp}/stream"
+    mjpeg = f"http://127.0.0.1:{sim.http}/video.mjpg"
+    bad = "rtsp://admin:hunter2@127.0.0.1:1/none"
+    site = f"""
+stores: [{{id: store-001, name: Downtown, timezone: Europe/London}}]
+cameras:
+  - {{id: cam-rtsp, store_id: store-001, name: RTSP, stream_url: "{rtsp}", fps: 5}}
+  - {{id: cam-mjpeg, store_id: store-001, name: MJPEG, stream_url: "{mjpeg}", fps: 5}}
+  - {{id: cam-bad, store_id: store-001, name: Bad, stream_url: "{bad}", fps: 5}}
+"""
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(site))
+    detect = spawn_cli(["detect"], cli_env(settings, tmp_path), tmp_path / "detect.log")
+    watch = Watcher(settings)
+    try:
+        start = datetime.now(UTC)
+        for cam in ("cam-rtsp", "cam-mjpeg"):
+            watch.status_after(cam, "online", start, 90)
+        unreachable = watch.status_after("cam-bad", "offline", start, 30)
+        assert unreachable.error and "rtsp://***@127.0.0.1:1/none" in unreachable.error
+
+        # The server dies: both cameras go offline within 10 s, then recover when it returns.
+        killed = datetime.now(UTC)
+        sim.kill()
+        for cam in ("cam-rtsp", "cam-mjpeg"):
+            offline = watch.status_after(cam, "offline", killed, 15)
+            assert (offline.ts - killed).total_seconds() <= 10.0
+        sim.start()
+        back = datetime.now(UTC)
+        for cam in ("cam-rtsp", "cam-mjpeg"):
+            watch.status_after(cam, "online", back, 90)
+        wait_for(
+            lambda: (watch.poll(), [f for f in watch.frames if f.camera_id == "cam-rtsp" and f.ts > back])[1],
+            30,
+            what="frames after the reconnect",
+        )
+
+        # A frozen server (stopped, not gone) is noticed too: no *new* frames.
+        frozen = datetime.now(UTC)
+        sim.signal(signal.SIGSTOP)
+        for cam in ("cam-rtsp", "cam-mjpeg"):
+            stale = watch.status_after(cam, "offline", frozen, 15)
+            assert (stale.ts - frozen).total_seconds() <= 10.0
+        sim.signal(signal.SIGCONT)
+        thawed = datetime.now(UTC)
+        for cam in ("cam-rtsp", "cam-mjpeg"):
+            watch.status_after(cam, "online", thawed, 90)
+    finally:
+        detect.send_signal(signal.SIGINT)
+        code = detect.wait(timeout=60)
+        watch.consumer.close()
+    assert code == 0
+    log = (tmp_path / "detect.log").read_text()
+    assert "hunter2" not in log
+    assert all("hunter2" not in (h.error or "") for h in watch.health)
+    statuses = {
+        h.camera_id: {x.status for x in watch.health if x.camera_id == h.camera_id} for h in watch.health
+    }
+    assert statuses["cam-bad"] == {"offline"}
