@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,55 @@ def resolve_model_path(model: str) -> Path | None:
     if path.parent == Path("."):
         return shared_file("models", path.name)
     return None
+
+
+BACKENDS = ("pytorch", "onnx", "openvino")
+
+
+def backend_of(path: Path) -> str:
+    """Which runtime a model file or folder is for."""
+    if path.is_dir() and any(path.glob("*.xml")):
+        return "openvino"
+    if path.suffix == ".onnx":
+        return "onnx"
+    return "pytorch"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def exported_model(weights: Path, backend: str, imgsz: int, cache: Path) -> Path:
+    """The weights in another runtime's format, exported once and cached by content hash.
+
+    Exporting runs offline (Ultralytics' exporters for ONNX and OpenVINO); the cache lives
+    under SHRINKWATCH_HOME/models/<sha256 of the .pt>-<imgsz>/.
+    """
+    if backend == "pytorch" or backend_of(weights) == backend:
+        return weights
+    if backend_of(weights) != "pytorch":
+        msg = f"cannot convert {weights.name} ({backend_of(weights)}) to {backend}; give the .pt weights"
+        raise ShrinkwatchError(msg)
+    folder = cache / f"{_sha256(weights)[:16]}-{imgsz}"
+    target = folder / (f"{weights.stem}.onnx" if backend == "onnx" else f"{weights.stem}_openvino_model")
+    if target.exists():
+        return target
+    log.info("exporting %s to %s at imgsz %d (once; cached in %s)", weights.name, backend, imgsz, folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(weights, staging / weights.name)
+    from ultralytics import YOLO
+
+    YOLO(str(staging / weights.name)).export(format=backend, imgsz=imgsz)
+    folder.mkdir(parents=True, exist_ok=True)
+    (staging / target.name).rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _prepare_ultralytics(settings: Settings, offline: bool) -> None:
@@ -59,6 +110,14 @@ class Detector:
         _prepare_ultralytics(settings, offline=local is not None)
         from ultralytics import YOLO
 
+        if local is not None and settings.backend != "auto":
+            try:
+                local = exported_model(local, settings.backend, settings.imgsz, settings.home / "models")
+            except ShrinkwatchError:
+                raise
+            except Exception as exc:
+                msg = f"exporting {local.name} to {settings.backend} failed: {exc}"
+                raise ShrinkwatchError(msg) from None
         source = str(local) if local else settings.model
         try:
             self.model: Any = YOLO(source, task="detect")
@@ -69,6 +128,7 @@ class Detector:
             )
             raise ShrinkwatchError(msg) from None
         self.source = source
+        self.backend = backend_of(Path(source)) if local else "pytorch"
         self.names: dict[int, str] = dict(self.model.names)
         by_name = {name: idx for idx, name in self.names.items()}
         unknown = [c for c in settings.classes if c not in by_name]
@@ -79,7 +139,13 @@ class Detector:
         self.imgsz = settings.imgsz
         self.conf = settings.conf
         self._lock = threading.Lock()
-        log.info("model %s loaded (%d classes, imgsz %d)", Path(source).name, len(self.names), self.imgsz)
+        log.info(
+            "model %s loaded (%s, %d classes, imgsz %d)",
+            Path(source).name,
+            self.backend,
+            len(self.names),
+            self.imgsz,
+        )
 
     def infer(self, image: np.ndarray) -> Boxes:
         """Detect the classes of interest in one BGR image."""

@@ -11,10 +11,11 @@ from datetime import datetime
 
 from detector.health import Observation, Sample, assess
 from detector.model import Detector, resolve_model_path
+from detector.motion import MotionGate
 from detector.publisher import Publisher
 from detector.sources import FileSource, LiveSource, SourceError, open_source
 from detector.tracking import CameraTracker
-from shrinkwatch.contracts import Detection
+from shrinkwatch.contracts import DetectedObject, Detection
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
@@ -32,6 +33,7 @@ class DetectOptions:
     realtime: bool = True
     loop: bool = False
     max_frames: int | None = None
+    motion_gating: bool = True
 
 
 @dataclass
@@ -56,12 +58,15 @@ class CameraWorker(threading.Thread):
         publisher: Publisher,
         options: DetectOptions,
         stop: threading.Event,
+        gate: MotionGate | None = None,
     ) -> None:
         super().__init__(name=f"camera-{camera.id}", daemon=True)
+        gate = gate or MotionGate(enabled=False)
         self.camera, self.detector, self.publisher = camera, detector, publisher
         self.options, self.stop = options, stop
         self.stats = CameraStats()
         self.source: FileSource | LiveSource | None = None
+        self.gate = gate
 
     def run(self) -> None:
         cam = self.camera
@@ -70,10 +75,13 @@ class CameraWorker(threading.Thread):
                 cam.stream_url, cam.fps, realtime=self.options.realtime, loop=self.options.loop
             )
             tracker = CameraTracker(self.detector.names)
+            objects: list[DetectedObject] = []
             for frame in self.source.frames(self.stop):
                 height, width = frame.image.shape[:2]
-                boxes = self.detector.infer(frame.image)
-                objects = tracker.update(boxes, width, height)
+                # Nothing moved: the objects are where they were, and the tracks stay alive.
+                if self.gate.should_infer(frame.image):
+                    boxes = self.detector.infer(frame.image)
+                    objects = tracker.update(boxes, width, height)
                 self.publisher.publish(
                     Detection(
                         camera_id=cam.id,
@@ -200,7 +208,21 @@ def run_detect(
     stop = stop_event_on_signals()
     detector = Detector(settings)
     publisher = Publisher(settings)
-    workers = [CameraWorker(cam, detector, publisher, options, stop) for cam in cameras]
+    workers = [
+        CameraWorker(
+            cam,
+            detector,
+            publisher,
+            options,
+            stop,
+            MotionGate(
+                min_area=settings.motion_min_area,
+                max_skip_s=settings.motion_max_skip_s,
+                enabled=options.motion_gating and cam.motion_gating,
+            ),
+        )
+        for cam in cameras
+    ]
     for worker in workers:
         worker.start()
     monitor = HealthMonitor(workers, publisher)
@@ -231,9 +253,10 @@ def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
     for w in workers:
         elapsed = max(time.monotonic() - w.stats.started, 1e-6)
         state = "error" if w.stats.error else ("done" if w.stats.done else "live")
+        gated = f", {w.gate.skipped} skipped (no motion)" if w.gate.skipped else ""
         parts.append(
             f"{w.camera.id}: {w.stats.frames} frames {w.stats.frames / elapsed:.1f} fps "
-            f"{w.stats.objects} objects ({state})"
+            f"{w.stats.objects} objects{gated} ({state})"
         )
     return (
         "; ".join(parts)

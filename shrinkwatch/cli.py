@@ -175,6 +175,9 @@ def detect(
         Pace, typer.Option(help="Files: real-time pace, or as fast as possible.")
     ] = Pace.realtime,
     loop: Annotated[bool, typer.Option(help="Files: start again at the end.")] = False,
+    motion_gating: Annotated[
+        bool, typer.Option(help="Skip inference on frames where nothing moved (cameras may opt out).")
+    ] = True,
     max_frames: Annotated[int | None, typer.Option(help="Stop each camera after N analysed frames.")] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Check settings, model and cameras; run nothing.")
@@ -184,7 +187,11 @@ def detect(
     from detector.runner import DetectOptions, run_detect
 
     options = DetectOptions(
-        camera_ids=camera or None, realtime=pace is Pace.realtime, loop=loop, max_frames=max_frames
+        camera_ids=camera or None,
+        realtime=pace is Pace.realtime,
+        loop=loop,
+        max_frames=max_frames,
+        motion_gating=motion_gating,
     )
     code = run_detect(_settings(ctx), options, check_only=check, progress=_say)
     raise typer.Exit(code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -37,12 +37,22 @@ class Settings(BaseSettings):
     postgres_port: int = Field(15432, ge=1, le=65535, description="Local PostgreSQL port.")
     postgres_bin: Path = Field(Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL server binaries.")
 
+    backend: Literal["auto", "pytorch", "onnx", "openvino"] = Field(
+        "auto",
+        description="Inference runtime; 'auto' follows the model file. Others export a .pt once.",
+    )
     imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
     classes: list[str] = Field(
         ["person", "backpack", "handbag", "suitcase"], description="COCO classes to publish."
     )
 
+    motion_min_area: float = Field(
+        0.003, ge=0, le=1, description="Motion gating: share of the image that must change."
+    )
+    motion_max_skip_s: float = Field(
+        2.0, ge=0, description="Motion gating: run the model at least this often anyway."
+    )
     loiter_threshold_s: float = Field(
         30.0, gt=0, description="Dwell in a high_value zone that opens a loitering incident."
     )

@@ -106,6 +106,7 @@ class Camera(_Strict):
     location: str | None = None
     stream_url: str = Field(min_length=1)
     fps: float = Field(5.0, gt=0, le=30)
+    motion_gating: bool = True  # skip inference on frames where nothing moved
     zones: list[Zone] = Field(default_factory=list)
 
 

@@ -65,13 +65,13 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
             )
         for cam in config.cameras:
             conn.execute(
-                """INSERT INTO cameras (id, store_id, name, location, stream_url, fps)
-                   VALUES (%s, %s, %s, %s, %s, %s)
+                """INSERT INTO cameras (id, store_id, name, location, stream_url, fps, motion_gating)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET
                      store_id = EXCLUDED.store_id, name = EXCLUDED.name,
                      location = EXCLUDED.location, stream_url = EXCLUDED.stream_url,
-                     fps = EXCLUDED.fps, updated_at = now()""",
-                (cam.id, cam.store_id, cam.name, cam.location, cam.stream_url, cam.fps),
+                     fps = EXCLUDED.fps, motion_gating = EXCLUDED.motion_gating, updated_at = now()""",
+                (cam.id, cam.store_id, cam.name, cam.location, cam.stream_url, cam.fps, cam.motion_gating),
             )
             cur = conn.execute(
                 "DELETE FROM zones WHERE camera_id = %s AND NOT (id = ANY(%s))",
@@ -98,7 +98,7 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
 def load_cameras(conn: Connection, camera_ids: list[str] | None = None) -> list[Camera]:
     """Enabled cameras with their zones, optionally only those named."""
     rows = conn.execute(
-        """SELECT id, store_id, name, location, stream_url, fps FROM cameras
+        """SELECT id, store_id, name, location, stream_url, fps, motion_gating FROM cameras
            WHERE enabled AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s)) ORDER BY id""",
         {"ids": camera_ids},
     ).fetchall()
