@@ -7,8 +7,10 @@ a backlog; files are read in order, either at real-time pace or as fast as possi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -87,7 +89,45 @@ class FileSource:
         return cap, src_fps if 1.0 <= src_fps <= 240.0 else 25.0
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        """Frames at the target fps until the end (or forever when looping)."""
+        """Frames at the target fps until the end (or forever when looping).
+
+        As fast as possible, a thread decodes a few frames ahead, so decoding overlaps
+        inference instead of adding to it.
+        """
+        if self.realtime:
+            yield from self._decode(stop)
+            return
+        ahead: queue.Queue[Frame | None] = queue.Queue(maxsize=4)
+        done = threading.Event()
+
+        def decode() -> None:
+            try:
+                for frame in self._decode(done):
+                    while not done.is_set():
+                        try:
+                            ahead.put(frame, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+            finally:
+                ahead.put(None)
+
+        thread = threading.Thread(target=decode, name=f"decode-{self.path.name}", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                frame = ahead.get()
+                if frame is None:
+                    return
+                yield frame
+        finally:
+            done.set()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    ahead.get_nowait()
+            thread.join(timeout=5)
+
+    def _decode(self, stop: threading.Event) -> Iterator[Frame]:
         start = _now()
         while not stop.is_set():
             cap, src_fps = self._open()

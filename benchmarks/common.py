@@ -1,0 +1,95 @@
+"""Shared set-up for the benchmarks: footage, settings and the real services."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from shrinkwatch.paths import shared_file
+from shrinkwatch.settings import REPO_ROOT, Settings, load_settings
+
+BENCH_HOME = REPO_ROOT / ".shrinkwatch-bench"
+BENCH_PORTS = {"kafka_port": 39392, "kafka_controller_port": 39393, "postgres_port": 39394}
+
+
+def footage() -> Path:
+    """The sample video (fails clearly without it)."""
+    video = shared_file("video", "vtest.avi")
+    if video is None:
+        msg = "benchmarks need ../shared/video/vtest.avi"
+        raise SystemExit(msg)
+    return video
+
+
+def weights() -> Path:
+    """The YOLOv8n .pt weights."""
+    path = shared_file("models", "yolov8n.pt")
+    if path is None:
+        msg = "benchmarks need ../shared/models/yolov8n.pt"
+        raise SystemExit(msg)
+    return path
+
+
+def frames(count: int, step: int = 2) -> list[np.ndarray]:
+    """`count` frames of the sample video, every `step`-th (5 fps from its 10)."""
+    cap = cv2.VideoCapture(str(footage()))
+    out: list[np.ndarray] = []
+    index = 0
+    while len(out) < count:
+        ok, image = cap.read()
+        if not ok:
+            cap.release()
+            cap = cv2.VideoCapture(str(footage()))
+            continue
+        if index % step == 0:
+            out.append(image)
+        index += 1
+    cap.release()
+    return out
+
+
+def bench_settings(**overrides: Any) -> Settings:
+    """Settings for benchmark runs: own home, own ports, topic prefix per run."""
+    values: dict[str, Any] = {"home": BENCH_HOME, "model": str(weights()), **BENCH_PORTS}
+    if os.environ.get("SHRINKWATCH_KAFKA_BOOTSTRAP"):
+        values["kafka_bootstrap"] = os.environ["SHRINKWATCH_KAFKA_BOOTSTRAP"]
+    values["topic_prefix"] = f"bench{int(time.time())}."
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+@contextmanager
+def services(settings: Settings) -> Iterator[None]:
+    """Kafka (and PostgreSQL) for the run; stops what it started."""
+    from infra import services as infra
+
+    started = infra.up(settings, progress=lambda _m: None)
+    try:
+        yield
+    finally:
+        infra.down(settings, progress=lambda _m: None, only=set(started))
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> float:
+    """Best wall time of `repeat` runs of fn, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine() -> str:
+    """One line about where the figures come from."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+    )
