@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.pose import PoseModel
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
@@ -139,6 +140,13 @@ class Detector:
         self.imgsz = settings.imgsz
         self.conf = settings.conf
         self._lock = threading.Lock()
+        self.pose: PoseModel | None = None
+        if settings.pose_model:
+            pose_path = resolve_model_path(settings.pose_model)
+            if pose_path is None:
+                msg = f"pose_model: {settings.pose_model!r} not found; give a path to a YOLOv8-pose model"
+                raise ShrinkwatchError(msg)
+            self.pose = PoseModel(pose_path, settings.imgsz, settings.conf)
         log.info(
             "model %s loaded (%s, %d classes, imgsz %d)",
             Path(source).name,

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from detector.evidence import EvidenceRecorder, FrameRing
 from detector.health import Observation, Sample, assess
 from detector.model import Detector, resolve_model_path
 from detector.motion import MotionGate
+from detector.pose import attach_keypoints
 from detector.publisher import Publisher
 from detector.sources import FileSource, LiveSource, SourceError, open_source
 from detector.tracking import CameraTracker
@@ -59,6 +61,7 @@ class CameraWorker(threading.Thread):
         options: DetectOptions,
         stop: threading.Event,
         gate: MotionGate | None = None,
+        ring: FrameRing | None = None,
     ) -> None:
         super().__init__(name=f"camera-{camera.id}", daemon=True)
         gate = gate or MotionGate(enabled=False)
@@ -67,6 +70,7 @@ class CameraWorker(threading.Thread):
         self.stats = CameraStats()
         self.source: FileSource | LiveSource | None = None
         self.gate = gate
+        self.ring = ring
 
     def run(self) -> None:
         cam = self.camera
@@ -82,6 +86,8 @@ class CameraWorker(threading.Thread):
                 if self.gate.should_infer(frame.image):
                     boxes = self.detector.infer(frame.image)
                     objects = tracker.update(boxes, width, height)
+                    if self.detector.pose is not None and any(o.class_name == "person" for o in objects):
+                        objects = attach_keypoints(objects, *self.detector.pose.poses(frame.image))
                 self.publisher.publish(
                     Detection(
                         camera_id=cam.id,
@@ -93,6 +99,8 @@ class CameraWorker(threading.Thread):
                         objects=objects,
                     )
                 )
+                if self.ring is not None:
+                    self.ring.add(frame.image, frame.ts, objects)
                 self.stats.frames += 1
                 self.stats.objects += len(objects)
                 self.stats.last_frame_ts = frame.ts
@@ -208,6 +216,15 @@ def run_detect(
     stop = stop_event_on_signals()
     detector = Detector(settings)
     publisher = Publisher(settings)
+    rings = {
+        cam.id: FrameRing(
+            cam.id,
+            cam.fps,
+            settings.evidence_before_s + settings.evidence_after_s + 5,
+            settings.live_dir(),
+        )
+        for cam in cameras
+    }
     workers = [
         CameraWorker(
             cam,
@@ -220,9 +237,16 @@ def run_detect(
                 max_skip_s=settings.motion_max_skip_s,
                 enabled=options.motion_gating and cam.motion_gating,
             ),
+            rings[cam.id],
         )
         for cam in cameras
     ]
+    recorder = None
+    if settings.evidence:
+        recorder = EvidenceRecorder(
+            settings, rings, stop, settings.evidence_before_s, settings.evidence_after_s
+        )
+        recorder.start()
     for worker in workers:
         worker.start()
     monitor = HealthMonitor(workers, publisher)
@@ -240,6 +264,10 @@ def run_detect(
     stop.set()
     for worker in workers:
         worker.join(timeout=15)
+    if recorder is not None:
+        recorder.join(timeout=60)
+        if recorder.saved:
+            progress(f"evidence saved for {recorder.saved} incident(s) in {settings.evidence_dir()}")
     publisher.close()
     progress(_report(workers, publisher))
     failed = [w for w in workers if w.stats.error]

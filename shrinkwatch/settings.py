@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         "auto",
         description="Inference runtime; 'auto' follows the model file. Others export a .pt once.",
     )
+    pose_model: str | None = Field(
+        None, description="Optional YOLOv8-pose model adding keypoints to persons (path or shared name)."
+    )
     imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
     classes: list[str] = Field(
@@ -53,6 +56,10 @@ class Settings(BaseSettings):
     motion_max_skip_s: float = Field(
         2.0, ge=0, description="Motion gating: run the model at least this often anyway."
     )
+    evidence: bool = Field(True, description="Save a snapshot and a clip for each new incident.")
+    evidence_path: Path | None = Field(None, description="Evidence folder (default: HOME/evidence).")
+    evidence_before_s: float = Field(5.0, ge=0, le=30, description="Clip seconds before an incident.")
+    evidence_after_s: float = Field(5.0, ge=0, le=30, description="Clip seconds after an incident.")
     loiter_threshold_s: float = Field(
         30.0, gt=0, description="Dwell in a high_value zone that opens a loitering incident."
     )
@@ -114,6 +121,14 @@ class Settings(BaseSettings):
             msg = f"unknown topic {name!r}; expected one of {', '.join(TOPICS)}"
             raise ValueError(msg)
         return f"{self.topic_prefix}{name}"
+
+    def evidence_dir(self) -> Path:
+        """Where snapshots and clips are written; incident `snapshot` values are relative to it."""
+        return (self.evidence_path or self.home / "evidence").expanduser().absolute()
+
+    def live_dir(self) -> Path:
+        """Where each camera's newest annotated frame is kept for the dashboard."""
+        return self.home / "live"
 
     def logs_dir(self) -> Path:
         """Folder for the log files of services and background processes."""

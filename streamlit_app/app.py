@@ -16,6 +16,9 @@ page = st.navigation(
                 HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:", default=True
             ),
         ],
+        "Monitor": [
+            st.Page(HERE / "monitor" / "live.py", title="Live view", icon=":material/videocam:"),
+        ],
     }
 )
 page.run()

@@ -50,3 +50,22 @@ def incidents(limit: int = 500) -> pd.DataFrame:
         ]
         frame["zone_ids"] = [", ".join(z) for z in frame["zone_ids"]]
     return frame
+
+
+def evidence_file(reference: str | None, suffix: str | None = None) -> Path | None:
+    """The file an incident's `snapshot` reference names (or its clip, with suffix='.mp4')."""
+    if not reference:
+        return None
+    root = settings().evidence_dir().resolve()
+    path = (root / reference).resolve()
+    if suffix:
+        path = path.with_suffix(suffix)
+    if root not in path.parents or not path.is_file():
+        return None  # missing, or a reference that points outside the evidence folder
+    return path
+
+
+def live_frames() -> dict[str, Path]:
+    """The newest annotated frame of each camera, by camera id."""
+    folder = settings().live_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.jpg"))} if folder.is_dir() else {}

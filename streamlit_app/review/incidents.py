@@ -41,4 +41,33 @@ def incident_table() -> None:
     st.dataframe(frame[list(COLUMNS)], column_config=COLUMNS, hide_index=True, width="stretch")
 
 
+def evidence() -> None:
+    frame = data.incidents()
+    if frame.empty or "snapshot" not in frame:
+        return
+    with_evidence = frame[frame["snapshot"].notna()]
+    st.subheader("Evidence")
+    if with_evidence.empty:
+        st.caption("Snapshots and clips appear here once the detector has saved them.")
+        return
+    labels = {
+        row.incident_id: f"{row.started_at:%Y-%m-%d %H:%M:%S} · {row.incident_type} · "
+        f"{row.camera_id} · track {row.track_id}"
+        for row in with_evidence.itertuples()
+    }
+    chosen = st.selectbox("Incident", list(labels), format_func=lambda key: labels[key])
+    reference = with_evidence.set_index("incident_id").loc[chosen, "snapshot"]
+    left, right = st.columns(2)
+    snapshot = data.evidence_file(reference)
+    clip = data.evidence_file(reference, ".mp4")
+    if snapshot:
+        left.image(str(snapshot), caption="Snapshot when the incident opened")
+    else:
+        left.warning(f"Snapshot {reference} is not in the evidence folder.")
+    if clip:
+        right.video(str(clip))
+        right.caption("Clip: about 5 s before to 5 s after")
+
+
 incident_table()
+evidence()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from flows.zones import ZoneArea
@@ -69,6 +70,18 @@ def test_vtest_produces_incidents_that_agree_with_the_footage(settings: Any, tmp
         flow.wait(timeout=30)
 
     assert len(rows) >= 3, rows
+    # Evidence: the detector saved an annotated snapshot and a clip, and the incident points to it.
+    with_evidence = [r for r in rows if r["snapshot"]]
+    assert with_evidence, "no incident got its evidence"
+    for row in with_evidence:
+        snapshot = settings.evidence_dir() / row["snapshot"]
+        image = cv2.imread(str(snapshot))
+        assert image is not None and image.shape == (576, 768, 3)
+        clip = cv2.VideoCapture(str(snapshot.with_suffix(".mp4")))
+        assert clip.isOpened() and clip.get(cv2.CAP_PROP_FRAME_COUNT) >= 10
+        clip.release()
+    assert "evidence saved for" in result.stderr
+    assert (settings.live_dir() / "cam-walkway.jpg").is_file()
     zone = ZoneArea("z-electronics", "high_value", tuple(SHELF))
     by_ts = {f.ts: f for f in frames}
     for row in rows:

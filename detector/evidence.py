@@ -1,0 +1,277 @@
+"""Evidence for incidents, and the live view of each camera.
+
+Each camera keeps the last few seconds of analysed frames (as JPEG) in a ring. When a new
+incident about one of this process's cameras appears on `sw.incidents`, a recorder waits
+until the ring holds the seconds after it too, then saves an annotated snapshot and a short
+clip (about `before_s` before to `after_s` after) under the evidence folder, and points the
+incident's `snapshot` at it. The live view is the newest annotated frame per camera,
+written to SHRINKWATCH_HOME/live/<camera>.jpg about once a second, without Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode
+from shrinkwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GREY = (200, 200, 200)
+RED = (40, 40, 230)
+
+
+def annotate(
+    image: np.ndarray, objects: list[DetectedObject], highlight: int | None = None, label: str | None = None
+) -> np.ndarray:
+    """A copy of the frame with every object's box and track id; `highlight` in red."""
+    out = image.copy()
+    height, width = out.shape[:2]
+    for obj in objects:
+        x1, y1, x2, y2 = (int(v * s) for v, s in zip(obj.box, (width, height, width, height), strict=True))
+        colour = RED if highlight is not None and obj.track_id == highlight else GREY
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
+        text = f"{obj.class_name} {obj.track_id if obj.track_id is not None else ''}".strip()
+        cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    if label:
+        cv2.rectangle(out, (0, 0), (width, 22), (0, 0, 0), -1)
+        cv2.putText(out, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        msg = "a kept frame could not be decoded"
+        raise ValueError(msg)
+    return image
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RingFrame:
+    """One analysed frame kept for evidence."""
+
+    ts: datetime
+    jpeg: bytes
+    objects: list[DetectedObject]
+
+
+class FrameRing:
+    """The last `seconds` of one camera's analysed frames, plus its live view."""
+
+    def __init__(
+        self, camera_id: str, fps: float, seconds: float, live_dir: Path | None, live_every_s: float = 1.0
+    ) -> None:
+        self.camera_id = camera_id
+        self.frames: deque[RingFrame] = deque(maxlen=max(1, int(fps * seconds)))
+        self.lock = threading.Lock()
+        self.live_path = live_dir / f"{camera_id}.jpg" if live_dir else None
+        self.live_every_s = live_every_s
+        self._live_at = float("-inf")
+
+    def add(self, image: np.ndarray, ts: datetime, objects: list[DetectedObject]) -> None:
+        """Keep this frame; refresh the live view when it is due."""
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        if not ok:
+            return
+        with self.lock:
+            self.frames.append(RingFrame(ts, buf.tobytes(), objects))
+        if self.live_path is not None and time.monotonic() - self._live_at >= self.live_every_s:
+            self._live_at = time.monotonic()
+            ok, live = cv2.imencode(".jpg", annotate(image, objects), [cv2.IMWRITE_JPEG_QUALITY, 70])
+            if ok:
+                _write_atomic(self.live_path, live.tobytes())
+
+    def between(self, start: datetime, end: datetime) -> list[RingFrame]:
+        """Frames with start <= ts <= end, oldest first."""
+        with self.lock:
+            return [f for f in self.frames if start <= f.ts <= end]
+
+    def newest_ts(self) -> datetime | None:
+        with self.lock:
+            return self.frames[-1].ts if self.frames else None
+
+
+class EvidenceRecorder(threading.Thread):
+    """Saves a snapshot and a clip for each new incident of this process's cameras."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rings: dict[str, FrameRing],
+        stop: threading.Event,
+        before_s: float = 5.0,
+        after_s: float = 5.0,
+    ) -> None:
+        super().__init__(name="evidence", daemon=True)
+        self.settings, self.rings, self.stop = settings, rings, stop
+        self.before_s, self.after_s = before_s, after_s
+        self.linger_s = 3.0
+        self.root: Path = settings.evidence_dir()
+        self.pending: dict[str, tuple[Incident, float]] = {}
+        self.saved = 0
+        self.done: set[str] = set()
+
+    def run(self) -> None:
+        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_servers,
+                "group.id": f"evidence-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "log_level": 0,
+            }
+        )
+        topic = self.settings.topic("incidents")
+        try:
+            meta = consumer.list_topics(topic, timeout=10)
+            parts = meta.topics[topic].partitions if topic in meta.topics else {}
+            consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in parts])
+            while not self.stop.is_set():
+                for msg in consumer.consume(100, timeout=0.5):
+                    if msg.error() is None:
+                        self._consider(msg.value())
+                self._flush_due()
+            # Shutting down: take what is still arriving for a moment, then save everything
+            # pending with the frames there are.
+            deadline = time.monotonic() + self.linger_s
+            while time.monotonic() < deadline:
+                for msg in consumer.consume(100, timeout=0.3):
+                    if msg.error() is None:
+                        self._consider(msg.value())
+            self._flush_due(force=True)
+        except Exception:  # evidence must never stop the readers
+            log.exception("evidence recorder stopped")
+        finally:
+            consumer.close()
+
+    def _consider(self, raw: bytes | None) -> None:
+        try:
+            incident = decode(raw, Incident)
+        except ContractError:
+            return
+        if incident.camera_id not in self.rings or incident.incident_id in self.done:
+            return
+        if incident.incident_id not in self.pending and incident.snapshot is None:
+            self.pending[incident.incident_id] = (incident, time.monotonic())
+
+    def _flush_due(self, force: bool = False) -> None:
+        for incident_id, (incident, seen_at) in list(self.pending.items()):
+            ring = self.rings[incident.camera_id]
+            newest = ring.newest_ts()
+            have_after = newest is not None and newest >= incident.updated_at + timedelta(
+                seconds=self.after_s
+            )
+            # Wait for the seconds after the incident, unless the camera stopped delivering.
+            if not force and not have_after and time.monotonic() - seen_at < self.after_s + 30:
+                continue
+            del self.pending[incident_id]
+            self.done.add(incident_id)
+            try:
+                self.save(incident, ring)
+            except Exception:
+                log.exception("could not save evidence for incident %s", incident_id)
+
+    def save(self, incident: Incident, ring: FrameRing) -> str | None:
+        """Write snapshot and clip; point the incident at the snapshot; return its reference."""
+        trigger = incident.updated_at
+        frames = ring.between(
+            trigger - timedelta(seconds=self.before_s), trigger + timedelta(seconds=self.after_s)
+        )
+        if not frames:
+            log.warning("no frames kept around incident %s; no evidence", incident.incident_id)
+            return None
+        key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
+        label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
+        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label)
+        reference = f"{incident.camera_id}/{incident.incident_id}.jpg"
+        ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            _write_atomic(self.root / reference, buf.tobytes())
+        self._write_clip(incident, frames, self.root / incident.camera_id / f"{incident.incident_id}.mp4")
+        self._point_incident(incident.incident_id, reference)
+        self.saved += 1
+        log.info(
+            "evidence for incident %s: %s (+ clip of %d frames)", incident.incident_id, reference, len(frames)
+        )
+        return reference
+
+    def _write_clip(self, incident: Incident, frames: list[RingFrame], target: Path) -> None:
+        span = max((frames[-1].ts - frames[0].ts).total_seconds(), 0.2)
+        fps = max(1.0, (len(frames) - 1) / span)
+        images = [_decode_jpeg(f.jpeg) for f in frames]
+        height, width = images[0].shape[:2]
+        avi = target.with_suffix(".avi")
+        writer = cv2.VideoWriter(str(avi), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
+        for frame, image in zip(frames, images, strict=True):
+            writer.write(annotate(image, frame.objects, incident.track_id))
+        writer.release()
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            return  # the MJPEG .avi is the clip
+        # H.264 MP4 plays in every browser (and so on the dashboard).
+        result = subprocess.run(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(avi),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                "-movflags",
+                "+faststart",
+                str(target),
+            ],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode == 0:
+            avi.unlink(missing_ok=True)
+
+    def _point_incident(self, incident_id: str, reference: str) -> None:
+        from warehouse.db import connect
+
+        # The flow may write the row a moment after it publishes; try for a while.
+        for _ in range(20):
+            with connect(self.settings.database_dsn) as conn:
+                cur = conn.execute(
+                    "UPDATE incidents SET snapshot = %s WHERE incident_id = %s AND snapshot IS NULL",
+                    (reference, incident_id),
+                )
+                conn.commit()
+                found = conn.execute(
+                    "SELECT 1 FROM incidents WHERE incident_id = %s", (incident_id,)
+                ).fetchone()
+            if cur.rowcount or found:
+                return
+            if self.stop.wait(0.5):
+                return
