@@ -10,7 +10,7 @@ import base64
 import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,7 @@ CAMERA_HEALTH_SCHEMA: Final = "shrinkwatch.camera-health/1"
 INCIDENT_SCHEMA: Final = "shrinkwatch.incident/1"
 DEAD_LETTER_SCHEMA: Final = "shrinkwatch.dead-letter/1"
 
-INCIDENT_TYPES = (
+IncidentType = Literal[
     "loitering_high_value",
     "exit_without_checkout",
     "restricted_zone",
@@ -40,7 +40,8 @@ INCIDENT_TYPES = (
     "concealment_suspected",
     "crowding",
     "running_exit",
-)
+]
+INCIDENT_TYPES: tuple[str, ...] = get_args(IncidentType)
 
 
 def format_ts(value: datetime) -> str:
@@ -147,15 +148,7 @@ class Incident(_Message):
     store_id: str = Field(min_length=1)
     camera_id: str = Field(min_length=1)
     track_id: int | None
-    incident_type: Literal[
-        "loitering_high_value",
-        "exit_without_checkout",
-        "restricted_zone",
-        "after_hours",
-        "concealment_suspected",
-        "crowding",
-        "running_exit",
-    ]
+    incident_type: IncidentType
     risk_score: Unit
     risk_level: Literal["low", "medium", "high"]
     status: Literal["open", "closed"]

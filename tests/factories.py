@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from shrinkwatch.contracts import DetectedObject, Detection
+from shrinkwatch.contracts import DetectedObject, Detection, Incident, Signal
 
 T0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
 
@@ -66,6 +67,28 @@ def walk(
             foot = path[-1][1]
         frames.append(frame(camera_id, i, t, [person(track_id, foot)], store_id, t0))
     return frames
+
+
+def incident(version: int, status: str = "open", **changes: Any) -> Incident:
+    """A loitering incident state; `changes` override any field."""
+    values: dict[str, Any] = dict(
+        incident_id="inc-1",
+        version=version,
+        store_id="store-001",
+        camera_id="cam-1",
+        track_id=7,
+        incident_type="loitering_high_value",
+        risk_score=0.5,
+        risk_level="medium",
+        status=status,
+        started_at=T0,
+        updated_at=T0 + timedelta(seconds=version),
+        ended_at=None,
+        zone_ids=["z-razors"],
+        signals=[Signal(name="dwell_high_value_s", value=10.0 + version, contribution=0.5)],
+    )
+    values.update(changes)
+    return Incident(**values)
 
 
 SITE_YAML = """\

@@ -20,28 +20,23 @@ from shrinkwatch.contracts import (
     to_dict,
     validate,
 )
-from tests.factories import frame, person
+from tests.factories import frame, incident, person
 
 TS = datetime(2026, 11, 28, 10, 15, 30, 123000, tzinfo=UTC)
 
 
 def _incident() -> Incident:
-    return Incident(
+    return incident(
+        3,
         incident_id="9f1c",
-        version=3,
-        store_id="store-001",
-        camera_id="cam-1",
         track_id=17,
         incident_type="exit_without_checkout",
         risk_score=0.82,
         risk_level="high",
-        status="open",
         started_at=TS,
         updated_at=TS,
-        ended_at=None,
         zone_ids=["z-razors", "z-exit"],
         signals=[Signal(name="dwell_high_value_s", value=95.0, contribution=0.41)],
-        snapshot=None,
     )
 
 

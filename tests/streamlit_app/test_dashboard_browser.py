@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.factories import incident
 from tests.support import cli_env, spawn_cli, wait_for
-from tests.warehouse.test_incidents import incident
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 

@@ -10,8 +10,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from shrinkwatch.settings import REPO_ROOT
+from tests.factories import incident
 from tests.support import settings_file
-from tests.warehouse.test_incidents import incident
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 
