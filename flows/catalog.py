@@ -1,11 +1,17 @@
-"""The zones of every camera, read from PostgreSQL and refreshed while a flow runs."""
+"""What the rules need from the site configuration, read from PostgreSQL and kept fresh.
+
+Zones by camera, and stores (time zone, opening hours, rule thresholds) by id; re-read every
+`refresh_s` seconds, so edits apply to a running flow without a restart.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import replace
 
+from flows.behaviour import StoreInfo, Thresholds
 from flows.zones import ZoneArea
 from shrinkwatch.sites import Zone
 
@@ -17,38 +23,58 @@ def to_areas(zones: list[Zone]) -> list[ZoneArea]:
     return [ZoneArea(z.id, z.kind, tuple((float(x), float(y)) for x, y in z.polygon)) for z in zones]
 
 
-class ZoneCatalog:
-    """Zones by camera id; re-read every `refresh_s` seconds so edits apply without a restart."""
+class SiteCatalog:
+    """Zones by camera and stores by id, refreshed from PostgreSQL."""
 
-    def __init__(self, dsn: str, refresh_s: float = 30.0) -> None:
-        self.dsn, self.refresh_s = dsn, refresh_s
+    def __init__(self, dsn: str, defaults: Thresholds, refresh_s: float = 30.0) -> None:
+        self.dsn, self.defaults, self.refresh_s = dsn, defaults, refresh_s
         self._zones: dict[str, list[ZoneArea]] = {}
+        self._stores: dict[str, StoreInfo] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        """Read all zones now (raises when the database is unreachable)."""
+        """Read everything now (raises when the database is unreachable)."""
         from warehouse.db import connect
-        from warehouse.sites import load_zones
+        from warehouse.sites import load_stores, load_zones
 
         with connect(self.dsn) as conn:
             zones = {cam: to_areas(zs) for cam, zs in load_zones(conn).items()}
+            stores = {
+                store.id: StoreInfo(
+                    store.id,
+                    store.timezone,
+                    tuple(sorted(store.hours.items())),
+                    replace(self.defaults, **store.thresholds.model_dump(exclude_none=True)),
+                )
+                for store in load_stores(conn)
+            }
         with self._lock:
-            self._zones, self._loaded_at = zones, time.monotonic()
+            self._zones, self._stores, self._loaded_at = zones, stores, time.monotonic()
 
-    def zones(self, camera_id: str) -> list[ZoneArea]:
-        """The camera's zones (empty for an unknown camera)."""
+    def _fresh(self) -> None:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             try:
                 self.load()
-            except Exception as exc:  # keep the zones we have; the flow must not stop
-                log.warning("could not refresh zones, keeping the previous ones: %s", exc)
+            except Exception as exc:  # keep what we have; the flow must not stop
+                log.warning("could not refresh the site configuration, keeping the previous: %s", exc)
                 self._loaded_at = time.monotonic()
+
+    def zones(self, camera_id: str) -> list[ZoneArea]:
+        """The camera's zones (empty for an unknown camera)."""
+        self._fresh()
         return self._zones.get(camera_id, [])
 
+    def store(self, store_id: str) -> StoreInfo:
+        """The store's rules (defaults, always open, for an unknown store)."""
+        self._fresh()
+        return self._stores.get(store_id) or StoreInfo(store_id, thresholds=self.defaults)
+
     @classmethod
-    def fixed(cls, zones: dict[str, list[ZoneArea]]) -> ZoneCatalog:
-        """A catalog that never reads the database (for tests and benchmarks)."""
-        catalog = cls("", refresh_s=float("inf"))
-        catalog._zones, catalog._loaded_at = zones, time.monotonic()
+    def fixed(
+        cls, zones: dict[str, list[ZoneArea]], stores: dict[str, StoreInfo], defaults: Thresholds
+    ) -> SiteCatalog:
+        """A catalog that never reads the database (for benchmarks)."""
+        catalog = cls("", defaults, refresh_s=float("inf"))
+        catalog._zones, catalog._stores, catalog._loaded_at = zones, stores, time.monotonic()
         return catalog

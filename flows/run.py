@@ -16,7 +16,7 @@ from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 
-FLOWS = {"loitering": "flows.loitering"}
+FLOWS = {"incidents": "flows.incidents"}
 RECOVERY_PARTITIONS = 4
 
 
@@ -54,12 +54,14 @@ def run_flow(
     from bytewax.recovery import RecoveryConfig, init_db_dir
     from bytewax.run import cli_main
 
-    from flows.catalog import ZoneCatalog
+    from flows.catalog import SiteCatalog
+    from flows.incidents import thresholds_from
     from infra.kafka import ensure_topics, wait_for_kafka
 
     wait_for_kafka(settings.kafka_servers, timeout_s=30)
     ensure_topics(settings)
-    ZoneCatalog(settings.database_dsn).load()  # fail early, with a clear message, if unreachable
+    # Fail early, with a clear message, if the database is unreachable.
+    SiteCatalog(settings.database_dsn, thresholds_from(settings)).load()
     flow = build(settings, name)
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")

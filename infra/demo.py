@@ -1,7 +1,7 @@
 """`shrinkwatch demo`: the whole pipeline on the sample video, with one command.
 
 Starts the services (if not running), migrates, applies the bundled demo site, then runs
-camera-sim, the detector, the loitering dataflow and the dashboard as child processes,
+camera-sim, the detector, the incidents dataflow and the dashboard as child processes,
 reporting frames, detections and incidents until Ctrl-C, which stops all it started.
 """
 
@@ -145,7 +145,7 @@ def run_demo(
         env = _child_env(settings, settings_file)
         say(f"== starting the pipeline (logs in {settings.logs_dir()})")
         children.append(_spawn("camera-sim", ["camera-sim", str(video)], settings, env))
-        children.append(_spawn("flow", ["flows", "run", "loitering"], settings, env))
+        children.append(_spawn("flow", ["flows", "run", "incidents"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
         say(f"  model {model.name}, loitering threshold {loiter_threshold_s:g} s")

@@ -288,4 +288,25 @@ def ensure_topics(
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 msg = f"could not create topic {topic}: {exc}"
                 raise ShrinkwatchError(msg) from None
+    _wait_until_served(admin, missing)
     return created
+
+
+def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Block until every topic's partitions have a leader (a new topic takes a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        meta = admin.list_topics(timeout=10)
+        ready = all(
+            t in meta.topics
+            and meta.topics[t].error is None
+            and meta.topics[t].partitions
+            and all(p.leader >= 0 and p.error is None for p in meta.topics[t].partitions.values())
+            for t in topics
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            msg = f"topics {', '.join(topics)} were created but are not served after {timeout_s:.0f} s"
+            raise ShrinkwatchError(msg)
+        time.sleep(0.2)

@@ -203,7 +203,7 @@ def detect(
 @flows_app.command("run")
 def flows_run(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "loitering",
+    name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "incidents",
     workers: Annotated[int, typer.Option(min=1, help="Worker threads in this process.")] = 1,
     recovery: Annotated[
         bool, typer.Option(help="Resume from SHRINKWATCH_HOME/recovery after a restart.")

@@ -37,6 +37,22 @@ class Economics(_Strict):
     monthly_cost: float | None = Field(None, ge=0)
 
 
+class StoreThresholds(_Strict):
+    """A store's own rule thresholds; anything left out keeps the documented default."""
+
+    loiter_s: float | None = Field(None, gt=0, description="dwell in a high_value zone (30 s)")
+    restricted_s: float | None = Field(None, ge=0, description="time in a restricted zone (2 s)")
+    after_hours_s: float | None = Field(None, ge=0, description="presence while closed (5 s)")
+    concealment_s: float | None = Field(None, gt=0, description="sustained concealment cue (2 s)")
+    crowd_people: int | None = Field(None, ge=2, description="people at once in a high_value zone (4)")
+    crowd_s: float | None = Field(None, gt=0, description="for this long (20 s)")
+    running_speed: float | None = Field(None, gt=0, description="body heights per second (1.5)")
+    running_s: float | None = Field(None, gt=0, description="sustained for (0.6 s)")
+    zone_exit_grace_s: float | None = Field(None, ge=0, description="brief exits keep a visit (2 s)")
+    track_timeout_s: float | None = Field(None, gt=0, description="unseen this long: gone (3 s)")
+    incident_update_s: float | None = Field(None, gt=0, description="refresh an open incident (10 s)")
+
+
 class Store(_Strict):
     """A shop: its time zone and local opening hours (a missing day is closed)."""
 
@@ -47,6 +63,7 @@ class Store(_Strict):
     hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(default_factory=dict)
     subscription_active: bool = True
     economics: Economics = Field(default_factory=Economics)
+    thresholds: StoreThresholds = Field(default_factory=StoreThresholds)
 
     @field_validator("timezone")
     @classmethod

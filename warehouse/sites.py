@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.sites import Camera, SiteConfig, SiteConfigError, SiteProblem, Zone
+from shrinkwatch.sites import Camera, SiteConfig, SiteConfigError, SiteProblem, Store, Zone
 from warehouse.db import Connection
 
 
@@ -47,12 +47,14 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
         _check_store_references(conn, config)
         for store in config.stores:
             conn.execute(
-                """INSERT INTO stores (id, name, city, timezone, hours, subscription_active, economics)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s)
+                """INSERT INTO stores (id, name, city, timezone, hours, subscription_active, economics,
+                                     thresholds)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET
                      name = EXCLUDED.name, city = EXCLUDED.city, timezone = EXCLUDED.timezone,
                      hours = EXCLUDED.hours, subscription_active = EXCLUDED.subscription_active,
-                     economics = EXCLUDED.economics, updated_at = now()""",
+                     economics = EXCLUDED.economics, thresholds = EXCLUDED.thresholds,
+                     updated_at = now()""",
                 (
                     store.id,
                     store.name,
@@ -61,6 +63,7 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
                     Jsonb(store.hours),
                     store.subscription_active,
                     Jsonb(store.economics.model_dump(exclude_none=True)),
+                    Jsonb(store.thresholds.model_dump(exclude_none=True)),
                 ),
             )
         for cam in config.cameras:
@@ -104,6 +107,15 @@ def load_cameras(conn: Connection, camera_ids: list[str] | None = None) -> list[
     ).fetchall()
     zones = load_zones(conn, [r["id"] for r in rows])
     return [Camera(**row, zones=zones.get(row["id"], [])) for row in rows]
+
+
+def load_stores(conn: Connection) -> list[Store]:
+    """Every store of the site configuration."""
+    rows = conn.execute(
+        """SELECT id, name, city, timezone, hours, subscription_active, economics, thresholds
+           FROM stores ORDER BY id"""
+    ).fetchall()
+    return [Store(**row) for row in rows]
 
 
 def load_zones(conn: Connection, camera_ids: list[str] | None = None) -> dict[str, list[Zone]]:

@@ -1,7 +1,7 @@
-"""The loitering dataflow: per-track dwell in `high_value` zones becomes incidents.
+"""The incidents dataflow: detections become per-track behaviour, then incidents.
 
-sw.detections -> parse (bad messages -> sw.dlq) -> key by camera -> dwell state ->
-incidents -> sw.incidents and the `incidents` table.
+sw.detections -> parse (bad messages -> sw.dlq) -> key by camera -> behaviour state
+(flows.behaviour) -> incidents -> sw.incidents and the `incidents` table.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.catalog import ZoneCatalog
-from flows.dwell import CameraState, DwellRules, step
+from flows.behaviour import BehaviourEngine, CameraState, Thresholds
+from flows.catalog import SiteCatalog
 from flows.kafka_io import (
     CONSUMER_CONFIG,
     PRODUCER_CONFIG,
@@ -28,23 +28,24 @@ from shrinkwatch.contracts import DeadLetter, Detection, Incident
 from shrinkwatch.settings import Settings
 
 
-def rules_from(settings: Settings) -> DwellRules:
-    """The dwell thresholds in force."""
-    return DwellRules(
-        loiter_threshold_s=settings.loiter_threshold_s,
+def thresholds_from(settings: Settings) -> Thresholds:
+    """Default thresholds (a store's own, from the site configuration, override them)."""
+    return Thresholds(
+        loiter_s=settings.loiter_threshold_s,
         zone_exit_grace_s=settings.zone_exit_grace_s,
         track_timeout_s=settings.track_timeout_s,
         incident_update_s=settings.incident_update_s,
     )
 
 
-def build_flow(settings: Settings, catalog: ZoneCatalog | None = None) -> Dataflow:
-    """The loitering dataflow for these settings."""
-    catalog = catalog or ZoneCatalog(settings.database_dsn, settings.zones_refresh_s)
-    rules = rules_from(settings)
+def build_flow(settings: Settings, catalog: SiteCatalog | None = None) -> Dataflow:
+    """The incidents dataflow for these settings."""
+    catalog = catalog or SiteCatalog(
+        settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s
+    )
     brokers = [settings.kafka_servers]
 
-    flow = Dataflow("loitering")
+    flow = Dataflow("incidents")
     source = kop.input(
         "read", flow, brokers=brokers, topics=[settings.topic("detections")], add_config=CONSUMER_CONFIG
     )
@@ -66,7 +67,10 @@ def build_flow(settings: Settings, catalog: ZoneCatalog | None = None) -> Datafl
     )
 
     def advance(state: CameraState | None, frame: Detection) -> tuple[CameraState, list[Incident]]:
-        return step(state, frame, catalog.zones(frame.camera_id), rules)
+        engine = BehaviourEngine(
+            frame.camera_id, catalog.zones(frame.camera_id), catalog.store(frame.store_id)
+        )
+        return engine.step(state, frame)
 
     keyed = op.key_on("key_by_camera", frames, lambda frame: frame.camera_id)
     changes = op.stateful_map("dwell", keyed, advance)

@@ -1,4 +1,4 @@
-"""The loitering dataflow on the real broker and database: incidents, DLQ, restart."""
+"""The incidents dataflow on the real broker and database: incidents, DLQ, restart."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_incidents_dlq_and_restart(make_settings: Any, tmp_path: Path) -> None:
         migrate(conn, progress=lambda _m: None)
         apply_site_config(conn, parse_site_config(SITE_YAML))
     env = cli_env(settings, tmp_path)
-    flow = spawn_cli(["flows", "run", "loitering", "--snapshot-s", "0.5"], env, tmp_path / "flow1.log")
+    flow = spawn_cli(["flows", "run", "incidents", "--snapshot-s", "0.5"], env, tmp_path / "flow1.log")
     try:
         bad_box = json.loads(encode(frame("cam-1", 1, 0, [])))
         bad_box["objects"] = [
@@ -100,7 +100,7 @@ def test_incidents_dlq_and_restart(make_settings: Any, tmp_path: Path) -> None:
 
     # A restart resumes from the recovery store: nothing is processed twice, new frames flow.
     publish_frames(settings, loiter(8, 60, 5.0))
-    flow = spawn_cli(["flows", "run", "loitering", "--snapshot-s", "0.5"], env, tmp_path / "flow2.log")
+    flow = spawn_cli(["flows", "run", "incidents", "--snapshot-s", "0.5"], env, tmp_path / "flow2.log")
     try:
         after = wait_for(
             lambda: (

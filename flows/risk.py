@@ -1,0 +1,51 @@
+"""Explainable risk: a score in 0..1 as the capped sum of weighted signal strengths.
+
+Each signal has a strength in 0..1 (how strongly the behaviour was seen) and a weight (how
+much it says about theft). Its contribution is weight x strength; the score is the sum of
+contributions, capped at 1, so the contributions on an incident add up to its score.
+Weights are per store and versioned (the feedback calibration adjusts them); the defaults
+below are the starting point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shrinkwatch.contracts import Signal
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "dwell_high_value_s": 0.8,  # 0.4 at the loitering threshold, 0.8 from twice it
+    "skipped_checkout": 0.55,  # reached an exit after a high-value zone, no checkout between
+    "restricted_zone_s": 0.9,
+    "after_hours_s": 1.0,
+    "concealment_cue_s": 0.9,
+    "running_exit": 0.6,
+    "bag_present": 0.1,  # a modifier: never enough on its own
+    "crowd_size": 0.8,
+}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Signal weights in force for a store, with the version that produced them."""
+
+    values: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    version: int = 0
+
+    def of(self, name: str) -> float:
+        return float(self.values.get(name, DEFAULT_WEIGHTS.get(name, 0.0)))
+
+
+def score(strengths: Mapping[str, tuple[float, float]], weights: Weights) -> tuple[float, list[Signal]]:
+    """(score, signals) from {name: (measured value, strength 0..1)}; zero-strength signals are left out."""
+    signals = []
+    total = 0.0
+    for name, (value, strength) in strengths.items():
+        if strength <= 0:
+            continue
+        contribution = round(weights.of(name) * min(1.0, strength), 4)
+        total += contribution
+        signals.append(Signal(name=name, value=round(value, 3), contribution=contribution))
+    signals.sort(key=lambda s: -s.contribution)
+    return round(min(1.0, total), 4), signals
