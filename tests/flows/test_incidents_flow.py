@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,13 @@ def publish_frames(settings: Settings, frames: list[Any]) -> None:
     produce(settings, settings.topic("detections"), [(f.camera_id.encode(), encode(f)) for f in frames])
 
 
-def loiter(track_id: int, start_s: float, stay_s: float) -> list[Any]:
+def loiter(track_id: int, start_s: float, stay_s: float, camera: str = "cam-1") -> list[Any]:
+    """A person standing at the razor shelf for stay_s, then empty frames (the track ends)."""
     frames = walk(
-        "cam-1",
-        track_id,
-        [(0, (0.2, 0.8)), (stay_s, (0.2, 0.8))],
-        t0=T0.replace(second=0) + __import__("datetime").timedelta(seconds=start_s),
+        camera, track_id, [(0, (0.2, 0.8)), (stay_s, (0.2, 0.8))], t0=T0 + timedelta(seconds=start_s)
     )
     end = frames[-1].ts
-    frames += [
-        frame("cam-1", 1000 + i, 0, [], t0=end).model_copy(
-            update={"ts": end + __import__("datetime").timedelta(seconds=0.2 * (i + 1))}
-        )
-        for i in range(15)
-    ]
-    return frames
+    return frames + [frame(camera, 1000 + i, 0.2 * (i + 1), [], t0=end) for i in range(15)]
 
 
 def test_incidents_dlq_and_restart(make_settings: Any, tmp_path: Path) -> None:

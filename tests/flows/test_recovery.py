@@ -1,0 +1,124 @@
+"""Crash and restart, and parallel workers: the same incidents as one uninterrupted run."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from shrinkwatch.sites import parse_site_config
+from tests.factories import SITE_YAML, T0, frame, walk
+from tests.flows.test_incidents_flow import incidents, publish_frames
+from tests.support import cli_env, spawn_cli, wait_for, wait_until_stable
+from warehouse.db import connect
+from warehouse.migrate import migrate
+from warehouse.sites import apply_site_config
+
+SITE = (
+    SITE_YAML
+    + """  - id: cam-2
+    store_id: store-001
+    name: Second aisle
+    stream_url: /dev/null
+    fps: 5
+    zones:
+      - id: z-razors
+        name: Razor blades
+        kind: high_value
+        polygon: [[0.0, 0.5], [0.4, 0.5], [0.4, 1.0], [0.0, 1.0]]
+"""
+)
+
+
+def scenario() -> tuple[list[Any], list[Any]]:
+    """Two cameras, several people; one loiterer's visit spans the two halves."""
+    frames = []
+    for camera, offset in (("cam-1", 0.0), ("cam-2", 0.1)):
+        t0 = T0.replace(microsecond=int(offset * 1e6))
+        people = [
+            walk(camera, 1, [(0, (0.2, 0.8)), (20, (0.2, 0.8)), (22, (0.9, 0.3))], t0=t0),  # spans the crash
+            walk(camera, 2, [(3, (0.3, 0.9)), (3.2, (0.3, 0.9)), (9, (0.3, 0.9)), (10, (0.95, 0.6))], t0=t0),
+            walk(camera, 3, [(0, (0.6, 0.2)), (30, (0.6, 0.2))], t0=t0),  # never in a zone
+        ]
+        length = max(len(p) for p in people) + 15
+        for i in range(length):
+            objects = [o for p in people if i < len(p) for o in p[i].objects if p[i].objects]
+            frames.append(frame(camera, i, i * 0.2, objects, t0=t0))
+    frames.sort(key=lambda f: f.ts)
+    half = len(frames) // 2
+    return frames[:half], frames[half:]
+
+
+def final_rows(settings: Any) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            r["incident_id"],
+            r["version"],
+            r["status"],
+            r["incident_type"],
+            r["track_id"],
+            r["camera_id"],
+            r["started_at"],
+            r["ended_at"],
+            tuple(r["zone_ids"]),
+            str(r["signals"]),
+            r["risk_score"],
+        )
+        for r in incidents(settings)
+    )
+
+
+def prepared(make_settings: Any) -> Any:
+    settings = make_settings(
+        loiter_threshold_s=4.0, track_timeout_s=1.0, zone_exit_grace_s=0.5, incident_update_s=2.0
+    )
+    with connect(settings.database_dsn) as conn:
+        migrate(conn, progress=lambda _m: None)
+        apply_site_config(conn, parse_site_config(SITE))
+    return settings
+
+
+def run_through(settings: Any, tmp_path: Path, name: str, *extra: str) -> list[tuple[Any, ...]]:
+    first, second = scenario()
+    publish_frames(settings, first + second)
+    flow = spawn_cli(
+        ["flows", "run", "incidents", *extra], cli_env(settings, tmp_path), tmp_path / f"{name}.log"
+    )
+    try:
+        rows = wait_until_stable(lambda: final_rows(settings), quiet_s=4, timeout_s=120)
+    finally:
+        flow.send_signal(signal.SIGTERM)
+        flow.wait(timeout=30)
+    return rows
+
+
+def test_kill_9_and_restart_gives_the_uninterrupted_result(make_settings: Any, tmp_path: Path) -> None:
+    reference = run_through(prepared(make_settings), tmp_path, "reference")
+    assert len(reference) >= 4 and all(r[2] == "closed" for r in reference)
+    first, _ = scenario()
+    assert any(r[4] == 1 and r[6] < first[-1].ts < r[7] for r in reference)  # a visit spans the crash
+
+    settings = prepared(make_settings)
+    env = cli_env(settings, tmp_path)
+    first, second = scenario()
+    publish_frames(settings, first)
+    flow = spawn_cli(["flows", "run", "incidents", "--snapshot-s", "0.5"], env, tmp_path / "crash1.log")
+    wait_for(lambda: incidents(settings), 60, what="incidents before the crash")
+    time.sleep(1.5)  # a snapshot or two
+    flow.send_signal(signal.SIGKILL)
+    flow.wait(timeout=10)
+    publish_frames(settings, second)
+    flow = spawn_cli(["flows", "run", "incidents", "--snapshot-s", "0.5"], env, tmp_path / "crash2.log")
+    try:
+        after = wait_until_stable(lambda: final_rows(settings), quiet_s=4, timeout_s=120)
+    finally:
+        flow.send_signal(signal.SIGTERM)
+        flow.wait(timeout=30)
+    assert after == reference
+
+
+def test_two_workers_give_the_same_incidents(make_settings: Any, tmp_path: Path) -> None:
+    one = run_through(prepared(make_settings), tmp_path, "one")
+    two = run_through(prepared(make_settings), tmp_path, "two", "--workers", "2")
+    assert one == two and len(one) >= 4
