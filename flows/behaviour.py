@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from flows.posture import concealment_cue
 from flows.risk import Weights, score
+from flows.signals import extra_strengths
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import DetectedObject, Detection, Incident, risk_level
 
@@ -211,6 +212,7 @@ def track_strengths(track: TrackState, rules: Thresholds) -> dict[str, tuple[flo
         "concealment_cue_s": (track.concealment_s, ramp(track.concealment_s, rules.concealment_s)),
         "running_exit": (float(track.running_exit), float(track.running_exit)),
         "bag_present": (float(track.bag_frames), 1.0 if track.bag_frames >= 3 else 0.0),
+        **extra_strengths(track, rules),
     }
 
 

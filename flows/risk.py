@@ -34,7 +34,14 @@ class Weights:
     version: int = 0
 
     def of(self, name: str) -> float:
-        return float(self.values.get(name, DEFAULT_WEIGHTS.get(name, 0.0)))
+        """The weight of a signal: this store's, else the default, else the registered one."""
+        if name in self.values:
+            return float(self.values[name])
+        if name in DEFAULT_WEIGHTS:
+            return DEFAULT_WEIGHTS[name]
+        from flows.signals import registered_weight
+
+        return registered_weight(name)
 
 
 def score(strengths: Mapping[str, tuple[float, float]], weights: Weights) -> tuple[float, list[Signal]]:

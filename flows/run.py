@@ -21,12 +21,36 @@ RECOVERY_PARTITIONS = 4
 
 
 def build(settings: Settings, name: str) -> Dataflow:
-    """Import a dataflow module by name and call its `build_flow(settings)`."""
-    if name not in FLOWS:
-        msg = f"unknown dataflow {name!r}; available: {', '.join(sorted(FLOWS))}"
+    """A dataflow by name (see FLOWS) or by module path; the module's `build_flow(settings)`."""
+    from flows.signals import load_extensions
+
+    load_extensions(settings.extensions)
+    module_name = FLOWS.get(name, name)
+    try:
+        module = importlib.import_module(module_name) if "." in module_name else None
+    except ModuleNotFoundError:
+        module = None
+    if module is None or not hasattr(module, "build_flow"):
+        msg = (
+            f"unknown dataflow {name!r}; give one of {', '.join(sorted(FLOWS))}, "
+            "or an importable module path with a build_flow(settings) function"
+        )
         raise ShrinkwatchError(msg)
-    flow: Dataflow = importlib.import_module(FLOWS[name]).build_flow(settings)
+    flow: Dataflow = module.build_flow(settings)
     return flow
+
+
+def require_current_schema(dsn: str) -> None:
+    """ShrinkwatchError unless the database has every migration applied."""
+    from warehouse.db import connect
+    from warehouse.migrate import available_migrations, current_version
+
+    with connect(dsn) as conn:
+        have = current_version(conn)
+    want = available_migrations()[-1].version
+    if have < want:
+        msg = f"the database is at schema version {have}, not {want}: run `shrinkwatch db migrate` first"
+        raise ShrinkwatchError(msg)
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -58,11 +82,12 @@ def run_flow(
     from flows.incidents import thresholds_from
     from infra.kafka import ensure_topics, wait_for_kafka
 
+    flow = build(settings, name)
     wait_for_kafka(settings.kafka_servers, timeout_s=30)
     ensure_topics(settings)
-    # Fail early, with a clear message, if the database is unreachable.
+    # Fail early, with a clear message, if the database is unreachable or behind.
+    require_current_schema(settings.database_dsn)
     SiteCatalog(settings.database_dsn, thresholds_from(settings)).load()
-    flow = build(settings, name)
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
         return

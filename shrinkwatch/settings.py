@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     incident_update_s: float = Field(
         10.0, gt=0, description="Publish a new incident version after this much more dwell."
     )
+    extensions: list[str] = Field(
+        default_factory=list, description="Modules imported when a flow starts (they register signals)."
+    )
     zones_refresh_s: float = Field(30.0, gt=0, description="How often flows re-read zones.")
 
     dashboard_port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
