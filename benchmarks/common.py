@@ -17,7 +17,8 @@ from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, Settings, load_settings
 
 BENCH_HOME = REPO_ROOT / ".shrinkwatch-bench"
-BENCH_PORTS = {"kafka_port": 39392, "kafka_controller_port": 39393, "postgres_port": 39394}
+# Below the kernel's ephemeral range (32768+), so client sockets never hold them.
+BENCH_PORTS = {"kafka_port": 31392, "kafka_controller_port": 31393, "postgres_port": 31394}
 
 
 def footage() -> Path:

@@ -38,8 +38,8 @@ def thresholds_from(settings: Settings) -> Thresholds:
     )
 
 
-def build_flow(settings: Settings, catalog: SiteCatalog | None = None) -> Dataflow:
-    """The incidents dataflow for these settings."""
+def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
+    """The incidents dataflow for these settings (`tail=False` stops at the end of the topic)."""
     catalog = catalog or SiteCatalog(
         settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s
     )
@@ -47,7 +47,12 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None) -> Datafl
 
     flow = Dataflow("incidents")
     source = kop.input(
-        "read", flow, brokers=brokers, topics=[settings.topic("detections")], add_config=CONSUMER_CONFIG
+        "read",
+        flow,
+        brokers=brokers,
+        topics=[settings.topic("detections")],
+        tail=tail,
+        add_config=CONSUMER_CONFIG,
     )
     parsed = op.map("parse", source.oks, parse_detection)
     split = op.branch("split", parsed, lambda item: isinstance(item, Detection))

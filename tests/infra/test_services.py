@@ -12,15 +12,16 @@ from infra import services
 from infra.kafka import KafkaBroker
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings, load_settings
-from tests.support import TEST_HOME, run_cli
+from tests.support import TEST_HOME, free_port, run_cli
 
 
-def own_settings(tmp_path: Path, base: int) -> Settings:
+def own_settings(tmp_path: Path) -> Settings:
     # Under the suite's home, not tmp_path: the `postgres` user must be able to reach it.
+    # Ports picked free now: fixed ones in the ephemeral range collide with client sockets.
     home = TEST_HOME / f"infra-{tmp_path.name}"
     shutil.rmtree(home, ignore_errors=True)
     return load_settings(
-        None, home=home, kafka_port=base, kafka_controller_port=base + 1, postgres_port=base + 2
+        None, home=home, kafka_port=free_port(), kafka_controller_port=free_port(), postgres_port=free_port()
     )
 
 
@@ -39,12 +40,12 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 @pytest.mark.usefixtures("base_settings")  # the jars are resolved once, by the session
 def test_up_status_down_cycle(tmp_path: Path) -> None:
-    settings = own_settings(tmp_path, 39092)
+    settings = own_settings(tmp_path)
     env = env_for(settings)
     try:
         up = run_cli(["infra", "up"], env=env, timeout=240)
         assert up.returncode == 0, up.stderr
-        assert "kafka      healthy  127.0.0.1:39092" in up.stdout
+        assert f"kafka      healthy  127.0.0.1:{settings.kafka_port}" in up.stdout
         assert "postgres   healthy" in up.stdout
         assert "created topics: sw.detections, sw.camera-health, sw.incidents, sw.dlq" in up.stderr
 
@@ -70,12 +71,14 @@ def test_up_status_down_cycle(tmp_path: Path) -> None:
 
 
 def test_port_taken_gives_a_clear_message(tmp_path: Path) -> None:
-    settings = own_settings(tmp_path, 39192)
+    settings = own_settings(tmp_path)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", settings.postgres_port))
         sock.listen()
-        with pytest.raises(ShrinkwatchError, match="39194 on 127.0.0.1 is already in use"):
+        with pytest.raises(
+            ShrinkwatchError, match=f"{settings.postgres_port} on 127.0.0.1 is already in use"
+        ):
             services.up(settings, progress=lambda _m: None)
         result = run_cli(["infra", "up"], env=env_for(settings))
     assert result.returncode == 2
