@@ -31,9 +31,6 @@ def resolve_model_path(model: str) -> Path | None:
     return None
 
 
-BACKENDS = ("pytorch", "onnx", "openvino")
-
-
 def backend_of(path: Path) -> str:
     """Which runtime a model file or folder is for."""
     if path.is_dir() and any(path.glob("*.xml")):

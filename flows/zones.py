@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -37,8 +36,3 @@ class ZoneArea:
                 inside = not inside
             j = i
         return inside
-
-
-def zones_at(zones: Sequence[ZoneArea], x: float, y: float) -> list[ZoneArea]:
-    """The zones that contain the point."""
-    return [z for z in zones if z.contains(x, y)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
@@ -249,8 +248,3 @@ def validate(data: dict[str, Any], kind: type[M]) -> M:
         else:
             msg = f"not JSON-serialisable: {exc}"
         raise ContractError(msg) from None
-
-
-def finite(value: float) -> float:
-    """Guard for values computed from models: NaN and infinities become 0."""
-    return value if math.isfinite(value) else 0.0

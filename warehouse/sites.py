@@ -130,8 +130,3 @@ def load_zones(conn: Connection, camera_ids: list[str] | None = None) -> dict[st
         camera_id = row.pop("camera_id")
         out.setdefault(camera_id, []).append(Zone(**row))
     return out
-
-
-def camera_stores(conn: Connection) -> dict[str, str]:
-    """store_id by camera id."""
-    return {r["id"]: r["store_id"] for r in conn.execute("SELECT id, store_id FROM cameras")}
