@@ -21,22 +21,22 @@ BENCH_HOME = REPO_ROOT / ".shrinkwatch-bench"
 BENCH_PORTS = {"kafka_port": 31392, "kafka_controller_port": 31393, "postgres_port": 31394}
 
 
+def _shared(*parts: str) -> Path:
+    path = shared_file(*parts)
+    if path is None:
+        msg = f"benchmarks need ../shared/{'/'.join(parts)}"
+        raise SystemExit(msg)
+    return path
+
+
 def footage() -> Path:
     """The sample video (fails clearly without it)."""
-    video = shared_file("video", "vtest.avi")
-    if video is None:
-        msg = "benchmarks need ../shared/video/vtest.avi"
-        raise SystemExit(msg)
-    return video
+    return _shared("video", "vtest.avi")
 
 
 def weights() -> Path:
     """The YOLOv8n .pt weights."""
-    path = shared_file("models", "yolov8n.pt")
-    if path is None:
-        msg = "benchmarks need ../shared/models/yolov8n.pt"
-        raise SystemExit(msg)
-    return path
+    return _shared("models", "yolov8n.pt")
 
 
 def frames(count: int, step: int = 2) -> list[np.ndarray]:

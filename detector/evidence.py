@@ -83,19 +83,20 @@ class FrameRing:
         self, camera_id: str, fps: float, seconds: float, live_dir: Path | None, live_every_s: float = 1.0
     ) -> None:
         self.camera_id = camera_id
-        self.frames: deque[RingFrame] = deque(maxlen=max(1, int(fps * seconds)))
+        # seconds=0 keeps no frames (evidence off): only the live view is served.
+        self.frames: deque[RingFrame] = deque(maxlen=max(0, int(fps * seconds)))
         self.lock = threading.Lock()
         self.live_path = live_dir / f"{camera_id}.jpg" if live_dir else None
         self.live_every_s = live_every_s
         self._live_at = float("-inf")
 
     def add(self, image: np.ndarray, ts: datetime, objects: list[DetectedObject]) -> None:
-        """Keep this frame; refresh the live view when it is due."""
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
-        if not ok:
-            return
-        with self.lock:
-            self.frames.append(RingFrame(ts, buf.tobytes(), objects))
+        """Keep this frame (when the ring keeps any); refresh the live view when it is due."""
+        if self.frames.maxlen:
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+            if ok:
+                with self.lock:
+                    self.frames.append(RingFrame(ts, buf.tobytes(), objects))
         if self.live_path is not None and time.monotonic() - self._live_at >= self.live_every_s:
             self._live_at = time.monotonic()
             ok, live = cv2.imencode(".jpg", annotate(image, objects), [cv2.IMWRITE_JPEG_QUALITY, 70])
@@ -130,7 +131,7 @@ class EvidenceRecorder(threading.Thread):
         self.root: Path = settings.evidence_dir()
         self.pending: dict[str, tuple[Incident, float]] = {}
         self.saved = 0
-        self.done: set[str] = set()
+        self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -187,7 +188,7 @@ class EvidenceRecorder(threading.Thread):
             if not force and not have_after and time.monotonic() - seen_at < self.after_s + 30:
                 continue
             del self.pending[incident_id]
-            self.done.add(incident_id)
+            self.done.append(incident_id)
             try:
                 self.save(incident, ring)
             except Exception:

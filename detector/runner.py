@@ -220,7 +220,7 @@ def run_detect(
         cam.id: FrameRing(
             cam.id,
             cam.fps,
-            settings.evidence_before_s + settings.evidence_after_s + 5,
+            settings.evidence_before_s + settings.evidence_after_s + 5 if settings.evidence else 0,
             settings.live_dir(),
         )
         for cam in cameras

@@ -32,7 +32,7 @@ from flows.posture import concealment_cue
 from flows.risk import Weights, score
 from flows.signals import extra_strengths
 from flows.zones import ZoneArea
-from shrinkwatch.contracts import DetectedObject, Detection, Incident, risk_level
+from shrinkwatch.contracts import DetectedObject, Detection, Incident, IncidentType, Signal, risk_level
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
 BAG_CLASSES = frozenset({"backpack", "handbag", "suitcase"})
@@ -192,7 +192,7 @@ def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float
 
 
 # Which signal makes which incident type (the type is the triggered one contributing most).
-PATTERNS = {
+PATTERNS: dict[IncidentType, str] = {
     "loitering_high_value": "dwell_high_value_s",
     "exit_without_checkout": "skipped_checkout",
     "restricted_zone": "restricted_zone_s",
@@ -287,11 +287,12 @@ class BehaviourEngine:
             track.after_hours_since = track.after_hours_since or now
             track.after_hours_s = max(track.after_hours_s, (now - track.after_hours_since).total_seconds())
         # Bags carried: a bag box overlapping the person's box.
-        if any(_overlaps(person.box, bag) for bag in bags):
+        carried = [bag for bag in bags if _overlaps(person.box, bag)]
+        if carried:
             track.bag_frames += 1
         # Concealment: the pose cue, sustained, inside a high_value zone.
         in_high_value = any(z.kind == "high_value" for z in inside)
-        if in_high_value and concealment_cue(person.keypoints, [b for b in bags if _overlaps(person.box, b)]):
+        if in_high_value and concealment_cue(person.keypoints, carried):
             if track.cue_since is None or gap > rules.zone_exit_grace_s:
                 track.cue_since = now
             track.concealment_s = max(track.concealment_s, (now - track.cue_since).total_seconds())
@@ -337,15 +338,45 @@ class BehaviourEngine:
         emitted = track.incident
         if not triggered:
             return None
-        kind = max(triggered)[1]
+        return self._emit(
+            emitted,
+            track_incident_id(self.camera_id, track_id, track.first_seen),
+            track_id,
+            max(triggered)[1],
+            total,
+            signals,
+            tuple(sorted(by_name)),
+            track.first_seen,
+            track.last_seen,
+            list(dict.fromkeys(track.path)),
+            now,
+            closed,
+        )
+
+    def _emit(
+        self,
+        emitted: Emitted,
+        incident_id: str,
+        track_id: int | None,
+        kind: IncidentType,
+        total: float,
+        signals: list[Signal],
+        detail: tuple[object, ...],
+        started: datetime,
+        last: datetime,
+        zone_ids: list[str],
+        now: datetime,
+        closed: bool,
+    ) -> Incident | None:
+        """The next version of an incident, or None when nothing worth publishing changed."""
         level = risk_level(total)
         status = "closed" if closed else "open"
-        signature = (kind, status, level, tuple(sorted(by_name)))
+        signature = (kind, status, level, detail)
         values = tuple(s.value for s in signals)
         if not emitted.wants(signature, values, now, self.rules.incident_update_s, closed):
             return None
         return Incident(
-            incident_id=track_incident_id(self.camera_id, track_id, track.first_seen),
+            incident_id=incident_id,
             version=emitted.record(signature, values, now),
             store_id=self.store.store_id,
             camera_id=self.camera_id,
@@ -354,10 +385,10 @@ class BehaviourEngine:
             risk_score=total,
             risk_level=level,
             status=status,
-            started_at=track.first_seen,
-            updated_at=track.last_seen if closed else now,
-            ended_at=track.last_seen if closed else None,
-            zone_ids=list(dict.fromkeys(track.path)),
+            started_at=started,
+            updated_at=last if closed else now,
+            ended_at=last if closed else None,
+            zone_ids=zone_ids,
             signals=signals,
         )
 
@@ -392,25 +423,17 @@ class BehaviourEngine:
         assert crowd.since is not None and crowd.last_full is not None
         strength = min(1.0, crowd.peak / (2 * self.rules.crowd_people))
         total, signals = score({"crowd_size": (float(crowd.peak), strength)}, self.store.weights)
-        level = risk_level(total)
-        status = "closed" if closed else "open"
-        signature = ("crowding", status, level, crowd.peak)
-        values = tuple(s.value for s in signals)
-        if not crowd.incident.wants(signature, values, now, self.rules.incident_update_s, closed):
-            return None
-        return Incident(
-            incident_id=crowd_incident_id(self.camera_id, zone_id, crowd.since),
-            version=crowd.incident.record(signature, values, now),
-            store_id=self.store.store_id,
-            camera_id=self.camera_id,
-            track_id=None,
-            incident_type="crowding",
-            risk_score=total,
-            risk_level=level,
-            status=status,
-            started_at=crowd.since,
-            updated_at=crowd.last_full if closed else now,
-            ended_at=crowd.last_full if closed else None,
-            zone_ids=[zone_id],
-            signals=signals,
+        return self._emit(
+            crowd.incident,
+            crowd_incident_id(self.camera_id, zone_id, crowd.since),
+            None,
+            "crowding",
+            total,
+            signals,
+            (crowd.peak,),
+            crowd.since,
+            crowd.last_full,
+            [zone_id],
+            now,
+            closed,
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.process import PidFile, port_open, spawn, tail, terminate
+from infra.process import PidFile, pid_alive, port_open, spawn, tail, terminate
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import TOPICS, Settings
 
@@ -248,8 +248,6 @@ def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
 
 def wait_for_kafka(bootstrap: str, timeout_s: float, pid: int | None = None) -> None:
     """Block until the broker answers; ShrinkwatchError after timeout_s or if pid dies."""
-    from infra.process import pid_alive
-
     deadline = time.monotonic() + timeout_s
     detail = ""
     while time.monotonic() < deadline:
