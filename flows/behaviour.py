@@ -2,7 +2,8 @@
 
 State is kept per camera (a track's end is only visible at the camera level: a frame that
 no longer shows it). Every time is a frame's capture time, so a replay gives exactly the
-results of the live run. One incident per (camera, track) visit: it opens when the first
+results of the live run; inside the state, times are integer microseconds since the epoch
+(`*_us`), durations are seconds. One incident per (camera, track) visit: it opens when the first
 pattern triggers, is updated while the track lives (its type is the pattern contributing
 most to its risk) and is closed when the track ends. Crowding is about a zone, not one
 person: its incidents have no track.
@@ -22,23 +23,31 @@ Patterns (thresholds per store, `Thresholds`):
 
 from __future__ import annotations
 
+import functools
+import math
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flows.frames import Box, Frame, Person, from_us
 from flows.posture import concealment_cue
 from flows.risk import Weights, score
 from flows.signals import extra_strengths
 from flows.zones import ZoneArea
-from shrinkwatch.contracts import DetectedObject, Detection, Incident, IncidentType, Signal, risk_level
+from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
-BAG_CLASSES = frozenset({"backpack", "handbag", "suitcase"})
 RUN_TO_EXIT_S = 3.0
-SPEED_WINDOW_S = 0.6
+SPEED_WINDOW_US = 600_000
+MINUTE_US = 60_000_000
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def seconds(later_us: int, earlier_us: int) -> float:
+    """The time between two instants, in seconds."""
+    return (later_us - earlier_us) / 1_000_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,17 @@ class Thresholds:
     incident_update_s: float = 10.0
 
 
+@functools.lru_cache(maxsize=8192)
+def _open_in_minute(timezone: str, hours: tuple[tuple[str, str], ...], minute: int) -> bool:
+    local = from_us(minute * MINUTE_US).astimezone(ZoneInfo(timezone))
+    span = dict(hours).get(DAYS[local.weekday()])
+    if span is None:
+        return False
+    opens, closes = span.split("-")
+    now = local.strftime("%H:%M")
+    return opens <= now < closes
+
+
 @dataclass(frozen=True)
 class StoreInfo:
     """What the rules need to know about a store."""
@@ -70,29 +90,27 @@ class StoreInfo:
 
     def is_open(self, ts: datetime) -> bool:
         """Whether the store is open at this instant (its local time); no hours = always open."""
+        return self.is_open_us(int(ts.timestamp()) * 1_000_000)
+
+    def is_open_us(self, us: int) -> bool:
+        """`is_open` for microseconds since the epoch (hours have minute resolution)."""
         if not self.hours:
             return True
-        local = ts.astimezone(ZoneInfo(self.timezone))
-        span = dict(self.hours).get(DAYS[local.weekday()])
-        if span is None:
-            return False
-        opens, closes = span.split("-")
-        now = local.strftime("%H:%M")
-        return opens <= now < closes
+        return _open_in_minute(self.timezone, self.hours, us // MINUTE_US)
 
 
-@dataclass
+@dataclass(slots=True)
 class Visit:
     """A continuous stay of a track in one zone."""
 
     zone_id: str
     kind: str
-    entered: datetime
-    last_inside: datetime
+    entered_us: int
+    last_inside_us: int
 
     @property
     def seconds(self) -> float:
-        return (self.last_inside - self.entered).total_seconds()
+        return seconds(self.last_inside_us, self.entered_us)
 
 
 @dataclass
@@ -102,13 +120,13 @@ class Emitted:
     version: int = 0
     signature: tuple[object, ...] = ()
     values: tuple[float, ...] = ()
-    at: datetime | None = None
+    at_us: int | None = None
 
     def wants(
         self,
         signature: tuple[object, ...],
         values: tuple[float, ...],
-        now: datetime,
+        now_us: int,
         every_s: float,
         closed: bool,
     ) -> bool:
@@ -116,13 +134,13 @@ class Emitted:
         signals, and a refresh every `every_s` while values still change."""
         if not self.version or closed or signature != self.signature:
             return True
-        due = self.at is None or (now - self.at).total_seconds() >= every_s
+        due = self.at_us is None or seconds(now_us, self.at_us) >= every_s
         return due and values != self.values
 
-    def record(self, signature: tuple[object, ...], values: tuple[float, ...], now: datetime) -> int:
+    def record(self, signature: tuple[object, ...], values: tuple[float, ...], now_us: int) -> int:
         """Note a published version; return its number."""
         self.version += 1
-        self.signature, self.values, self.at = signature, values, now
+        self.signature, self.values, self.at_us = signature, values, now_us
         return self.version
 
 
@@ -132,19 +150,21 @@ class TrackState:
 
     first_seen: datetime
     last_seen: datetime
-    samples: deque[tuple[datetime, float, float, float]] = field(default_factory=lambda: deque(maxlen=12))
+    last_us: int
+    # (time, foot x, foot y, box height) of the last frames
+    samples: deque[tuple[int, float, float, float]] = field(default_factory=lambda: deque(maxlen=12))
     visits: dict[str, Visit] = field(default_factory=dict)
-    path: list[str] = field(default_factory=list)
-    max_dwell_high_value: float = 0.0
+    path: list[str] = field(default_factory=list)  # zone ids in the order entered
+    max_dwell_high_value: float = 0.0  # seconds
     high_value_pending: bool = False  # a high_value zone visited since the last checkout
     skipped_checkout: bool = False
     restricted_s: float = 0.0
-    after_hours_since: datetime | None = None
+    after_hours_since_us: int | None = None
     after_hours_s: float = 0.0
-    cue_since: datetime | None = None
+    cue_since_us: int | None = None
     concealment_s: float = 0.0
-    running_since: datetime | None = None
-    ran_at: datetime | None = None
+    running_since_us: int | None = None
+    ran_at_us: int | None = None
     running_exit: bool = False
     bag_frames: int = 0
     incident: Emitted = field(default_factory=Emitted)
@@ -155,7 +175,9 @@ class CrowdState:
     """People in one high_value zone over time."""
 
     since: datetime | None = None
+    since_us: int = 0
     last_full: datetime | None = None
+    last_full_us: int = 0
     peak: int = 0
     incident: Emitted = field(default_factory=Emitted)
 
@@ -165,7 +187,7 @@ class CameraState:
     """Every live track and crowd of one camera."""
 
     store_id: str
-    last_ts: datetime | None = None
+    last_us: int | None = None
     tracks: dict[int, TrackState] = field(default_factory=dict)
     crowds: dict[str, CrowdState] = field(default_factory=dict)
 
@@ -187,7 +209,7 @@ def ramp(value: float, threshold: float) -> float:
     return min(1.0, value / (2 * threshold))
 
 
-def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
@@ -216,91 +238,129 @@ def track_strengths(track: TrackState, rules: Thresholds) -> dict[str, tuple[flo
     }
 
 
+def triggered(track: TrackState, rules: Thresholds) -> bool:
+    """Whether any incident pattern has fired for this track (a pattern signal of
+    `track_strengths` above 0: `ramp(v, t) > 0` is `v >= t > 0`); cheap, so that most
+    sightings skip scoring."""
+    return (
+        track.skipped_checkout
+        or track.running_exit
+        or track.max_dwell_high_value >= rules.loiter_s > 0
+        or track.restricted_s >= rules.restricted_s > 0
+        or track.after_hours_s >= rules.after_hours_s > 0
+        or track.concealment_s >= rules.concealment_s > 0
+    )
+
+
 class BehaviourEngine:
     """Advances one camera's state by one frame; pure apart from the zone/store lookups given."""
 
     def __init__(self, camera_id: str, zones: list[ZoneArea], store: StoreInfo) -> None:
         self.camera_id, self.zones, self.store = camera_id, zones, store
         self.rules = store.thresholds
+        self.high_value = [z for z in zones if z.kind == "high_value"]
+        # (bounding box, zone): most points fall outside most boxes, so test those first.
+        self.boxes = [(*z.bbox, z.rect, z) for z in zones]
+        self.timeout_us = round(self.rules.track_timeout_s * 1_000_000)
+        self.grace_us = round(self.rules.zone_exit_grace_s * 1_000_000)
 
-    def step(self, state: CameraState | None, frame: Detection) -> tuple[CameraState, list[Incident]]:
+    def step(self, state: CameraState | None, frame: Frame | Detection) -> tuple[CameraState, list[Incident]]:
         """Apply one frame; return the new state and the incident versions to publish."""
+        if isinstance(frame, Detection):
+            frame = Frame.from_detection(frame)
         if state is None:
             state = CameraState(store_id=frame.store_id)
-        now = frame.ts
-        if state.last_ts is not None and now <= state.last_ts:
+        now_us = frame.us
+        if state.last_us is not None and now_us <= state.last_us:
             return state, []  # a replayed or repeated frame: already accounted for
-        state.last_ts = now
-        people = [o for o in frame.objects if o.class_name == "person" and o.track_id is not None]
-        bags = [o.box for o in frame.objects if o.class_name in BAG_CLASSES]
-        open_now = self.store.is_open(now)
+        state.last_us = now_us
+        open_now = self.store.is_open_us(now_us)
+        rules = self.rules
         out: list[Incident] = []
-        for person in people:
-            assert person.track_id is not None
-            track = state.tracks.setdefault(person.track_id, TrackState(first_seen=now, last_seen=now))
-            self._observe(track, person, bags, now, open_now)
-            incident = self._track_incident(person.track_id, track, now, closed=False)
-            if incident:
-                out.append(incident)
-        out.extend(self._crowds(state, people, now))
-        for track_id in [
-            t
-            for t, tr in state.tracks.items()
-            if (now - tr.last_seen).total_seconds() > self.rules.track_timeout_s
-        ]:
-            closed = self._track_incident(track_id, state.tracks.pop(track_id), now, closed=True)
-            if closed:
-                out.append(closed)
+        crowded: dict[str, int] = {}
+        tracks = state.tracks
+        for person in frame.people:
+            track = tracks.get(person.track_id)
+            if track is None:
+                track = tracks[person.track_id] = TrackState(frame.ts, frame.ts, now_us)
+            for zone_id in self._observe(track, person, frame, open_now):
+                crowded[zone_id] = crowded.get(zone_id, 0) + 1
+            if triggered(track, rules):
+                incident = self._track_incident(person.track_id, track, frame.ts, now_us, closed=False)
+                if incident:
+                    out.append(incident)
+        if self.high_value:
+            out.extend(self._crowds(state, crowded, frame.ts, now_us))
+        # Tracks not in this frame that have been gone too long end (a tracker gives each
+        # person of a frame a distinct id: when every track was just seen, none can end).
+        ended: list[int] = []
+        if len(tracks) > len(frame.people):
+            oldest = now_us - self.timeout_us
+            ended = [t for t, tr in tracks.items() if tr.last_us < oldest]
+        for track_id in ended:
+            track = tracks.pop(track_id)
+            if triggered(track, rules):
+                closed = self._track_incident(track_id, track, frame.ts, now_us, closed=True)
+                if closed:
+                    out.append(closed)
         return state, out
 
     # -- one person ----------------------------------------------------------------------
 
-    def _observe(
-        self, track: TrackState, person: DetectedObject, bags: list, now: datetime, open_now: bool
-    ) -> None:
-        rules = self.rules
-        gap = (now - track.last_seen).total_seconds()
-        track.last_seen = now
-        fx, fy = person.foot
-        height = max(person.box[3] - person.box[1], 1e-3)
-        track.samples.append((now, fx, fy, height))
-        inside = [z for z in self.zones if z.contains(fx, fy)]
-        for zone in inside:
+    def _observe(self, track: TrackState, person: Person, frame: Frame, open_now: bool) -> list[str]:
+        """Update a track with one sighting; return the high_value zones the person is in."""
+        now_us = frame.us
+        previous_us, track.last_seen, track.last_us = track.last_us, frame.ts, now_us
+        box = person.box
+        fx, fy = (box[0] + box[2]) / 2.0, box[3]
+        height = box[3] - box[1]
+        track.samples.append((now_us, fx, fy, height if height > 1e-3 else 1e-3))
+        in_high_value: list[str] = []
+        in_exit = False
+        for x0, y0, x1, y1, rect, zone in self.boxes:
+            if not (x0 <= fx <= x1 and y0 <= fy <= y1 and (rect or zone.contains(fx, fy))):
+                continue
             visit = track.visits.get(zone.zone_id)
             if visit is None:
-                visit = track.visits[zone.zone_id] = Visit(zone.zone_id, zone.kind, now, now)
+                visit = track.visits[zone.zone_id] = Visit(zone.zone_id, zone.kind, now_us, now_us)
                 if not track.path or track.path[-1] != zone.zone_id:
                     track.path.append(zone.zone_id)
-                self._entered(track, zone.kind, now)
-            visit.last_inside = now
+                self._entered(track, zone.kind)
+            visit.last_inside_us = now_us
             if zone.kind == "high_value":
+                in_high_value.append(zone.zone_id)
                 track.max_dwell_high_value = max(track.max_dwell_high_value, visit.seconds)
             elif zone.kind == "restricted":
                 track.restricted_s = max(track.restricted_s, visit.seconds)
-        for zone_id, visit in list(track.visits.items()):
-            if (now - visit.last_inside).total_seconds() > rules.zone_exit_grace_s:
-                del track.visits[zone_id]
+            elif zone.kind == "exit":
+                in_exit = True
+        if track.visits:
+            left = now_us - self.grace_us
+            for zone_id, visit in list(track.visits.items()):
+                if visit.last_inside_us < left:
+                    del track.visits[zone_id]
         # After hours: continuous presence while the store is closed.
         if open_now:
-            track.after_hours_since = None
+            track.after_hours_since_us = None
         else:
-            track.after_hours_since = track.after_hours_since or now
-            track.after_hours_s = max(track.after_hours_s, (now - track.after_hours_since).total_seconds())
+            if track.after_hours_since_us is None:
+                track.after_hours_since_us = now_us
+            track.after_hours_s = max(track.after_hours_s, seconds(now_us, track.after_hours_since_us))
         # Bags carried: a bag box overlapping the person's box.
-        carried = [bag for bag in bags if _overlaps(person.box, bag)]
+        carried = [bag for bag in frame.bags if _overlaps(box, bag)] if frame.bags else []
         if carried:
             track.bag_frames += 1
         # Concealment: the pose cue, sustained, inside a high_value zone.
-        in_high_value = any(z.kind == "high_value" for z in inside)
         if in_high_value and concealment_cue(person.keypoints, carried):
-            if track.cue_since is None or gap > rules.zone_exit_grace_s:
-                track.cue_since = now
-            track.concealment_s = max(track.concealment_s, (now - track.cue_since).total_seconds())
+            if track.cue_since_us is None or now_us - previous_us > self.grace_us:
+                track.cue_since_us = now_us
+            track.concealment_s = max(track.concealment_s, seconds(now_us, track.cue_since_us))
         else:
-            track.cue_since = None
-        self._running(track, now, any(z.kind == "exit" for z in inside))
+            track.cue_since_us = None
+        self._running(track, now_us, in_exit)
+        return in_high_value
 
-    def _entered(self, track: TrackState, kind: str, now: datetime) -> None:
+    def _entered(self, track: TrackState, kind: str) -> None:
         if kind == "high_value":
             track.high_value_pending = True
         elif kind == "checkout":
@@ -308,41 +368,48 @@ class BehaviourEngine:
         elif kind == "exit" and track.high_value_pending:
             track.skipped_checkout = True
 
-    def _running(self, track: TrackState, now: datetime, in_exit: bool) -> None:
+    def _running(self, track: TrackState, now_us: int, in_exit: bool) -> None:
         rules = self.rules
-        # Speed over the last 0.6 s, in body heights per second (scale-free across the image).
-        window = [s for s in track.samples if (now - s[0]).total_seconds() <= SPEED_WINDOW_S]
+        # Speed over the last 0.6 s, in body heights per second (scale-free across the image):
+        # from the oldest sample inside the window to this one, over their median height.
+        samples = track.samples
+        cutoff = now_us - SPEED_WINDOW_US
+        window = []  # newest first
+        for sample in reversed(samples):
+            if sample[0] < cutoff:
+                break
+            window.append(sample)
         speed = 0.0
-        if len(window) >= 2:
-            (t0, x0, y0, _), (t1, x1, y1, _) = window[0], window[-1]
-            span = (t1 - t0).total_seconds()
-            height = sorted(s[3] for s in window)[len(window) // 2]
-            if span > 0:
-                speed = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / height / span
+        if len(window) > 1:
+            t1, x1, y1, _ = window[0]
+            t0, x0, y0, _ = window[-1]
+            height = sorted([s[3] for s in window])[len(window) // 2]
+            if t1 > t0:
+                speed = math.hypot(x1 - x0, y1 - y0) / height / seconds(t1, t0)
         if speed >= rules.running_speed:
-            track.running_since = track.running_since or now
-            if (now - track.running_since).total_seconds() >= rules.running_s:
-                track.ran_at = now
+            if track.running_since_us is None:
+                track.running_since_us = now_us
+            if seconds(now_us, track.running_since_us) >= rules.running_s:
+                track.ran_at_us = now_us
         else:
-            track.running_since = None
-        if in_exit and track.ran_at is not None and (now - track.ran_at).total_seconds() <= RUN_TO_EXIT_S:
+            track.running_since_us = None
+        if in_exit and track.ran_at_us is not None and seconds(now_us, track.ran_at_us) <= RUN_TO_EXIT_S:
             track.running_exit = True
 
     def _track_incident(
-        self, track_id: int, track: TrackState, now: datetime, *, closed: bool
+        self, track_id: int, track: TrackState, now: datetime, now_us: int, *, closed: bool
     ) -> Incident | None:
         strengths = track_strengths(track, self.rules)
         total, signals = score(strengths, self.store.weights)
         by_name = {s.name: s.contribution for s in signals}
-        triggered = [(by_name[sig], pattern) for pattern, sig in PATTERNS.items() if sig in by_name]
-        emitted = track.incident
-        if not triggered:
+        fired = [(by_name[sig], pattern) for pattern, sig in PATTERNS.items() if sig in by_name]
+        if not fired:
             return None
         return self._emit(
-            emitted,
+            track.incident,
             track_incident_id(self.camera_id, track_id, track.first_seen),
             track_id,
-            max(triggered)[1],
+            max(fired)[1],
             total,
             signals,
             tuple(sorted(by_name)),
@@ -350,6 +417,7 @@ class BehaviourEngine:
             track.last_seen,
             list(dict.fromkeys(track.path)),
             now,
+            now_us,
             closed,
         )
 
@@ -366,6 +434,7 @@ class BehaviourEngine:
         last: datetime,
         zone_ids: list[str],
         now: datetime,
+        now_us: int,
         closed: bool,
     ) -> Incident | None:
         """The next version of an incident, or None when nothing worth publishing changed."""
@@ -373,11 +442,11 @@ class BehaviourEngine:
         status = "closed" if closed else "open"
         signature = (kind, status, level, detail)
         values = tuple(s.value for s in signals)
-        if not emitted.wants(signature, values, now, self.rules.incident_update_s, closed):
+        if not emitted.wants(signature, values, now_us, self.rules.incident_update_s, closed):
             return None
         return Incident(
             incident_id=incident_id,
-            version=emitted.record(signature, values, now),
+            version=emitted.record(signature, values, now_us),
             store_id=self.store.store_id,
             camera_id=self.camera_id,
             track_id=track_id,
@@ -394,23 +463,27 @@ class BehaviourEngine:
 
     # -- zones -----------------------------------------------------------------------------
 
-    def _crowds(self, state: CameraState, people: list[DetectedObject], now: datetime) -> list[Incident]:
+    def _crowds(
+        self, state: CameraState, counts: dict[str, int], now: datetime, now_us: int
+    ) -> list[Incident]:
         rules = self.rules
         out = []
-        for zone in (z for z in self.zones if z.kind == "high_value"):
-            count = sum(1 for p in people if zone.contains(*p.foot))
-            crowd = state.crowds.setdefault(zone.zone_id, CrowdState())
+        for zone in self.high_value:
+            count = counts.get(zone.zone_id, 0)
+            crowd = state.crowds.get(zone.zone_id)
+            if crowd is None:
+                crowd = state.crowds[zone.zone_id] = CrowdState()
             if count >= rules.crowd_people:
                 if crowd.since is None:
-                    crowd.since, crowd.peak, crowd.incident = now, 0, Emitted()
-                crowd.last_full = now
+                    crowd.since, crowd.since_us, crowd.peak, crowd.incident = now, now_us, 0, Emitted()
+                crowd.last_full, crowd.last_full_us = now, now_us
                 crowd.peak = max(crowd.peak, count)
-            if crowd.since is None or crowd.last_full is None:
+            if crowd.since is None:
                 continue
-            lasted = (crowd.last_full - crowd.since).total_seconds()
-            ended = (now - crowd.last_full).total_seconds() > rules.zone_exit_grace_s
+            lasted = seconds(crowd.last_full_us, crowd.since_us)
+            ended = seconds(now_us, crowd.last_full_us) > rules.zone_exit_grace_s
             if lasted >= rules.crowd_s:
-                incident = self._crowd_incident(zone.zone_id, crowd, now, closed=ended)
+                incident = self._crowd_incident(zone.zone_id, crowd, now, now_us, closed=ended)
                 if incident:
                     out.append(incident)
             if ended:
@@ -418,7 +491,7 @@ class BehaviourEngine:
         return out
 
     def _crowd_incident(
-        self, zone_id: str, crowd: CrowdState, now: datetime, *, closed: bool
+        self, zone_id: str, crowd: CrowdState, now: datetime, now_us: int, *, closed: bool
     ) -> Incident | None:
         assert crowd.since is not None and crowd.last_full is not None
         strength = min(1.0, crowd.peak / (2 * self.rules.crowd_people))
@@ -435,5 +508,6 @@ class BehaviourEngine:
             crowd.last_full,
             [zone_id],
             now,
+            now_us,
             closed,
         )

@@ -1,30 +1,32 @@
 """The incidents dataflow: detections become per-track behaviour, then incidents.
 
-sw.detections -> parse (bad messages -> sw.dlq) -> key by camera -> behaviour state
+sw.detections, parsed as read (bad messages -> sw.dlq) -> by camera -> behaviour state
 (flows.behaviour) -> incidents -> sw.incidents and the `incidents` table.
+
+Every frame of every camera passes through here, so the hot path is lean: messages are
+parsed by the source itself (flows.kafka_io.DetectionsSource, flows.frames), and each
+camera's frames of a batch go through its behaviour engine in one call (`stateful_batch`),
+whose state is snapshotted as pickled bytes (an immutable copy, cheaper than the deep copy
+of `stateful_map`).
 """
 
 from __future__ import annotations
 
+import pickle
 from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.operators import StatefulBatchLogic
 
 from flows.behaviour import BehaviourEngine, CameraState, Thresholds
 from flows.catalog import SiteCatalog
-from flows.kafka_io import (
-    CONSUMER_CONFIG,
-    PRODUCER_CONFIG,
-    dead_letter_from_error,
-    dead_letter_message,
-    incident_message,
-    parse_detection,
-)
+from flows.frames import Frame
+from flows.kafka_io import PRODUCER_CONFIG, DetectionsSource, dead_letter_message, incident_message
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
-from shrinkwatch.contracts import DeadLetter, Detection, Incident
+from shrinkwatch.contracts import DeadLetter, Incident
 from shrinkwatch.settings import Settings
 
 
@@ -38,31 +40,39 @@ def thresholds_from(settings: Settings) -> Thresholds:
     )
 
 
+class CameraBehaviour(StatefulBatchLogic[Frame, Incident, bytes]):
+    """One camera's behaviour state; frames in, incident versions out."""
+
+    def __init__(self, catalog: SiteCatalog, resume: bytes | None) -> None:
+        self.catalog = catalog
+        self.state: CameraState | None = pickle.loads(resume) if resume is not None else None
+
+    def on_batch(self, frames: list[Frame]) -> tuple[list[Incident], bool]:
+        out: list[Incident] = []
+        engine: BehaviourEngine | None = None
+        for frame in frames:
+            if engine is None or engine.store.store_id != frame.store_id:
+                engine = BehaviourEngine(
+                    frame.camera_id, self.catalog.zones(frame.camera_id), self.catalog.store(frame.store_id)
+                )
+            self.state, incidents = engine.step(self.state, frame)
+            out.extend(incidents)
+        COUNTERS.frames += len(frames)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
     """The incidents dataflow for these settings (`tail=False` stops at the end of the topic)."""
-    catalog = catalog or SiteCatalog(
-        settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s
-    )
+    site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
     brokers = [settings.kafka_servers]
 
     flow = Dataflow("incidents")
-    source = kop.input(
-        "read",
-        flow,
-        brokers=brokers,
-        topics=[settings.topic("detections")],
-        tail=tail,
-        add_config=CONSUMER_CONFIG,
-    )
-    parsed = op.map("parse", source.oks, parse_detection)
-    split = op.branch("split", parsed, lambda item: isinstance(item, Detection))
-    frames = op.inspect("count_frames", cast(Stream[Detection], split.trues), COUNTERS.frame)
-    dead = op.merge(
-        "dead",
-        cast(Stream[DeadLetter], split.falses),
-        op.map("kafka_errors", source.errs, dead_letter_from_error),
-    )
-    dead = op.inspect("count_dead", dead, COUNTERS.dead_letter)
+    parsed = op.input("read", flow, DetectionsSource(brokers, settings.topic("detections"), tail=tail))
+    split = op.branch("split", parsed, lambda item: isinstance(item, tuple))
+    dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
     kop.output(
         "dlq",
         op.map("dlq_message", dead, dead_letter_message),
@@ -71,16 +81,9 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: 
         add_config=PRODUCER_CONFIG,
     )
 
-    def advance(state: CameraState | None, frame: Detection) -> tuple[CameraState, list[Incident]]:
-        engine = BehaviourEngine(
-            frame.camera_id, catalog.zones(frame.camera_id), catalog.store(frame.store_id)
-        )
-        return engine.step(state, frame)
-
-    keyed = op.key_on("key_by_camera", frames, lambda frame: frame.camera_id)
-    changes = op.stateful_map("dwell", keyed, advance)
-    incidents = op.flat_map("incidents", changes, lambda keyed_list: keyed_list[1])
-    incidents = op.inspect("count_incidents", incidents, COUNTERS.incident)
+    frames = cast(Stream[tuple[str, Frame]], split.trues)
+    changes = op.stateful_batch("behaviour", frames, lambda resume: CameraBehaviour(site, resume))
+    incidents = op.inspect("count_incidents", op.key_rm("incidents", changes), COUNTERS.incident)
     op.output("store", incidents, IncidentSink(settings.database_dsn))
     kop.output(
         "publish",

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST, L_HIP, R_HIP = 5, 6, 9, 10, 11, 12
 MIN_CONF = 0.4
 
-Keypoints = Sequence[tuple[float, float, float]]
-Box = tuple[float, float, float, float]
+Keypoints = Sequence[Sequence[float]]
+Box = Sequence[float]
 
 
 def _seen(points: Keypoints, *indexes: int) -> bool:

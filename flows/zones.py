@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,8 @@ class ZoneArea:
     zone_id: str
     kind: str
     polygon: tuple[tuple[float, float], ...]
+    bbox: tuple[float, float, float, float] = field(init=False, repr=False)  # x0, y0, x1, y1
+    rect: bool = field(init=False, repr=False)  # an axis-aligned rectangle: its box is exact
 
     def __post_init__(self) -> None:
         if len(self.polygon) < 3:
@@ -19,13 +21,23 @@ class ZoneArea:
             raise ValueError(msg)
         xs = [p[0] for p in self.polygon]
         ys = [p[1] for p in self.polygon]
-        object.__setattr__(self, "_bbox", (min(xs), min(ys), max(xs), max(ys)))
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+        pts = self.polygon
+        rect = (
+            len(pts) == 4
+            and set(pts) == {(x0, y0), (x1, y0), (x1, y1), (x0, y1)}
+            and all(a[0] == b[0] or a[1] == b[1] for a, b in zip(pts, pts[1:] + pts[:1], strict=True))
+        )
+        object.__setattr__(self, "bbox", (x0, y0, x1, y1))
+        object.__setattr__(self, "rect", rect)
 
     def contains(self, x: float, y: float) -> bool:
         """Even-odd ray casting; points on the boundary may fall either way."""
-        x0, y0, x1, y1 = self._bbox  # type: ignore[attr-defined]
+        x0, y0, x1, y1 = self.bbox
         if not (x0 <= x <= x1 and y0 <= y <= y1):
             return False
+        if self.rect:
+            return True
         inside = False
         pts = self.polygon
         j = len(pts) - 1

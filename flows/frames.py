@@ -1,0 +1,180 @@
+"""Frames as the behaviour rules need them, parsed straight from `sw.detections` bytes.
+
+The flows read every frame of every camera, so parsing is on the hot path. `parse_frame`
+checks a message against CONTRACTS §3 by hand for the common, well-formed case and hands
+anything unusual (a missing `schema`, a number written as a string, NaN, ...)
+to the pydantic contract in `shrinkwatch.contracts`, which decides and explains. The fast
+path accepts only messages that the contract accepts, so both paths agree on what is valid
+and every rejection carries the contract's own error text.
+
+Times inside the rules are integer microseconds since the Unix epoch (`*_us`): exact
+differences, no rounding at a threshold, and cheap arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shrinkwatch.contracts import DETECTION_SCHEMA, ContractError, Detection, decode
+
+BAG_CLASSES = frozenset({"backpack", "handbag", "suitcase"})
+Box = Sequence[float]  # x1, y1, x2, y2, normalised
+Keypoints = Sequence[Sequence[float]]
+
+# What the fast path trusts `datetime.fromisoformat` with: the contracts' own form.
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)\Z")
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+# JSON's NaN/Infinity extensions go to the contract (which rejects them).
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def to_us(ts: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact)."""
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
+
+
+def from_us(us: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC datetime."""
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+@dataclass(slots=True)
+class Person:
+    """A tracked person in one frame."""
+
+    track_id: int
+    box: Box
+    keypoints: Keypoints | None
+
+    @property
+    def foot(self) -> tuple[float, float]:
+        """Bottom-centre of the box: where the person stands."""
+        box = self.box
+        return ((box[0] + box[2]) / 2.0, box[3])
+
+
+@dataclass(slots=True)
+class Frame:
+    """One analysed frame: who is in it (tracked people) and which bags."""
+
+    camera_id: str
+    store_id: str
+    frame_id: int
+    ts: datetime
+    us: int
+    people: list[Person]
+    bags: list[Box]
+
+    @classmethod
+    def from_detection(cls, detection: Detection) -> Frame:
+        """From a validated contract message."""
+        people = [
+            Person(o.track_id, o.box, o.keypoints)
+            for o in detection.objects
+            if o.class_name == "person" and o.track_id is not None
+        ]
+        bags: list[Box] = [o.box for o in detection.objects if o.class_name in BAG_CLASSES]
+        return cls(
+            detection.camera_id,
+            detection.store_id,
+            detection.frame_id,
+            detection.ts,
+            to_us(detection.ts),
+            people,
+            bags,
+        )
+
+
+def _keypoints_ok(points: object) -> bool:
+    if type(points) is not list or len(points) != 17:
+        return False
+    for point in points:
+        if type(point) is not list or len(point) != 3 or not (min(point) >= 0.0 and max(point) <= 1.0):
+            return False
+    return True
+
+
+def _fast(raw: bytes) -> Frame | None:
+    """The frame when `raw` is plainly valid; None when the contract must decide."""
+    try:
+        data = _JSON.decode(raw.decode("utf-8"))
+        if data["schema"] != DETECTION_SCHEMA:
+            return None
+        camera_id, store_id, frame_id = data["camera_id"], data["store_id"], data["frame_id"]
+        ts_text, width, height = data["ts"], data["frame_w"], data["frame_h"]
+        if not (
+            type(camera_id) is str
+            and camera_id
+            and type(store_id) is str
+            and store_id
+            and type(frame_id) is int
+            and frame_id >= 0
+            and type(width) is int
+            and width > 0
+            and type(height) is int
+            and height > 0
+            and type(ts_text) is str
+            and _TS.match(ts_text)
+        ):
+            return None
+        ts = datetime.fromisoformat(ts_text).astimezone(UTC)
+        people: list[Person] = []
+        bags: list[Box] = []
+        objects = data["objects"]
+        if type(objects) is not list:
+            return None
+        for obj in objects:
+            name, track_id, class_id, box = obj["class_name"], obj["track_id"], obj["class_id"], obj["box"]
+            if not (
+                type(name) is str
+                and name
+                and (track_id is None or type(track_id) is int)
+                and type(class_id) is int
+                and class_id >= 0
+                and 0.0 <= obj["conf"] <= 1.0
+                and type(box) is list
+                and len(box) == 4
+                # Comparisons raise TypeError for anything but numbers (and booleans, which
+                # the contract reads as 0/1 too).
+                and min(box) >= 0.0
+                and max(box) <= 1.0
+                and box[0] <= box[2]
+                and box[1] <= box[3]
+            ):
+                return None
+            points = obj.get("keypoints")
+            if points is not None and not _keypoints_ok(points):
+                return None
+            if name == "person":
+                if track_id is not None:
+                    people.append(Person(track_id, box, points))
+            elif name in BAG_CLASSES:
+                bags.append(box)
+        return Frame(camera_id, store_id, frame_id, ts, to_us(ts), people, bags)
+    except (KeyError, TypeError, ValueError, AttributeError):  # incl. not UTF-8, not JSON
+        return None
+
+
+def parse_frame(raw: bytes | None) -> Frame:
+    """A frame from a `sw.detections` value; ContractError (naming the field) when invalid."""
+    if raw is not None:
+        frame = _fast(raw)
+        if frame is not None:
+            return frame
+    return Frame.from_detection(decode(raw, Detection))
+
+
+__all__ = ["BAG_CLASSES", "ContractError", "Frame", "Person", "from_us", "parse_frame", "to_us"]
