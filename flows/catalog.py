@@ -1,7 +1,8 @@
 """What the rules need from the site configuration, read from PostgreSQL and kept fresh.
 
-Zones by camera, and stores (time zone, opening hours, rule thresholds) by id; re-read every
-`refresh_s` seconds, so edits apply to a running flow without a restart.
+Zones by camera, and stores (time zone, opening hours, rule thresholds, the risk weights in
+force) by id; re-read every `refresh_s` seconds, so edits and new calibrations apply to a
+running flow without a restart.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from dataclasses import replace
 
 from flows.behaviour import StoreInfo, Thresholds
+from flows.risk import Weights
 from flows.zones import ZoneArea
 from shrinkwatch.sites import Zone
 
@@ -37,15 +39,20 @@ class SiteCatalog:
         """Read everything now (raises when the database is unreachable)."""
         from warehouse.db import connect
         from warehouse.sites import load_stores, load_zones
+        from warehouse.weights import latest_weights
 
         with connect(self.dsn) as conn:
             zones = {cam: to_areas(zs) for cam, zs in load_zones(conn).items()}
+            weights = {
+                store_id: Weights(w.weights, w.version) for store_id, w in latest_weights(conn).items()
+            }
             stores = {
                 store.id: StoreInfo(
                     store.id,
                     store.timezone,
                     tuple(sorted(store.hours.items())),
                     replace(self.defaults, **store.thresholds.model_dump(exclude_none=True)),
+                    weights.get(store.id, Weights()),
                 )
                 for store in load_stores(conn)
             }

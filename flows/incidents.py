@@ -40,15 +40,18 @@ def thresholds_from(settings: Settings) -> Thresholds:
     )
 
 
-class CameraBehaviour(StatefulBatchLogic[Frame, Incident, bytes]):
+ScoredIncident = tuple[Incident, int]  # an incident state and the weights version that scored it
+
+
+class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
     """One camera's behaviour state; frames in, incident versions out."""
 
     def __init__(self, catalog: SiteCatalog, resume: bytes | None) -> None:
         self.catalog = catalog
         self.state: CameraState | None = pickle.loads(resume) if resume is not None else None
 
-    def on_batch(self, frames: list[Frame]) -> tuple[list[Incident], bool]:
-        out: list[Incident] = []
+    def on_batch(self, frames: list[Frame]) -> tuple[list[ScoredIncident], bool]:
+        out: list[ScoredIncident] = []
         engine: BehaviourEngine | None = None
         for frame in frames:
             if engine is None or engine.store.store_id != frame.store_id:
@@ -56,7 +59,9 @@ class CameraBehaviour(StatefulBatchLogic[Frame, Incident, bytes]):
                     frame.camera_id, self.catalog.zones(frame.camera_id), self.catalog.store(frame.store_id)
                 )
             self.state, incidents = engine.step(self.state, frame)
-            out.extend(incidents)
+            if incidents:
+                version = engine.store.weights.version
+                out.extend((incident, version) for incident in incidents)
         COUNTERS.frames += len(frames)
         return out, StatefulBatchLogic.RETAIN
 
@@ -87,7 +92,7 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: 
     op.output("store", incidents, IncidentSink(settings.database_dsn))
     kop.output(
         "publish",
-        op.map("incident_message", incidents, incident_message),
+        op.map("incident_message", incidents, lambda scored: incident_message(scored[0])),
         brokers=brokers,
         topic=settings.topic("incidents"),
         add_config=PRODUCER_CONFIG,

@@ -14,12 +14,12 @@ from warehouse.incidents import upsert_incidents
 log = logging.getLogger(__name__)
 
 
-class _IncidentPartition(StatelessSinkPartition[Incident]):
+class _IncidentPartition(StatelessSinkPartition[tuple[Incident, int]]):
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._conn: Connection | None = None
 
-    def write_batch(self, items: list[Incident]) -> None:
+    def write_batch(self, items: list[tuple[Incident, int]]) -> None:
         for attempt in (1, 2):
             try:
                 if self._conn is None or self._conn.closed:
@@ -39,8 +39,9 @@ class _IncidentPartition(StatelessSinkPartition[Incident]):
             self._conn.close()
 
 
-class IncidentSink(DynamicSink[Incident]):
-    """Upserts incident states into `incidents`; older versions never overwrite newer ones."""
+class IncidentSink(DynamicSink[tuple[Incident, int]]):
+    """Upserts (incident state, weights version) into `incidents`; older versions never
+    overwrite newer ones."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn

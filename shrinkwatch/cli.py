@@ -227,6 +227,22 @@ def flows_run(
     )
 
 
+@flows_app.command("calibrate")
+def flows_calibrate(
+    ctx: typer.Context,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule", help="Keep running: calibrate now and every calibration_interval_s seconds."
+        ),
+    ] = False,
+) -> None:
+    """Re-learn each store's risk-signal weights from the analysts' confirm/reject verdicts."""
+    from flows.calibration import run_calibration
+
+    run_calibration(_settings(ctx), schedule=schedule, progress=_say)
+
+
 @app.command("app")
 def dashboard(
     ctx: typer.Context,

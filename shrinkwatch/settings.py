@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Modules imported when a flow starts (they register signals)."
     )
     zones_refresh_s: float = Field(30.0, gt=0, description="How often flows re-read zones.")
+    calibration_interval_s: float = Field(
+        3600.0, gt=0, description="How often `flows calibrate --schedule` re-learns risk weights."
+    )
+    calibration_prior_strength: float = Field(
+        10.0, gt=0, description="How many analyst verdicts a default risk weight is worth."
+    )
 
     dashboard_port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
     camera_sim_port: int = Field(18080, ge=1, le=65535, description="camera-sim HTTP port.")

@@ -15,6 +15,7 @@ page = st.navigation(
             st.Page(
                 HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:", default=True
             ),
+            st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
         ],
         "Monitor": [
             st.Page(HERE / "monitor" / "live.py", title="Live view", icon=":material/videocam:"),

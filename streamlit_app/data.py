@@ -11,6 +11,7 @@ import streamlit as st
 
 from shrinkwatch.settings import Settings, load_settings
 from warehouse.db import Connection
+from warehouse.weights import WeightsVersion
 
 
 @st.cache_resource
@@ -50,6 +51,33 @@ def incidents(limit: int = 500) -> pd.DataFrame:
         ]
         frame["zone_ids"] = [", ".join(z) for z in frame["zone_ids"]]
     return frame
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def stores() -> list[str]:
+    """Store ids of the site configuration."""
+    return [row["id"] for row in connection().execute("SELECT id FROM stores ORDER BY id").fetchall()]
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def risk_weights() -> dict[str, WeightsVersion]:
+    """The risk weights in force, by store (stores never calibrated are absent)."""
+    from warehouse.weights import latest_weights
+
+    return latest_weights(connection())
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def weights_history(store_id: str) -> pd.DataFrame:
+    """A store's weight versions, newest first, one column per signal."""
+    from warehouse.weights import weights_history as history
+
+    return pd.DataFrame(
+        [
+            {"version": v.version, "computed": v.computed_at, "verdicts": v.reviews, **v.weights}
+            for v in history(connection(), store_id)
+        ]
+    )
 
 
 def evidence_file(reference: str | None, suffix: str | None = None) -> Path | None:

@@ -16,10 +16,11 @@ from warehouse.db import Connection
 _UPSERT = """
 INSERT INTO incidents (incident_id, version, store_id, camera_id, track_id, incident_type,
                        risk_score, risk_level, status, started_at, updated_at, ended_at,
-                       zone_ids, signals, snapshot)
+                       zone_ids, signals, snapshot, weights_version)
 VALUES (%(incident_id)s, %(version)s, %(store_id)s, %(camera_id)s, %(track_id)s,
         %(incident_type)s, %(risk_score)s, %(risk_level)s, %(status)s, %(started_at)s,
-        %(updated_at)s, %(ended_at)s, %(zone_ids)s, %(signals)s, %(snapshot)s)
+        %(updated_at)s, %(ended_at)s, %(zone_ids)s, %(signals)s, %(snapshot)s,
+        %(weights_version)s)
 ON CONFLICT (incident_id) DO UPDATE SET
     version = EXCLUDED.version, store_id = EXCLUDED.store_id, camera_id = EXCLUDED.camera_id,
     track_id = EXCLUDED.track_id, incident_type = EXCLUDED.incident_type,
@@ -27,13 +28,15 @@ ON CONFLICT (incident_id) DO UPDATE SET
     status = EXCLUDED.status, started_at = EXCLUDED.started_at,
     updated_at = EXCLUDED.updated_at, ended_at = EXCLUDED.ended_at,
     zone_ids = EXCLUDED.zone_ids, signals = EXCLUDED.signals,
+    weights_version = EXCLUDED.weights_version,
     snapshot = COALESCE(EXCLUDED.snapshot, incidents.snapshot), last_written_at = now()
 WHERE incidents.version < EXCLUDED.version
 """
 
 
-def _params(incident: Incident) -> dict[str, Any]:
+def _params(incident: Incident, weights_version: int | None) -> dict[str, Any]:
     return {
+        "weights_version": weights_version,
         "incident_id": incident.incident_id,
         "version": incident.version,
         "store_id": incident.store_id,
@@ -52,17 +55,19 @@ def _params(incident: Incident) -> dict[str, Any]:
     }
 
 
-def upsert_incidents(conn: Connection, incidents: Iterable[Incident]) -> None:
-    """Write incident states; safe to repeat (replays after a restart change nothing)."""
-    latest: dict[str, Incident] = {}
-    for incident in incidents:
+def upsert_incidents(conn: Connection, incidents: Iterable[Incident | tuple[Incident, int | None]]) -> None:
+    """Write incident states, each alone or with the risk-weights version that scored it;
+    safe to repeat (replays after a restart change nothing)."""
+    latest: dict[str, tuple[Incident, int | None]] = {}
+    for item in incidents:
+        incident, weights_version = item if isinstance(item, tuple) else (item, None)
         seen = latest.get(incident.incident_id)
-        if seen is None or incident.version > seen.version:
-            latest[incident.incident_id] = incident
+        if seen is None or incident.version > seen[0].version:
+            latest[incident.incident_id] = (incident, weights_version)
     if not latest:
         return
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(_UPSERT, [_params(i) for i in latest.values()])
+        cur.executemany(_UPSERT, [_params(i, v) for i, v in latest.values()])
 
 
 def list_incidents(
@@ -72,7 +77,8 @@ def list_incidents(
     return conn.execute(
         """SELECT incident_id, version, store_id, camera_id, track_id, incident_type,
                   risk_score, risk_level, status, started_at, updated_at, ended_at,
-                  zone_ids, signals, snapshot, user_confirmed, reviewed_by, reviewed_at
+                  zone_ids, signals, snapshot, user_confirmed, reviewed_by, reviewed_at,
+                  weights_version
            FROM incidents
            WHERE %(store)s::text IS NULL OR store_id = %(store)s
            ORDER BY started_at DESC, incident_id
