@@ -15,6 +15,7 @@ class FlowCounters:
     frames: int = 0
     dead_letters: int = 0
     incident_changes: int = 0
+    late_frames: int = 0
 
     def frame(self, _step: str, _item: Any) -> None:
         self.frames += 1
@@ -26,9 +27,10 @@ class FlowCounters:
         self.incident_changes += 1
 
     def line(self) -> str:
+        late = f" | late frames {self.late_frames}" if self.late_frames else ""
         return (
             f"frames {self.frames} | incident updates {self.incident_changes} | "
-            f"dead letters {self.dead_letters}"
+            f"dead letters {self.dead_letters}{late}"
         )
 
 

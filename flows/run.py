@@ -17,7 +17,7 @@ from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 
-FLOWS = {"incidents": "flows.incidents"}
+FLOWS = {"incidents": "flows.incidents", "occupancy": "flows.occupancy"}
 RECOVERY_PARTITIONS = 4
 
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Modules imported when a flow starts (they register signals)."
     )
     zones_refresh_s: float = Field(30.0, gt=0, description="How often flows re-read zones.")
+    occupancy_lateness_s: float = Field(
+        10.0, ge=0, description="Occupancy: frame-time seconds a minute stays open after it ends."
+    )
+    occupancy_idle_close_s: float = Field(
+        120.0, gt=0, description="Occupancy: close a silent camera's open minutes after this long."
+    )
     calibration_interval_s: float = Field(
         3600.0, gt=0, description="How often `flows calibrate --schedule` re-learns risk weights."
     )

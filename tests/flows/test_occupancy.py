@@ -1,0 +1,85 @@
+"""Footfall and occupancy per camera zone and minute: values, idempotence, late frames."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.testing import run_main
+
+from flows.frames import Frame
+from flows.occupancy import CameraMinutes, LateFrame, build_flow, observe
+from flows.zones import ZoneArea
+from shrinkwatch.contracts import encode
+from shrinkwatch.settings import Settings
+from shrinkwatch.sites import parse_site_config
+from tests.factories import SITE_YAML, T0, frame, person
+from tests.support import produce
+from warehouse.db import connect
+from warehouse.sites import apply_site_config
+
+SHELF = ZoneArea("z-razors", "high_value", ((0.0, 0.5), (0.4, 0.5), (0.4, 1.0), (0.0, 1.0)))
+
+
+def scene(seconds: float, people: list[tuple[int, float]], frame_id: int = 0) -> Any:
+    """A frame at T0 + seconds with people standing at x (feet at y = 0.8)."""
+    return frame("cam-1", frame_id, seconds, [person(t, (x, 0.8)) for t, x in people])
+
+
+def test_minutes_close_by_frame_time_and_late_frames_are_flagged() -> None:
+    state = CameraMinutes()
+    out: list[Any] = []
+    # Minute 10:00: track 1 at the shelf throughout, track 2 passes by outside it.
+    for i in range(300):  # 60 s at 5 fps
+        people = [(1, 0.2)] + ([(2, 0.7)] if i < 50 else [])
+        out += observe(state, Frame.from_detection(scene(i / 5, people, i)), [SHELF], 10_000_000)
+    assert out == []  # 10:00 stays open until a frame 10 s past its end
+    for i in range(60):  # 10:01:00 .. 10:01:11.8, track 3 at the shelf too
+        out += observe(
+            state, Frame.from_detection(scene(60 + i / 5, [(1, 0.2), (3, 0.3)], 300 + i)), [SHELF], 10_000_000
+        )
+    rows = {r.zone_id: r for r in out}
+    assert set(rows) == {"*", "z-razors"}
+    whole, shelf = rows["*"], rows["z-razors"]
+    assert whole.minute == T0 and whole.frames == 300 and whole.visitors == 2 and whole.people_peak == 2
+    assert whole.people_avg == round((300 + 50) / 300, 3)
+    assert shelf.visitors == 1 and shelf.people_avg == 1.0 and shelf.people_peak == 1
+    # A frame for 10:00 now is late; one for the open minute is not.
+    late = observe(state, Frame.from_detection(scene(30, [(1, 0.2)], 9999)), [SHELF], 10_000_000)
+    assert late == [LateFrame("cam-1", T0 + timedelta(seconds=30), 9999, T0)]
+    assert observe(state, Frame.from_detection(scene(65, [], 9998)), [SHELF], 10_000_000) == []
+
+
+def rows(settings: Settings) -> list[dict[str, Any]]:
+    with connect(settings.database_dsn) as conn:
+        return conn.execute(
+            "SELECT camera_id, zone_id, minute, frames, visitors, people_avg, people_peak, late_frames "
+            "FROM occupancy_minutes ORDER BY minute, zone_id"
+        ).fetchall()
+
+
+def test_flow_writes_minutes_idempotently_and_counts_late_frames(settings: Settings, tmp_path: Path) -> None:
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(SITE_YAML))
+    frames = [scene(i / 5, [(1, 0.2), (2, 0.9)] if i % 2 else [(1, 0.2)], i) for i in range(5 * 150)]
+    frames.insert(700, scene(10, [(1, 0.2)], 10_000))  # at 2:20, a frame of 10:00:10 arrives: late
+    produce(settings, settings.topic("detections"), [(f.camera_id.encode(), encode(f)) for f in frames])
+
+    run_main(build_flow(settings, tail=False))
+    first = rows(settings)
+    minutes = sorted({r["minute"] for r in first})
+    assert minutes == [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]  # the last closed at EOF
+    by_key = {(r["zone_id"], r["minute"]): r for r in first}
+    assert by_key[("z-razors", T0)]["visitors"] == 1 and by_key[("*", T0)]["visitors"] == 2
+    assert by_key[("*", T0)]["people_peak"] == 2 and by_key[("*", T0)]["people_avg"] == 1.5
+    assert by_key[("z-exit", T0)]["visitors"] == 1
+    assert [r["late_frames"] for r in first if r["minute"] == T0] == [1, 1, 1]
+    assert all(r["late_frames"] == 0 for r in first if r["minute"] != T0)
+
+    # A replay (at-least-once output) writes the same rows again, and the late frame once.
+    run_main(build_flow(settings, tail=False))
+    assert rows(settings) == first
+    with connect(settings.database_dsn) as conn:
+        late = conn.execute("SELECT frame_id, minute FROM occupancy_late").fetchall()
+    assert late == [{"frame_id": 10_000, "minute": T0}]
