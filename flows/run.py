@@ -6,9 +6,13 @@ import gc
 import importlib
 import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
@@ -72,6 +76,77 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+def run_cluster(
+    settings: Settings,
+    name: str,
+    *,
+    processes: int,
+    workers: int = 1,
+    recovery: bool = True,
+    snapshot_s: float = 2.0,
+    settings_file: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> int:
+    """Run the dataflow as `processes` cooperating processes on this machine (Bytewax's
+    cluster mode: they split the partitions and keys, and share one recovery store); stop
+    them all on SIGINT/SIGTERM or when one fails. Returns the exit status."""
+    run_flow(settings, name, workers=workers, recovery=recovery, check_only=True, progress=progress)
+    if recovery:
+        _recovery_dir(settings, name)
+    base = settings.flow_cluster_port
+    addresses = ";".join(f"127.0.0.1:{base + i}" for i in range(processes))
+    command = [sys.executable, "-m", "shrinkwatch.cli"]
+    if settings_file is not None:
+        command += ["--settings", str(settings_file)]
+    children = [
+        subprocess.Popen(
+            [
+                *command,
+                *("flows", "run", name, "--workers", str(workers), "--snapshot-s", str(snapshot_s)),
+                *("--process-id", str(i), "--addresses", addresses),
+                *(() if recovery else ("--no-recovery",)),
+            ]
+        )
+        for i in range(processes)
+    ]
+    progress(
+        f"dataflow {name!r}: {processes} processes x {workers} worker(s), "
+        f"ports {base}..{base + processes - 1}"
+    )
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while any(child.poll() is None for child in children):
+        failed = [c for c in children if c.poll() not in (None, 0)]
+        if failed and not status:
+            status = failed[0].returncode
+            progress(f"a process of dataflow {name!r} failed (exit {status}); stopping the others")
+            stop()
+        time.sleep(0.2)
+    return status or max(abs(c.returncode) for c in children)
+
+
+def _recovery_dir(settings: Settings, name: str) -> Path:
+    """The flow's recovery store, created (atomically) on first use."""
+    from bytewax.recovery import init_db_dir
+
+    directory = settings.home / "recovery" / name
+    if not directory.exists():
+        # Initialise aside, then rename: a crash here never leaves a half-made store.
+        staging = directory.with_name(f"{name}.init")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        init_db_dir(staging, RECOVERY_PARTITIONS)
+        staging.rename(directory)
+    return directory
+
+
 def run_flow(
     settings: Settings,
     name: str,
@@ -80,11 +155,14 @@ def run_flow(
     recovery: bool = True,
     snapshot_s: float = 2.0,
     check_only: bool = False,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
     progress_every_s: float = 10.0,
     progress: Callable[[str], None] = print,
 ) -> None:
-    """Build and run the dataflow until SIGINT/SIGTERM."""
-    from bytewax.recovery import RecoveryConfig, init_db_dir
+    """Build and run the dataflow until SIGINT/SIGTERM (one process of a cluster when
+    `process_id` and `addresses` are given)."""
+    from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
     from flows.catalog import SiteCatalog
@@ -103,14 +181,7 @@ def run_flow(
 
     recovery_config = None
     if recovery:
-        directory = settings.home / "recovery" / name
-        if not directory.exists():
-            # Initialise aside, then rename: a crash here never leaves a half-made store.
-            staging = directory.with_name(f"{name}.init")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            init_db_dir(staging, RECOVERY_PARTITIONS)
-            staging.rename(directory)
+        directory = _recovery_dir(settings, name)
         recovery_config = RecoveryConfig(str(directory))
         progress(f"recovery in {directory}")
     # SIGTERM ends the run like Ctrl-C: Bytewax stops at the next check, and a restart
@@ -124,6 +195,8 @@ def run_flow(
         cli_main(
             flow,
             workers_per_process=workers,
+            process_id=process_id,
+            addresses=addresses,
             epoch_interval=timedelta(seconds=snapshot_s),
             recovery_config=recovery_config,
         )

@@ -204,7 +204,12 @@ def detect(
 def flows_run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "incidents",
-    workers: Annotated[int, typer.Option(min=1, help="Worker threads in this process.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker threads in each process.")] = 1,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Processes on this machine (Bytewax cluster on flow_cluster_port+).")
+    ] = 1,
+    process_id: Annotated[int | None, typer.Option(hidden=True)] = None,
+    addresses: Annotated[str | None, typer.Option(hidden=True)] = None,
     recovery: Annotated[
         bool, typer.Option(help="Resume from SHRINKWATCH_HOME/recovery after a restart.")
     ] = True,
@@ -214,8 +219,22 @@ def flows_run(
     ] = False,
 ) -> None:
     """Run a Bytewax dataflow over sw.detections until interrupted."""
-    from flows.run import run_flow
+    from flows.run import run_cluster, run_flow
 
+    if processes > 1 and process_id is None and not check:
+        settings_file = ctx.parent.params.get("settings_file") if ctx.parent else None
+        status = run_cluster(
+            _settings(ctx),
+            name,
+            processes=processes,
+            workers=workers,
+            recovery=recovery,
+            snapshot_s=snapshot_s,
+            settings_file=settings_file,
+            progress=_say,
+        )
+        raise typer.Exit(status)
+    say = _say if process_id is None else lambda text: _say(f"[process {process_id}] {text}")
     run_flow(
         _settings(ctx),
         name,
@@ -223,7 +242,9 @@ def flows_run(
         recovery=recovery,
         snapshot_s=snapshot_s,
         check_only=check,
-        progress=_say,
+        process_id=process_id,
+        addresses=addresses.split(";") if addresses else None,
+        progress=say,
     )
 
 

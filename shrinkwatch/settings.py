@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Modules imported when a flow starts (they register signals)."
     )
     zones_refresh_s: float = Field(30.0, gt=0, description="How often flows re-read zones.")
+    flow_cluster_port: int = Field(
+        21300, ge=1, le=65000, description="First port of `flows run --processes M` (M ports, 127.0.0.1)."
+    )
     occupancy_lateness_s: float = Field(
         10.0, ge=0, description="Occupancy: frame-time seconds a minute stays open after it ends."
     )

@@ -122,3 +122,11 @@ def test_two_workers_give_the_same_incidents(make_settings: Any, tmp_path: Path)
     one = run_through(prepared(make_settings), tmp_path, "one")
     two = run_through(prepared(make_settings), tmp_path, "two", "--workers", "2")
     assert one == two and len(one) >= 4
+
+
+def test_two_processes_give_the_same_incidents(make_settings: Any, tmp_path: Path) -> None:
+    one = run_through(prepared(make_settings), tmp_path, "one")
+    two = run_through(prepared(make_settings), tmp_path, "procs", "--processes", "2", "--workers", "2")
+    assert one == two and len(one) >= 4
+    log = (tmp_path / "procs.log").read_text()
+    assert "2 processes x 2 worker(s)" in log and "[process 1]" in log
