@@ -1,0 +1,140 @@
+"""Scaling of the incidents flow: 2 processes ÷ 1 process, frames/s, on one pre-filled topic.
+
+`sw.detections` gets 4 partitions (cameras spread over them by key); the flow runs as a
+Bytewax cluster of 1, then 2 processes with 1 worker each (what `shrinkwatch flows run
+--processes M` starts), reading to the end of the topic. Rates are steady-state: from the
+moment every process has done WARMUP frames to the last frame. Rounds are interleaved
+(1, 2, 1, 2, ...); medians are reported. The machine's core count bounds the ratio.
+Usage: python -m benchmarks.flow_scaling [--cameras 100] [--seconds 60] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+from confluent_kafka import Producer
+
+from benchmarks.common import bench_settings, machine, services
+from benchmarks.flow_throughput import ZONES, frames_for
+from shrinkwatch.contracts import encode
+
+WARMUP = 1000
+BASE_PORT = 31395  # below the ephemeral range, next to the benchmarks' service ports
+
+
+def child(prefix: str, process_id: int, processes: int) -> None:
+    """One process of the cluster: run to the end of the topic, print its timings as JSON."""
+    from bytewax.run import cli_main
+
+    from flows.behaviour import StoreInfo, Thresholds
+    from flows.catalog import SiteCatalog
+    from flows.incidents import build_flow
+    from flows.progress import COUNTERS
+    from flows.run import tune_gc
+
+    settings = bench_settings(topic_prefix=prefix)
+    catalog = SiteCatalog.fixed(
+        {f"cam-{i}": ZONES for i in range(10_000)},
+        {"bench": StoreInfo("bench", thresholds=Thresholds(loiter_s=10))},
+        Thresholds(),
+    )
+    flow = build_flow(settings, catalog, tail=False)
+    marks: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        last = -1
+        while not done.wait(0.001):
+            if COUNTERS.frames >= WARMUP and "start" not in marks:
+                marks["start"] = time.time()
+            if COUNTERS.frames != last:
+                last, marks["end"] = COUNTERS.frames, time.time()
+
+    threading.Thread(target=watch, daemon=True).start()
+    tune_gc()
+    cli_main(
+        flow,
+        workers_per_process=1,
+        process_id=process_id if processes > 1 else None,
+        addresses=[f"127.0.0.1:{BASE_PORT + i}" for i in range(processes)] if processes > 1 else None,
+        epoch_interval=timedelta(seconds=2),
+    )
+    done.set()
+    print(json.dumps({"frames": COUNTERS.frames, **marks}), flush=True)
+
+
+def cluster_fps(prefix: str, processes: int) -> float:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.flow_scaling", "--child", prefix, str(i), str(processes)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        for i in range(processes)
+    ]
+    results = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+    frames = sum(r["frames"] for r in results) - WARMUP * processes
+    return frames / (max(r["end"] for r in results) - max(r["start"] for r in results))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    args = parser.parse_args()
+    settings = bench_settings(topic_partitions=4)
+    with services(settings):
+        from infra.kafka import ensure_topics
+        from warehouse.db import connect
+        from warehouse.migrate import migrate
+
+        ensure_topics(settings)
+        with connect(settings.database_dsn) as conn:
+            migrate(conn, progress=lambda _m: None)
+        producer = Producer({"bootstrap.servers": settings.kafka_servers, "linger.ms": 50, "log_level": 3})
+        rng = random.Random(7)
+        count = 0
+        for c in range(args.cameras):
+            for f in frames_for(f"cam-{c}", args.seconds, 6, rng):
+                producer.produce(settings.topic("detections"), key=f.camera_id.encode(), value=encode(f))
+                producer.poll(0)
+                count += 1
+        producer.flush()
+        del producer
+        print(
+            f"# flow scaling: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, 6 people), "
+            f"4 partitions, 1 worker per process; {machine()}",
+            flush=True,
+        )
+        ones, twos = [], []
+        for round_ in range(1, args.rounds + 1):
+            ones.append(cluster_fps(settings.topic_prefix, 1))
+            twos.append(cluster_fps(settings.topic_prefix, 2))
+            print(
+                f"round {round_}: 1 process {ones[-1]:7.0f} frames/s | 2 processes {twos[-1]:7.0f} frames/s "
+                f"| ratio {twos[-1] / ones[-1]:.2f}",
+                flush=True,
+            )
+        one, two = statistics.median(ones), statistics.median(twos)
+        print(
+            f"median of {args.rounds}: 1 process {one:7.0f} frames/s | 2 processes {two:7.0f} frames/s "
+            f"| 2 ÷ 1 = {two / one:.2f} (on {os.cpu_count()} cores, with Kafka and PostgreSQL beside)"
+        )
+
+
+if __name__ == "__main__":
+    main()
