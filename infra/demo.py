@@ -146,6 +146,8 @@ def run_demo(
         say(f"== starting the pipeline (logs in {settings.logs_dir()})")
         children.append(_spawn("camera-sim", ["camera-sim", str(video)], settings, env))
         children.append(_spawn("flow", ["flows", "run", "incidents"], settings, env))
+        children.append(_spawn("occupancy", ["flows", "run", "occupancy"], settings, env))
+        children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
         say(f"  model {model.name}, loitering threshold {loiter_threshold_s:g} s")
