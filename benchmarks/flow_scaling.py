@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -21,11 +20,8 @@ import threading
 import time
 from datetime import timedelta
 
-from confluent_kafka import Producer
-
 from benchmarks.common import bench_settings, machine, services
-from benchmarks.flow_throughput import ZONES, frames_for
-from shrinkwatch.contracts import encode
+from benchmarks.flow_throughput import ZONES, fill_topic
 
 WARMUP = 1000
 BASE_PORT = 31395  # below the ephemeral range, next to the benchmarks' service ports
@@ -105,16 +101,7 @@ def main() -> None:
         ensure_topics(settings)
         with connect(settings.database_dsn) as conn:
             migrate(conn, progress=lambda _m: None)
-        producer = Producer({"bootstrap.servers": settings.kafka_servers, "linger.ms": 50, "log_level": 3})
-        rng = random.Random(7)
-        count = 0
-        for c in range(args.cameras):
-            for f in frames_for(f"cam-{c}", args.seconds, 6, rng):
-                producer.produce(settings.topic("detections"), key=f.camera_id.encode(), value=encode(f))
-                producer.poll(0)
-                count += 1
-        producer.flush()
-        del producer
+        count, _ = fill_topic(settings, args.cameras, args.seconds)
         print(
             f"# flow scaling: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, 6 people), "
             f"4 partitions, 1 worker per process; {machine()}",

@@ -88,6 +88,28 @@ def frames_for(camera: str, seconds: int, people: int, rng: random.Random) -> li
 WARMUP = 2000
 
 
+def fill_topic(settings, cameras: int, seconds: int, people: int = 6) -> tuple[int, int]:
+    """Publish every camera's frames on sw.detections; (frames, objects) published."""
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "linger.ms": 50,
+            "compression.type": "lz4",
+            "log_level": 3,
+        }
+    )
+    rng = random.Random(7)
+    count = objects = 0
+    for c in range(cameras):
+        for f in frames_for(f"cam-{c}", seconds, people, rng):
+            producer.produce(settings.topic("detections"), key=f.camera_id.encode(), value=encode(f))
+            producer.poll(0)
+            count += 1
+            objects += len(f.objects)
+    producer.flush()
+    return count, objects
+
+
 def consumer_fps(settings, count: int) -> float:
     consumer = Consumer(
         {
@@ -168,7 +190,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
     settings = bench_settings(topic_partitions=1)
-    rng = random.Random(7)
     with services(settings):
         from infra.kafka import ensure_topics
         from warehouse.db import connect
@@ -179,24 +200,7 @@ def main() -> None:
             migrate(conn, progress=lambda _m: None)
             conn.execute("TRUNCATE incidents")
             conn.commit()
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_servers,
-                "linger.ms": 50,
-                "compression.type": "lz4",
-                "log_level": 3,
-            }
-        )
-        count = 0
-        objects = 0
-        for c in range(args.cameras):
-            for f in frames_for(f"cam-{c}", args.seconds, args.people, rng):
-                producer.produce(settings.topic("detections"), key=f.camera_id.encode(), value=encode(f))
-                producer.poll(0)
-                count += 1
-                objects += len(f.objects)
-        producer.flush()
-        del producer  # no reconnect attempts once the services stop
+        count, objects = fill_topic(settings, args.cameras, args.seconds, args.people)
         print(
             f"# flow throughput: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, "
             f"{objects / count:.1f} objects/frame), 1 worker; {machine()}",

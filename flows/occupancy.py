@@ -17,28 +17,24 @@ times are the better clock. A camera that stops sending has its open minutes clo
 
 from __future__ import annotations
 
-import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import bytewax.operators as op
-import psycopg
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows.catalog import SiteCatalog
 from flows.frames import Frame, from_us
 from flows.incidents import thresholds_from
 from flows.kafka_io import DetectionsSource
 from flows.progress import COUNTERS
+from flows.sinks import PostgresSink
 from shrinkwatch.contracts import DeadLetter
 from shrinkwatch.settings import Settings
-from warehouse.db import Connection, connect
-
-log = logging.getLogger(__name__)
+from warehouse.db import Connection
 
 MINUTE_US = 60_000_000
 WHOLE_VIEW = "*"
@@ -208,39 +204,6 @@ def write_occupancy(conn: Connection, items: list[Any]) -> None:
             cur.executemany(_COUNT_LATE, sorted(touched))
 
 
-class _OccupancyPartition(StatelessSinkPartition[Any]):
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: Connection | None = None
-
-    def write_batch(self, items: list[Any]) -> None:
-        for attempt in (1, 2):
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(self._dsn)
-                write_occupancy(self._conn, items)
-                return
-            except psycopg.OperationalError:
-                self._conn = None
-                if attempt == 2:
-                    raise
-                log.warning("lost the PostgreSQL connection; reconnecting")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-
-class OccupancySink(DynamicSink[Any]):
-    """Minute rows and late frames into PostgreSQL."""
-
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _OccupancyPartition:
-        return _OccupancyPartition(self._dsn)
-
-
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
     """The occupancy dataflow for these settings (`tail=False` stops at the end of the topic)."""
     site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
@@ -260,7 +223,7 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: 
         ),
     )
     closed = op.inspect("count_late", op.key_rm("rows", minutes), _count_late)
-    op.output("store", closed, OccupancySink(settings.database_dsn))
+    op.output("store", closed, PostgresSink(settings.database_dsn, write_occupancy))
     return flow
 
 
