@@ -69,11 +69,18 @@ def bench_settings(**overrides: Any) -> Settings:
 
 @contextmanager
 def services(settings: Settings) -> Iterator[None]:
-    """Kafka (and PostgreSQL) for the run; stops what it started."""
+    """Kafka and PostgreSQL for the run, with the run's topics and the current schema;
+    stops what it started."""
     from infra import services as infra
+    from infra.kafka import ensure_topics
+    from warehouse.db import connect
+    from warehouse.migrate import migrate
 
     started = infra.up(settings, progress=lambda _m: None)
     try:
+        ensure_topics(settings)
+        with connect(settings.database_dsn) as conn:
+            migrate(conn, progress=lambda _m: None)
         yield
     finally:
         infra.down(settings, progress=lambda _m: None, only=set(started))

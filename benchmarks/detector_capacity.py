@@ -113,9 +113,6 @@ def main() -> None:
     settings = bench_settings()
     print(f"# capacity at {TARGET_FPS:g} analysed fps per camera, vtest.avi in real time; {machine()}")
     with services(settings):
-        from infra.kafka import ensure_topics
-
-        ensure_topics(settings)
         for imgsz in args.imgsz:
             int8 = shared_file("models", "yolov8n_int8_openvino_model")
             if args.model == "int8" and imgsz == 640 and int8 is not None:

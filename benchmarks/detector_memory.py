@@ -45,19 +45,15 @@ def main() -> None:
         flush=True,
     )
     with services(settings):
-        from infra.kafka import ensure_topics
         from shrinkwatch.sites import parse_site_config
         from warehouse.db import connect
-        from warehouse.migrate import migrate
         from warehouse.sites import apply_site_config
 
-        ensure_topics(settings)
         cameras = "\n".join(
             f'  - {{id: mem-{i}, store_id: bench, name: "Camera {i}", stream_url: "{footage()}", fps: 5}}'
             for i in range(args.cameras)
         )
         with connect(settings.database_dsn) as conn:
-            migrate(conn, progress=lambda _m: None)
             apply_site_config(
                 conn,
                 parse_site_config(

@@ -67,9 +67,6 @@ def main() -> None:
     print(f"# pipeline efficiency on {args.frames} vtest.avi frames at 640; {machine()}")
     settings = bench_settings()
     with services(settings):
-        from infra.kafka import ensure_topics
-
-        ensure_topics(settings)
         images = frames(args.frames)
         for backend in args.backend:
             detector = Detector(bench_settings(backend=backend, topic_prefix=settings.topic_prefix))

@@ -73,15 +73,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = bench_settings(topic_partitions=3)
     with services(settings):
-        from infra.kafka import ensure_topics
         from warehouse.db import connect
-        from warehouse.migrate import migrate
         from warehouse.sites import apply_site_config
 
-        ensure_topics(settings)
         site = SITE % {"loiter": LOITER_S, "cameras": "".join(CAMERA % {"i": i} for i in range(args.cameras))}
         with connect(settings.database_dsn) as conn:
-            migrate(conn, progress=lambda _m: None)
             conn.execute("TRUNCATE incidents")
             conn.commit()
             apply_site_config(conn, parse_site_config(site))

@@ -94,13 +94,6 @@ def main() -> None:
     args = parser.parse_args()
     settings = bench_settings(topic_partitions=4)
     with services(settings):
-        from infra.kafka import ensure_topics
-        from warehouse.db import connect
-        from warehouse.migrate import migrate
-
-        ensure_topics(settings)
-        with connect(settings.database_dsn) as conn:
-            migrate(conn, progress=lambda _m: None)
         count, _ = fill_topic(settings, args.cameras, args.seconds)
         print(
             f"# flow scaling: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, 6 people), "

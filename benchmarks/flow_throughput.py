@@ -191,13 +191,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = bench_settings(topic_partitions=1)
     with services(settings):
-        from infra.kafka import ensure_topics
         from warehouse.db import connect
-        from warehouse.migrate import migrate
 
-        ensure_topics(settings)
         with connect(settings.database_dsn) as conn:
-            migrate(conn, progress=lambda _m: None)
             conn.execute("TRUNCATE incidents")
             conn.commit()
         count, objects = fill_topic(settings, args.cameras, args.seconds, args.people)

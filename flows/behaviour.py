@@ -88,12 +88,9 @@ class StoreInfo:
     thresholds: Thresholds = Thresholds()
     weights: Weights = Weights()
 
-    def is_open(self, ts: datetime) -> bool:
-        """Whether the store is open at this instant (its local time); no hours = always open."""
-        return self.is_open_us(int(ts.timestamp()) * 1_000_000)
-
     def is_open_us(self, us: int) -> bool:
-        """`is_open` for microseconds since the epoch (hours have minute resolution)."""
+        """Whether the store is open at this instant (microseconds since the epoch), in its
+        local time; no hours = always open. Hours have minute resolution."""
         if not self.hours:
             return True
         return _open_in_minute(self.timezone, self.hours, us // MINUTE_US)

@@ -102,6 +102,7 @@ def calibrate(
         for store_id in current.keys() - verdicts.keys():  # verdicts withdrawn: back to the prior
             verdicts[store_id] = ({}, 0, None)
         written = []
+        defaults = Weights()
         for store_id, (evidence, reviews, until) in sorted(verdicts.items()):
             now = current.get(store_id)
             candidate = calibrated(
@@ -112,9 +113,9 @@ def calibrate(
             save_weights(conn, candidate)
             written.append(candidate)
             moved = ", ".join(
-                f"{name} {Weights().of(name):.2f}->{w:.2f}"
+                f"{name} {defaults.of(name):.2f}->{w:.2f}"
                 for name, w in candidate.weights.items()
-                if abs(w - Weights().of(name)) >= 0.005
+                if abs(w - defaults.of(name)) >= 0.005
             )
             progress(
                 f"store {store_id}: weights version {candidate.version} from {reviews} verdicts"

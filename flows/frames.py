@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shrinkwatch.contracts import DETECTION_SCHEMA, ContractError, Detection, decode
+from shrinkwatch.contracts import DETECTION_SCHEMA, Detection, decode
 
 BAG_CLASSES = frozenset({"backpack", "handbag", "suitcase"})
 Box = Sequence[float]  # x1, y1, x2, y2, normalised
@@ -29,12 +29,8 @@ Keypoints = Sequence[Sequence[float]]
 _TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)\Z")
 
 
-class _NotFinite(ValueError):
-    pass
-
-
 def _reject_constant(name: str) -> float:
-    raise _NotFinite(name)
+    raise ValueError(name)
 
 
 # JSON's NaN/Infinity extensions go to the contract (which rejects them).
@@ -175,6 +171,3 @@ def parse_frame(raw: bytes | None) -> Frame:
         if frame is not None:
             return frame
     return Frame.from_detection(decode(raw, Detection))
-
-
-__all__ = ["BAG_CLASSES", "ContractError", "Frame", "Person", "from_us", "parse_frame", "to_us"]

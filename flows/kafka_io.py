@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bytewax.connectors.kafka import (
-    KafkaError,
     KafkaSinkMessage,
     KafkaSource,
     KafkaSourceMessage,
@@ -38,24 +37,25 @@ class _DetectionsPartition(StatefulSourcePartition[tuple[str, Frame] | DeadLette
                 inner._eof = True  # stop at the next call, after this batch
                 break
             value = msg.value()
-            try:
-                if error is not None:
-                    problem = f"kafka: {error}"
-                    raise ContractError(problem)
-                frame = parse_frame(value)
-            except ContractError as exc:
-                out.append(
-                    DeadLetter.for_raw(
-                        source_topic=msg.topic() or "",
-                        partition=msg.partition(),
-                        offset=msg.offset(),
-                        error=str(exc),
-                        raw=value,
-                    )
-                )
-            else:
-                out.append((frame.camera_id, frame))
             last_offset = msg.offset()
+            problem = f"kafka: {error}" if error is not None else None
+            if problem is None:
+                try:
+                    frame = parse_frame(value)
+                except ContractError as exc:
+                    problem = str(exc)
+                else:
+                    out.append((frame.camera_id, frame))
+                    continue
+            out.append(
+                DeadLetter.for_raw(
+                    source_topic=msg.topic() or "",
+                    partition=msg.partition(),
+                    offset=last_offset,
+                    error=problem,
+                    raw=value,
+                )
+            )
         if last_offset is not None:
             inner._offset = last_offset + 1
         return out
@@ -96,18 +96,6 @@ def parse_detection(msg: RawMessage) -> Detection | DeadLetter:
             error=str(exc),
             raw=msg.value,
         )
-
-
-def dead_letter_from_error(err: KafkaError[bytes | None, bytes | None]) -> DeadLetter:
-    """A consumer error as a dead letter."""
-    msg = err.msg
-    return DeadLetter.for_raw(
-        source_topic=msg.topic or "",
-        partition=msg.partition,
-        offset=msg.offset,
-        error=f"kafka: {err.err}",
-        raw=msg.value,
-    )
 
 
 def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes, bytes]:

@@ -56,7 +56,9 @@ def incidents(limit: int = 500) -> pd.DataFrame:
 @st.cache_data(ttl=5, show_spinner=False)
 def stores() -> list[str]:
     """Store ids of the site configuration."""
-    return [row["id"] for row in connection().execute("SELECT id FROM stores ORDER BY id").fetchall()]
+    from warehouse.sites import load_stores
+
+    return [store.id for store in load_stores(connection())]
 
 
 @st.cache_data(ttl=5, show_spinner=False)

@@ -26,12 +26,14 @@ class WeightsVersion:
     computed_at: datetime | None = None
 
 
+_COLUMNS = """store_id, version, weights, evidence, method, prior_strength, reviews,
+              reviewed_until, computed_at"""
+
+
 def latest_weights(conn: Connection) -> dict[str, WeightsVersion]:
     """The weights in force: each store's highest version."""
     rows = conn.execute(
-        """SELECT DISTINCT ON (store_id) store_id, version, weights, evidence, method,
-                  prior_strength, reviews, reviewed_until, computed_at
-           FROM risk_weights ORDER BY store_id, version DESC"""
+        f"SELECT DISTINCT ON (store_id) {_COLUMNS} FROM risk_weights ORDER BY store_id, version DESC"
     ).fetchall()
     return {row["store_id"]: WeightsVersion(**row) for row in rows}
 
@@ -39,10 +41,7 @@ def latest_weights(conn: Connection) -> dict[str, WeightsVersion]:
 def weights_history(conn: Connection, store_id: str) -> list[WeightsVersion]:
     """Every version of a store's weights, newest first."""
     rows = conn.execute(
-        """SELECT store_id, version, weights, evidence, method, prior_strength, reviews,
-                  reviewed_until, computed_at
-           FROM risk_weights WHERE store_id = %s ORDER BY version DESC""",
-        (store_id,),
+        f"SELECT {_COLUMNS} FROM risk_weights WHERE store_id = %s ORDER BY version DESC", (store_id,)
     ).fetchall()
     return [WeightsVersion(**row) for row in rows]
 
