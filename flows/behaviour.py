@@ -37,12 +37,12 @@ from flows.risk import Weights, score
 from flows.signals import extra_strengths
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level
+from shrinkwatch.sites import open_at
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
 RUN_TO_EXIT_S = 3.0
 SPEED_WINDOW_US = 600_000
 MINUTE_US = 60_000_000
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def seconds(later_us: int, earlier_us: int) -> float:
@@ -70,12 +70,7 @@ class Thresholds:
 @functools.lru_cache(maxsize=8192)
 def _open_in_minute(timezone: str, hours: tuple[tuple[str, str], ...], minute: int) -> bool:
     local = from_us(minute * MINUTE_US).astimezone(ZoneInfo(timezone))
-    span = dict(hours).get(DAYS[local.weekday()])
-    if span is None:
-        return False
-    opens, closes = span.split("-")
-    now = local.strftime("%H:%M")
-    return opens <= now < closes
+    return open_at(dict(hours), local.weekday(), local.strftime("%H:%M"))
 
 
 @dataclass(frozen=True)
@@ -84,14 +79,16 @@ class StoreInfo:
 
     store_id: str
     timezone: str = "UTC"
-    hours: tuple[tuple[str, str], ...] = ()  # (day, "HH:MM-HH:MM"); a missing day is closed
+    # (day, "HH:MM-HH:MM") pairs; a missing day is closed, () is closed every day, and
+    # None means the hours are unknown: never after hours.
+    hours: tuple[tuple[str, str], ...] | None = None
     thresholds: Thresholds = Thresholds()
     weights: Weights = Weights()
 
     def is_open_us(self, us: int) -> bool:
         """Whether the store is open at this instant (microseconds since the epoch), in its
-        local time; no hours = always open. Hours have minute resolution."""
-        if not self.hours:
+        local time; unknown hours count as open. Hours have minute resolution."""
+        if self.hours is None:
             return True
         return _open_in_minute(self.timezone, self.hours, us // MINUTE_US)
 

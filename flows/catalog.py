@@ -50,7 +50,7 @@ class SiteCatalog:
                 store.id: StoreInfo(
                     store.id,
                     store.timezone,
-                    tuple(sorted(store.hours.items())),
+                    None if store.hours is None else tuple(sorted(store.hours.items())),
                     replace(self.defaults, **store.thresholds.model_dump(exclude_none=True)),
                     weights.get(store.id, Weights()),
                 )

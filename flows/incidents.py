@@ -62,7 +62,6 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
             if incidents:
                 version = engine.store.weights.version
                 out.extend((incident, version) for incident in incidents)
-        COUNTERS.frames += len(frames)
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:

@@ -12,6 +12,7 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from flows.frames import Frame, parse_frame
+from flows.progress import COUNTERS
 from shrinkwatch.contracts import ContractError, DeadLetter, Detection, Incident, decode, encode
 
 RawMessage = KafkaSourceMessage[bytes | None, bytes | None]
@@ -31,6 +32,7 @@ class _DetectionsPartition(StatefulSourcePartition[tuple[str, Frame] | DeadLette
             raise StopIteration
         out: list[tuple[str, Frame] | DeadLetter] = []
         last_offset = None
+        parsed = 0
         for msg in inner._consumer.consume(inner._batch_size, 0.001):
             error = msg.error()
             if error is not None and error.code() == ConfluentKafkaError._PARTITION_EOF:
@@ -46,6 +48,7 @@ class _DetectionsPartition(StatefulSourcePartition[tuple[str, Frame] | DeadLette
                     problem = str(exc)
                 else:
                     out.append((frame.camera_id, frame))
+                    parsed += 1
                     continue
             out.append(
                 DeadLetter.for_raw(
@@ -58,6 +61,7 @@ class _DetectionsPartition(StatefulSourcePartition[tuple[str, Frame] | DeadLette
             )
         if last_offset is not None:
             inner._offset = last_offset + 1
+        COUNTERS.frames += parsed  # for the console, whichever flow reads them
         return out
 
     def snapshot(self) -> int | None:

@@ -45,19 +45,6 @@ def build(settings: Settings, name: str) -> Dataflow:
     return flow
 
 
-def require_current_schema(dsn: str) -> None:
-    """ShrinkwatchError unless the database has every migration applied."""
-    from warehouse.db import connect
-    from warehouse.migrate import available_migrations, current_version
-
-    with connect(dsn) as conn:
-        have = current_version(conn)
-    want = available_migrations()[-1].version
-    if have < want:
-        msg = f"the database is at schema version {have}, not {want}: run `shrinkwatch db migrate` first"
-        raise ShrinkwatchError(msg)
-
-
 def tune_gc() -> None:
     """Garbage-collect less often: a flow allocates a few objects per frame and keeps large,
     long-lived state, which the default thresholds would traverse again and again (about a
@@ -162,18 +149,21 @@ def run_flow(
 ) -> None:
     """Build and run the dataflow until SIGINT/SIGTERM (one process of a cluster when
     `process_id` and `addresses` are given)."""
+    from bytewax._bytewax import cluster_main
     from bytewax.recovery import RecoveryConfig
-    from bytewax.run import cli_main
 
     from flows.catalog import SiteCatalog
     from flows.incidents import thresholds_from
     from infra.kafka import ensure_topics, wait_for_kafka
+    from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
 
     flow = build(settings, name)
     wait_for_kafka(settings.kafka_servers, timeout_s=30)
     ensure_topics(settings)
     # Fail early, with a clear message, if the database is unreachable or behind.
-    require_current_schema(settings.database_dsn)
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
     SiteCatalog(settings.database_dsn, thresholds_from(settings)).load()
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
@@ -192,13 +182,17 @@ def run_flow(
     tune_gc()
     progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
     try:
-        cli_main(
+        # Always through cluster_main, even for one worker: its workers run on their own
+        # threads while the main thread only waits for signals, so Ctrl-C stops them at a
+        # step boundary. (run_main, which `cli_main` picks for one worker, runs the worker
+        # on the main thread and turns the interrupt into a Rust panic and a backtrace.)
+        cluster_main(
             flow,
-            workers_per_process=workers,
-            process_id=process_id,
-            addresses=addresses,
+            addresses or [],
+            process_id or 0,
             epoch_interval=timedelta(seconds=snapshot_s),
             recovery_config=recovery_config,
+            worker_count_per_proc=workers,
         )
     except KeyboardInterrupt:
         pass

@@ -123,9 +123,11 @@ def sites_apply(
         )
         return
     from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
     from warehouse.sites import apply_site_config
 
     with connect(_settings(ctx).database_dsn) as conn:
+        require_current_schema(conn)
         result = apply_site_config(conn, config)
     typer.echo(
         f"applied {file}: {result.stores} stores, {result.cameras} cameras, {result.zones} zones"

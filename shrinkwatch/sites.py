@@ -24,6 +24,22 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
+def open_at(hours: dict[str, str], weekday: int, hhmm: str) -> bool:
+    """Whether opening hours (day -> "HH:MM-HH:MM") include local time `hhmm` on `weekday`
+    (0 = Monday). A span closing before it opens runs past midnight into the next day."""
+    today = hours.get(DAYS[weekday])
+    if today is not None:
+        opens, closes = today.split("-")
+        if opens <= hhmm < closes or (closes < opens and hhmm >= opens):
+            return True
+    yesterday = hours.get(DAYS[(weekday - 1) % 7])
+    if yesterday is not None:
+        opens, closes = yesterday.split("-")
+        if closes < opens and hhmm < closes:
+            return True
+    return False
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,13 +70,18 @@ class StoreThresholds(_Strict):
 
 
 class Store(_Strict):
-    """A shop: its time zone and local opening hours (a missing day is closed)."""
+    """A shop: its time zone and local opening hours.
+
+    `hours`: a missing day is closed all day; `{}` means closed every day; None (no `hours`
+    key) means the hours are unknown, so nothing is ever "after hours". A span whose closing
+    time is before its opening time runs past midnight into the next day (`22:00-06:00`).
+    """
 
     id: Identifier
     name: str = Field(min_length=1)
     city: str | None = None
     timezone: str
-    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] = Field(default_factory=dict)
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str] | None = None
     subscription_active: bool = True
     economics: Economics = Field(default_factory=Economics)
     thresholds: StoreThresholds = Field(default_factory=StoreThresholds)
@@ -77,15 +98,18 @@ class Store(_Strict):
 
     @field_validator("hours")
     @classmethod
-    def _hours_ranges(cls, value: dict[str, str]) -> dict[str, str]:
-        for day, span in value.items():
+    def _hours_ranges(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for day, span in (value or {}).items():
             match = _HOURS.match(span)
             if not match:
                 msg = f"{day}: expected opening hours as 'HH:MM-HH:MM', got {span!r}"
                 raise ValueError(msg)
             opens, closes = span.split("-")
-            if closes <= opens:
-                msg = f"{day}: closing time {closes} must be after opening time {opens}"
+            if closes == opens:
+                msg = (
+                    f"{day}: opening and closing time are both {opens}; "
+                    "write 00:00-24:00 for open all day, or leave the day out for closed"
+                )
                 raise ValueError(msg)
         return value
 
@@ -241,6 +265,7 @@ __all__ = [
     "Store",
     "Zone",
     "key_path",
+    "open_at",
     "load_site_file",
     "parse_site_config",
 ]

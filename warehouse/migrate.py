@@ -38,8 +38,9 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def migrate(conn: Connection, progress: Callable[[str], None] = print) -> list[int]:
-    """Apply every missing migration, each in its own transaction; return the versions applied."""
+def migrate(conn: Connection, progress: Callable[[str], None] = print, up_to: int | None = None) -> list[int]:
+    """Apply every missing migration (up to version `up_to`, if given), each in its own
+    transaction; return the versions applied."""
     if not conn.autocommit:
         conn.commit()
         conn.autocommit = True
@@ -54,7 +55,7 @@ def migrate(conn: Connection, progress: Callable[[str], None] = print) -> list[i
         done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
         for migration in available_migrations():
-            if migration.version in done:
+            if migration.version in done or (up_to is not None and migration.version > up_to):
                 continue
             with conn.transaction():
                 conn.execute(migration.sql.encode("utf-8"))
@@ -76,3 +77,13 @@ def current_version(conn: Connection) -> int:
         return 0
     row = conn.execute("SELECT max(version) AS v FROM schema_migrations").fetchone()
     return int(row["v"] or 0) if row else 0
+
+
+def require_current_schema(conn: Connection) -> None:
+    """ShrinkwatchError, saying what to run, unless every migration has been applied."""
+    have = current_version(conn)
+    want = available_migrations()[-1].version
+    if have < want:
+        state = "has no Shrinkwatch schema yet" if have == 0 else f"is at schema version {have}, not {want}"
+        msg = f"the database {state}: run `shrinkwatch db migrate` first"
+        raise ShrinkwatchError(msg)

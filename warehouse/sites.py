@@ -60,7 +60,7 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
                     store.name,
                     store.city,
                     store.timezone,
-                    Jsonb(store.hours),
+                    None if store.hours is None else Jsonb(store.hours),
                     store.subscription_active,
                     Jsonb(store.economics.model_dump(exclude_none=True)),
                     Jsonb(store.thresholds.model_dump(exclude_none=True)),

@@ -209,9 +209,25 @@ def test_bag_adds_to_the_score_but_never_fires_alone() -> None:
     assert "bag_present" in {s.name for s in inc.signals}
 
 
-def test_store_without_hours_is_always_open() -> None:
-    store = StoreInfo("store-001", "UTC", (), RULES)
+def test_store_with_unknown_hours_is_never_after_hours() -> None:
+    store = StoreInfo("store-001", "UTC", None, RULES)
     assert run(walk("cam-1", 60, [(0, (0.7, 0.2)), (30, (0.7, 0.2))], t0=T0.replace(hour=3)), store) == []
+
+
+def test_store_closed_every_day_raises_after_hours_at_any_time() -> None:
+    store = StoreInfo("store-001", "UTC", (), RULES)  # `hours: {}`: shut for a refit
+    inc = only(run(walk("cam-1", 61, [(0, (0.7, 0.2)), (6, (0.7, 0.2))], t0=T0_OPEN), store))
+    assert inc.incident_type == "after_hours"
+
+
+def test_hours_past_midnight_in_the_store_time_zone() -> None:
+    # Friday 22:00 to Saturday 06:00 in Tokyo (UTC+9); T0 is Saturday 28 November, UTC.
+    store = StoreInfo("store-001", "Asia/Tokyo", (("fri", "22:00-06:00"),), RULES)
+    saturday_5am = T0.replace(day=27, hour=20)  # Friday 20:00 UTC = Saturday 05:00 in Tokyo: open
+    saturday_7am = T0.replace(day=27, hour=22)  # Saturday 07:00 in Tokyo: closed
+    assert run(walk("cam-1", 62, [(0, (0.7, 0.2)), (30, (0.7, 0.2))], t0=saturday_5am), store) == []
+    inc = only(run(walk("cam-1", 63, [(0, (0.7, 0.2)), (6, (0.7, 0.2))], t0=saturday_7am), store))
+    assert inc.incident_type == "after_hours"
 
 
 def test_untracked_and_replayed_frames() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bytewax.testing import run_main
 
 from flows.frames import Frame
@@ -15,7 +17,7 @@ from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.sites import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, person
-from tests.support import produce
+from tests.support import cli_env, produce, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.sites import apply_site_config
 
@@ -83,3 +85,23 @@ def test_flow_writes_minutes_idempotently_and_counts_late_frames(settings: Setti
     with connect(settings.database_dsn) as conn:
         late = conn.execute("SELECT frame_id, minute FROM occupancy_late").fetchall()
     assert late == [{"frame_id": 10_000, "minute": T0}]
+
+
+@pytest.mark.parametrize("name", ["occupancy", "incidents"])
+def test_ctrl_c_stops_a_flow_with_one_line(name: str, settings: Settings, tmp_path: Path) -> None:
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(SITE_YAML))
+    log = tmp_path / f"{name}.log"
+    flow = spawn_cli(["flows", "run", name], cli_env(settings, tmp_path), log)
+    try:
+        wait_for(lambda: "running dataflow" in log.read_text(), 120, what="the flow to start")
+        produce(settings, settings.topic("detections"), [(b"cam-1", encode(scene(0, [(1, 0.2)])))])
+        wait_for(lambda: "frames 1 " in log.read_text(), 120, what="the flow to read a frame")
+        flow.send_signal(signal.SIGINT)
+        assert flow.wait(timeout=60) == 0
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    text = log.read_text()
+    assert f"dataflow {name!r} stopped" in text
+    assert "panicked" not in text and "Traceback" not in text and "backtrace" not in text

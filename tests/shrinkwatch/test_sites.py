@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shrinkwatch.sites import SiteConfigError, parse_site_config
+from shrinkwatch.sites import SiteConfigError, open_at, parse_site_config
 from tests.factories import SITE_YAML
 
 
@@ -12,7 +12,47 @@ def test_valid_site() -> None:
     config = parse_site_config(SITE_YAML)
     assert [c.id for c in config.cameras] == ["cam-1"]
     assert config.cameras[0].zones[0].kind == "high_value"
-    assert config.stores[0].hours["mon"] == "08:00-21:00"
+    assert config.stores[0].hours == {"mon": "08:00-21:00", "sat": "09:00-18:00"}
+
+
+@pytest.mark.parametrize(
+    ("hours", "expected"),
+    [
+        ('hours: {mon: "08:00-21:00", sat: "09:00-18:00"}', {"mon": "08:00-21:00", "sat": "09:00-18:00"}),
+        ("hours: {}", {}),  # closed every day
+        ("", None),  # unknown
+        ('hours: {fri: "22:00-06:00"}', {"fri": "22:00-06:00"}),  # past midnight
+    ],
+)
+def test_opening_hours_forms(hours: str, expected: dict[str, str] | None) -> None:
+    given = '    hours: {mon: "08:00-21:00", sat: "09:00-18:00"}\n'
+    text = SITE_YAML.replace(given, f"    {hours}\n" if hours else "")
+    assert parse_site_config(text).stores[0].hours == expected
+
+
+@pytest.mark.parametrize(
+    ("hours", "weekday", "hhmm", "open_"),
+    [
+        ({"mon": "08:00-21:00"}, 0, "07:59", False),
+        ({"mon": "08:00-21:00"}, 0, "08:00", True),
+        ({"mon": "08:00-21:00"}, 0, "20:59", True),
+        ({"mon": "08:00-21:00"}, 0, "21:00", False),
+        ({"mon": "08:00-21:00"}, 1, "12:00", False),  # a missing day is closed
+        ({}, 2, "12:00", False),  # closed every day
+        ({"sun": "00:00-24:00"}, 6, "23:59", True),
+        ({"fri": "22:00-06:00"}, 4, "21:59", False),
+        ({"fri": "22:00-06:00"}, 4, "22:00", True),
+        ({"fri": "22:00-06:00"}, 4, "23:59", True),
+        ({"fri": "22:00-06:00"}, 5, "00:00", True),  # Saturday morning: Friday's span
+        ({"fri": "22:00-06:00"}, 5, "05:59", True),
+        ({"fri": "22:00-06:00"}, 5, "06:00", False),
+        ({"fri": "22:00-06:00"}, 3, "02:00", False),  # Thursday night: no span
+        ({"sun": "20:00-02:00"}, 0, "01:00", True),  # Sunday's span into Monday
+        ({"sun": "20:00-02:00", "mon": "09:00-17:00"}, 0, "08:00", False),
+    ],
+)
+def test_open_at(hours: dict[str, str], weekday: int, hhmm: str, open_: bool) -> None:
+    assert open_at(hours, weekday, hhmm) is open_
 
 
 @pytest.mark.parametrize(
@@ -25,7 +65,8 @@ def test_valid_site() -> None:
             "stores[0].timezone",
             "unknown IANA time zone",
         ),
-        ('sat: "09:00-18:00"', 'sat: "19:00-18:00"', "stores[0].hours", "closing time"),
+        ('sat: "09:00-18:00"', 'sat: "18:00-18:00"', "stores[0].hours", "both 18:00"),
+        ('sat: "09:00-18:00"', 'sat: "09:00-24:30"', "stores[0].hours", "HH:MM-HH:MM"),
         ('sat: "09:00-18:00"', 'sat: "9-6"', "stores[0].hours", "HH:MM-HH:MM"),
         ("fps: 5", "fps: 0", "cameras[0].fps", "greater than 0"),
         ("kind: exit", "kind: door", "cameras[0].zones[1].kind", "Input should be"),

@@ -46,3 +46,20 @@ def test_contract_tables_exist(settings: Settings) -> None:
             )
         }
     assert {"stores", "cameras", "zones", "incidents", "schema_migrations"} <= tables
+
+
+def test_empty_hours_written_before_0006_stay_never_after_hours(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Before 0006, `{}` was what a store without `hours` got, and meant "always open"; now
+    # `{}` means closed every day, so the migration turns those into NULL (unknown).
+    settings = make_settings()
+    with connect(settings.database_dsn) as conn:
+        migrate(conn, progress=lambda _m: None, up_to=5)
+        conn.execute(
+            """INSERT INTO stores (id, name, timezone, hours) VALUES
+               ('old', 'Old', 'UTC', DEFAULT), ('set', 'Set', 'UTC', '{"mon": "08:00-20:00"}')"""
+        )
+        assert migrate(conn, progress=lambda _m: None) == [m.version for m in available_migrations()][5:]
+        hours = {r["id"]: r["hours"] for r in conn.execute("SELECT id, hours FROM stores")}
+    assert hours == {"old": None, "set": {"mon": "08:00-20:00"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from shrinkwatch.sites import SiteConfigError, parse_site_config
 from tests.factories import SITE_YAML
 from tests.support import cli_env, run_cli
 from warehouse.db import connect
-from warehouse.sites import apply_site_config, load_cameras
+from warehouse.sites import apply_site_config, load_cameras, load_stores
 
 
 def snapshot(settings: Settings) -> dict[str, list[dict[str, Any]]]:
@@ -76,3 +77,29 @@ def test_check_only_touches_nothing(settings: Settings, tmp_path: Path) -> None:
     result = run_cli(["sites", "apply", str(path), "--check"], env=cli_env(settings, tmp_path))
     assert result.returncode == 0 and "valid" in result.stdout
     assert snapshot(settings)["stores"] == []
+
+
+@pytest.mark.parametrize(
+    ("hours", "stored"),
+    [("hours: {}", {}), ("", None), ('hours: {fri: "22:00-06:00"}', {"fri": "22:00-06:00"})],
+)
+def test_opening_hours_round_trip(settings: Settings, hours: str, stored: dict[str, str] | None) -> None:
+    given = '    hours: {mon: "08:00-21:00", sat: "09:00-18:00"}\n'
+    text = SITE_YAML.replace(given, f"    {hours}\n" if hours else "")
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(text))
+        row = conn.execute("SELECT hours FROM stores").fetchone()
+        assert row is not None and row["hours"] == stored
+        assert load_stores(conn)[0].hours == stored
+
+
+def test_apply_to_an_unmigrated_database_says_to_migrate(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE_YAML)
+    result = run_cli(["sites", "apply", str(path)], env=cli_env(settings, tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "has no Shrinkwatch schema yet: run `shrinkwatch db migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr and "relation" not in result.stderr
