@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import threading
+import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -19,6 +23,8 @@ from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
+
+BACKEND_NAMES = {"pytorch": "PyTorch", "onnx": "ONNX", "openvino": "OpenVINO"}
 
 
 def resolve_model_path(model: str) -> Path | None:
@@ -48,33 +54,146 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def exported_model(weights: Path, backend: str, imgsz: int, cache: Path) -> Path:
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(requested: str, weights: Path | None) -> str:
+    """The runtime to use: `requested`, or for `auto` the fastest this machine has.
+
+    `auto` keeps an exported model (OpenVINO folder, .onnx) as it is; for .pt weights it
+    picks PyTorch where CUDA is present and OpenVINO on a CPU (2.6x PyTorch's frames/s on
+    the CPUs we measured, docs/BENCHMARKS.md), exported once from the .pt.
+    """
+    if requested != "auto":
+        return requested
+    if weights is None:
+        return "pytorch"  # a model name Ultralytics resolves itself
+    if backend_of(weights) != "pytorch":
+        return backend_of(weights)
+    if _cuda_available():
+        return "pytorch"
+    return "openvino" if _openvino_available() else "pytorch"
+
+
+def _announce_while(work: Callable[[], None], say: Callable[[str], None], what: str, every_s: float) -> None:
+    """Run `work`, saying every `every_s` seconds that it is still running."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def heartbeat() -> None:
+        while not done.wait(every_s):
+            say(f"still {what} ({time.monotonic() - started:.0f} s)...")
+
+    thread = threading.Thread(target=heartbeat, name="export-progress", daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        done.set()
+        thread.join()
+
+
+def exported_model(
+    weights: Path,
+    backend: str,
+    imgsz: int,
+    cache: Path,
+    say: Callable[[str], None] | None = None,
+    heartbeat_s: float = 10.0,
+) -> Path:
     """The weights in another runtime's format, exported once and cached by content hash.
 
     Exporting runs offline (Ultralytics' exporters for ONNX and OpenVINO); the cache lives
-    under SHRINKWATCH_HOME/models/<sha256 of the .pt>-<imgsz>/.
+    under `cache`/<sha256 of the .pt>-<imgsz>/ and is shared by every process of the
+    machine: a lock makes a second process wait for the first one's export instead of
+    repeating it. The export is announced, with a line every `heartbeat_s` while it runs.
     """
     if backend == "pytorch" or backend_of(weights) == backend:
         return weights
     if backend_of(weights) != "pytorch":
         msg = f"cannot convert {weights.name} ({backend_of(weights)}) to {backend}; give the .pt weights"
         raise ShrinkwatchError(msg)
+    say = say or log.info
     folder = cache / f"{_sha256(weights)[:16]}-{imgsz}"
     target = folder / (f"{weights.stem}.onnx" if backend == "onnx" else f"{weights.stem}_openvino_model")
     if target.exists():
         return target
-    log.info("exporting %s to %s at imgsz %d (once; cached in %s)", weights.name, backend, imgsz, folder)
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copy2(weights, staging / weights.name)
-    from ultralytics import YOLO
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f"{folder.name}-{backend}.lock").open("w") as lock:
+        if not _try_lock(lock):
+            say(f"waiting for another process exporting {weights.stem} to {BACKEND_NAMES[backend]}...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        name = BACKEND_NAMES[backend]
+        say(f"exporting {weights.stem} to {name} at imgsz {imgsz}, once (cached in {folder})...")
+        started = time.monotonic()
+        staging = folder.with_name(f"{folder.name}.{backend}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copy2(weights, staging / weights.name)
 
-    YOLO(str(staging / weights.name)).export(format=backend, imgsz=imgsz)
-    folder.mkdir(parents=True, exist_ok=True)
-    (staging / target.name).rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
+        def export() -> None:
+            from ultralytics import YOLO
+            from ultralytics.utils import LOGGER
+
+            level = LOGGER.level
+            LOGGER.setLevel(logging.WARNING)  # our progress lines instead of its dozens
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's deprecation
+                    YOLO(str(staging / weights.name)).export(format=backend, imgsz=imgsz)
+            finally:
+                LOGGER.setLevel(level)
+
+        _announce_while(export, say, f"exporting {weights.stem} to {name}", heartbeat_s)
+        folder.mkdir(parents=True, exist_ok=True)
+        (staging / target.name).rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+        say(f"exported {weights.stem} to {name} in {time.monotonic() - started:.0f} s")
     return target
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def prepare_model(settings: Settings, say: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """Where to load the model from and with which runtime: (path or name, backend).
+
+    Resolves the model setting, chooses the backend (`choose_backend`) and exports the .pt
+    once if that backend needs it, announcing the export through `say`.
+    """
+    local = resolve_model_path(settings.model)
+    _prepare_ultralytics(settings, offline=local is not None)
+    if local is None:
+        return settings.model, "pytorch"
+    backend = choose_backend(settings.backend, local)
+    try:
+        path = exported_model(local, backend, settings.imgsz, settings.model_cache_dir(), say)
+    except ShrinkwatchError:
+        raise
+    except Exception as exc:
+        msg = f"exporting {local.name} to {backend} failed: {exc}"
+        raise ShrinkwatchError(msg) from None
+    return str(path), backend
 
 
 def _prepare_ultralytics(settings: Settings, offline: bool) -> None:
@@ -103,20 +222,10 @@ class Boxes:
 class Detector:
     """One loaded model shared by every camera of the process (calls are serialised)."""
 
-    def __init__(self, settings: Settings) -> None:
-        local = resolve_model_path(settings.model)
-        _prepare_ultralytics(settings, offline=local is not None)
+    def __init__(self, settings: Settings, say: Callable[[str], None] | None = None) -> None:
+        source, backend = prepare_model(settings, say)
         from ultralytics import YOLO
 
-        if local is not None and settings.backend != "auto":
-            try:
-                local = exported_model(local, settings.backend, settings.imgsz, settings.home / "models")
-            except ShrinkwatchError:
-                raise
-            except Exception as exc:
-                msg = f"exporting {local.name} to {settings.backend} failed: {exc}"
-                raise ShrinkwatchError(msg) from None
-        source = str(local) if local else settings.model
         try:
             self.model: Any = YOLO(source, task="detect")
         except Exception as exc:
@@ -126,7 +235,7 @@ class Detector:
             )
             raise ShrinkwatchError(msg) from None
         self.source = source
-        self.backend = backend_of(Path(source)) if local else "pytorch"
+        self.backend = backend
         self.names: dict[int, str] = dict(self.model.names)
         by_name = {name: idx for idx, name in self.names.items()}
         unknown = [c for c in settings.classes if c not in by_name]

@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from detector.evidence import EvidenceRecorder, FrameRing
 from detector.health import Observation, Sample, assess
-from detector.model import Detector, resolve_model_path
+from detector.model import BACKEND_NAMES, Detector, resolve_model_path
 from detector.motion import MotionGate
 from detector.pose import attach_keypoints
 from detector.publisher import Publisher
@@ -210,11 +211,11 @@ def run_detect(
     if check_only:
         where = resolve_model_path(settings.model)
         progress(f"model: {where or settings.model}; cameras: {', '.join(c.id for c in cameras)}")
-        Detector(settings)
-        progress("ok")
+        checked = Detector(settings, progress)
+        progress(f"ok: {Path(checked.source).name} with {BACKEND_NAMES[checked.backend]}")
         return 0
     stop = stop_event_on_signals()
-    detector = Detector(settings)
+    detector = Detector(settings, progress)
     publisher = Publisher(settings)
     rings = {
         cam.id: FrameRing(
@@ -251,7 +252,8 @@ def run_detect(
         worker.start()
     monitor = HealthMonitor(workers, publisher)
     progress(
-        f"analysing {len(workers)} camera(s) with {detector.source} at imgsz {settings.imgsz}; "
+        f"analysing {len(workers)} camera(s) with {detector.source} ({BACKEND_NAMES[detector.backend]}) "
+        f"at imgsz {settings.imgsz}; "
         f"publishing to {publisher.detections_topic}"
     )
     last_report = time.monotonic()

@@ -1,8 +1,10 @@
 """`shrinkwatch demo`: the whole pipeline on the sample video, with one command.
 
-Starts the services (if not running), migrates, applies the bundled demo site, then runs
-camera-sim, the detector, the incidents dataflow and the dashboard as child processes,
-reporting frames, detections and incidents until Ctrl-C, which stops all it started.
+Starts the services (if not running), migrates, applies the bundled demo site, prepares
+the model (exported to OpenVINO once, on a CPU), then runs six child processes: camera-sim,
+the detector, the incidents and occupancy dataflows, the risk-weight calibration scheduler
+and the dashboard; it reports frames, detections and incidents until Ctrl-C, which stops
+all it started.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer
 
-from detector.model import resolve_model_path
+from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
 from infra.process import port_open, tail
 from shrinkwatch.errors import ShrinkwatchError
@@ -138,6 +140,9 @@ def run_demo(
             stream_url = f"http://127.0.0.1:{settings.camera_sim_port}/video.mjpg"
             apply_site_config(conn, parse_site_config(text.replace("{stream_url}", stream_url), "demo site"))
         say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
+        say("== preparing the model")
+        source, backend = prepare_model(settings, lambda m: say(f"  {m}"))
+        say(f"  {Path(source).name} with {BACKEND_NAMES[backend]}")
 
         settings_file = settings.home / "demo-settings.yaml"
         dumped = settings.model_dump(mode="json", exclude_none=True)
@@ -150,7 +155,7 @@ def run_demo(
         children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
-        say(f"  model {model.name}, loitering threshold {loiter_threshold_s:g} s")
+        say(f"  loitering threshold {loiter_threshold_s:g} s")
         say(f"  dashboard: http://127.0.0.1:{settings.dashboard_port}   (Ctrl-C stops the demo)")
         return _watch(settings, children, stop, t0, duration_s, until_incidents, say)
     finally:

@@ -39,7 +39,14 @@ class Settings(BaseSettings):
 
     backend: Literal["auto", "pytorch", "onnx", "openvino"] = Field(
         "auto",
-        description="Inference runtime; 'auto' follows the model file. Others export a .pt once.",
+        description=(
+            "Inference runtime; 'auto' keeps an exported model as it is and runs .pt weights with "
+            "OpenVINO on a CPU, PyTorch with CUDA. ONNX and OpenVINO export a .pt once."
+        ),
+    )
+    model_cache: Path | None = Field(
+        None,
+        description="Where exported models are cached (default ~/.cache/shrinkwatch/models).",
     )
     pose_model: str | None = Field(
         None, description="Optional YOLOv8-pose model adding keypoints to persons (path or shared name)."
@@ -143,6 +150,12 @@ class Settings(BaseSettings):
     def evidence_dir(self) -> Path:
         """Where snapshots and clips are written; incident `snapshot` values are relative to it."""
         return (self.evidence_path or self.home / "evidence").expanduser().absolute()
+
+    def model_cache_dir(self) -> Path:
+        """Where models exported to ONNX or OpenVINO are kept, shared by every process and home."""
+        if self.model_cache is not None:
+            return self.model_cache.expanduser().absolute()
+        return Path.home() / ".cache" / "shrinkwatch" / "models"  # beside the Kafka jars
 
     def live_dir(self) -> Path:
         """Where each camera's newest annotated frame is kept for the dashboard."""
