@@ -100,6 +100,44 @@ def consume(settings: Settings, topic: str, *, until: int, timeout_s: float = 60
     return out
 
 
+def read_all(settings: Settings, topic: str, timeout_s: float = 180.0) -> list[Any]:
+    """Every message the topic holds now: each partition read from its start up to the end
+    it had when called. Waits for that end, not for a quiet spell, so a slow machine only
+    takes longer; in order within a partition (one key)."""
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": f"test-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=60).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=60)[1] for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = {p for p, end in ends.items() if end > 0}
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is None and msg.partition() in pending:
+                    out.append(msg)
+                    if msg.offset() + 1 >= ends[msg.partition()]:
+                        pending.discard(msg.partition())
+        if pending:
+            pytest.fail(f"timed out after {timeout_s:.0f} s reading {topic} to its end")
+        return out
+    finally:
+        consumer.close()
+
+
 def wait_for(
     predicate: Any, timeout_s: float = 60.0, interval_s: float = 0.5, what: str = "condition"
 ) -> Any:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import time
-
 from detector.publisher import Publisher
 from shrinkwatch.settings import load_settings
 from tests.factories import frame
+from tests.support import wait_for
 
 
 def test_drops_oldest_past_the_bound_without_blocking() -> None:
     settings = load_settings(None, kafka_bootstrap="127.0.0.1:1")  # nothing listens there
     publisher = Publisher(settings, buffer_messages=5, inflight=1)
     try:
-        time.sleep(0.3)  # the pump hands the first message to the producer
-        started = time.monotonic()
-        for i in range(20):
+        # The pump hands the first message to the producer, which then holds its one message
+        # in flight; nothing listens, so a publish that waited for the broker would never
+        # return, and the test would hang instead of counting.
+        publisher.publish(frame("cam-1", 0, 0.0, []))
+        wait_for(lambda: publisher.backlog == 1 and not publisher._buffer, 60, what="the first hand-over")
+        for i in range(1, 20):
             publisher.publish(frame("cam-1", i, i * 0.2, []))
-            time.sleep(0.01)
-        assert time.monotonic() - started < 2.0  # never blocks on the broker
         assert publisher.dropped == 14
         assert publisher.backlog == 6
         assert publisher.delivered == 0
