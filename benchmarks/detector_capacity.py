@@ -21,7 +21,7 @@ from detector.motion import MotionGate
 from detector.publisher import Publisher
 from detector.runner import CameraWorker, DetectOptions
 from shrinkwatch.paths import shared_file
-from shrinkwatch.sites import Camera
+from shrinkwatch.site_file import Camera
 
 TARGET_FPS = 5.0
 SUSTAINED = 0.95

@@ -45,9 +45,9 @@ def main() -> None:
         flush=True,
     )
     with services(settings):
-        from shrinkwatch.sites import parse_site_config
+        from shrinkwatch.site_file import parse_site_config
         from warehouse.db import connect
-        from warehouse.sites import apply_site_config
+        from warehouse.site_tables import apply_site_config
 
         cameras = "\n".join(
             f'  - {{id: mem-{i}, store_id: bench, name: "Camera {i}", stream_url: "{footage()}", fps: 5}}'

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, Producer
 
 from benchmarks.common import bench_settings, machine, services
 from shrinkwatch.contracts import DetectedObject, Detection, encode
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 
 LOITER_S = 4.0
 EVERY_S = 20.0
@@ -74,7 +74,7 @@ def main() -> None:
     settings = bench_settings(topic_partitions=3)
     with services(settings):
         from warehouse.db import connect
-        from warehouse.sites import apply_site_config
+        from warehouse.site_tables import apply_site_config
 
         site = SITE % {"loiter": LOITER_S, "cameras": "".join(CAMERA % {"i": i} for i in range(args.cameras))}
         with connect(settings.database_dsn) as conn:

@@ -31,11 +31,12 @@ def child(prefix: str, process_id: int, processes: int) -> None:
     """One process of the cluster: run to the end of the topic, print its timings as JSON."""
     from bytewax.run import cli_main
 
-    from flows.behaviour import StoreInfo, Thresholds
     from flows.catalog import SiteCatalog
     from flows.incidents import build_flow
     from flows.progress import COUNTERS
     from flows.run import tune_gc
+    from flows.stores import StoreInfo
+    from flows.tracks import Thresholds
 
     settings = bench_settings(topic_prefix=prefix)
     catalog = SiteCatalog.fixed(

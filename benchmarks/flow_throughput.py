@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from confluent_kafka import Consumer, Producer
 
 from benchmarks.common import bench_settings, machine, services
-from flows.behaviour import StoreInfo, Thresholds
 from flows.catalog import SiteCatalog
+from flows.stores import StoreInfo
+from flows.tracks import Thresholds
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import DetectedObject, Detection, encode
 

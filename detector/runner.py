@@ -23,7 +23,7 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
-from shrinkwatch.sites import Camera
+from shrinkwatch.site_file import Camera
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class HealthMonitor:
 
 def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Camera]:
     from warehouse.db import connect
-    from warehouse.sites import load_cameras
+    from warehouse.site_tables import load_cameras
 
     with connect(settings.database_dsn) as conn:
         cameras = load_cameras(conn, camera_ids)

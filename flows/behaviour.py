@@ -1,4 +1,4 @@
-"""Per-track behaviour on one camera, and the incident rules over it.
+"""The behaviour engine: one camera's frames in, incident versions out.
 
 State is kept per camera (a track's end is only visible at the camera level: a frame that
 no longer shows it). Every time is a frame's capture time, so a replay gives exactly the
@@ -7,6 +7,8 @@ results of the live run; inside the state, times are integer microseconds since 
 pattern triggers, is updated while the track lives (its type is the pattern contributing
 most to its risk) and is closed when the track ends. Crowding is about a zone, not one
 person: its incidents have no track.
+
+The state is flows.tracks, the signals and patterns flows.signals, the score flows.risk.
 
 Patterns (thresholds per store, `Thresholds`):
 - loitering_high_value: continuous dwell in a `high_value` zone >= loiter_s
@@ -23,167 +25,46 @@ Patterns (thresholds per store, `Thresholds`):
 
 from __future__ import annotations
 
-import functools
 import math
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from flows.frames import Box, Frame, Person, from_us
+from flows.frames import Box, Frame, Person
 from flows.posture import concealment_cue
-from flows.risk import Weights, score
-from flows.signals import extra_strengths
-from flows.zones import ZoneArea
+from flows.risk import score
+from flows.signals import PATTERNS, crowd_strength, track_strengths, triggered
+from flows.stores import StoreInfo
+from flows.tracks import (
+    CameraState,
+    CrowdState,
+    Emitted,
+    Sustained,
+    Thresholds,
+    TrackState,
+    Visit,
+    seconds,
+)
+from flows.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level
-from shrinkwatch.sites import open_at
+
+# The state types live in flows.tracks; recovery snapshots of earlier versions name them
+# here (pickle stores flows.behaviour.TrackState), and so do older extensions.
+__all__ = [
+    "BehaviourEngine",
+    "CameraState",
+    "CrowdState",
+    "Emitted",
+    "StoreInfo",
+    "Sustained",
+    "Thresholds",
+    "TrackState",
+    "Visit",
+]
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
 RUN_TO_EXIT_S = 3.0
 SPEED_WINDOW_US = 600_000
-MINUTE_US = 60_000_000
-
-
-def seconds(later_us: int, earlier_us: int) -> float:
-    """The time between two instants, in seconds."""
-    return (later_us - earlier_us) / 1_000_000
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Rule thresholds of one store (seconds of frame time unless named otherwise)."""
-
-    loiter_s: float = 30.0
-    restricted_s: float = 2.0
-    after_hours_s: float = 5.0
-    concealment_s: float = 2.0
-    crowd_people: int = 4
-    crowd_s: float = 20.0
-    running_speed: float = 1.5  # body heights per second
-    running_s: float = 0.6
-    zone_exit_grace_s: float = 2.0
-    track_timeout_s: float = 3.0
-    incident_update_s: float = 10.0
-
-
-@functools.lru_cache(maxsize=8192)
-def _open_in_minute(timezone: str, hours: tuple[tuple[str, str], ...], minute: int) -> bool:
-    local = from_us(minute * MINUTE_US).astimezone(ZoneInfo(timezone))
-    return open_at(dict(hours), local.weekday(), local.strftime("%H:%M"))
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """What the rules need to know about a store."""
-
-    store_id: str
-    timezone: str = "UTC"
-    # (day, "HH:MM-HH:MM") pairs; a missing day is closed, () is closed every day, and
-    # None means the hours are unknown: never after hours.
-    hours: tuple[tuple[str, str], ...] | None = None
-    thresholds: Thresholds = Thresholds()
-    weights: Weights = Weights()
-
-    def is_open_us(self, us: int) -> bool:
-        """Whether the store is open at this instant (microseconds since the epoch), in its
-        local time; unknown hours count as open. Hours have minute resolution."""
-        if self.hours is None:
-            return True
-        return _open_in_minute(self.timezone, self.hours, us // MINUTE_US)
-
-
-@dataclass(slots=True)
-class Visit:
-    """A continuous stay of a track in one zone."""
-
-    zone_id: str
-    kind: str
-    entered_us: int
-    last_inside_us: int
-
-    @property
-    def seconds(self) -> float:
-        return seconds(self.last_inside_us, self.entered_us)
-
-
-@dataclass
-class Emitted:
-    """What the last published version of an incident said."""
-
-    version: int = 0
-    signature: tuple[object, ...] = ()
-    values: tuple[float, ...] = ()
-    at_us: int | None = None
-
-    def wants(
-        self,
-        signature: tuple[object, ...],
-        values: tuple[float, ...],
-        now_us: int,
-        every_s: float,
-        closed: bool,
-    ) -> bool:
-        """Publish a new version? The first, a close, any change of type, status, level or
-        signals, and a refresh every `every_s` while values still change."""
-        if not self.version or closed or signature != self.signature:
-            return True
-        due = self.at_us is None or seconds(now_us, self.at_us) >= every_s
-        return due and values != self.values
-
-    def record(self, signature: tuple[object, ...], values: tuple[float, ...], now_us: int) -> int:
-        """Note a published version; return its number."""
-        self.version += 1
-        self.signature, self.values, self.at_us = signature, values, now_us
-        return self.version
-
-
-@dataclass
-class TrackState:
-    """What one person has done so far on this camera."""
-
-    first_seen: datetime
-    last_seen: datetime
-    last_us: int
-    # (time, foot x, foot y, box height) of the last frames
-    samples: deque[tuple[int, float, float, float]] = field(default_factory=lambda: deque(maxlen=12))
-    visits: dict[str, Visit] = field(default_factory=dict)
-    path: list[str] = field(default_factory=list)  # zone ids in the order entered
-    max_dwell_high_value: float = 0.0  # seconds
-    high_value_pending: bool = False  # a high_value zone visited since the last checkout
-    skipped_checkout: bool = False
-    restricted_s: float = 0.0
-    after_hours_since_us: int | None = None
-    after_hours_s: float = 0.0
-    cue_since_us: int | None = None
-    concealment_s: float = 0.0
-    running_since_us: int | None = None
-    ran_at_us: int | None = None
-    running_exit: bool = False
-    bag_frames: int = 0
-    incident: Emitted = field(default_factory=Emitted)
-
-
-@dataclass
-class CrowdState:
-    """People in one high_value zone over time."""
-
-    since: datetime | None = None
-    since_us: int = 0
-    last_full: datetime | None = None
-    last_full_us: int = 0
-    peak: int = 0
-    incident: Emitted = field(default_factory=Emitted)
-
-
-@dataclass
-class CameraState:
-    """Every live track and crowd of one camera."""
-
-    store_id: str
-    last_us: int | None = None
-    tracks: dict[int, TrackState] = field(default_factory=dict)
-    crowds: dict[str, CrowdState] = field(default_factory=dict)
 
 
 def track_incident_id(camera_id: str, track_id: int, first_seen: datetime) -> str:
@@ -196,65 +77,32 @@ def crowd_incident_id(camera_id: str, zone_id: str, since: datetime) -> str:
     return str(uuid.uuid5(INCIDENT_NAMESPACE, f"crowd/{camera_id}/{zone_id}/{since.isoformat()}"))
 
 
-def ramp(value: float, threshold: float) -> float:
-    """Strength of a measured duration: 0 below the threshold, 0.5 at it, 1 from twice it."""
-    if threshold <= 0 or value < threshold:
-        return 0.0
-    return min(1.0, value / (2 * threshold))
-
-
 def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-# Which signal makes which incident type (the type is the triggered one contributing most).
-PATTERNS: dict[IncidentType, str] = {
-    "loitering_high_value": "dwell_high_value_s",
-    "exit_without_checkout": "skipped_checkout",
-    "restricted_zone": "restricted_zone_s",
-    "after_hours": "after_hours_s",
-    "concealment_suspected": "concealment_cue_s",
-    "running_exit": "running_exit",
-}
+@dataclass(frozen=True)
+class Draft:
+    """What an incident version would say, before `Emitted` decides whether to publish it."""
 
-
-def track_strengths(track: TrackState, rules: Thresholds) -> dict[str, tuple[float, float]]:
-    """{signal: (value, strength)} for one track."""
-    return {
-        "dwell_high_value_s": (track.max_dwell_high_value, ramp(track.max_dwell_high_value, rules.loiter_s)),
-        "skipped_checkout": (float(track.skipped_checkout), float(track.skipped_checkout)),
-        "restricted_zone_s": (track.restricted_s, ramp(track.restricted_s, rules.restricted_s)),
-        "after_hours_s": (track.after_hours_s, ramp(track.after_hours_s, rules.after_hours_s)),
-        "concealment_cue_s": (track.concealment_s, ramp(track.concealment_s, rules.concealment_s)),
-        "running_exit": (float(track.running_exit), float(track.running_exit)),
-        "bag_present": (float(track.bag_frames), 1.0 if track.bag_frames >= 3 else 0.0),
-        **extra_strengths(track, rules),
-    }
-
-
-def triggered(track: TrackState, rules: Thresholds) -> bool:
-    """Whether any incident pattern has fired for this track (a pattern signal of
-    `track_strengths` above 0: `ramp(v, t) > 0` is `v >= t > 0`); cheap, so that most
-    sightings skip scoring."""
-    return (
-        track.skipped_checkout
-        or track.running_exit
-        or track.max_dwell_high_value >= rules.loiter_s > 0
-        or track.restricted_s >= rules.restricted_s > 0
-        or track.after_hours_s >= rules.after_hours_s > 0
-        or track.concealment_s >= rules.concealment_s > 0
-    )
+    incident_id: str
+    track_id: int | None
+    kind: IncidentType
+    total: float
+    signals: list[Signal]
+    detail: tuple[object, ...]  # what, besides type/status/level, makes a version new
+    started: datetime
+    last: datetime
+    zone_ids: list[str]
 
 
 class BehaviourEngine:
     """Advances one camera's state by one frame; pure apart from the zone/store lookups given."""
 
-    def __init__(self, camera_id: str, zones: list[ZoneArea], store: StoreInfo) -> None:
-        self.camera_id, self.zones, self.store = camera_id, zones, store
+    def __init__(self, camera_id: str, zones: ZoneIndex | list[ZoneArea], store: StoreInfo) -> None:
+        self.camera_id, self.store = camera_id, store
+        self.zones = zones if isinstance(zones, ZoneIndex) else ZoneIndex(zones)
         self.rules = store.thresholds
-        self.high_value = [z for z in zones if z.kind == "high_value"]
-        # (bounding box, zone): most points fall outside most boxes, so test those first.
-        self.boxes = [(*z.bbox, z.rect, z) for z in zones]
         self.timeout_us = round(self.rules.track_timeout_s * 1_000_000)
         self.grace_us = round(self.rules.zone_exit_grace_s * 1_000_000)
 
@@ -283,7 +131,7 @@ class BehaviourEngine:
                 incident = self._track_incident(person.track_id, track, frame.ts, now_us, closed=False)
                 if incident:
                     out.append(incident)
-        if self.high_value:
+        if self.zones.high_value:
             out.extend(self._crowds(state, crowded, frame.ts, now_us))
         # Tracks not in this frame that have been gone too long end (a tracker gives each
         # person of a frame a distinct id: when every track was just seen, none can end).
@@ -311,9 +159,7 @@ class BehaviourEngine:
         track.samples.append((now_us, fx, fy, height if height > 1e-3 else 1e-3))
         in_high_value: list[str] = []
         in_exit = False
-        for x0, y0, x1, y1, rect, zone in self.boxes:
-            if not (x0 <= fx <= x1 and y0 <= fy <= y1 and (rect or zone.contains(fx, fy))):
-                continue
+        for zone in self.zones.containing(fx, fy):
             visit = track.visits.get(zone.zone_id)
             if visit is None:
                 visit = track.visits[zone.zone_id] = Visit(zone.zone_id, zone.kind, now_us, now_us)
@@ -334,23 +180,18 @@ class BehaviourEngine:
                 if visit.last_inside_us < left:
                     del track.visits[zone_id]
         # After hours: continuous presence while the store is closed.
-        if open_now:
-            track.after_hours_since_us = None
-        else:
-            if track.after_hours_since_us is None:
-                track.after_hours_since_us = now_us
-            track.after_hours_s = max(track.after_hours_s, seconds(now_us, track.after_hours_since_us))
+        track.after_hours.update(not open_now, now_us)
         # Bags carried: a bag box overlapping the person's box.
         carried = [bag for bag in frame.bags if _overlaps(box, bag)] if frame.bags else []
         if carried:
             track.bag_frames += 1
-        # Concealment: the pose cue, sustained, inside a high_value zone.
-        if in_high_value and concealment_cue(person.keypoints, carried):
-            if track.cue_since_us is None or now_us - previous_us > self.grace_us:
-                track.cue_since_us = now_us
-            track.concealment_s = max(track.concealment_s, seconds(now_us, track.cue_since_us))
-        else:
-            track.cue_since_us = None
+        # Concealment: the pose cue, sustained, inside a high_value zone (a track unseen for
+        # longer than the exit grace starts a new run).
+        track.concealment.update(
+            bool(in_high_value) and concealment_cue(person.keypoints, carried),
+            now_us,
+            restart=now_us - previous_us > self.grace_us,
+        )
         self._running(track, now_us, in_exit)
         return in_high_value
 
@@ -380,13 +221,9 @@ class BehaviourEngine:
             height = sorted([s[3] for s in window])[len(window) // 2]
             if t1 > t0:
                 speed = math.hypot(x1 - x0, y1 - y0) / height / seconds(t1, t0)
-        if speed >= rules.running_speed:
-            if track.running_since_us is None:
-                track.running_since_us = now_us
-            if seconds(now_us, track.running_since_us) >= rules.running_s:
-                track.ran_at_us = now_us
-        else:
-            track.running_since_us = None
+        running = speed >= rules.running_speed
+        if track.running.update(running, now_us) >= rules.running_s and running:
+            track.ran_at_us = now_us
         if in_exit and track.ran_at_us is not None and seconds(now_us, track.ran_at_us) <= RUN_TO_EXIT_S:
             track.running_exit = True
 
@@ -399,60 +236,44 @@ class BehaviourEngine:
         fired = [(by_name[sig], pattern) for pattern, sig in PATTERNS.items() if sig in by_name]
         if not fired:
             return None
-        return self._emit(
-            track.incident,
-            track_incident_id(self.camera_id, track_id, track.first_seen),
-            track_id,
-            max(fired)[1],
-            total,
-            signals,
-            tuple(sorted(by_name)),
-            track.first_seen,
-            track.last_seen,
-            list(dict.fromkeys(track.path)),
-            now,
-            now_us,
-            closed,
+        draft = Draft(
+            incident_id=track_incident_id(self.camera_id, track_id, track.first_seen),
+            track_id=track_id,
+            kind=max(fired)[1],
+            total=total,
+            signals=signals,
+            detail=tuple(sorted(by_name)),
+            started=track.first_seen,
+            last=track.last_seen,
+            zone_ids=list(dict.fromkeys(track.path)),
         )
+        return self._emit(track.incident, draft, now, now_us, closed)
 
     def _emit(
-        self,
-        emitted: Emitted,
-        incident_id: str,
-        track_id: int | None,
-        kind: IncidentType,
-        total: float,
-        signals: list[Signal],
-        detail: tuple[object, ...],
-        started: datetime,
-        last: datetime,
-        zone_ids: list[str],
-        now: datetime,
-        now_us: int,
-        closed: bool,
+        self, emitted: Emitted, draft: Draft, now: datetime, now_us: int, closed: bool
     ) -> Incident | None:
         """The next version of an incident, or None when nothing worth publishing changed."""
-        level = risk_level(total)
+        level = risk_level(draft.total)
         status = "closed" if closed else "open"
-        signature = (kind, status, level, detail)
-        values = tuple(s.value for s in signals)
+        signature = (draft.kind, status, level, draft.detail)
+        values = tuple(s.value for s in draft.signals)
         if not emitted.wants(signature, values, now_us, self.rules.incident_update_s, closed):
             return None
         return Incident(
-            incident_id=incident_id,
+            incident_id=draft.incident_id,
             version=emitted.record(signature, values, now_us),
             store_id=self.store.store_id,
             camera_id=self.camera_id,
-            track_id=track_id,
-            incident_type=kind,
-            risk_score=total,
+            track_id=draft.track_id,
+            incident_type=draft.kind,
+            risk_score=draft.total,
             risk_level=level,
             status=status,
-            started_at=started,
-            updated_at=last if closed else now,
-            ended_at=last if closed else None,
-            zone_ids=zone_ids,
-            signals=signals,
+            started_at=draft.started,
+            updated_at=draft.last if closed else now,
+            ended_at=draft.last if closed else None,
+            zone_ids=draft.zone_ids,
+            signals=draft.signals,
         )
 
     # -- zones -----------------------------------------------------------------------------
@@ -462,7 +283,7 @@ class BehaviourEngine:
     ) -> list[Incident]:
         rules = self.rules
         out = []
-        for zone in self.high_value:
+        for zone in self.zones.high_value:
             count = counts.get(zone.zone_id, 0)
             crowd = state.crowds.get(zone.zone_id)
             if crowd is None:
@@ -488,20 +309,16 @@ class BehaviourEngine:
         self, zone_id: str, crowd: CrowdState, now: datetime, now_us: int, *, closed: bool
     ) -> Incident | None:
         assert crowd.since is not None and crowd.last_full is not None
-        strength = min(1.0, crowd.peak / (2 * self.rules.crowd_people))
-        total, signals = score({"crowd_size": (float(crowd.peak), strength)}, self.store.weights)
-        return self._emit(
-            crowd.incident,
-            crowd_incident_id(self.camera_id, zone_id, crowd.since),
-            None,
-            "crowding",
-            total,
-            signals,
-            (crowd.peak,),
-            crowd.since,
-            crowd.last_full,
-            [zone_id],
-            now,
-            now_us,
-            closed,
+        total, signals = score(crowd_strength(crowd.peak, self.rules), self.store.weights)
+        draft = Draft(
+            incident_id=crowd_incident_id(self.camera_id, zone_id, crowd.since),
+            track_id=None,
+            kind="crowding",
+            total=total,
+            signals=signals,
+            detail=(crowd.peak,),
+            started=crowd.since,
+            last=crowd.last_full,
+            zone_ids=[zone_id],
         )
+        return self._emit(crowd.incident, draft, now, now_us, closed)

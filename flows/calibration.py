@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from flows.risk import DEFAULT_WEIGHTS, Weights
+from flows.signals import BUILT_IN_WEIGHTS, default_weight
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
 from warehouse.weights import WeightsVersion, latest_weights, reviewed_incidents, save_weights
@@ -74,11 +74,10 @@ def calibrated(
     version: int,
 ) -> WeightsVersion:
     """A store's weights from its verdicts (every known signal, so the table is complete)."""
-    defaults = Weights()
-    names = sorted(set(DEFAULT_WEIGHTS) | set(evidence))
+    names = sorted(set(BUILT_IN_WEIGHTS) | set(evidence))
     weights = {
         name: posterior_weight(
-            defaults.of(name),
+            default_weight(name),
             evidence.get(name, {}).get("confirmed", 0),
             evidence.get(name, {}).get("rejected", 0),
             prior_strength,
@@ -102,7 +101,6 @@ def calibrate(
         for store_id in current.keys() - verdicts.keys():  # verdicts withdrawn: back to the prior
             verdicts[store_id] = ({}, 0, None)
         written = []
-        defaults = Weights()
         for store_id, (evidence, reviews, until) in sorted(verdicts.items()):
             now = current.get(store_id)
             candidate = calibrated(
@@ -113,9 +111,9 @@ def calibrate(
             save_weights(conn, candidate)
             written.append(candidate)
             moved = ", ".join(
-                f"{name} {defaults.of(name):.2f}->{w:.2f}"
+                f"{name} {default_weight(name):.2f}->{w:.2f}"
                 for name, w in candidate.weights.items()
-                if abs(w - defaults.of(name)) >= 0.005
+                if abs(w - default_weight(name)) >= 0.005
             )
             progress(
                 f"store {store_id}: weights version {candidate.version} from {reviews} verdicts"

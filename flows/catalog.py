@@ -12,17 +12,19 @@ import threading
 import time
 from dataclasses import replace
 
-from flows.behaviour import StoreInfo, Thresholds
 from flows.risk import Weights
-from flows.zones import ZoneArea
-from shrinkwatch.sites import Zone
+from flows.stores import StoreInfo
+from flows.tracks import Thresholds
+from flows.zones import ZoneArea, ZoneIndex
+from shrinkwatch.site_file import Zone
 
 log = logging.getLogger(__name__)
+_NO_ZONES = ZoneIndex()
 
 
-def to_areas(zones: list[Zone]) -> list[ZoneArea]:
-    """Site-config zones as geometry."""
-    return [ZoneArea(z.id, z.kind, tuple((float(x), float(y)) for x, y in z.polygon)) for z in zones]
+def zone_index(zones: list[Zone]) -> ZoneIndex:
+    """Site-config zones of one camera as geometry."""
+    return ZoneIndex(ZoneArea(z.id, z.kind, tuple((float(x), float(y)) for x, y in z.polygon)) for z in zones)
 
 
 class SiteCatalog:
@@ -30,7 +32,7 @@ class SiteCatalog:
 
     def __init__(self, dsn: str, defaults: Thresholds, refresh_s: float = 30.0) -> None:
         self.dsn, self.defaults, self.refresh_s = dsn, defaults, refresh_s
-        self._zones: dict[str, list[ZoneArea]] = {}
+        self._zones: dict[str, ZoneIndex] = {}
         self._stores: dict[str, StoreInfo] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
@@ -38,11 +40,11 @@ class SiteCatalog:
     def load(self) -> None:
         """Read everything now (raises when the database is unreachable)."""
         from warehouse.db import connect
-        from warehouse.sites import load_stores, load_zones
+        from warehouse.site_tables import load_stores, load_zones
         from warehouse.weights import latest_weights
 
         with connect(self.dsn) as conn:
-            zones = {cam: to_areas(zs) for cam, zs in load_zones(conn).items()}
+            zones = {cam: zone_index(zs) for cam, zs in load_zones(conn).items()}
             weights = {
                 store_id: Weights(w.weights, w.version) for store_id, w in latest_weights(conn).items()
             }
@@ -67,10 +69,10 @@ class SiteCatalog:
                 log.warning("could not refresh the site configuration, keeping the previous: %s", exc)
                 self._loaded_at = time.monotonic()
 
-    def zones(self, camera_id: str) -> list[ZoneArea]:
-        """The camera's zones (empty for an unknown camera)."""
+    def zones(self, camera_id: str) -> ZoneIndex:
+        """The camera's zones (none for an unknown camera)."""
         self._fresh()
-        return self._zones.get(camera_id, [])
+        return self._zones.get(camera_id) or _NO_ZONES
 
     def store(self, store_id: str) -> StoreInfo:
         """The store's rules (defaults, always open, for an unknown store)."""
@@ -83,5 +85,6 @@ class SiteCatalog:
     ) -> SiteCatalog:
         """A catalog that never reads the database (for benchmarks)."""
         catalog = cls("", defaults, refresh_s=float("inf"))
-        catalog._zones, catalog._stores, catalog._loaded_at = zones, stores, time.monotonic()
+        catalog._zones = {camera: ZoneIndex(areas) for camera, areas in zones.items()}
+        catalog._stores, catalog._loaded_at = stores, time.monotonic()
         return catalog

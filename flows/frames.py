@@ -37,6 +37,9 @@ def _reject_constant(name: str) -> float:
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+MINUTE_US = 60_000_000
+
+
 def to_us(ts: datetime) -> int:
     """An aware datetime as integer microseconds since the epoch (exact)."""
     return int(ts.timestamp()) * 1_000_000 + ts.microsecond

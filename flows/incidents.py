@@ -20,12 +20,13 @@ from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
 
-from flows.behaviour import BehaviourEngine, CameraState, Thresholds
+from flows.behaviour import BehaviourEngine
 from flows.catalog import SiteCatalog
 from flows.frames import Frame
 from flows.kafka_io import PRODUCER_CONFIG, DetectionsSource, dead_letter_message, incident_message
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
+from flows.tracks import CameraState, Thresholds
 from shrinkwatch.contracts import DeadLetter, Incident
 from shrinkwatch.settings import Settings
 

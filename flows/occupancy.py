@@ -27,16 +27,16 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
 
 from flows.catalog import SiteCatalog
-from flows.frames import Frame, from_us
+from flows.frames import MINUTE_US, Frame, from_us
 from flows.incidents import thresholds_from
 from flows.kafka_io import DetectionsSource
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
+from flows.zones import ZoneIndex
 from shrinkwatch.contracts import DeadLetter
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
 
-MINUTE_US = 60_000_000
 WHOLE_VIEW = "*"
 
 
@@ -82,7 +82,7 @@ class CameraMinutes:
     max_us: int = 0
 
 
-def observe(state: CameraMinutes, frame: Frame, zones: list[Any], lateness_us: int) -> list[Any]:
+def observe(state: CameraMinutes, frame: Frame, zones: ZoneIndex, lateness_us: int) -> list[Any]:
     """Count one frame; return the rows of minutes it closes, or a LateFrame."""
     minute_us = frame.us - frame.us % MINUTE_US
     if minute_us < state.closed_before_us:
@@ -93,10 +93,8 @@ def observe(state: CameraMinutes, frame: Frame, zones: list[Any], lateness_us: i
         inside[zone.zone_id] = []
     for person in frame.people:
         inside[WHOLE_VIEW].append(person.track_id)
-        fx, fy = person.foot
-        for zone in zones:
-            if zone.contains(fx, fy):
-                inside[zone.zone_id].append(person.track_id)
+        for zone in zones.containing(*person.foot):
+            inside[zone.zone_id].append(person.track_id)
     for zone_id, tracks in inside.items():
         tally = tallies.get(zone_id)
         if tally is None:

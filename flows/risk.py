@@ -3,8 +3,8 @@
 Each signal has a strength in 0..1 (how strongly the behaviour was seen) and a weight (how
 much it says about theft). Its contribution is weight x strength; the score is the sum of
 contributions, capped at 1, so the contributions on an incident add up to its score.
-Weights are per store and versioned (the feedback calibration adjusts them); the defaults
-below are the starting point.
+Weights are per store and versioned (the feedback calibration adjusts them); the signals'
+default weights (flows.signals) are the starting point.
 """
 
 from __future__ import annotations
@@ -12,36 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from flows.signals import BUILT_IN_WEIGHTS, default_weight
 from shrinkwatch.contracts import Signal
-
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "dwell_high_value_s": 0.8,  # 0.4 at the loitering threshold, 0.8 from twice it
-    "skipped_checkout": 0.55,  # reached an exit after a high-value zone, no checkout between
-    "restricted_zone_s": 0.9,
-    "after_hours_s": 1.0,
-    "concealment_cue_s": 0.9,
-    "running_exit": 0.6,
-    "bag_present": 0.1,  # a modifier: never enough on its own
-    "crowd_size": 0.8,
-}
 
 
 @dataclass(frozen=True)
 class Weights:
     """Signal weights in force for a store, with the version that produced them."""
 
-    values: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    values: Mapping[str, float] = field(default_factory=lambda: dict(BUILT_IN_WEIGHTS))
     version: int = 0
 
     def of(self, name: str) -> float:
-        """The weight of a signal: this store's, else the default, else the registered one."""
+        """The weight of a signal: this store's, else its default (built in or registered)."""
         if name in self.values:
             return float(self.values[name])
-        if name in DEFAULT_WEIGHTS:
-            return DEFAULT_WEIGHTS[name]
-        from flows.signals import registered_weight
-
-        return registered_weight(name)
+        return default_weight(name)
 
 
 def score(strengths: Mapping[str, tuple[float, float]], weights: Weights) -> tuple[float, list[Signal]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -48,3 +49,32 @@ class ZoneArea:
                 inside = not inside
             j = i
         return inside
+
+
+class ZoneIndex:
+    """The zones of one camera, answering "which zones contain this point" for every flow.
+
+    Most points fall outside most zones, so each zone's bounding box is tested first and
+    the polygon only when the box holds the point (an axis-aligned rectangle is its box).
+    """
+
+    __slots__ = ("_boxes", "high_value", "zones")
+
+    def __init__(self, zones: Iterable[ZoneArea] = ()) -> None:
+        self.zones: tuple[ZoneArea, ...] = tuple(zones)
+        self.high_value: tuple[ZoneArea, ...] = tuple(z for z in self.zones if z.kind == "high_value")
+        self._boxes = [(*z.bbox, z.rect, z) for z in self.zones]
+
+    def containing(self, x: float, y: float) -> list[ZoneArea]:
+        """The zones containing the point (x, y), in the camera's zone order."""
+        return [
+            zone
+            for x0, y0, x1, y1, rect, zone in self._boxes
+            if x0 <= x <= x1 and y0 <= y <= y1 and (rect or zone.contains(x, y))
+        ]
+
+    def __iter__(self) -> Iterator[ZoneArea]:
+        return iter(self.zones)
+
+    def __len__(self) -> int:
+        return len(self.zones)

@@ -31,7 +31,7 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 
 Say = Callable[[str], None]
 CAMERA_ID = "cam-walkway"
@@ -132,7 +132,7 @@ def run_demo(
     try:
         from warehouse.db import connect
         from warehouse.migrate import migrate
-        from warehouse.sites import apply_site_config
+        from warehouse.site_tables import apply_site_config
 
         with connect(settings.database_dsn) as conn:
             migrate(conn, progress=lambda m: say(f"  {m}"))

@@ -113,7 +113,7 @@ def sites_apply(
     check: Annotated[bool, typer.Option("--check", help="Validate only; change nothing.")] = False,
 ) -> None:
     """Validate a site configuration, then apply it atomically (an invalid file changes nothing)."""
-    from shrinkwatch.sites import load_site_file
+    from shrinkwatch.site_file import load_site_file
 
     config = load_site_file(file)
     zones = sum(len(c.zones) for c in config.cameras)
@@ -124,7 +124,7 @@ def sites_apply(
         return
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
-    from warehouse.sites import apply_site_config
+    from warehouse.site_tables import apply_site_config
 
     with connect(_settings(ctx).database_dsn) as conn:
         require_current_schema(conn)

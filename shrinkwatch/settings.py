@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shrinkwatch.errors import ConfigError, format_validation_error
+from shrinkwatch.site_file import THRESHOLD_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "camera-health", "incidents", "dlq")
@@ -68,16 +69,24 @@ class Settings(BaseSettings):
     evidence_before_s: float = Field(5.0, ge=0, le=30, description="Clip seconds before an incident.")
     evidence_after_s: float = Field(5.0, ge=0, le=30, description="Clip seconds after an incident.")
     loiter_threshold_s: float = Field(
-        30.0, gt=0, description="Dwell in a high_value zone that opens a loitering incident."
+        THRESHOLD_DEFAULTS["loiter_s"],
+        gt=0,
+        description="Dwell in a high_value zone that opens a loitering incident.",
     )
     zone_exit_grace_s: float = Field(
-        2.0, ge=0, description="Time outside a zone that still counts as the same visit."
+        THRESHOLD_DEFAULTS["zone_exit_grace_s"],
+        ge=0,
+        description="Time outside a zone that still counts as the same visit.",
     )
     track_timeout_s: float = Field(
-        3.0, gt=0, description="A track unseen this long (in frame time) has ended."
+        THRESHOLD_DEFAULTS["track_timeout_s"],
+        gt=0,
+        description="A track unseen this long (in frame time) has ended.",
     )
     incident_update_s: float = Field(
-        10.0, gt=0, description="Publish a new incident version after this much more dwell."
+        THRESHOLD_DEFAULTS["incident_update_s"],
+        gt=0,
+        description="Publish a new incident version after this much more dwell.",
     )
     extensions: list[str] = Field(
         default_factory=list, description="Modules imported when a flow starts (they register signals)."

@@ -56,7 +56,7 @@ def incidents(limit: int = 500) -> pd.DataFrame:
 @st.cache_data(ttl=5, show_spinner=False)
 def stores() -> list[str]:
     """Store ids of the site configuration."""
-    from warehouse.sites import load_stores
+    from warehouse.site_tables import load_stores
 
     return [store.id for store in load_stores(connection())]
 

@@ -30,14 +30,18 @@ def base_settings() -> Iterator[Settings]:
     """Settings of the session's services, started here if they are not already running."""
     from infra import services
 
+    # External services given in the environment are read here, then taken out of it:
+    # environment variables win over every other source, and each test's own database
+    # and topic prefix must win.
+    external = {
+        key: os.environ[f"SHRINKWATCH_{key.upper()}"]
+        for key in ("kafka_bootstrap", "database_url")
+        if f"SHRINKWATCH_{key.upper()}" in os.environ
+    }
     for var in list(os.environ):
-        if var.startswith("SHRINKWATCH_") and var not in (
-            "SHRINKWATCH_KAFKA_BOOTSTRAP",
-            "SHRINKWATCH_DATABASE_URL",
-            "SHRINKWATCH_SHARED_DIR",
-        ):
+        if var.startswith("SHRINKWATCH_") and var != "SHRINKWATCH_SHARED_DIR":
             del os.environ[var]
-    settings = load_settings(None, home=TEST_HOME, **TEST_PORTS)
+    settings = load_settings(None, home=TEST_HOME, **TEST_PORTS, **external)
     started = services.up(settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr))
     yield settings
     if started:

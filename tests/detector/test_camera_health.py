@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from shrinkwatch.contracts import CameraHealth, Detection, decode
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.support import VTEST, cli_env, free_port, needs_footage, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 pytestmark = [needs_footage, pytest.mark.slow]
 

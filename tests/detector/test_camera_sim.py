@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from shrinkwatch.contracts import Detection, decode
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML
 from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 
 def free_port() -> int:

@@ -12,11 +12,11 @@ import pytest
 
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Detection, decode
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_until_stable
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 SHELF = [(0.30, 0.30), (0.66, 0.30), (0.66, 0.56), (0.30, 0.56)]
 THRESHOLD_S = 4.0

@@ -13,10 +13,10 @@ import pytest
 
 from infra.kafka import KafkaBroker, ensure_topics
 from shrinkwatch.contracts import CameraHealth, Detection, decode
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.support import TEST_HOME, VTEST, cli_env, free_port, needs_footage, read_all, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 
 @pytest.fixture

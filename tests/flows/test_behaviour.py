@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import fields
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from flows.behaviour import BehaviourEngine, CameraState, StoreInfo, Thresholds
+from flows.behaviour import BehaviourEngine
+from flows.stores import StoreInfo
+from flows.tracks import CameraState, Sustained, Thresholds, TrackState
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import DetectedObject, Detection, Incident
-from tests.factories import T0, frame, person, walk
+from tests.factories import T0, frame, walk
 
 
 def rect(zone_id: str, kind: str, x0: float, y0: float, x1: float, y1: float) -> ZoneArea:
@@ -245,13 +250,80 @@ def test_untracked_and_replayed_frames() -> None:
     assert again == []
 
 
-def test_person_factory_height() -> None:
-    assert person(1, (0.5, 0.5)).box[3] - person(1, (0.5, 0.5)).box[1] == pytest.approx(0.2)
+def test_threshold_defaults_have_one_source() -> None:
+    from dataclasses import asdict
+
+    from shrinkwatch.settings import Settings
+    from shrinkwatch.site_file import THRESHOLD_DEFAULTS, StoreThresholds
+
+    assert asdict(Thresholds()) == THRESHOLD_DEFAULTS
+    assert set(StoreThresholds.model_fields) == set(THRESHOLD_DEFAULTS)
+    described = StoreThresholds.model_fields["loiter_s"].description
+    assert described is not None and "(30 s)" in described
+    settings = Settings()
+    assert settings.loiter_threshold_s == THRESHOLD_DEFAULTS["loiter_s"]
+    assert settings.track_timeout_s == THRESHOLD_DEFAULTS["track_timeout_s"]
 
 
-def test_site_config_thresholds_match_the_rules() -> None:
-    from dataclasses import fields
+def test_snapshots_from_before_sustained_values_resume() -> None:
+    # A TrackState as the previous release pickled it (plain since/longest fields).
+    old = TrackState.__new__(TrackState)
+    old.__dict__.update(
+        {
+            **{f.name: getattr(TrackState(T0, T0, 0), f.name) for f in fields(TrackState)},
+            "after_hours_since_us": 5,
+            "after_hours_s": 7.5,
+            "cue_since_us": None,
+            "concealment_s": 2.5,
+            "running_since_us": 9,
+        }
+    )
+    for name in ("after_hours", "concealment", "running"):
+        del old.__dict__[name]
+    track = pickle.loads(pickle.dumps(old))
+    assert track.after_hours == Sustained(5, 7.5) and track.after_hours_s == 7.5
+    assert track.concealment == Sustained(None, 2.5) and track.concealment_s == 2.5
+    assert track.running == Sustained(9, 0.0)
+    assert "after_hours_since_us" not in track.__dict__
 
-    from shrinkwatch.sites import StoreThresholds
 
-    assert set(StoreThresholds.model_fields) == {f.name for f in fields(Thresholds)}
+@pytest.mark.parametrize(
+    ("steps", "runs", "longest"),
+    [
+        ([(True, 0), (True, 1_000_000), (True, 2_500_000)], [0.0, 1.0, 2.5], 2.5),
+        ([(True, 0), (True, 2_000_000), (False, 3_000_000), (True, 4_000_000)], [0.0, 2.0, 0.0, 0.0], 2.0),
+        (
+            [(True, 0), (True, 3_000_000), (True, 4_000_000, True), (True, 5_000_000)],
+            [0.0, 3.0, 0.0, 1.0],
+            3.0,
+        ),
+    ],
+)
+def test_sustained(steps: list[tuple[Any, ...]], runs: list[float], longest: float) -> None:
+    value = Sustained()
+    got = [value.update(step[0], step[1], restart=len(step) > 2) for step in steps]
+    assert got == runs and value.longest_s == longest
+
+
+def test_rules_follow_the_polygon_not_its_bounding_box() -> None:
+    # A high_value shelf seen in perspective and a concave restricted stock room.
+    zones = [
+        ZoneArea("z-shelf", "high_value", ((0.35, 0.4), (0.65, 0.4), (0.8, 0.9), (0.2, 0.9))),
+        ZoneArea(
+            "z-stock", "restricted", ((0.0, 0.0), (0.3, 0.0), (0.3, 0.2), (0.1, 0.2), (0.1, 0.5), (0.0, 0.5))
+        ),
+    ]
+
+    def incidents(foot: tuple[float, float], seconds: float) -> list[Incident]:
+        engine = BehaviourEngine("cam-1", zones, STORE)
+        state: CameraState | None = None
+        out: list[Incident] = []
+        for f in walk("cam-1", 80, [(0, foot), (seconds, foot)]):
+            state, new = engine.step(state, f)
+            out.extend(new)
+        return out
+
+    assert only(incidents((0.25, 0.85), 31)).incident_type == "loitering_high_value"  # the wide bottom
+    assert incidents((0.25, 0.45), 31) == []  # in the box, outside the slanted side
+    assert only(incidents((0.2, 0.1), 3)).incident_type == "restricted_zone"  # the L's short arm
+    assert incidents((0.2, 0.35), 3) == []  # the notch

@@ -6,24 +6,24 @@ from typing import Any
 
 import pytest
 
-from flows.behaviour import BehaviourEngine, ramp
+from flows.behaviour import BehaviourEngine
 from flows.calibration import METHOD, calibrate, posterior_weight
 from flows.catalog import SiteCatalog
 from flows.incidents import thresholds_from
-from flows.risk import DEFAULT_WEIGHTS
+from flows.signals import BUILT_IN_WEIGHTS, ramp
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import Settings
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident, walk
 from tests.support import cli_env, run_cli
 from warehouse.db import connect
 from warehouse.incidents import list_incidents, upsert_incidents
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 from warehouse.weights import latest_weights, review_incident, weights_history
 
-DWELL = DEFAULT_WEIGHTS["dwell_high_value_s"]
-BAG = DEFAULT_WEIGHTS["bag_present"]
+DWELL = BUILT_IN_WEIGHTS["dwell_high_value_s"]
+BAG = BUILT_IN_WEIGHTS["bag_present"]
 
 
 def test_posterior_moves_with_verdicts() -> None:
@@ -61,7 +61,7 @@ def test_confirmed_raise_rejected_lower_and_versions(settings: Settings) -> None
         assert a.evidence["dwell_high_value_s"] == {"confirmed": 6, "rejected": 0}
         assert b.evidence["dwell_high_value_s"] == {"confirmed": 0, "rejected": 6}
         assert a.method == METHOD and a.prior_strength == 10 and a.reviews == 6
-        assert set(a.weights) >= set(DEFAULT_WEIGHTS)
+        assert set(a.weights) >= set(BUILT_IN_WEIGHTS)
 
         # Nothing new: no new version. A new verdict: a new version for that store only.
         assert calibrate(conn, prior_strength=10, progress=lambda _m: None) == []

@@ -10,12 +10,12 @@ from typing import Any
 
 from shrinkwatch.contracts import DeadLetter, Incident, decode, encode
 from shrinkwatch.settings import Settings
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
 from tests.support import cli_env, consume, produce, read_all, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 
 def incidents(settings: Settings) -> list[dict[str, Any]]:

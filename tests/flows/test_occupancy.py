@@ -12,14 +12,14 @@ from bytewax.testing import run_main
 
 from flows.frames import Frame
 from flows.occupancy import CameraMinutes, LateFrame, build_flow, observe
-from flows.zones import ZoneArea
+from flows.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, person
 from tests.support import cli_env, produce, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 SHELF = ZoneArea("z-razors", "high_value", ((0.0, 0.5), (0.4, 0.5), (0.4, 1.0), (0.0, 1.0)))
 
@@ -35,11 +35,14 @@ def test_minutes_close_by_frame_time_and_late_frames_are_flagged() -> None:
     # Minute 10:00: track 1 at the shelf throughout, track 2 passes by outside it.
     for i in range(300):  # 60 s at 5 fps
         people = [(1, 0.2)] + ([(2, 0.7)] if i < 50 else [])
-        out += observe(state, Frame.from_detection(scene(i / 5, people, i)), [SHELF], 10_000_000)
+        out += observe(state, Frame.from_detection(scene(i / 5, people, i)), ZoneIndex([SHELF]), 10_000_000)
     assert out == []  # 10:00 stays open until a frame 10 s past its end
     for i in range(60):  # 10:01:00 .. 10:01:11.8, track 3 at the shelf too
         out += observe(
-            state, Frame.from_detection(scene(60 + i / 5, [(1, 0.2), (3, 0.3)], 300 + i)), [SHELF], 10_000_000
+            state,
+            Frame.from_detection(scene(60 + i / 5, [(1, 0.2), (3, 0.3)], 300 + i)),
+            ZoneIndex([SHELF]),
+            10_000_000,
         )
     rows = {r.zone_id: r for r in out}
     assert set(rows) == {"*", "z-razors"}
@@ -48,9 +51,9 @@ def test_minutes_close_by_frame_time_and_late_frames_are_flagged() -> None:
     assert whole.people_avg == round((300 + 50) / 300, 3)
     assert shelf.visitors == 1 and shelf.people_avg == 1.0 and shelf.people_peak == 1
     # A frame for 10:00 now is late; one for the open minute is not.
-    late = observe(state, Frame.from_detection(scene(30, [(1, 0.2)], 9999)), [SHELF], 10_000_000)
+    late = observe(state, Frame.from_detection(scene(30, [(1, 0.2)], 9999)), ZoneIndex([SHELF]), 10_000_000)
     assert late == [LateFrame("cam-1", T0 + timedelta(seconds=30), 9999, T0)]
-    assert observe(state, Frame.from_detection(scene(65, [], 9998)), [SHELF], 10_000_000) == []
+    assert observe(state, Frame.from_detection(scene(65, [], 9998)), ZoneIndex([SHELF]), 10_000_000) == []
 
 
 def rows(settings: Settings) -> list[dict[str, Any]]:

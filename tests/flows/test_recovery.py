@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
 from tests.flows.test_incidents_flow import incidents, publish_frames
 from tests.support import cli_env, spawn_cli, wait_for, wait_until_stable
 from warehouse.db import connect
 from warehouse.migrate import migrate
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 
 SITE = (
     SITE_YAML

@@ -12,12 +12,12 @@ from streamlit.testing.v1 import AppTest
 from flows.calibration import calibrate
 from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import REPO_ROOT, Settings
-from shrinkwatch.sites import parse_site_config
+from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident
 from tests.support import settings_file
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
-from warehouse.sites import apply_site_config
+from warehouse.site_tables import apply_site_config
 from warehouse.weights import review_incident
 
 APP = str(REPO_ROOT / "streamlit_app" / "app.py")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from shrinkwatch.settings import Settings
-from shrinkwatch.sites import SiteConfigError, parse_site_config
+from shrinkwatch.site_file import SiteConfigError, parse_site_config
 from tests.factories import SITE_YAML
 from tests.support import cli_env, run_cli
 from warehouse.db import connect
-from warehouse.sites import apply_site_config, load_cameras, load_stores
+from warehouse.site_tables import apply_site_config, load_cameras, load_stores
 
 
 def snapshot(settings: Settings) -> dict[str, list[dict[str, Any]]]:

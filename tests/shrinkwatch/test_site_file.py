@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shrinkwatch.sites import SiteConfigError, open_at, parse_site_config
+from shrinkwatch.site_file import SiteConfigError, open_at, parse_site_config
 from tests.factories import SITE_YAML
 
 

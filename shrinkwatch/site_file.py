@@ -2,7 +2,7 @@
 
 `load_site_file` returns a SiteConfig or raises SiteConfigError listing every problem with
 its key path and line (`cameras[2].zones[0].polygon (line 31): ...`). Applying it to
-PostgreSQL lives in `warehouse.sites`.
+PostgreSQL lives in `warehouse.site_tables`.
 """
 
 from __future__ import annotations
@@ -53,20 +53,43 @@ class Economics(_Strict):
     monthly_cost: float | None = Field(None, ge=0)
 
 
-class StoreThresholds(_Strict):
-    """A store's own rule thresholds; anything left out keeps the documented default."""
+# The rule thresholds' defaults, in one place: the behaviour rules (flows.tracks.Thresholds),
+# the settings that override them for every store, and this file's `thresholds` all use it.
+THRESHOLD_DEFAULTS: dict[str, float] = {
+    "loiter_s": 30.0,
+    "restricted_s": 2.0,
+    "after_hours_s": 5.0,
+    "concealment_s": 2.0,
+    "crowd_people": 4,
+    "crowd_s": 20.0,
+    "running_speed": 1.5,
+    "running_s": 0.6,
+    "zone_exit_grace_s": 2.0,
+    "track_timeout_s": 3.0,
+    "incident_update_s": 10.0,
+}
 
-    loiter_s: float | None = Field(None, gt=0, description="dwell in a high_value zone (30 s)")
-    restricted_s: float | None = Field(None, ge=0, description="time in a restricted zone (2 s)")
-    after_hours_s: float | None = Field(None, ge=0, description="presence while closed (5 s)")
-    concealment_s: float | None = Field(None, gt=0, description="sustained concealment cue (2 s)")
-    crowd_people: int | None = Field(None, ge=2, description="people at once in a high_value zone (4)")
-    crowd_s: float | None = Field(None, gt=0, description="for this long (20 s)")
-    running_speed: float | None = Field(None, gt=0, description="body heights per second (1.5)")
-    running_s: float | None = Field(None, gt=0, description="sustained for (0.6 s)")
-    zone_exit_grace_s: float | None = Field(None, ge=0, description="brief exits keep a visit (2 s)")
-    track_timeout_s: float | None = Field(None, gt=0, description="unseen this long: gone (3 s)")
-    incident_update_s: float | None = Field(None, gt=0, description="refresh an open incident (10 s)")
+
+def _threshold(
+    name: str, what: str, unit: str = " s", *, gt: float | None = None, ge: float | None = None
+) -> Any:
+    return Field(None, description=f"{what} ({THRESHOLD_DEFAULTS[name]:g}{unit})", gt=gt, ge=ge)
+
+
+class StoreThresholds(_Strict):
+    """A store's own rule thresholds; anything left out keeps the default (THRESHOLD_DEFAULTS)."""
+
+    loiter_s: float | None = _threshold("loiter_s", "dwell in a high_value zone", gt=0)
+    restricted_s: float | None = _threshold("restricted_s", "time in a restricted zone", ge=0)
+    after_hours_s: float | None = _threshold("after_hours_s", "presence while closed", ge=0)
+    concealment_s: float | None = _threshold("concealment_s", "sustained concealment cue", gt=0)
+    crowd_people: int | None = _threshold("crowd_people", "people at once in a high_value zone", "", ge=2)
+    crowd_s: float | None = _threshold("crowd_s", "for this long", gt=0)
+    running_speed: float | None = _threshold("running_speed", "body heights per second", "", gt=0)
+    running_s: float | None = _threshold("running_s", "sustained for", gt=0)
+    zone_exit_grace_s: float | None = _threshold("zone_exit_grace_s", "brief exits keep a visit", ge=0)
+    track_timeout_s: float | None = _threshold("track_timeout_s", "unseen this long: gone", gt=0)
+    incident_update_s: float | None = _threshold("incident_update_s", "refresh an open incident", gt=0)
 
 
 class Store(_Strict):
@@ -261,6 +284,7 @@ __all__ = [
     "Economics",
     "SiteConfig",
     "SiteConfigError",
+    "THRESHOLD_DEFAULTS",
     "SiteProblem",
     "Store",
     "Zone",

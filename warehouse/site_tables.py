@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.sites import Camera, SiteConfig, SiteConfigError, SiteProblem, Store, Zone
+from shrinkwatch.site_file import Camera, SiteConfig, SiteConfigError, SiteProblem, Store, Zone
 from warehouse.db import Connection
 
 
