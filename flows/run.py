@@ -174,8 +174,10 @@ def run_flow(
         directory = _recovery_dir(settings, name)
         recovery_config = RecoveryConfig(str(directory))
         progress(f"recovery in {directory}")
-    # SIGTERM ends the run like Ctrl-C: Bytewax stops at the next check, and a restart
-    # resumes from the last snapshot.
+    # SIGINT and SIGTERM end the run: Bytewax stops at the next check, and a restart resumes
+    # from the last snapshot. Set both here, like the other long-running commands: Python
+    # leaves SIGINT ignored when the parent ignored it (a job started in the background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stop_reporting = threading.Event()
     report_periodically(progress, progress_every_s, stop_reporting)
