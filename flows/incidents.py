@@ -13,21 +13,20 @@ of `stateful_map`).
 from __future__ import annotations
 
 import pickle
-from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from flows.behaviour import BehaviourEngine
 from flows.catalog import SiteCatalog
 from flows.frames import Frame
-from flows.kafka_io import PRODUCER_CONFIG, DetectionsSource, dead_letter_message, incident_message
+from flows.kafka_io import PRODUCER_CONFIG, detections, incident_message
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
 from flows.tracks import CameraState, Thresholds
-from shrinkwatch.contracts import DeadLetter, Incident
+from shrinkwatch.contracts import Incident
 from shrinkwatch.settings import Settings
 
 
@@ -72,28 +71,15 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
     """The incidents dataflow for these settings (`tail=False` stops at the end of the topic)."""
     site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
-    brokers = [settings.kafka_servers]
-
     flow = Dataflow("incidents")
-    parsed = op.input("read", flow, DetectionsSource(brokers, settings.topic("detections"), tail=tail))
-    split = op.branch("split", parsed, lambda item: isinstance(item, tuple))
-    dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
-    kop.output(
-        "dlq",
-        op.map("dlq_message", dead, dead_letter_message),
-        brokers=brokers,
-        topic=settings.topic("dlq"),
-        add_config=PRODUCER_CONFIG,
-    )
-
-    frames = cast(Stream[tuple[str, Frame]], split.trues)
+    frames = detections("detections", flow, settings, tail=tail).frames
     changes = op.stateful_batch("behaviour", frames, lambda resume: CameraBehaviour(site, resume))
     incidents = op.inspect("count_incidents", op.key_rm("incidents", changes), COUNTERS.incident)
     op.output("store", incidents, IncidentSink(settings.database_dsn))
     kop.output(
         "publish",
         op.map("incident_message", incidents, lambda scored: incident_message(scored[0])),
-        brokers=brokers,
+        brokers=[settings.kafka_servers],
         topic=settings.topic("incidents"),
         add_config=PRODUCER_CONFIG,
     )

@@ -1,21 +1,36 @@
-"""Kafka edges shared by the dataflows: parsing with dead letters, and serialising outputs."""
+"""Kafka edges shared by the dataflows: the `detections` input chain, and serialising outputs.
+
+Every dataflow over sw.detections starts with `detections(...)`: it reads the topic, parses
+each message against the contract, and routes what breaks it to sw.dlq (with the reason,
+topic, partition, offset and raw value), so a new flow gets dead-lettering for free.
+
+`DetectionsSource` relies on internals of Bytewax's Kafka connector, pinned at 0.21.1 (its
+last release, pyproject.toml): `_KafkaSourcePartition` and its attributes `_consumer` (the
+confluent-kafka Consumer), `_batch_size`, `_eof` (tail=False reached the end) and `_offset`
+(the next offset, which recovery snapshots). tests/flows/test_frames.py and the flow tests
+exercise each of them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import cast
+
+import bytewax.operators as op
 from bytewax.connectors.kafka import (
     KafkaSinkMessage,
     KafkaSource,
-    KafkaSourceMessage,
     _KafkaSourcePartition,
 )
+from bytewax.connectors.kafka import operators as kop
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from flows.frames import Frame, parse_frame
 from flows.progress import COUNTERS
-from shrinkwatch.contracts import ContractError, DeadLetter, Detection, Incident, decode, encode
-
-RawMessage = KafkaSourceMessage[bytes | None, bytes | None]
+from shrinkwatch.contracts import ContractError, DeadLetter, Incident, encode
+from shrinkwatch.settings import Settings
 
 
 class _DetectionsPartition(StatefulSourcePartition[tuple[str, Frame] | DeadLetter, int | None]):
@@ -88,20 +103,6 @@ class DetectionsSource(KafkaSource):
         return _DetectionsPartition(super().build_part(step_id, for_part, resume_state))
 
 
-def parse_detection(msg: RawMessage) -> Detection | DeadLetter:
-    """A valid detection, or a dead letter that says what was wrong (never raises)."""
-    try:
-        return decode(msg.value, Detection)
-    except ContractError as exc:
-        return DeadLetter.for_raw(
-            source_topic=msg.topic or "",
-            partition=msg.partition,
-            offset=msg.offset,
-            error=str(exc),
-            raw=msg.value,
-        )
-
-
 def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes, bytes]:
     """For sw.dlq: key = the source topic."""
     return KafkaSinkMessage(key=letter.source_topic.encode(), value=encode(letter))
@@ -114,3 +115,36 @@ def incident_message(incident: Incident) -> KafkaSinkMessage[bytes, bytes]:
 
 PRODUCER_CONFIG = {"enable.idempotence": "true", "compression.type": "lz4", "log_level": "3"}
 CONSUMER_CONFIG = {"log_level": "3"}
+
+
+@dataclass(frozen=True)
+class Detections:
+    """The streams of `detections`: frames keyed by camera, and the dead letters."""
+
+    frames: Stream[tuple[str, Frame]]
+    dead: Stream[DeadLetter]
+
+
+@operator
+def detections(
+    step_id: str, flow: Dataflow, settings: Settings, *, tail: bool = True, dlq: bool = True
+) -> Detections:
+    """sw.detections as (camera_id, Frame) pairs; what breaks the contract is counted and,
+    with `dlq`, published to sw.dlq. `tail=False` stops at the end of the topic.
+
+    A flow that always runs beside the incidents flow may pass `dlq=False` and leave the
+    dead letters to it, so that sw.dlq holds each bad message once.
+    """
+    brokers = [settings.kafka_servers]
+    parsed = op.input("read", flow, DetectionsSource(brokers, settings.topic("detections"), tail=tail))
+    split = op.branch("split", parsed, lambda item: isinstance(item, tuple))
+    dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
+    if dlq:
+        kop.output(
+            "dlq",
+            op.map("dlq_message", dead, dead_letter_message),
+            brokers=brokers,
+            topic=settings.topic("dlq"),
+            add_config=PRODUCER_CONFIG,
+        )
+    return Detections(cast(Stream[tuple[str, Frame]], split.trues), dead)

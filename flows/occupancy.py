@@ -20,20 +20,19 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from flows.catalog import SiteCatalog
 from flows.frames import MINUTE_US, Frame, from_us
 from flows.incidents import thresholds_from
-from flows.kafka_io import DetectionsSource
+from flows.kafka_io import detections
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
 from flows.zones import ZoneIndex
-from shrinkwatch.contracts import DeadLetter
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
 
@@ -206,13 +205,8 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: 
     """The occupancy dataflow for these settings (`tail=False` stops at the end of the topic)."""
     site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
     flow = Dataflow("occupancy")
-    parsed = op.input(
-        "read", flow, DetectionsSource([settings.kafka_servers], settings.topic("detections"), tail=tail)
-    )
-    split = op.branch("split", parsed, lambda item: isinstance(item, tuple))
-    # Malformed messages are the incidents flow's to dead-letter; here they are only counted.
-    op.inspect("count_malformed", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
-    frames = cast(Stream[tuple[str, Frame]], split.trues)
+    # Bad messages are counted here and dead-lettered once, by the incidents flow beside it.
+    frames = detections("detections", flow, settings, tail=tail, dlq=False).frames
     minutes = op.stateful_batch(
         "minutes",
         frames,

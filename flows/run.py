@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import importlib
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
@@ -77,9 +81,12 @@ def run_cluster(
     """Run the dataflow as `processes` cooperating processes on this machine (Bytewax's
     cluster mode: they split the partitions and keys, and share one recovery store); stop
     them all on SIGINT/SIGTERM or when one fails. Returns the exit status."""
-    run_flow(settings, name, workers=workers, recovery=recovery, check_only=True, progress=progress)
+    flow_id = run_flow(settings, name, workers=workers, recovery=recovery, check_only=True, progress=progress)
     if recovery:
-        _recovery_dir(settings, name)
+        # The parent holds the store for all its processes (each child opens it too).
+        directory = _recovery_dir(settings, name)
+        claim = claim_recovery(directory, name)  # noqa: F841 (held until this returns)
+        carry_renamed_steps(directory, flow_id)
     base = settings.flow_cluster_port
     addresses = ";".join(f"127.0.0.1:{base + i}" for i in range(processes))
     command = [sys.executable, "-m", "shrinkwatch.cli"]
@@ -119,6 +126,42 @@ def run_cluster(
     return status or max(abs(c.returncode) for c in children)
 
 
+# Steps renamed since an earlier release, by their id under the flow: their recovered state
+# (the Kafka offsets) moves to the new id before the flow starts, so an upgrade resumes where
+# it stopped instead of reading sw.detections again from its start.
+RENAMED_STEPS = {"read": "detections.read"}  # the input became the `detections` operator
+
+
+def carry_renamed_steps(directory: Path, flow_id: str) -> int:
+    """Move recovered state from old step ids to new ones (RENAMED_STEPS); rows moved."""
+    moved = 0
+    for part in sorted(directory.glob("*.sqlite3")):
+        with closing(sqlite3.connect(part)) as db, db:
+            for old, new in RENAMED_STEPS.items():
+                moved += db.execute(
+                    """UPDATE snaps SET step_id = :new WHERE step_id = :old
+                       AND NOT EXISTS (SELECT 1 FROM snaps WHERE step_id = :new)""",
+                    {"old": f"{flow_id}.{old}", "new": f"{flow_id}.{new}"},
+                ).rowcount
+    return moved
+
+
+def claim_recovery(directory: Path, name: str) -> IO[str]:
+    """A lock on the recovery store, held while the returned file stays open: two runs of
+    one flow on one store would each snapshot over the other and corrupt it."""
+    handle = directory.with_name(f"{name}.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        msg = (
+            f"dataflow {name!r} is already running with the recovery store {directory}; "
+            "stop it first (or give this run another SHRINKWATCH_HOME)"
+        )
+        raise ShrinkwatchError(msg) from None
+    return handle
+
+
 def _recovery_dir(settings: Settings, name: str) -> Path:
     """The flow's recovery store, created (atomically) on first use."""
     from bytewax.recovery import init_db_dir
@@ -146,9 +189,9 @@ def run_flow(
     addresses: list[str] | None = None,
     progress_every_s: float = 10.0,
     progress: Callable[[str], None] = print,
-) -> None:
+) -> str:
     """Build and run the dataflow until SIGINT/SIGTERM (one process of a cluster when
-    `process_id` and `addresses` are given)."""
+    `process_id` and `addresses` are given); return its flow id."""
     from bytewax._bytewax import cluster_main
     from bytewax.recovery import RecoveryConfig
 
@@ -167,11 +210,16 @@ def run_flow(
     SiteCatalog(settings.database_dsn, thresholds_from(settings)).load()
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
-        return
+        return flow.flow_id
 
     recovery_config = None
+    claim = None
     if recovery:
         directory = _recovery_dir(settings, name)
+        if process_id is None:  # a cluster's parent claims the store for its processes
+            claim = claim_recovery(directory, name)
+            if carry_renamed_steps(directory, flow.flow_id):
+                progress("recovered state carried over to this version's step names")
         recovery_config = RecoveryConfig(str(directory))
         progress(f"recovery in {directory}")
     # SIGINT and SIGTERM end the run: Bytewax stops at the next check, and a restart resumes
@@ -203,4 +251,7 @@ def run_flow(
             raise
     finally:
         stop_reporting.set()
+        if claim is not None:
+            claim.close()
     progress(f"dataflow {name!r} stopped ({COUNTERS.line()})")
+    return flow.flow_id

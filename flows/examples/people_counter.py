@@ -2,6 +2,8 @@
 
 Run it with `shrinkwatch flows run flows.examples.people_counter`; it prints one line per
 camera and minute to standard output (a real flow would write to Kafka or PostgreSQL).
+Messages that break the contract go to sw.dlq, as in every flow that starts with
+`detections`.
 """
 
 from __future__ import annotations
@@ -9,35 +11,25 @@ from __future__ import annotations
 from datetime import datetime
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import operators as kop
 from bytewax.connectors.stdio import StdOutSink
 from bytewax.dataflow import Dataflow
 
-from flows.kafka_io import CONSUMER_CONFIG, parse_detection
-from shrinkwatch.contracts import Detection
+from flows.frames import Frame
+from flows.kafka_io import detections
 from shrinkwatch.settings import Settings
 
 
 def build_flow(settings: Settings) -> Dataflow:
     """The example flow for these settings."""
     flow = Dataflow("people_counter")
-    source = kop.input(
-        "read",
-        flow,
-        brokers=[settings.kafka_servers],
-        topics=[settings.topic("detections")],
-        add_config=CONSUMER_CONFIG,
-    )
-    frames = op.filter_map(
-        "parse", source.oks, lambda m: d if isinstance(d := parse_detection(m), Detection) else None
-    )
-    keyed = op.key_on("key_by_camera", frames, lambda frame: frame.camera_id)
+    # (camera_id, frame) pairs, keyed by camera; bad messages are dead-lettered for us.
+    keyed = detections("detections", flow, settings).frames
 
     def per_minute(
-        state: tuple[datetime, int] | None, frame: Detection
+        state: tuple[datetime, int] | None, frame: Frame
     ) -> tuple[tuple[datetime, int], list[str]]:
         minute = frame.ts.replace(second=0, microsecond=0)
-        people = sum(1 for o in frame.objects if o.class_name == "person")
+        people = len(frame.people)
         if state is None or state[0] == minute:
             return (minute, max(people, state[1] if state else 0)), []
         # A new minute: report the one that ended.

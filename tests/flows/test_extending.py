@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from flows.signals import register_signal, unregister_signal
+from shrinkwatch.contracts import DeadLetter, decode
 from tests.factories import T0, frame, person
 from tests.flows.test_behaviour import final, run, walk
 from tests.flows.test_incidents_flow import publish_frames
-from tests.support import cli_env, run_cli, spawn_cli, wait_for
+from tests.support import cli_env, produce, read_all, run_cli, spawn_cli, wait_for
 
 
 @pytest.fixture
@@ -71,7 +72,9 @@ def test_example_dataflow_runs_over_detections(settings: Any, tmp_path: Path) ->
         frame("cam-1", i, i * 1.0, [person(1, (0.5, 0.8)), person(2, (0.6, 0.8))][: 1 + (i % 2)])
         for i in range(130)
     ]
-    publish_frames(settings, frames)
+    publish_frames(settings, frames[:5])
+    produce(settings, settings.topic("detections"), [(b"cam-1", b"{not json")])
+    publish_frames(settings, frames[5:])
     log = tmp_path / "counter.log"
     flow = spawn_cli(
         ["flows", "run", "flows.examples.people_counter", "--no-recovery"], cli_env(settings, tmp_path), log
@@ -84,6 +87,10 @@ def test_example_dataflow_runs_over_detections(settings: Any, tmp_path: Path) ->
     minute = T0.replace(second=0) + timedelta(minutes=1)
     assert f"cam-1 {T0:%Y-%m-%dT%H:%M}Z max_people=2" in log.read_text()
     assert f"cam-1 {minute:%Y-%m-%dT%H:%M}Z max_people=2" in log.read_text()
+    # The bad message was not dropped silently: the input chain dead-lettered it.
+    letters = [decode(m.value(), DeadLetter) for m in read_all(settings, settings.topic("dlq"))]
+    assert [(d.value, d.offset) for d in letters] == [("{not json", 5)]
+    assert "dead letters 1" in log.read_text()
 
 
 def test_unknown_extension_flow_or_schema_is_a_clear_error(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
 from tests.flows.test_incidents_flow import incidents, publish_frames
-from tests.support import cli_env, spawn_cli, wait_for, wait_until_stable
+from tests.support import cli_env, run_cli, spawn_cli, wait_for, wait_until_stable
 from warehouse.db import connect
 from warehouse.migrate import migrate
 from warehouse.site_tables import apply_site_config
@@ -130,3 +132,38 @@ def test_two_processes_give_the_same_incidents(make_settings: Any, tmp_path: Pat
     assert one == two and len(one) >= 4
     log = (tmp_path / "procs.log").read_text()
     assert "2 processes x 2 worker(s)" in log and "[process 1]" in log
+
+
+def test_a_second_run_on_the_same_recovery_store_is_refused(make_settings: Any, tmp_path: Path) -> None:
+    settings = prepared(make_settings)
+    env = cli_env(settings, tmp_path)
+    first = spawn_cli(["flows", "run", "incidents"], env, tmp_path / "first.log")
+    try:
+        wait_for(
+            lambda: "running dataflow" in (tmp_path / "first.log").read_text(), 120, what="the first run"
+        )
+        second = run_cli(["flows", "run", "incidents"], env=env, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert "dataflow 'incidents' is already running with the recovery store" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+
+
+def test_offsets_recovered_under_an_earlier_step_name_carry_over(tmp_path: Path) -> None:
+    from bytewax.recovery import init_db_dir
+
+    from flows.run import carry_renamed_steps
+
+    init_db_dir(tmp_path, 2)
+    part = sorted(tmp_path.glob("*.sqlite3"))[0]
+    with closing(sqlite3.connect(part)) as db, db:
+        db.execute(
+            "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
+            ("incidents.read", "0-sw.detections", 7, b"offset"),
+        )
+    assert carry_renamed_steps(tmp_path, "incidents") == 1
+    assert carry_renamed_steps(tmp_path, "incidents") == 0  # once
+    with closing(sqlite3.connect(part)) as db:
+        rows = db.execute("SELECT step_id, state_key, snap_epoch, ser_change FROM snaps").fetchall()
+    assert rows == [("incidents.detections.read", "0-sw.detections", 7, b"offset")]
