@@ -72,7 +72,7 @@ def services(settings: Settings) -> Iterator[None]:
     """Kafka and PostgreSQL for the run, with the run's topics and the current schema;
     stops what it started."""
     from infra import services as infra
-    from infra.kafka import ensure_topics
+    from shrinkwatch.kafka_admin import ensure_topics
     from warehouse.db import connect
     from warehouse.migrate import migrate
 

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import psycopg
 
 from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode
 from shrinkwatch.settings import Settings
+from warehouse.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,7 @@ class EvidenceRecorder(threading.Thread):
         self.pending: dict[str, tuple[Incident, float]] = {}
         self.saved = 0
         self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
+        self._conn: Connection | None = None
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -166,6 +169,7 @@ class EvidenceRecorder(threading.Thread):
             log.exception("evidence recorder stopped")
         finally:
             consumer.close()
+            self._close_database()
 
     def _consider(self, raw: bytes | None) -> None:
         try:
@@ -259,20 +263,28 @@ class EvidenceRecorder(threading.Thread):
             avi.unlink(missing_ok=True)
 
     def _point_incident(self, incident_id: str, reference: str) -> None:
-        from warehouse.db import connect
+        from warehouse.incidents import set_snapshot
 
-        # The flow may write the row a moment after it publishes; try for a while.
+        # The flow may write the row a moment after it publishes; try for a while, on one
+        # connection (opened again only if it breaks).
         for _ in range(20):
-            with connect(self.settings.database_dsn) as conn:
-                cur = conn.execute(
-                    "UPDATE incidents SET snapshot = %s WHERE incident_id = %s AND snapshot IS NULL",
-                    (reference, incident_id),
-                )
-                conn.commit()
-                found = conn.execute(
-                    "SELECT 1 FROM incidents WHERE incident_id = %s", (incident_id,)
-                ).fetchone()
-            if cur.rowcount or found:
-                return
+            try:
+                if set_snapshot(self._database(), incident_id, reference) is not None:
+                    return
+            except psycopg.OperationalError as exc:
+                log.warning("evidence: cannot reach PostgreSQL (%s); retrying", exc)
+                self._close_database()
             if self.stop.wait(0.5):
                 return
+
+    def _database(self) -> Connection:
+        from warehouse.db import connect
+
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.settings.database_dsn)
+        return self._conn
+
+    def _close_database(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -29,7 +29,8 @@ from typing import Any
 from flows.signals import BUILT_IN_WEIGHTS, default_weight
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
-from warehouse.weights import WeightsVersion, latest_weights, reviewed_incidents, save_weights
+from warehouse.incidents import reviewed_incidents
+from warehouse.weights import WeightsVersion, latest_weights, lock_calibration, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ def calibrate(
 ) -> list[WeightsVersion]:
     """One calibration run: the new versions written (none when nothing changed)."""
     with conn.transaction():
-        # One run at a time, even with several schedulers pointed at the same database.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('shrinkwatch.calibration'))")
+        lock_calibration(conn)
         current = latest_weights(conn)
         verdicts = tally(reviewed_incidents(conn))
         for store_id in current.keys() - verdicts.keys():  # verdicts withdrawn: back to the prior

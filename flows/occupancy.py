@@ -34,7 +34,7 @@ from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
 from flows.zones import ZoneIndex
 from shrinkwatch.settings import Settings
-from warehouse.db import Connection
+from warehouse.occupancy import LateFrame, MinuteRow, write_occupancy
 
 WHOLE_VIEW = "*"
 
@@ -47,29 +47,6 @@ class Tally:
     people_sum: int = 0
     peak: int = 0
     visitors: set[int] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class MinuteRow:
-    """A closed minute of one camera zone."""
-
-    camera_id: str
-    zone_id: str
-    minute: datetime
-    frames: int
-    visitors: int
-    people_avg: float
-    people_peak: int
-
-
-@dataclass(frozen=True)
-class LateFrame:
-    """A frame that arrived after its minute was closed."""
-
-    camera_id: str
-    ts: datetime
-    frame_id: int
-    minute: datetime
 
 
 @dataclass
@@ -161,44 +138,6 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-_UPSERT_MINUTE = """
-INSERT INTO occupancy_minutes (camera_id, zone_id, minute, frames, visitors, people_avg, people_peak)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (camera_id, zone_id, minute) DO UPDATE SET
-    frames = EXCLUDED.frames, visitors = EXCLUDED.visitors, people_avg = EXCLUDED.people_avg,
-    people_peak = EXCLUDED.people_peak, updated_at = now()
-"""
-_INSERT_LATE = """
-INSERT INTO occupancy_late (camera_id, ts, frame_id, minute) VALUES (%s, %s, %s, %s)
-ON CONFLICT (camera_id, ts) DO NOTHING
-"""
-_COUNT_LATE = """
-UPDATE occupancy_minutes m SET late_frames = (
-    SELECT count(*) FROM occupancy_late l WHERE l.camera_id = m.camera_id AND l.minute = m.minute)
-WHERE m.camera_id = %s AND m.minute = %s
-"""
-
-
-def write_occupancy(conn: Connection, items: list[Any]) -> None:
-    """Upsert closed minutes and record late frames (idempotent: replays change nothing)."""
-    rows = [i for i in items if isinstance(i, MinuteRow)]
-    late = [i for i in items if isinstance(i, LateFrame)]
-    with conn.transaction(), conn.cursor() as cur:
-        if rows:
-            cur.executemany(
-                _UPSERT_MINUTE,
-                [
-                    (r.camera_id, r.zone_id, r.minute, r.frames, r.visitors, r.people_avg, r.people_peak)
-                    for r in rows
-                ],
-            )
-        if late:
-            cur.executemany(_INSERT_LATE, [(f.camera_id, f.ts, f.frame_id, f.minute) for f in late])
-        touched = {(r.camera_id, r.minute) for r in rows} | {(f.camera_id, f.minute) for f in late}
-        if touched:
-            cur.executemany(_COUNT_LATE, sorted(touched))
 
 
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:

@@ -197,7 +197,7 @@ def run_flow(
 
     from flows.catalog import SiteCatalog
     from flows.incidents import thresholds_from
-    from infra.kafka import ensure_topics, wait_for_kafka
+    from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
 

@@ -6,18 +6,15 @@ import base64
 import hashlib
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from infra.process import PidFile, pid_alive, port_open, spawn, tail, terminate
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.settings import TOPICS, Settings
+from shrinkwatch.kafka_admin import wait_for_kafka
+from shrinkwatch.settings import Settings
 
 Progress = Callable[[str], None]
 
@@ -212,7 +209,7 @@ class KafkaBroker:
         self.pidfile.write(pid)
         progress(f"starting Kafka on {self.address} (pid {pid}, log {self.log})")
         try:
-            wait_for_kafka(self.address, timeout_s, pid=pid)
+            wait_for_kafka(self.address, timeout_s, alive=lambda: pid_alive(pid))
         except ShrinkwatchError as exc:
             terminate(pid, 10)
             self.pidfile.clear()
@@ -229,82 +226,3 @@ class KafkaBroker:
         terminate(pid, timeout_s=60)
         self.pidfile.clear()
         return True
-
-
-def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
-    """(healthy, detail) from asking the broker for its metadata."""
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_open(int(port)):
-        return False, f"nothing listens on {bootstrap}"
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
-    )
-    try:
-        meta = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        return False, str(exc.args[0] if exc.args else exc)
-    return True, f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
-
-
-def wait_for_kafka(bootstrap: str, timeout_s: float, pid: int | None = None) -> None:
-    """Block until the broker answers; ShrinkwatchError after timeout_s or if pid dies."""
-    deadline = time.monotonic() + timeout_s
-    detail = ""
-    while time.monotonic() < deadline:
-        if pid is not None and not pid_alive(pid):
-            msg = "the Kafka broker exited during start-up"
-            raise ShrinkwatchError(msg)
-        ok, detail = kafka_healthy(bootstrap, timeout_s=2.0)
-        if ok:
-            return
-        time.sleep(0.5)
-    msg = f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({detail})"
-    raise ShrinkwatchError(msg)
-
-
-def ensure_topics(
-    settings: Settings, names: Iterable[str] = TOPICS, partitions: int | None = None
-) -> list[str]:
-    """Create the contract topics that are missing; return the names created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
-    wanted = [settings.topic(n) for n in names]
-    existing = set(admin.list_topics(timeout=10).topics)
-    missing = [t for t in wanted if t not in existing]
-    if not missing:
-        return []
-    count = partitions or settings.topic_partitions
-    futures = admin.create_topics(
-        [NewTopic(t, num_partitions=count, replication_factor=1) for t in missing],
-        operation_timeout=30,
-    )
-    created = []
-    for topic, future in futures.items():
-        try:
-            future.result()
-            created.append(topic)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                msg = f"could not create topic {topic}: {exc}"
-                raise ShrinkwatchError(msg) from None
-    _wait_until_served(admin, missing)
-    return created
-
-
-def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
-    """Block until every topic's partitions have a leader (a new topic takes a moment)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        meta = admin.list_topics(timeout=10)
-        ready = all(
-            t in meta.topics
-            and meta.topics[t].error is None
-            and meta.topics[t].partitions
-            and all(p.leader >= 0 and p.error is None for p in meta.topics[t].partitions.values())
-            for t in topics
-        )
-        if ready:
-            return
-        if time.monotonic() > deadline:
-            msg = f"topics {', '.join(topics)} were created but are not served after {timeout_s:.0f} s"
-            raise ShrinkwatchError(msg)
-        time.sleep(0.2)

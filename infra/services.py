@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.kafka import KafkaBroker, ensure_topics, kafka_healthy
+from infra.kafka import KafkaBroker
 from infra.postgres import PostgresServer, postgres_healthy
+from shrinkwatch.kafka_admin import ensure_topics, kafka_healthy
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
 

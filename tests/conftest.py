@@ -60,7 +60,7 @@ def make_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Callable[
     created: list[str] = []
 
     def factory(**overrides: Any) -> Settings:
-        from infra.kafka import ensure_topics
+        from shrinkwatch.kafka_admin import ensure_topics
 
         name = f"sw_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(_admin_dsn(base_settings.database_dsn), autocommit=True) as conn:

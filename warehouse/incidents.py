@@ -96,3 +96,39 @@ def count_incidents(conn: Connection, *, camera_id: str | None = None, since: da
         {"camera": camera_id, "since": since},
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def reviewed_incidents(conn: Connection) -> list[dict[str, Any]]:
+    """Every incident with an analyst's verdict: store, signals, confirmed or not."""
+    return conn.execute(
+        """SELECT store_id, signals, user_confirmed, reviewed_at FROM incidents
+           WHERE user_confirmed IS NOT NULL ORDER BY store_id, incident_id"""
+    ).fetchall()
+
+
+def review_incident(
+    conn: Connection, incident_id: str, *, confirmed: bool, reviewed_by: str, note: str | None = None
+) -> bool:
+    """Record an analyst's verdict on an incident (True when the incident exists)."""
+    row = conn.execute(
+        """UPDATE incidents SET user_confirmed = %s, reviewed_by = %s, reviewed_at = now(),
+                                review_note = %s
+           WHERE incident_id = %s RETURNING incident_id""",
+        (confirmed, reviewed_by, note, incident_id),
+    ).fetchone()
+    return row is not None
+
+
+def set_snapshot(conn: Connection, incident_id: str, reference: str) -> bool | None:
+    """Point an incident at its evidence snapshot unless it has one: True when set now, False
+    when it already had one, None when the incident has no row yet (its flow writes the row
+    a moment after publishing it)."""
+    with conn.transaction():
+        updated = conn.execute(
+            "UPDATE incidents SET snapshot = %s WHERE incident_id = %s AND snapshot IS NULL",
+            (reference, incident_id),
+        ).rowcount
+        if updated:
+            return True
+        found = conn.execute("SELECT 1 FROM incidents WHERE incident_id = %s", (incident_id,)).fetchone()
+    return False if found else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from psycopg.types.json import Jsonb
 
@@ -66,22 +65,7 @@ def save_weights(conn: Connection, new: WeightsVersion) -> None:
     )
 
 
-def reviewed_incidents(conn: Connection) -> list[dict[str, Any]]:
-    """Every incident with an analyst's verdict: store, signals, confirmed or not."""
-    return conn.execute(
-        """SELECT store_id, signals, user_confirmed, reviewed_at FROM incidents
-           WHERE user_confirmed IS NOT NULL ORDER BY store_id, incident_id"""
-    ).fetchall()
-
-
-def review_incident(
-    conn: Connection, incident_id: str, *, confirmed: bool, reviewed_by: str, note: str | None = None
-) -> bool:
-    """Record an analyst's verdict on an incident (True when the incident exists)."""
-    row = conn.execute(
-        """UPDATE incidents SET user_confirmed = %s, reviewed_by = %s, reviewed_at = now(),
-                                review_note = %s
-           WHERE incident_id = %s RETURNING incident_id""",
-        (confirmed, reviewed_by, note, incident_id),
-    ).fetchone()
-    return row is not None
+def lock_calibration(conn: Connection) -> None:
+    """Hold the calibration lock until this transaction ends: one run at a time, even with
+    several schedulers pointed at the same database."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('shrinkwatch.calibration'))")

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from infra.kafka import KafkaBroker, ensure_topics
+from infra.kafka import KafkaBroker
 from shrinkwatch.contracts import CameraHealth, Detection, decode
+from shrinkwatch.kafka_admin import ensure_topics
 from shrinkwatch.site_file import parse_site_config
 from tests.support import TEST_HOME, VTEST, cli_env, free_port, needs_footage, read_all, spawn_cli, wait_for
 from warehouse.db import connect

@@ -18,9 +18,9 @@ from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident, walk
 from tests.support import cli_env, run_cli
 from warehouse.db import connect
-from warehouse.incidents import list_incidents, upsert_incidents
+from warehouse.incidents import list_incidents, review_incident, upsert_incidents
 from warehouse.site_tables import apply_site_config
-from warehouse.weights import latest_weights, review_incident, weights_history
+from warehouse.weights import latest_weights, weights_history
 
 DWELL = BUILT_IN_WEIGHTS["dwell_high_value_s"]
 BAG = BUILT_IN_WEIGHTS["bag_present"]

@@ -11,7 +11,7 @@ import pytest
 from bytewax.testing import run_main
 
 from flows.frames import Frame
-from flows.occupancy import CameraMinutes, LateFrame, build_flow, observe
+from flows.occupancy import CameraMinutes, build_flow, observe
 from flows.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
@@ -19,6 +19,7 @@ from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, person
 from tests.support import cli_env, produce, spawn_cli, wait_for
 from warehouse.db import connect
+from warehouse.occupancy import LateFrame
 from warehouse.site_tables import apply_site_config
 
 SHELF = ZoneArea("z-razors", "high_value", ((0.0, 0.5), (0.4, 0.5), (0.4, 1.0), (0.0, 1.0)))

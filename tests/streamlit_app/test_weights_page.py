@@ -16,9 +16,8 @@ from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident
 from tests.support import settings_file
 from warehouse.db import connect
-from warehouse.incidents import upsert_incidents
+from warehouse.incidents import review_incident, upsert_incidents
 from warehouse.site_tables import apply_site_config
-from warehouse.weights import review_incident
 
 APP = str(REPO_ROOT / "streamlit_app" / "app.py")
 

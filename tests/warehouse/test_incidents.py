@@ -5,7 +5,14 @@ from __future__ import annotations
 from shrinkwatch.settings import Settings
 from tests.factories import incident
 from warehouse.db import connect
-from warehouse.incidents import count_incidents, list_incidents, upsert_incidents
+from warehouse.incidents import (
+    count_incidents,
+    list_incidents,
+    review_incident,
+    reviewed_incidents,
+    set_snapshot,
+    upsert_incidents,
+)
 
 
 def test_upsert_keeps_highest_version_and_review(settings: Settings) -> None:
@@ -22,3 +29,27 @@ def test_upsert_keeps_highest_version_and_review(settings: Settings) -> None:
     assert row["version"] == 3 and row["status"] == "closed"
     assert row["signals"][0]["value"] == 13.0
     assert row["user_confirmed"] is True and row["reviewed_by"] == "ana"
+
+
+def test_snapshot_is_set_once_and_a_missing_row_is_told_apart(settings: Settings) -> None:
+    with connect(settings.database_dsn) as conn:
+        first = incident(1)
+        assert set_snapshot(conn, first.incident_id, "cam-1/a.jpg") is None  # no row yet
+        upsert_incidents(conn, [first])
+        assert set_snapshot(conn, first.incident_id, "cam-1/a.jpg") is True
+        assert set_snapshot(conn, first.incident_id, "cam-1/b.jpg") is False  # the first one stays
+        upsert_incidents(conn, [incident(2)])  # a later version keeps the evidence
+        rows = list_incidents(conn)
+    assert [(r["version"], r["snapshot"]) for r in rows] == [(2, "cam-1/a.jpg")]
+
+
+def test_review_is_recorded_and_listed_for_calibration(settings: Settings) -> None:
+    with connect(settings.database_dsn) as conn:
+        upsert_incidents(conn, [incident(1)])
+        assert review_incident(conn, incident(1).incident_id, confirmed=True, reviewed_by="ana", note="bag")
+        assert not review_incident(conn, "no-such-incident", confirmed=False, reviewed_by="ana")
+        reviewed = reviewed_incidents(conn)
+        row = conn.execute("SELECT store_id, reviewed_by, reviewed_at, review_note FROM incidents").fetchone()
+    assert row is not None
+    assert [(r["store_id"], r["user_confirmed"]) for r in reviewed] == [(row["store_id"], True)]
+    assert row["reviewed_by"] == "ana" and row["review_note"] == "bag" and row["reviewed_at"] is not None

@@ -1,0 +1,103 @@
+"""Kafka as a client sees it: is the broker there, and the contract topics (CONTRACTS §3).
+
+Used by the flows, the detector, the tests and `infra` alike; running a local broker is
+`infra.kafka`'s business.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.settings import TOPICS, Settings
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """(healthy, detail) from asking the broker for its metadata."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit() and not _listening(int(port)):
+        return False, f"nothing listens on {bootstrap}"
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
+    )
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        return False, str(exc.args[0] if exc.args else exc)
+    return True, f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
+    """Block until the broker answers; ShrinkwatchError after timeout_s, or once `alive()`
+    (the broker process being started, when given) says it died."""
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            msg = "the Kafka broker exited during start-up"
+            raise ShrinkwatchError(msg)
+        ok, detail = kafka_healthy(bootstrap, timeout_s=2.0)
+        if ok:
+            return
+        time.sleep(0.5)
+    msg = f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({detail})"
+    raise ShrinkwatchError(msg)
+
+
+def ensure_topics(
+    settings: Settings, names: Iterable[str] = TOPICS, partitions: int | None = None
+) -> list[str]:
+    """Create the contract topics that are missing; return the names created."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+    wanted = [settings.topic(n) for n in names]
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [t for t in wanted if t not in existing]
+    if not missing:
+        return []
+    count = partitions or settings.topic_partitions
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=count, replication_factor=1) for t in missing],
+        operation_timeout=30,
+    )
+    created = []
+    for topic, future in futures.items():
+        try:
+            future.result()
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                msg = f"could not create topic {topic}: {exc}"
+                raise ShrinkwatchError(msg) from None
+    _wait_until_served(admin, missing)
+    return created
+
+
+def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Block until every topic's partitions have a leader (a new topic takes a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        meta = admin.list_topics(timeout=10)
+        ready = all(
+            t in meta.topics
+            and meta.topics[t].error is None
+            and meta.topics[t].partitions
+            and all(p.leader >= 0 and p.error is None for p in meta.topics[t].partitions.values())
+            for t in topics
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            msg = f"topics {', '.join(topics)} were created but are not served after {timeout_s:.0f} s"
+            raise ShrinkwatchError(msg)
+        time.sleep(0.2)
