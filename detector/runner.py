@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
-from shrinkwatch.site_file import Camera
+from shrinkwatch.site_file import Camera, placeholders
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class CameraWorker(threading.Thread):
         stop: threading.Event,
         gate: MotionGate | None = None,
         ring: FrameRing | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name=f"camera-{camera.id}", daemon=True)
         gate = gate or MotionGate(enabled=False)
@@ -72,12 +74,17 @@ class CameraWorker(threading.Thread):
         self.source: FileSource | LiveSource | None = None
         self.gate = gate
         self.ring = ring
+        self.environ = environ or {}  # for the stream URL's ${VAR} placeholders
 
     def run(self) -> None:
         cam = self.camera
         try:
             self.source = open_source(
-                cam.stream_url, cam.fps, realtime=self.options.realtime, loop=self.options.loop
+                cam.stream_url,
+                cam.fps,
+                realtime=self.options.realtime,
+                loop=self.options.loop,
+                environ=self.environ,
             )
             tracker = CameraTracker(self.detector.names)
             objects: list[DetectedObject] = []
@@ -205,12 +212,21 @@ def run_detect(
     check_only: bool = False,
     progress: Callable[[str], None] = print,
     progress_every_s: float = 5.0,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run every camera until its source ends or a signal arrives; exit code 1 if any failed."""
+    """Run every camera until its source ends or a signal arrives; exit code 1 if any failed.
+    `environ` resolves the `${VAR}` placeholders of stream URLs (the process's environment)."""
+    environ = os.environ if environ is None else environ
     cameras = _load_cameras(settings, options.camera_ids)
     if check_only:
         where = resolve_model_path(settings.model)
         progress(f"model: {where or settings.model}; cameras: {', '.join(c.id for c in cameras)}")
+        unset = {c.id: [v for v in placeholders(c.stream_url) if v not in environ] for c in cameras}
+        unset = {camera: names for camera, names in unset.items() if names}
+        if unset:
+            listed = "; ".join(f"camera {c}: {', '.join(names)}" for c, names in unset.items())
+            msg = f"stream_url placeholders without an environment variable: {listed}"
+            raise ShrinkwatchError(msg)
         checked = Detector(settings, progress)
         progress(f"ok: {Path(checked.source).name} with {BACKEND_NAMES[checked.backend]}")
         return 0
@@ -239,6 +255,7 @@ def run_detect(
                 enabled=options.motion_gating and cam.motion_gating,
             ),
             rings[cam.id],
+            environ,
         )
         for cam in cameras
     ]

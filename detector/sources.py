@@ -1,6 +1,6 @@
 """Frame sources: video files, HTTP MJPEG / RTSP streams and USB devices.
 
-Each source yields `Frame`s at (at most) the camera's target fps. Live sources are read
+Each source yields `CapturedFrame`s at (at most) the camera's target fps. Live sources are read
 by a background thread that keeps only the latest frame, so a slow analysis never builds
 a backlog; files are read in order, either at real-time pace or as fast as possible.
 """
@@ -14,7 +14,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -30,12 +30,13 @@ import numpy as np
 
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
+from shrinkwatch.site_file import resolve_placeholders
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Frame:
+class CapturedFrame:
     """One captured image with its capture time (UTC)."""
 
     image: np.ndarray
@@ -88,7 +89,7 @@ class FileSource:
         src_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         return cap, src_fps if 1.0 <= src_fps <= 240.0 else 25.0
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Frames at the target fps until the end (or forever when looping).
 
         As fast as possible, a thread decodes a few frames ahead, so decoding overlaps
@@ -97,7 +98,7 @@ class FileSource:
         if self.realtime:
             yield from self._decode(stop)
             return
-        ahead: queue.Queue[Frame | None] = queue.Queue(maxsize=4)
+        ahead: queue.Queue[CapturedFrame | None] = queue.Queue(maxsize=4)
         done = threading.Event()
 
         def decode() -> None:
@@ -127,7 +128,7 @@ class FileSource:
                     ahead.get_nowait()
             thread.join(timeout=5)
 
-    def _decode(self, stop: threading.Event) -> Iterator[Frame]:
+    def _decode(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         start = _now()
         while not stop.is_set():
             cap, src_fps = self._open()
@@ -149,7 +150,7 @@ class FileSource:
                             delay = wall0 + media_s - time.monotonic()
                             if delay > 0 and stop.wait(delay):
                                 return
-                        yield Frame(image, _ms(start + timedelta(seconds=media_s)))
+                        yield CapturedFrame(image, _ms(start + timedelta(seconds=media_s)))
                     index += 1
             finally:
                 cap.release()
@@ -169,6 +170,7 @@ class LiveSource:
         url: str,
         fps: float,
         *,
+        name: str | None = None,
         open_timeout_s: float = 10.0,
         read_timeout_s: float = 10.0,
         stale_after_s: float = 10.0,
@@ -177,7 +179,7 @@ class LiveSource:
         self.url, self.fps = url, fps
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self.stale_after_s, self.max_backoff_s = stale_after_s, max_backoff_s
-        self.name = scrub(url)
+        self.name = scrub(name or url)  # what logs and health show: never a resolved secret
         self.last_error: str | None = None
         self.connected = False
         self.frames_read = 0
@@ -247,7 +249,7 @@ class LiveSource:
     def _ready(self, done: threading.Event, seq: int) -> bool:
         return done.is_set() or (self._latest is not None and self._latest[0] > seq)
 
-    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """The newest frame at each tick of the target fps, forever (until stop)."""
         done = threading.Event()  # ends the reader when the caller stops iterating, too
 
@@ -269,7 +271,7 @@ class LiveSource:
                 if latest is None or latest[0] <= seen:
                     continue
                 seen = latest[0]
-                yield Frame(latest[1], latest[2])
+                yield CapturedFrame(latest[1], latest[2])
                 next_tick = max(next_tick + interval, time.monotonic())
                 delay = next_tick - time.monotonic()
                 if delay > 0:
@@ -282,9 +284,20 @@ class LiveSource:
 
 
 def open_source(
-    url: str, fps: float, *, realtime: bool = True, loop: bool = False
+    template: str,
+    fps: float,
+    *,
+    realtime: bool = True,
+    loop: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> FileSource | LiveSource:
-    """The right source for a camera's stream_url."""
+    """The right source for a camera's stream_url, its `${VAR}` placeholders resolved from
+    `environ` (only the template is ever shown); SourceError names a missing variable."""
+    try:
+        url = resolve_placeholders(template, environ or {})
+    except KeyError as exc:
+        msg = f"stream_url needs the environment variable(s) {exc.args[0]}, not set for this process"
+        raise SourceError(msg) from None
     if kind_of(url) == "file":
         return FileSource(url, fps, realtime=realtime, loop=loop)
-    return LiveSource(url, fps)
+    return LiveSource(url, fps, name=template)

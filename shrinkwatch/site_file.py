@@ -8,6 +8,7 @@ PostgreSQL lives in `warehouse.site_tables`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from shrinkwatch.errors import ConfigError, key_path, validation_messages
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
@@ -161,8 +163,26 @@ class Zone(_Strict):
         return value
 
 
+def placeholders(template: str) -> list[str]:
+    """The environment variables a stream URL names as `${VAR}`, in order."""
+    return _PLACEHOLDER.findall(template)
+
+
+def resolve_placeholders(template: str, environ: Mapping[str, str]) -> str:
+    """The stream URL with each `${VAR}` replaced from `environ`; KeyError names what is missing."""
+    missing = [name for name in placeholders(template) if name not in environ]
+    if missing:
+        raise KeyError(", ".join(dict.fromkeys(missing)))
+    return _PLACEHOLDER.sub(lambda m: environ[m[1]], template)
+
+
 class Camera(_Strict):
-    """A camera of a store, where to read it and how fast to analyse it."""
+    """A camera of a store, where to read it and how fast to analyse it.
+
+    `stream_url` may hold `${VAR}` placeholders (credentials, tokens): they are resolved
+    from the environment when the camera is opened, and only the template is ever stored
+    or logged.
+    """
 
     id: Identifier
     store_id: Identifier
@@ -172,6 +192,14 @@ class Camera(_Strict):
     fps: float = Field(5.0, gt=0, le=30)
     motion_gating: bool = True  # skip inference on frames where nothing moved
     zones: list[Zone] = Field(default_factory=list)
+
+    @field_validator("stream_url")
+    @classmethod
+    def _placeholders_well_formed(cls, value: str) -> str:
+        if value.count("${") != len(placeholders(value)):
+            msg = "a placeholder must read ${NAME} (letters, digits and _; not starting with a digit)"
+            raise ValueError(msg)
+        return value
 
 
 class SiteConfig(_Strict):
@@ -290,6 +318,8 @@ __all__ = [
     "Zone",
     "key_path",
     "open_at",
+    "placeholders",
+    "resolve_placeholders",
     "load_site_file",
     "parse_site_config",
 ]

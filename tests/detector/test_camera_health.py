@@ -140,7 +140,8 @@ OFFLINE = {"offline"}
 
 
 def test_outage_freeze_and_bad_url(sim: CameraSim, settings: Any, tmp_path: Path) -> None:
-    rtsp = f"rtsp://admin:hunter2@127.0.0.1:{sim.rtsp}/stream"
+    # Credentials as ${VAR} placeholders (CONTRACTS §2): resolved when the camera opens.
+    rtsp = f"rtsp://${{CAM_USER}}:${{CAM_PASS}}@127.0.0.1:{sim.rtsp}/stream"
     mjpeg = f"http://127.0.0.1:{sim.http}/video.mjpg"
     bad = "rtsp://admin:hunter2@127.0.0.1:1/none"
     site = f"""
@@ -152,7 +153,11 @@ cameras:
 """
     with connect(settings.database_dsn) as conn:
         apply_site_config(conn, parse_site_config(site))
-    detect = spawn_cli(["detect"], cli_env(settings, tmp_path), tmp_path / "detect.log")
+    with connect(settings.database_dsn) as conn:
+        stored = conn.execute("SELECT stream_url FROM cameras WHERE id = 'cam-rtsp'").fetchone()
+    assert stored is not None and stored["stream_url"] == rtsp  # the template, never the secret
+    env = {**cli_env(settings, tmp_path), "CAM_USER": "admin", "CAM_PASS": "hunter2"}
+    detect = spawn_cli(["detect"], env, tmp_path / "detect.log")
     watch = Watcher(settings)
     try:
         start = datetime.now(UTC)

@@ -105,3 +105,28 @@ def test_missing_file_is_a_clear_error_and_others_go_on(settings: Any, tmp_path:
     assert "Traceback" not in result.stderr
     if VTEST is not None:
         assert "cam-2: 3 frames" in result.stderr
+
+
+def test_a_placeholder_without_its_variable_names_the_camera(settings: Any, tmp_path: Path) -> None:
+    site = SITE_YAML.replace(
+        "rtsp://user:secret@10.0.0.5/stream1", "rtsp://${CAM1_USER}:${CAM1_PASS}@10.0.0.5/s"
+    )
+    if VTEST is not None:
+        site += """  - id: cam-2
+    store_id: store-001
+    name: Second
+    stream_url: "${FOOTAGE}"
+    fps: 5
+"""
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(site))
+    env = {**cli_env(settings, tmp_path), "CAM1_USER": "admin", "FOOTAGE": str(VTEST)}
+    check = run_cli(["detect", "--check"], env=env, timeout=180)
+    assert check.returncode == 2
+    assert "stream_url placeholders without an environment variable: camera cam-1: CAM1_PASS" in check.stderr
+    result = run_cli(["detect", "--pace", "fast", "--max-frames", "3"], env=env, timeout=180)
+    assert result.returncode == 1
+    assert "camera cam-1: stream_url needs the environment variable(s) CAM1_PASS" in result.stderr
+    assert "admin" not in result.stderr and "Traceback" not in result.stderr
+    if VTEST is not None:
+        assert "cam-2: 3 frames" in result.stderr  # ${FOOTAGE} resolved: the other camera goes on

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shrinkwatch.site_file import SiteConfigError, open_at, parse_site_config
+from shrinkwatch.site_file import (
+    SiteConfigError,
+    open_at,
+    parse_site_config,
+    placeholders,
+    resolve_placeholders,
+)
 from tests.factories import SITE_YAML
 
 
@@ -69,6 +75,8 @@ def test_open_at(hours: dict[str, str], weekday: int, hhmm: str, open_: bool) ->
         ('sat: "09:00-18:00"', 'sat: "09:00-24:30"', "stores[0].hours", "HH:MM-HH:MM"),
         ('sat: "09:00-18:00"', 'sat: "9-6"', "stores[0].hours", "HH:MM-HH:MM"),
         ("fps: 5", "fps: 0", "cameras[0].fps", "greater than 0"),
+        ("rtsp://user:secret@", "rtsp://${1USER}:${PASS}@", "cameras[0].stream_url", "placeholder must read"),
+        ("rtsp://user:secret@", "rtsp://${USER:${PASS}@", "cameras[0].stream_url", "placeholder must read"),
         ("kind: exit", "kind: door", "cameras[0].zones[1].kind", "Input should be"),
         (
             "[[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]",
@@ -121,3 +129,13 @@ def test_line_numbers_point_at_the_key() -> None:
 def test_not_yaml() -> None:
     with pytest.raises(SiteConfigError, match="not valid YAML"):
         parse_site_config("stores: [\n")
+
+
+def test_placeholders_resolve_from_the_given_environment() -> None:
+    template = "rtsp://${CAM_USER}:${CAM_PASS}@10.0.0.5/stream1?token=${CAM_PASS}"
+    assert placeholders(template) == ["CAM_USER", "CAM_PASS", "CAM_PASS"]
+    env = {"CAM_USER": "admin", "CAM_PASS": "s3cret"}
+    assert resolve_placeholders(template, env) == "rtsp://admin:s3cret@10.0.0.5/stream1?token=s3cret"
+    with pytest.raises(KeyError, match="CAM_PASS"):
+        resolve_placeholders(template, {"CAM_USER": "admin"})
+    assert resolve_placeholders("/videos/aisle.mp4", {}) == "/videos/aisle.mp4"
