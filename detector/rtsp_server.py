@@ -1,6 +1,6 @@
 """A live RTSP server for camera-sim, run by Debian's Python (GStreamer's bindings live there).
 
-It re-serves an MPEG-TS/H.264 stream that arrives on a local UDP port (ffmpeg plays the
+It re-serves an H.264 stream that arrives as RTP on a local UDP port (ffmpeg plays the
 video file into it, looping, in real time). Because its source is live, every client
 shares one stream and a late joiner starts at "now" instead of rewinding it.
 
@@ -22,7 +22,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--udp-port", type=int, required=True, help="where ffmpeg sends MPEG-TS")
+    parser.add_argument("--udp-port", type=int, required=True, help="where ffmpeg sends H.264 over RTP")
     parser.add_argument("--port", type=int, required=True, help="RTSP port to listen on")
     parser.add_argument("--path", default="/stream", help="mount point")
     parser.add_argument("--address", default="127.0.0.1")
