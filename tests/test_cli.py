@@ -40,8 +40,6 @@ def test_bad_settings_file_names_the_key(tmp_path: pytest.TempPathFactory) -> No
     path.write_text("loiter_treshold_s: 5\n")
     result = run_cli(["--settings", str(path), "infra", "status"])
     assert result.returncode == 2
-    assert "unknown dataflow 'nope'; give one of incidents, occupancy" in result.stderr
-    assert "Traceback" not in result.stderr
     assert "loiter_treshold_s" in result.stderr and "Traceback" not in result.stderr
 
 
