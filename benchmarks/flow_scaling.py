@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 
 from benchmarks.common import bench_settings, machine, services
 from benchmarks.flow_throughput import ZONES, fill_topic
@@ -29,12 +28,11 @@ BASE_PORT = 31395  # below the ephemeral range, next to the benchmarks' service 
 
 def child(prefix: str, process_id: int, processes: int) -> None:
     """One process of the cluster: run to the end of the topic, print its timings as JSON."""
-    from bytewax.run import cli_main
 
     from flows.catalog import SiteCatalog
     from flows.incidents import build_flow
     from flows.progress import COUNTERS
-    from flows.run import tune_gc
+    from flows.run import execute, tune_gc
     from flows.stores import StoreInfo
     from flows.tracks import Thresholds
 
@@ -58,12 +56,12 @@ def child(prefix: str, process_id: int, processes: int) -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     tune_gc()
-    cli_main(
+    execute(  # as `flows run` does
         flow,
-        workers_per_process=1,
+        workers=1,
+        snapshot_s=2.0,
         process_id=process_id if processes > 1 else None,
         addresses=[f"127.0.0.1:{BASE_PORT + i}" for i in range(processes)] if processes > 1 else None,
-        epoch_interval=timedelta(seconds=2),
     )
     done.set()
     print(json.dumps({"frames": COUNTERS.frames, **marks}), flush=True)

@@ -141,11 +141,10 @@ def flow_fps(settings, count: int) -> float:
     import threading
 
     from bytewax.recovery import RecoveryConfig, init_db_dir
-    from bytewax.run import cli_main
 
     from flows.incidents import build_flow
     from flows.progress import COUNTERS
-    from flows.run import tune_gc
+    from flows.run import execute, tune_gc
 
     catalog = SiteCatalog.fixed(
         {f"cam-{i}": ZONES for i in range(10_000)},
@@ -172,12 +171,7 @@ def flow_fps(settings, count: int) -> float:
     COUNTERS.frames = 0
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    cli_main(
-        flow,
-        workers_per_process=1,
-        epoch_interval=timedelta(seconds=2),
-        recovery_config=RecoveryConfig(str(recovery)),
-    )
+    execute(flow, workers=1, snapshot_s=2.0, recovery_config=RecoveryConfig(str(recovery)))  # as `flows run`
     done.set()
     watcher.join()
     return (count - WARMUP) / (marks["end"] - marks["start"])

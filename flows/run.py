@@ -20,6 +20,7 @@ from typing import IO
 
 from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
+from bytewax.recovery import RecoveryConfig
 
 from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
@@ -47,6 +48,34 @@ def build(settings: Settings, name: str) -> Dataflow:
         raise ShrinkwatchError(msg)
     flow: Dataflow = module.build_flow(settings)
     return flow
+
+
+def execute(
+    flow: Dataflow,
+    *,
+    workers: int = 1,
+    snapshot_s: float = 2.0,
+    recovery_config: RecoveryConfig | None = None,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run a built dataflow in this process until it ends or SIGINT/SIGTERM (KeyboardInterrupt).
+
+    Always through Bytewax's cluster_main, even for one worker: its workers run on their own
+    threads while the main thread only waits for signals, so Ctrl-C stops them at a step
+    boundary. (run_main, which `cli_main` picks for one worker, runs the worker on the main
+    thread and turns an interrupt into a Rust panic with a backtrace.)
+    """
+    from bytewax._bytewax import cluster_main
+
+    cluster_main(
+        flow,
+        addresses or [],
+        process_id or 0,
+        epoch_interval=timedelta(seconds=snapshot_s),
+        recovery_config=recovery_config,
+        worker_count_per_proc=workers,
+    )
 
 
 def tune_gc() -> None:
@@ -192,9 +221,6 @@ def run_flow(
 ) -> str:
     """Build and run the dataflow until SIGINT/SIGTERM (one process of a cluster when
     `process_id` and `addresses` are given); return its flow id."""
-    from bytewax._bytewax import cluster_main
-    from bytewax.recovery import RecoveryConfig
-
     from flows.catalog import SiteCatalog
     from flows.incidents import thresholds_from
     from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
@@ -232,17 +258,13 @@ def run_flow(
     tune_gc()
     progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
     try:
-        # Always through cluster_main, even for one worker: its workers run on their own
-        # threads while the main thread only waits for signals, so Ctrl-C stops them at a
-        # step boundary. (run_main, which `cli_main` picks for one worker, runs the worker
-        # on the main thread and turns the interrupt into a Rust panic and a backtrace.)
-        cluster_main(
+        execute(
             flow,
-            addresses or [],
-            process_id or 0,
-            epoch_interval=timedelta(seconds=snapshot_s),
+            workers=workers,
+            snapshot_s=snapshot_s,
             recovery_config=recovery_config,
-            worker_count_per_proc=workers,
+            process_id=process_id,
+            addresses=addresses,
         )
     except KeyboardInterrupt:
         pass
