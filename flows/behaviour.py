@@ -102,6 +102,7 @@ class BehaviourEngine:
     def __init__(self, camera_id: str, zones: ZoneIndex | list[ZoneArea], store: StoreInfo) -> None:
         self.camera_id, self.store = camera_id, store
         self.zones = zones if isinstance(zones, ZoneIndex) else ZoneIndex(zones)
+        self._containing = self.zones.containing
         self.rules = store.thresholds
         self.timeout_us = round(self.rules.track_timeout_s * 1_000_000)
         self.grace_us = round(self.rules.zone_exit_grace_s * 1_000_000)
@@ -159,7 +160,7 @@ class BehaviourEngine:
         track.samples.append((now_us, fx, fy, height if height > 1e-3 else 1e-3))
         in_high_value: list[str] = []
         in_exit = False
-        for zone in self.zones.containing(fx, fy):
+        for zone in self._containing(fx, fy):
             visit = track.visits.get(zone.zone_id)
             if visit is None:
                 visit = track.visits[zone.zone_id] = Visit(zone.zone_id, zone.kind, now_us, now_us)
@@ -179,19 +180,21 @@ class BehaviourEngine:
             for zone_id, visit in list(track.visits.items()):
                 if visit.last_inside_us < left:
                     del track.visits[zone_id]
-        # After hours: continuous presence while the store is closed.
-        track.after_hours.update(not open_now, now_us)
+        # After hours: continuous presence while the store is closed. (Each Sustained value is
+        # updated only while its condition holds or held at the last sighting: the common
+        # case, nothing going on, costs no call on this hot path.)
+        after_hours = track.after_hours
+        if not open_now or after_hours.since_us is not None:
+            after_hours.update(not open_now, now_us)
         # Bags carried: a bag box overlapping the person's box.
         carried = [bag for bag in frame.bags if _overlaps(box, bag)] if frame.bags else []
         if carried:
             track.bag_frames += 1
         # Concealment: the pose cue, sustained, inside a high_value zone (a track unseen for
         # longer than the exit grace starts a new run).
-        track.concealment.update(
-            bool(in_high_value) and concealment_cue(person.keypoints, carried),
-            now_us,
-            restart=now_us - previous_us > self.grace_us,
-        )
+        concealing = bool(in_high_value) and concealment_cue(person.keypoints, carried)
+        if concealing or track.concealment.since_us is not None:
+            track.concealment.update(concealing, now_us, restart=now_us - previous_us > self.grace_us)
         self._running(track, now_us, in_exit)
         return in_high_value
 
@@ -222,8 +225,10 @@ class BehaviourEngine:
             if t1 > t0:
                 speed = math.hypot(x1 - x0, y1 - y0) / height / seconds(t1, t0)
         running = speed >= rules.running_speed
-        if track.running.update(running, now_us) >= rules.running_s and running:
-            track.ran_at_us = now_us
+        if running or track.running.since_us is not None:
+            run_s = track.running.update(running, now_us)
+            if running and run_s >= rules.running_s:
+                track.ran_at_us = now_us
         if in_exit and track.ran_at_us is not None and seconds(now_us, track.ran_at_us) <= RUN_TO_EXIT_S:
             track.running_exit = True
 

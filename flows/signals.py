@@ -88,8 +88,8 @@ def triggered(track: TrackState, rules: Thresholds) -> bool:
         or track.running_exit
         or track.max_dwell_high_value >= rules.loiter_s > 0
         or track.restricted_s >= rules.restricted_s > 0
-        or track.after_hours_s >= rules.after_hours_s > 0
-        or track.concealment_s >= rules.concealment_s > 0
+        or track.after_hours.longest_s >= rules.after_hours_s > 0
+        or track.concealment.longest_s >= rules.concealment_s > 0
     )
 
 
