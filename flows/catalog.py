@@ -16,6 +16,7 @@ from flows.risk import Weights
 from flows.stores import StoreInfo
 from flows.tracks import Thresholds
 from flows.zones import ZoneArea, ZoneIndex
+from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import Zone
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,18 @@ class SiteCatalog:
         """The store's rules (defaults, always open, for an unknown store)."""
         self._fresh()
         return self._stores.get(store_id) or StoreInfo(store_id, thresholds=self.defaults)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> SiteCatalog:
+        """The catalog of the settings' database; the settings' thresholds are every store's
+        defaults (a store's own, in the site file, override them)."""
+        defaults = Thresholds(
+            loiter_s=settings.loiter_threshold_s,
+            zone_exit_grace_s=settings.zone_exit_grace_s,
+            track_timeout_s=settings.track_timeout_s,
+            incident_update_s=settings.incident_update_s,
+        )
+        return cls(settings.database_dsn, defaults, settings.zones_refresh_s)
 
     @classmethod
     def fixed(

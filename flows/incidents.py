@@ -25,20 +25,9 @@ from flows.frames import Frame
 from flows.kafka_io import PRODUCER_CONFIG, detections, incident_message
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
-from flows.tracks import CameraState, Thresholds
+from flows.tracks import CameraState
 from shrinkwatch.contracts import Incident
 from shrinkwatch.settings import Settings
-
-
-def thresholds_from(settings: Settings) -> Thresholds:
-    """Default thresholds (a store's own, from the site configuration, override them)."""
-    return Thresholds(
-        loiter_s=settings.loiter_threshold_s,
-        zone_exit_grace_s=settings.zone_exit_grace_s,
-        track_timeout_s=settings.track_timeout_s,
-        incident_update_s=settings.incident_update_s,
-    )
-
 
 ScoredIncident = tuple[Incident, int]  # an incident state and the weights version that scored it
 
@@ -70,7 +59,7 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
 
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
     """The incidents dataflow for these settings (`tail=False` stops at the end of the topic)."""
-    site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
+    site = catalog or SiteCatalog.for_settings(settings)
     flow = Dataflow("incidents")
     frames = detections("detections", flow, settings, tail=tail).frames
     changes = op.stateful_batch("behaviour", frames, lambda resume: CameraBehaviour(site, resume))

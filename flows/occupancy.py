@@ -28,7 +28,6 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.catalog import SiteCatalog
 from flows.frames import MINUTE_US, Frame, from_us
-from flows.incidents import thresholds_from
 from flows.kafka_io import detections
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
@@ -142,7 +141,7 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
 
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:
     """The occupancy dataflow for these settings (`tail=False` stops at the end of the topic)."""
-    site = catalog or SiteCatalog(settings.database_dsn, thresholds_from(settings), settings.zones_refresh_s)
+    site = catalog or SiteCatalog.for_settings(settings)
     flow = Dataflow("occupancy")
     # Bad messages are counted here and dead-lettered once, by the incidents flow beside it.
     frames = detections("detections", flow, settings, tail=tail, dlq=False).frames

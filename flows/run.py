@@ -222,7 +222,6 @@ def run_flow(
     """Build and run the dataflow until SIGINT/SIGTERM (one process of a cluster when
     `process_id` and `addresses` are given); return its flow id."""
     from flows.catalog import SiteCatalog
-    from flows.incidents import thresholds_from
     from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
@@ -233,7 +232,7 @@ def run_flow(
     # Fail early, with a clear message, if the database is unreachable or behind.
     with connect(settings.database_dsn) as conn:
         require_current_schema(conn)
-    SiteCatalog(settings.database_dsn, thresholds_from(settings)).load()
+    SiteCatalog.for_settings(settings).load()
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
         return flow.flow_id

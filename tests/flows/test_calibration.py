@@ -9,7 +9,6 @@ import pytest
 from flows.behaviour import BehaviourEngine
 from flows.calibration import METHOD, calibrate, posterior_weight
 from flows.catalog import SiteCatalog
-from flows.incidents import thresholds_from
 from flows.signals import BUILT_IN_WEIGHTS, ramp
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Signal
@@ -88,7 +87,7 @@ def test_flows_score_with_the_weights_in_force(settings: Settings) -> None:
         )
         calibrate(conn, 10, lambda _m: None)
         in_force = latest_weights(conn)["store-001"]
-    catalog = SiteCatalog(settings.database_dsn, thresholds_from(settings))
+    catalog = SiteCatalog.for_settings(settings)
     catalog.load()
     store = catalog.store("store-001")
     assert store.weights.version == 1
