@@ -13,10 +13,15 @@ would turn "late"; frames of one camera arrive in order (one Kafka key), so thei
 times are the better clock. A camera that stops sending has its open minutes closed after
 `idle_close_s` of wall time. A frame for a minute already closed is late: it is stored in
 `occupancy_late` and counted on that minute's rows (`late_frames`), never dropped silently.
+
+Each camera's hour also gets a heatmap row in `heatmap_hours`: person-seconds per cell of a
+64 x 36 grid where people's feet are, and the part spent nearly still (dwell). An hour
+closes with its last minute, by the same watermark; a late frame is left out of it too.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,9 +38,14 @@ from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
 from flows.zones import ZoneIndex
 from shrinkwatch.settings import Settings
-from warehouse.occupancy import LateFrame, MinuteRow, write_occupancy
+from warehouse.occupancy import HeatRow, LateFrame, MinuteRow, write_occupancy
 
 WHOLE_VIEW = "*"
+HOUR_US = 60 * MINUTE_US
+GRID_W, GRID_H = 64, 36  # heatmap cells over the image (16:9, about 12 px at 768 px wide)
+MAX_STEP_US = 1_000_000  # a frame stands for the time since the camera's last one, at most 1 s
+STILL_SPEED = 0.25  # body heights per second: below it a person is dwelling, not passing
+TRACK_MEMORY_US = 10_000_000  # forget a track's last position after 10 s unseen
 
 
 @dataclass
@@ -49,12 +59,65 @@ class Tally:
 
 
 @dataclass
+class HeatTally:
+    """One camera's hour so far: {cell: person-seconds} in all, and nearly still."""
+
+    frames: int = 0
+    person_s: dict[int, float] = field(default_factory=dict)
+    dwell_s: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
 class CameraMinutes:
-    """Open minutes of one camera: {minute start (us): {zone: tally}}, and its clock."""
+    """Open minutes of one camera: {minute start (us): {zone: tally}}, its open heatmap
+    hours, where each track last stood, and its clock."""
 
     open: dict[int, dict[str, Tally]] = field(default_factory=dict)
     closed_before_us: int = 0  # minutes starting before this are closed
     max_us: int = 0
+    heat: dict[int, HeatTally] = field(default_factory=dict)  # {hour start (us): tally}
+    last_frame_us: int | None = None
+    last_seen: dict[int, tuple[int, float, float, float]] = field(default_factory=dict)  # (us, x, y, h)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before the heatmap: no open hours, no positions yet.
+        self.__dict__.update({"heat": {}, "last_frame_us": None, "last_seen": {}, **state})
+
+
+def cell_of(x: float, y: float) -> int:
+    """The heatmap cell (row * GRID_W + column) of a normalised image point."""
+    column = min(max(int(x * GRID_W), 0), GRID_W - 1)
+    row = min(max(int(y * GRID_H), 0), GRID_H - 1)
+    return row * GRID_W + column
+
+
+def add_heat(state: CameraMinutes, frame: Frame) -> None:
+    """Count where each person of the frame stands, for the time since the camera's last
+    frame (at most MAX_STEP_US); the part spent nearly still is dwell."""
+    step_us = 0 if state.last_frame_us is None else min(max(frame.us - state.last_frame_us, 0), MAX_STEP_US)
+    state.last_frame_us = frame.us
+    hour_us = frame.us - frame.us % HOUR_US
+    tally = state.heat.get(hour_us)
+    if tally is None:
+        tally = state.heat[hour_us] = HeatTally()
+    tally.frames += 1
+    step_s = step_us / 1_000_000
+    for person in frame.people:
+        fx, fy = person.foot
+        height = max(person.box[3] - person.box[1], 1e-3)
+        before = state.last_seen.get(person.track_id)
+        state.last_seen[person.track_id] = (frame.us, fx, fy, height)
+        if not step_s:
+            continue
+        cell = cell_of(fx, fy)
+        tally.person_s[cell] = tally.person_s.get(cell, 0.0) + step_s
+        if before is not None and frame.us > before[0]:
+            speed = math.hypot(fx - before[1], fy - before[2]) / height / ((frame.us - before[0]) / 1_000_000)
+            if speed < STILL_SPEED:
+                tally.dwell_s[cell] = tally.dwell_s.get(cell, 0.0) + step_s
+    if len(state.last_seen) > 4 * max(len(frame.people), 8):
+        oldest = frame.us - TRACK_MEMORY_US
+        state.last_seen = {t: seen for t, seen in state.last_seen.items() if seen[0] >= oldest}
 
 
 def observe(state: CameraMinutes, frame: Frame, zones: ZoneIndex, lateness_us: int) -> list[Any]:
@@ -78,6 +141,7 @@ def observe(state: CameraMinutes, frame: Frame, zones: ZoneIndex, lateness_us: i
         tally.people_sum += len(tracks)
         tally.peak = max(tally.peak, len(tracks))
         tally.visitors.update(tracks)
+    add_heat(state, frame)
     state.max_us = max(state.max_us, frame.us)
     return close(state, frame.camera_id, state.max_us - lateness_us)
 
@@ -100,6 +164,22 @@ def close(state: CameraMinutes, camera_id: str, watermark_us: int) -> list[Any]:
                 )
             )
         state.closed_before_us = max(state.closed_before_us, minute_us + MINUTE_US)
+    # An hour closes with its last minute: the same watermark, the same late frames.
+    for hour_us in sorted(h for h in state.heat if h + HOUR_US <= watermark_us):
+        heat = state.heat.pop(hour_us)
+        cells = sorted(heat.person_s)
+        rows.append(
+            HeatRow(
+                camera_id,
+                from_us(hour_us),
+                GRID_W,
+                GRID_H,
+                heat.frames,
+                cells,
+                [round(heat.person_s[c], 3) for c in cells],
+                [round(heat.dwell_s.get(c, 0.0), 3) for c in cells],
+            )
+        )
     return rows
 
 
@@ -126,7 +206,7 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        return self.last_batch + self.idle_close if self.state.open else None
+        return self.last_batch + self.idle_close if self.state.open or self.state.heat else None
 
     def on_notify(self) -> tuple[list[Any], bool]:
         # The camera went quiet: close what it left open (a frame for them later is late).

@@ -23,6 +23,20 @@ class MinuteRow:
 
 
 @dataclass(frozen=True)
+class HeatRow:
+    """A closed hour of one camera's heatmap, sparse: the cells people stood in."""
+
+    camera_id: str
+    hour: datetime
+    grid_w: int
+    grid_h: int
+    frames: int
+    cells: list[int]
+    person_s: list[float]
+    dwell_s: list[float]
+
+
+@dataclass(frozen=True)
 class LateFrame:
     """A frame that arrived after its minute was closed."""
 
@@ -50,11 +64,30 @@ WHERE m.camera_id = %s AND m.minute = %s
 """
 
 
+_UPSERT_HEAT = """
+INSERT INTO heatmap_hours (camera_id, hour, grid_w, grid_h, frames, cells, person_s, dwell_s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (camera_id, hour) DO UPDATE SET
+    grid_w = EXCLUDED.grid_w, grid_h = EXCLUDED.grid_h, frames = EXCLUDED.frames,
+    cells = EXCLUDED.cells, person_s = EXCLUDED.person_s, dwell_s = EXCLUDED.dwell_s, updated_at = now()
+"""
+
+
 def write_occupancy(conn: Connection, items: list[Any]) -> None:
-    """Upsert closed minutes and record late frames (idempotent: replays change nothing)."""
+    """Upsert closed minutes and heatmap hours, record late frames (idempotent: replays
+    change nothing)."""
     rows = [i for i in items if isinstance(i, MinuteRow)]
     late = [i for i in items if isinstance(i, LateFrame)]
+    heat = [i for i in items if isinstance(i, HeatRow)]
     with conn.transaction(), conn.cursor() as cur:
+        if heat:
+            cur.executemany(
+                _UPSERT_HEAT,
+                [
+                    (h.camera_id, h.hour, h.grid_w, h.grid_h, h.frames, h.cells, h.person_s, h.dwell_s)
+                    for h in heat
+                ],
+            )
         if rows:
             cur.executemany(
                 _UPSERT_MINUTE,

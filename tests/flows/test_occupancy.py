@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from bytewax.testing import run_main
 
 from flows.frames import Frame
-from flows.occupancy import CameraMinutes, build_flow, observe
+from flows.occupancy import CameraMinutes, build_flow, cell_of, close, observe
 from flows.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
@@ -19,7 +20,7 @@ from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, person
 from tests.support import cli_env, produce, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.occupancy import LateFrame
+from warehouse.occupancy import HeatRow, LateFrame
 from warehouse.site_tables import apply_site_config
 
 SHELF = ZoneArea("z-razors", "high_value", ((0.0, 0.5), (0.4, 0.5), (0.4, 1.0), (0.0, 1.0)))
@@ -57,11 +58,56 @@ def test_minutes_close_by_frame_time_and_late_frames_are_flagged() -> None:
     assert observe(state, Frame.from_detection(scene(65, [], 9998)), ZoneIndex([SHELF]), 10_000_000) == []
 
 
+def test_heatmap_hours_count_where_people_stand_and_dwell() -> None:
+    state = CameraMinutes()
+    out: list[Any] = []
+    shelf = ZoneIndex([SHELF])
+    # One frame a second for an hour: track 1 stands at x = 0.2, track 2 keeps walking
+    # between x = 0.3, 0.5 and 0.7 (1 to 2 body heights a second).
+    for i in range(3600):
+        out += observe(
+            state, Frame.from_detection(scene(i, [(1, 0.2), (2, 0.3 + 0.2 * (i % 3))], i)), shelf, 10_000_000
+        )
+    assert not [r for r in out if isinstance(r, HeatRow)]  # 10:00 is open until 11:00:10
+    out += observe(state, Frame.from_detection(scene(3610, [], 3610)), shelf, 10_000_000)
+    heat = [r for r in out if isinstance(r, HeatRow)]
+    assert len(heat) == 1
+    row = heat[0]
+    assert (row.camera_id, row.hour, row.grid_w, row.grid_h, row.frames) == ("cam-1", T0, 64, 36, 3600)
+    spent = dict(zip(row.cells, row.person_s, strict=True))
+    still = dict(zip(row.cells, row.dwell_s, strict=True))
+    standing = cell_of(0.2, 0.8)
+    walking = [cell_of(x, 0.8) for x in (0.3, 0.5, 0.7)]
+    assert sorted(row.cells) == row.cells == sorted([standing, *walking])
+    assert spent[standing] == 3599.0 and still[standing] == 3599.0  # every second but the first
+    assert sum(spent[c] for c in walking) == 3599.0 and [still[c] for c in walking] == [0.0, 0.0, 0.0]
+    # The next hour closes with its minutes when the camera goes quiet.
+    assert [r.hour for r in close(state, "cam-1", 2**62) if isinstance(r, HeatRow)] == [
+        T0 + timedelta(hours=1)
+    ]
+
+
+def test_snapshots_from_before_the_heatmap_resume() -> None:
+    old = CameraMinutes.__new__(CameraMinutes)
+    old.__dict__.update({"open": {}, "closed_before_us": 5, "max_us": 7})
+    state = pickle.loads(pickle.dumps(old))
+    assert (state.heat, state.last_frame_us, state.last_seen, state.max_us) == ({}, None, {}, 7)
+    observe(state, Frame.from_detection(scene(0, [(1, 0.2)], 0)), ZoneIndex([SHELF]), 10_000_000)
+    assert len(state.heat) == 1
+
+
 def rows(settings: Settings) -> list[dict[str, Any]]:
     with connect(settings.database_dsn) as conn:
         return conn.execute(
             "SELECT camera_id, zone_id, minute, frames, visitors, people_avg, people_peak, late_frames "
             "FROM occupancy_minutes ORDER BY minute, zone_id"
+        ).fetchall()
+
+
+def heat_rows(settings: Settings) -> list[dict[str, Any]]:
+    with connect(settings.database_dsn) as conn:
+        return conn.execute(
+            "SELECT camera_id, hour, frames, cells, person_s, dwell_s FROM heatmap_hours ORDER BY hour"
         ).fetchall()
 
 
@@ -83,9 +129,15 @@ def test_flow_writes_minutes_idempotently_and_counts_late_frames(settings: Setti
     assert [r["late_frames"] for r in first if r["minute"] == T0] == [1, 1, 1]
     assert all(r["late_frames"] == 0 for r in first if r["minute"] != T0)
 
+    heat = heat_rows(settings)
+    assert [(h["hour"], h["frames"]) for h in heat] == [(T0, 750)]  # the late frame is not in it
+    # 0.2 s a frame after the first: track 1 in all 750 frames, track 2 in the 375 odd ones.
+    assert sum(heat[0]["person_s"]) == pytest.approx(749 * 0.2 + 375 * 0.2, abs=0.01)
+
     # A replay (at-least-once output) writes the same rows again, and the late frame once.
     run_main(build_flow(settings, tail=False))
     assert rows(settings) == first
+    assert heat_rows(settings) == heat
     with connect(settings.database_dsn) as conn:
         late = conn.execute("SELECT frame_id, minute FROM occupancy_late").fetchall()
     assert late == [{"frame_id": 10_000, "minute": T0}]
