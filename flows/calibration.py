@@ -21,12 +21,12 @@ that scored it (`incidents.weights_version`).
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from flows.signals import BUILT_IN_WEIGHTS, default_weight
+from shrinkwatch.schedule import run_every
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
 from warehouse.incidents import reviewed_incidents
@@ -134,26 +134,10 @@ def run_calibration(
     load_extensions(settings.extensions)
 
     def once() -> None:
-        try:
-            with connect(settings.database_dsn) as conn:
-                calibrate(conn, settings.calibration_prior_strength, progress)
-        except Exception as exc:  # a scheduled run must not end the scheduler
-            if not schedule:
-                raise
-            progress(f"calibration failed, will retry at the next run: {exc}")
+        with connect(settings.database_dsn) as conn:
+            calibrate(conn, settings.calibration_prior_strength, progress)
 
     if not schedule:
         once()
         return
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(
-        once, "interval", seconds=settings.calibration_interval_s, next_run_time=datetime.now().astimezone()
-    )
-    stop = lambda *_: scheduler.shutdown(wait=False)  # noqa: E731
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    progress(f"calibrating every {settings.calibration_interval_s:g} s (Ctrl-C stops)")
-    scheduler.start()
-    progress("calibration scheduler stopped")
+    run_every(once, settings.calibration_interval_s, "calibration", progress)

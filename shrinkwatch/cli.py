@@ -26,10 +26,12 @@ infra_app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Stores, cameras and zones.", no_args_is_help=True)
 flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
+rollups_app = typer.Typer(help="The analytics rollups (DuckDB over PostgreSQL).", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(flows_app, name="flows")
+app.add_typer(rollups_app, name="rollups")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -264,6 +266,23 @@ def flows_calibrate(
     from flows.calibration import run_calibration
 
     run_calibration(_settings(ctx), schedule=schedule, progress=_say)
+
+
+@rollups_app.command("run")
+def rollups_run(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild from the base tables instead.")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Refresh this rollup only (repeatable).")
+    ] = None,
+    schedule: Annotated[
+        bool, typer.Option("--schedule", help="Keep running: refresh now and every rollups_interval_s.")
+    ] = False,
+) -> None:
+    """Refresh the rollups behind the analytics (incrementally, by watermark, unless --full)."""
+    from warehouse.rollups import run_rollups_command
+
+    run_rollups_command(_settings(ctx), full=full, only=only, schedule=schedule, progress=_say)
 
 
 @app.command("app")

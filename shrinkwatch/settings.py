@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     calibration_interval_s: float = Field(
         3600.0, gt=0, description="How often `flows calibrate --schedule` re-learns risk weights."
     )
+    rollups_interval_s: float = Field(
+        300.0, gt=0, description="How often `rollups run --schedule` refreshes the analytics rollups."
+    )
     calibration_prior_strength: float = Field(
         10.0, gt=0, description="How many analyst verdicts a default risk weight is worth."
     )

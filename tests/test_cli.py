@@ -23,6 +23,8 @@ COMMANDS = [
     ["flows"],
     ["flows", "run"],
     ["flows", "calibrate"],
+    ["rollups"],
+    ["rollups", "run"],
     ["app"],
     ["demo"],
 ]

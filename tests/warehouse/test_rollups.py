@@ -1,0 +1,220 @@
+"""Rollups on a small hand-computed dataset: store time zones, a DST change, ROI, incremental
+refresh equal to a full rebuild, and readers during a refresh."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from shrinkwatch.settings import Settings
+from shrinkwatch.site_file import parse_site_config
+from tests.factories import incident
+from warehouse.db import connect
+from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.occupancy import HeatRow, MinuteRow, write_occupancy
+from warehouse.rollups import ROLLUPS, run_rollups
+from warehouse.site_tables import apply_site_config
+
+SITE = """
+stores:
+  - id: store-001
+    name: Leeds
+    timezone: Europe/London
+    economics: {currency: GBP, avg_loss_per_incident: 85.0, recovery_rate: 0.6, monthly_cost: 299.0}
+  - {id: store-002, name: Boston, timezone: America/New_York}
+cameras:
+  - {id: cam-1, store_id: store-001, name: Aisle, stream_url: /dev/null}
+  - {id: cam-2, store_id: store-002, name: Aisle, stream_url: /dev/null}
+"""
+UTC_ = UTC
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC_)
+
+
+def seed(settings: Settings) -> None:
+    incidents = [
+        # Boston: Saturday 7 March 21:30 EST, then Sunday 8 March 03:30 EDT (after the change).
+        incident(1, incident_id="b1", store_id="store-002", camera_id="cam-2", started_at=at(8, 2, 30)),
+        incident(1, incident_id="b2", store_id="store-002", camera_id="cam-2", started_at=at(8, 7, 30)),
+        # Leeds (GMT in March): three on Monday 9 March at 10:xx, one high; one on 1 April (BST).
+        incident(1, incident_id="l1", started_at=at(9, 10, 5)),
+        incident(1, incident_id="l2", started_at=at(9, 10, 40), risk_level="high"),
+        incident(1, incident_id="l3", started_at=at(9, 10, 50), incident_type="restricted_zone"),
+        incident(
+            1, incident_id="l4", started_at=datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+        ),  # 1 April, 00:30 BST
+    ]
+    minutes = [MinuteRow("cam-1", "*", at(9, 10, m), 300, 2 + m, 1.5, 3) for m in range(3)] + [
+        MinuteRow("cam-1", "z-razors", at(9, 10, 0), 300, 1, 0.5, 1)
+    ]
+    heat = [
+        HeatRow("cam-1", at(9, 10), 64, 36, 18000, [5, 70], [10.0, 20.0], [4.0, 0.0]),
+        HeatRow("cam-1", at(9, 11), 64, 36, 18000, [70, 900], [1.5, 2.0], [1.5, 0.0]),
+        HeatRow("cam-2", at(8, 6), 64, 36, 18000, [1], [1.0], [1.0]),  # 01:00 EST, 8 March
+    ]
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(SITE))
+        upsert_incidents(conn, incidents)
+        review_incident(conn, "l1", confirmed=True, reviewed_by="ana")
+        review_incident(conn, "l2", confirmed=True, reviewed_by="ana")
+        review_incident(conn, "l3", confirmed=False, reviewed_by="ana")
+        write_occupancy(conn, [*minutes, *heat])
+
+
+def table(settings: Settings, name: str) -> list[dict[str, Any]]:
+    with connect(settings.database_dsn) as conn:
+        return conn.execute(f"SELECT * FROM rollup_{name} ORDER BY 1, 2, 3, 4").fetchall()  # noqa: S608
+
+
+def everything(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    return {r.name: table(settings, r.name) for r in ROLLUPS}
+
+
+def test_each_rollup_on_hand_computed_data(settings: Settings) -> None:
+    seed(settings)
+    said: list[str] = []
+    run_rollups(settings.database_dsn, progress=said.append)
+    assert [line.split(":")[0] for line in said] == [r.name for r in ROLLUPS]
+
+    pattern = {
+        (r["store_id"], r["local_day"], r["local_hour"], r["incident_type"]): r
+        for r in table(settings, "risk_pattern")
+    }
+    assert set(pattern) == {
+        ("store-002", date(2026, 3, 7), 21, "loitering_high_value"),  # Saturday evening, EST
+        ("store-002", date(2026, 3, 8), 3, "loitering_high_value"),  # Sunday, EDT
+        ("store-001", date(2026, 3, 9), 10, "loitering_high_value"),
+        ("store-001", date(2026, 3, 9), 10, "restricted_zone"),
+        ("store-001", date(2026, 4, 1), 0, "loitering_high_value"),  # BST
+    }
+    monday = pattern[("store-001", date(2026, 3, 9), 10, "loitering_high_value")]
+    assert (
+        monday["weekday"],
+        monday["incidents"],
+        monday["high"],
+        monday["confirmed"],
+        monday["rejected"],
+    ) == (0, 2, 1, 2, 0)
+    assert pattern[("store-002", date(2026, 3, 7), 21, "loitering_high_value")]["weekday"] == 5
+    assert pattern[("store-001", date(2026, 3, 9), 10, "restricted_zone")]["rejected"] == 1
+
+    roi = {(r["store_id"], r["month"]): r for r in table(settings, "roi_monthly")}
+    march = roi[("store-001", date(2026, 3, 1))]
+    assert march["confirmed"] == 2 and march["currency"] == "GBP"
+    assert march["prevented_loss"] == pytest.approx(2 * 85.0 * 0.6)  # 102
+    assert march["net_benefit"] == pytest.approx(102.0 - 299.0)
+    assert march["roi_pct"] == pytest.approx((102.0 - 299.0) / 299.0 * 100)
+    assert march["payback_months"] == pytest.approx(299.0 / 102.0)
+    april = roi[("store-001", date(2026, 4, 1))]
+    assert april["confirmed"] == 0 and april["prevented_loss"] == 0 and april["payback_months"] is None
+    boston = roi[("store-002", date(2026, 3, 1))]
+    assert boston["monthly_cost"] == 0 and boston["roi_pct"] is None  # no economics given
+
+    footfall = {(r["zone_id"], r["hour"]): r for r in table(settings, "footfall_hourly")}
+    whole = footfall[("*", at(9, 10))]
+    assert (whole["visitor_minutes"], whole["person_minutes"], whole["people_peak"], whole["frames"]) == (
+        9,
+        4.5,
+        3,
+        900,
+    )
+    assert (whole["store_id"], whole["local_day"], whole["local_hour"]) == ("store-001", date(2026, 3, 9), 10)
+    assert footfall[("z-razors", at(9, 10))]["visitor_minutes"] == 1
+
+    heat = {(r["camera_id"], r["local_day"]): r for r in table(settings, "heatmap_daily")}
+    day = heat[("cam-1", date(2026, 3, 9))]
+    assert (day["hours"], day["cells"], day["grid_w"], day["grid_h"]) == (2, [5, 70, 900], 64, 36)
+    assert day["person_s"] == pytest.approx([10.0, 21.5, 2.0]) and day["dwell_s"] == pytest.approx(
+        [4.0, 1.5, 0.0]
+    )
+    assert heat[("cam-2", date(2026, 3, 8))]["cells"] == [1]  # 06:00 UTC is 01:00 in Boston, 8 March
+
+
+def test_incremental_refresh_equals_a_full_rebuild(settings: Settings) -> None:
+    seed(settings)
+    run_rollups(settings.database_dsn)
+    with connect(settings.database_dsn) as conn:  # new facts of every kind
+        upsert_incidents(
+            conn,
+            [
+                incident(1, incident_id="l5", started_at=at(20, 15)),
+                incident(2, incident_id="l1", started_at=at(9, 10, 5), risk_level="high"),
+            ],
+        )
+        review_incident(conn, "l4", confirmed=True, reviewed_by="ana")
+        write_occupancy(
+            conn,
+            [
+                MinuteRow("cam-1", "*", at(9, 10, 30), 300, 4, 2.0, 4),
+                HeatRow("cam-1", at(9, 12), 64, 36, 100, [5], [1.0], [0.0]),
+            ],
+        )
+        conn.execute(
+            """UPDATE stores SET economics = economics || '{"monthly_cost": 199.0}', updated_at = now()
+               WHERE id = 'store-001'"""
+        )
+        conn.commit()
+    results = run_rollups(settings.database_dsn)
+    assert all(r.windows >= 1 for r in results)
+    incremental = everything(settings)
+    run_rollups(settings.database_dsn, full=True)
+    assert everything(settings) == incremental
+    assert {
+        r["month"]: r["monthly_cost"] for r in incremental["roi_monthly"] if r["store_id"] == "store-001"
+    } == {
+        date(2026, 3, 1): 199.0,
+        date(2026, 4, 1): 199.0,
+    }
+    # Nothing changed since: another incremental run (which re-reads its overlap) changes nothing.
+    run_rollups(settings.database_dsn)
+    assert everything(settings) == incremental
+
+
+def test_a_reader_during_a_refresh_sees_the_old_rows_or_the_new_never_half(settings: Settings) -> None:
+    seed(settings)
+    run_rollups(settings.database_dsn)
+    before = table(settings, "risk_pattern")
+    with connect(settings.database_dsn) as conn:
+        upsert_incidents(conn, [incident(1, incident_id=f"n{i}", started_at=at(10, i)) for i in range(12)])
+    reader = psycopg.connect(settings.database_dsn, row_factory=psycopg.rows.dict_row)
+    reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    try:
+        assert reader.execute("SELECT count(*) AS n FROM rollup_risk_pattern").fetchone() == {
+            "n": len(before)
+        }
+        run_rollups(settings.database_dsn, full=True)  # commits while the reader's transaction is open
+        assert reader.execute("SELECT count(*) AS n FROM rollup_risk_pattern").fetchone() == {
+            "n": len(before)
+        }
+        reader.rollback()
+        after = reader.execute("SELECT count(*) AS n FROM rollup_risk_pattern").fetchone()
+    finally:
+        reader.close()
+    assert after == {"n": len(before) + 12}
+
+
+def test_unknown_rollup_is_a_clear_error(settings: Settings) -> None:
+    from shrinkwatch.errors import ShrinkwatchError
+
+    with pytest.raises(ShrinkwatchError, match="unknown rollup"):
+        run_rollups(settings.database_dsn, only=["nope"])
+
+
+def test_the_command_refreshes_and_says_what_it_did(
+    settings: Settings, make_settings: Any, tmp_path: Any
+) -> None:
+    from tests.support import cli_env, run_cli
+
+    seed(settings)
+    result = run_cli(["rollups", "run", "--full"], env=cli_env(settings, tmp_path), timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "risk_pattern: 5 rows in 1 window(s)" in result.stderr and "(full rebuild)" in result.stderr
+    assert "rollups refreshed:" in result.stderr
+    assert len(table(settings, "risk_pattern")) == 5
+    bare = run_cli(["rollups", "run"], env=cli_env(make_settings(), tmp_path), timeout=180)
+    assert bare.returncode == 2 and "run `shrinkwatch db migrate` first" in bare.stderr

@@ -1,0 +1,373 @@
+"""Rollups: DuckDB aggregates the base tables, PostgreSQL serves the results.
+
+Each rollup partitions its rows by an id (a store or a camera) and a period column (a
+store-local day, an hour, a month). A refresh finds the (id, first period, last period)
+windows that base-table changes since its watermark touched, copies exactly the rows of
+those windows out of PostgreSQL (`postgres_query`, so the filter runs there), aggregates
+them in DuckDB, and replaces those windows of the rollup table, all of them in one
+PostgreSQL transaction with the new watermark. A full rebuild is the same code with one
+window covering everything, so incremental and full results agree by construction (and the
+tests check it).
+
+Where results live: PostgreSQL tables, not DuckDB files. A DuckDB file allows one writer or
+many readers, never both, so a dashboard reading it would fail during every refresh; here
+readers keep reading the previous rows until the refresh commits, and the query layer's
+scoped, parameterised SQL works on them like on any other table (docs/WAREHOUSE.md).
+
+Watermarks come from the base tables' own change columns, which are stamped with the
+writer's transaction start; a refresh re-reads OVERLAP before its watermark so that a row
+written by a transaction that committed after the last refresh began is never missed
+(re-reading a window is harmless: it is replaced with the same result).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.settings import Settings
+from warehouse.db import Connection, connect
+from warehouse.duck import open_duckdb
+
+log = logging.getLogger(__name__)
+OVERLAP = timedelta(minutes=10)
+_ID = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup: its table, how changes map to windows, its source rows and aggregate."""
+
+    name: str
+    id_column: str  # the rollup table's partition id (store_id or camera_id)
+    period: str  # the rollup table's period column
+    changed: str  # PostgreSQL: (id, first, last) windows touched since %(since)s
+    source: str  # PostgreSQL: the rows to aggregate, with {window} as a WHERE condition
+    window: str  # the {window} condition, with {id}, {first} and {last} as literals
+    aggregate: str  # DuckDB over `src`: the rollup rows, in `columns` order
+    columns: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return f"rollup_{self.name}"
+
+
+_LOCAL_DAY = "(i.started_at AT TIME ZONE s.timezone)::date"
+_INCIDENT_CHANGED = "greatest(i.last_written_at, i.reviewed_at) > %(since)s"
+
+RISK_PATTERN = Rollup(
+    name="risk_pattern",
+    id_column="store_id",
+    period="local_day",
+    changed=f"""SELECT i.store_id, min({_LOCAL_DAY}), max({_LOCAL_DAY})
+        FROM incidents i JOIN stores s ON s.id = i.store_id
+        WHERE {_INCIDENT_CHANGED} GROUP BY i.store_id""",
+    source="""SELECT i.store_id, i.started_at AT TIME ZONE s.timezone AS local_ts, i.incident_type,
+               i.risk_level, i.user_confirmed
+        FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {window}""",
+    window=f"i.store_id = {{id}} AND {_LOCAL_DAY} BETWEEN {{first}} AND {{last}}",
+    aggregate="""SELECT store_id, CAST(local_ts AS DATE) AS local_day, isodow(local_ts) - 1 AS weekday,
+               hour(local_ts) AS local_hour, incident_type, count(*) AS incidents,
+               count(*) FILTER (WHERE risk_level = 'high') AS high,
+               count(*) FILTER (WHERE user_confirmed) AS confirmed,
+               count(*) FILTER (WHERE NOT user_confirmed) AS rejected
+        FROM src GROUP BY ALL ORDER BY ALL""",
+    columns=(
+        "store_id",
+        "local_day",
+        "weekday",
+        "local_hour",
+        "incident_type",
+        "incidents",
+        "high",
+        "confirmed",
+        "rejected",
+    ),
+)
+
+_LOCAL_MONTH = "date_trunc('month', i.started_at AT TIME ZONE s.timezone)::date"
+ROI_MONTHLY = Rollup(
+    name="roi_monthly",
+    id_column="store_id",
+    period="month",
+    # A store's economics changing re-prices all its months (NULL first/last: every period).
+    changed=f"""SELECT i.store_id, min({_LOCAL_MONTH}), max({_LOCAL_MONTH})
+        FROM incidents i JOIN stores s ON s.id = i.store_id
+        WHERE {_INCIDENT_CHANGED} GROUP BY i.store_id
+        UNION ALL SELECT id, NULL, NULL FROM stores WHERE updated_at > %(since)s""",
+    source=f"""SELECT i.store_id, {_LOCAL_MONTH} AS month, i.user_confirmed,
+               coalesce(s.economics->>'currency', 'GBP') AS currency,
+               coalesce((s.economics->>'avg_loss_per_incident')::float8, 0) AS avg_loss,
+               coalesce((s.economics->>'recovery_rate')::float8, 0) AS recovery_rate,
+               coalesce((s.economics->>'monthly_cost')::float8, 0) AS monthly_cost
+        FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {{window}}""",
+    window=f"i.store_id = {{id}} AND {_LOCAL_MONTH} BETWEEN {{first}} AND {{last}}",
+    aggregate="""WITH months AS (
+            SELECT store_id, month, any_value(currency) AS currency,
+                   count(*) FILTER (WHERE user_confirmed) AS confirmed,
+                   any_value(avg_loss) AS avg_loss, any_value(recovery_rate) AS recovery_rate,
+                   any_value(monthly_cost) AS monthly_cost
+            FROM src GROUP BY store_id, month)
+        SELECT store_id, month, currency, confirmed,
+               confirmed * avg_loss * recovery_rate AS prevented_loss, monthly_cost,
+               confirmed * avg_loss * recovery_rate - monthly_cost AS net_benefit,
+               CASE WHEN monthly_cost > 0
+                    THEN (confirmed * avg_loss * recovery_rate - monthly_cost) / monthly_cost * 100 END,
+               CASE WHEN confirmed * avg_loss * recovery_rate > 0
+                    THEN monthly_cost / (confirmed * avg_loss * recovery_rate) END
+        FROM months ORDER BY ALL""",
+    columns=(
+        "store_id",
+        "month",
+        "currency",
+        "confirmed",
+        "prevented_loss",
+        "monthly_cost",
+        "net_benefit",
+        "roi_pct",
+        "payback_months",
+    ),
+)
+
+FOOTFALL_HOURLY = Rollup(
+    name="footfall_hourly",
+    id_column="camera_id",
+    period="hour",
+    changed="""SELECT camera_id, min(date_trunc('hour', minute)), max(date_trunc('hour', minute))
+        FROM occupancy_minutes WHERE updated_at > %(since)s GROUP BY camera_id""",
+    source="""SELECT c.store_id, o.camera_id, o.zone_id,
+               date_trunc('hour', o.minute) AT TIME ZONE 'UTC' AS hour,
+               date_trunc('hour', o.minute) AT TIME ZONE s.timezone AS local_ts,
+               o.visitors, o.people_avg, o.people_peak, o.frames
+        FROM occupancy_minutes o JOIN cameras c ON c.id = o.camera_id JOIN stores s ON s.id = c.store_id
+        WHERE {window}""",
+    window="o.camera_id = {id} AND date_trunc('hour', o.minute) BETWEEN {first} AND {last}",
+    # (The hour leaves DuckDB as UTC text: its time-zone-aware values need pytz in Python.)
+    aggregate="""SELECT store_id, camera_id, zone_id, strftime(hour, '%Y-%m-%d %H:%M:%S+00') AS hour,
+               CAST(any_value(local_ts) AS DATE) AS local_day,
+               hour(any_value(local_ts)) AS local_hour, sum(visitors) AS visitor_minutes,
+               sum(people_avg) AS person_minutes, max(people_peak) AS people_peak, sum(frames) AS frames
+        FROM src GROUP BY store_id, camera_id, zone_id, hour ORDER BY ALL""",
+    columns=(
+        "store_id",
+        "camera_id",
+        "zone_id",
+        "hour",
+        "local_day",
+        "local_hour",
+        "visitor_minutes",
+        "person_minutes",
+        "people_peak",
+        "frames",
+    ),
+)
+
+_HEAT_DAY = "(h.hour AT TIME ZONE s.timezone)::date"
+HEATMAP_DAILY = Rollup(
+    name="heatmap_daily",
+    id_column="camera_id",
+    period="local_day",
+    changed=f"""SELECT h.camera_id, min({_HEAT_DAY}), max({_HEAT_DAY})
+        FROM heatmap_hours h JOIN cameras c ON c.id = h.camera_id JOIN stores s ON s.id = c.store_id
+        WHERE h.updated_at > %(since)s GROUP BY h.camera_id""",
+    source=f"""SELECT c.store_id, h.camera_id, {_HEAT_DAY} AS local_day, h.hour, h.grid_w, h.grid_h,
+               u.cell, u.person_s, u.dwell_s
+        FROM heatmap_hours h JOIN cameras c ON c.id = h.camera_id JOIN stores s ON s.id = c.store_id
+        CROSS JOIN LATERAL unnest(h.cells, h.person_s, h.dwell_s) AS u(cell, person_s, dwell_s)
+        WHERE {{window}}""",
+    window=f"h.camera_id = {{id}} AND {_HEAT_DAY} BETWEEN {{first}} AND {{last}}",
+    aggregate="""WITH cells AS (
+            SELECT store_id, camera_id, local_day, grid_w, grid_h, cell,
+                   sum(person_s) AS person_s, sum(dwell_s) AS dwell_s
+            FROM src GROUP BY ALL),
+        hours AS (SELECT camera_id, local_day, count(DISTINCT hour) AS hours FROM src GROUP BY ALL)
+        SELECT c.store_id, c.camera_id, c.local_day, c.grid_w, c.grid_h, h.hours,
+               list(c.cell ORDER BY c.cell), list(round(c.person_s, 3) ORDER BY c.cell),
+               list(round(c.dwell_s, 3) ORDER BY c.cell)
+        FROM cells c JOIN hours h USING (camera_id, local_day)
+        GROUP BY c.store_id, c.camera_id, c.local_day, c.grid_w, c.grid_h, h.hours ORDER BY ALL""",
+    columns=(
+        "store_id",
+        "camera_id",
+        "local_day",
+        "grid_w",
+        "grid_h",
+        "hours",
+        "cells",
+        "person_s",
+        "dwell_s",
+    ),
+)
+
+ROLLUPS = (RISK_PATTERN, ROI_MONTHLY, FOOTFALL_HOURLY, HEATMAP_DAILY)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows of one id between two periods (inclusive); None: the whole id, or everything."""
+
+    id: str | None = None
+    first: date | datetime | None = None
+    last: date | datetime | None = None
+
+
+def _literal(value: str | date | datetime) -> str:
+    """A PostgreSQL literal of one of our own values (an id or a period), checked first:
+    `postgres_query` takes SQL text, not parameters."""
+    if isinstance(value, datetime):
+        return f"'{value.isoformat()}'::timestamptz"
+    if isinstance(value, date):
+        return f"'{value.isoformat()}'::date"
+    if not _ID.match(value):
+        msg = f"not an id a rollup can use: {value!r}"
+        raise ShrinkwatchError(msg)
+    return f"'{value}'"
+
+
+def _condition(rollup: Rollup, window: Window) -> str:
+    if window.id is None:
+        return "true"
+    if window.first is None or window.last is None:
+        return rollup.window.split(" AND ")[0].format(id=_literal(window.id))
+    return rollup.window.format(
+        id=_literal(window.id), first=_literal(window.first), last=_literal(window.last)
+    )
+
+
+def _delete(rollup: Rollup, window: Window) -> tuple[str, dict[str, Any]]:
+    if window.id is None:
+        return f"DELETE FROM {rollup.table}", {}  # noqa: S608 (our table names)
+    if window.first is None or window.last is None:
+        return f"DELETE FROM {rollup.table} WHERE {rollup.id_column} = %(id)s", {"id": window.id}  # noqa: S608
+    return (
+        f"DELETE FROM {rollup.table} WHERE {rollup.id_column} = %(id)s "  # noqa: S608
+        f"AND {rollup.period} BETWEEN %(first)s AND %(last)s",
+        {"id": window.id, "first": window.first, "last": window.last},
+    )
+
+
+def _windows(conn: Connection, rollup: Rollup, since: datetime) -> list[Window]:
+    """The windows base-table changes since `since` touched, one per id (widest wins)."""
+    found: dict[str, Window] = {}
+    for row in conn.execute(rollup.changed, {"since": since}).fetchall():
+        ident, first, last = row.values()
+        seen = found.get(ident)
+        if first is None or (seen is not None and seen.first is None):
+            found[ident] = Window(ident)
+        elif seen is None:
+            found[ident] = Window(ident, first, last)
+        else:
+            found[ident] = Window(ident, min(first, seen.first), max(last, seen.last))
+    return [found[k] for k in sorted(found)]
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What one rollup refresh did."""
+
+    name: str
+    windows: int
+    rows: int
+    seconds: float
+
+
+def refresh(dsn: str, rollup: Rollup, *, full: bool = False) -> Refreshed:
+    """Bring one rollup up to date (or rebuild it); see the module docstring."""
+    started = time.perf_counter()
+    with connect(dsn) as conn:
+        state = conn.execute("SELECT watermark FROM rollup_state WHERE name = %s", (rollup.name,)).fetchone()
+        now_row = conn.execute("SELECT now() AS now").fetchone()
+        assert now_row is not None
+        watermark: datetime = now_row["now"]
+        conn.commit()
+        if full or state is None:
+            windows = [Window()]
+        else:
+            windows = _windows(conn, rollup, state["watermark"] - OVERLAP)
+            conn.commit()
+        duck = open_duckdb(dsn)
+        try:
+            results = []
+            for window in windows:
+                query = rollup.source.format(window=_condition(rollup, window)).replace("'", "''")
+                duck.execute(
+                    f"CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM postgres_query('pg', '{query}')"
+                )
+                results.append((window, duck.execute(rollup.aggregate).fetchall()))
+        finally:
+            duck.close()
+        written = 0
+        insert = (
+            f"INSERT INTO {rollup.table} ({', '.join(rollup.columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(rollup.columns))})"
+        )
+        with conn.transaction(), conn.cursor() as cur:
+            for window, rows in results:
+                cur.execute(*_delete(rollup, window))
+                if rows:
+                    cur.executemany(insert, rows)
+                written += len(rows)
+            cur.execute(
+                """INSERT INTO rollup_state (name, watermark, refreshed_at, rows_written)
+                   VALUES (%s, %s, now(), %s)
+                   ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark,
+                       refreshed_at = now(), rows_written = EXCLUDED.rows_written""",
+                (rollup.name, watermark, written),
+            )
+    return Refreshed(rollup.name, len(windows), written, time.perf_counter() - started)
+
+
+def run_rollups(
+    dsn: str,
+    *,
+    full: bool = False,
+    only: Iterable[str] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> list[Refreshed]:
+    """Refresh every rollup (or those named), incrementally unless `full`."""
+    wanted = set(only) if only else None
+    unknown = sorted((wanted or set()) - {r.name for r in ROLLUPS})
+    if unknown:
+        msg = f"unknown rollup(s) {', '.join(unknown)}; known: {', '.join(r.name for r in ROLLUPS)}"
+        raise ShrinkwatchError(msg)
+    done = []
+    for rollup in ROLLUPS:
+        if wanted is not None and rollup.name not in wanted:
+            continue
+        result = refresh(dsn, rollup, full=full)
+        progress(
+            f"{result.name}: {result.rows} rows in {result.windows} window(s), {result.seconds:.2f} s"
+            + (" (full rebuild)" if full else "")
+        )
+        done.append(result)
+    return done
+
+
+def run_rollups_command(
+    settings: Settings, *, full: bool, only: list[str] | None, schedule: bool, progress: Callable[[str], None]
+) -> None:
+    """`shrinkwatch rollups run`: once, or now and every `rollups_interval_s` (incremental)."""
+    from shrinkwatch.schedule import run_every
+    from warehouse.migrate import require_current_schema
+
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+
+    def once() -> None:
+        results = run_rollups(settings.database_dsn, full=full, only=only, progress=progress)
+        rows = sum(r.rows for r in results)
+        progress(f"rollups refreshed: {rows} rows in {sum(r.seconds for r in results):.2f} s")
+
+    if not schedule:
+        once()
+        return
+    if full:
+        run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
+        full = False  # later runs are incremental
+    run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
