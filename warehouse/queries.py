@@ -189,3 +189,116 @@ def incident_count(conn: Connection, scope: Scope, filters: IncidentFilter = Inc
         _params(scope, filters),
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def _days(first_day: date, last_day: date) -> None:
+    if first_day > last_day:
+        msg = f"date range: {first_day} is after {last_day}"
+        raise QueryError(msg)
+
+
+def risk_pattern(
+    conn: Connection, scope: Scope, store_id: str, first_day: date, last_day: date
+) -> pd.DataFrame:
+    """A store's incidents by weekday (0 = Monday) and local hour over store-local days.
+    Columns: weekday, local_hour, incident_type, incidents, high, confirmed, rejected."""
+    _days(first_day, last_day)
+    rows = conn.execute(
+        """SELECT weekday, local_hour, incident_type, sum(incidents)::int AS incidents,
+                  sum(high)::int AS high, sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected
+           FROM rollup_risk_pattern
+           WHERE store_id = ANY(%(scope)s) AND store_id = %(store)s
+             AND local_day BETWEEN %(first)s AND %(last)s
+           GROUP BY weekday, local_hour, incident_type ORDER BY weekday, local_hour, incident_type""",
+        {"scope": sorted(scope.store_ids), "store": store_id, "first": first_day, "last": last_day},
+    ).fetchall()
+    columns = ["weekday", "local_hour", "incident_type", "incidents", "high", "confirmed", "rejected"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def roi_by_month(
+    conn: Connection, scope: Scope, first_month: date, last_month: date, stores: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Return on investment per store and month (months as their first day, store-local).
+    Columns: store_id, month, currency, confirmed, prevented_loss, monthly_cost, net_benefit,
+    roi_pct, payback_months."""
+    _days(first_month, last_month)
+    rows = conn.execute(
+        """SELECT store_id, month, currency, confirmed, prevented_loss, monthly_cost, net_benefit,
+                  roi_pct, payback_months
+           FROM rollup_roi_monthly
+           WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
+             AND month BETWEEN date_trunc('month', %(first)s::date) AND %(last)s
+           ORDER BY store_id, month""",
+        {
+            "scope": sorted(scope.store_ids),
+            "stores": list(stores) or None,
+            "first": first_month,
+            "last": last_month,
+        },
+    ).fetchall()
+    columns = [
+        "store_id",
+        "month",
+        "currency",
+        "confirmed",
+        "prevented_loss",
+        "monthly_cost",
+        "net_benefit",
+        "roi_pct",
+        "payback_months",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def footfall_by_zone(
+    conn: Connection, scope: Scope, store_id: str, first_day: date, last_day: date
+) -> pd.DataFrame:
+    """Footfall and dwell per camera zone and store-local day. Columns: camera_id, zone_id,
+    local_day, visitor_minutes, person_minutes, people_peak."""
+    _days(first_day, last_day)
+    rows = conn.execute(
+        """SELECT camera_id, zone_id, local_day, sum(visitor_minutes)::int AS visitor_minutes,
+                  sum(person_minutes) AS person_minutes, max(people_peak) AS people_peak
+           FROM rollup_footfall_hourly
+           WHERE store_id = ANY(%(scope)s) AND store_id = %(store)s
+             AND local_day BETWEEN %(first)s AND %(last)s
+           GROUP BY camera_id, zone_id, local_day ORDER BY camera_id, zone_id, local_day""",
+        {"scope": sorted(scope.store_ids), "store": store_id, "first": first_day, "last": last_day},
+    ).fetchall()
+    columns = ["camera_id", "zone_id", "local_day", "visitor_minutes", "person_minutes", "people_peak"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A camera's heatmap over some days: person-seconds and dwell seconds per cell, as
+    grid_h x grid_w lists of rows (ready for a Plotly heatmap over the camera frame)."""
+
+    camera_id: str
+    days: int
+    person_s: list[list[float]]
+    dwell_s: list[list[float]]
+
+
+def camera_heatmap(
+    conn: Connection, scope: Scope, camera_id: str, first_day: date, last_day: date
+) -> Heatmap | None:
+    """The camera's heatmap summed over store-local days (None when it has none there)."""
+    _days(first_day, last_day)
+    rows = conn.execute(
+        """SELECT grid_w, grid_h, cells, person_s, dwell_s FROM rollup_heatmap_daily
+           WHERE store_id = ANY(%(scope)s) AND camera_id = %(camera)s
+             AND local_day BETWEEN %(first)s AND %(last)s""",
+        {"scope": sorted(scope.store_ids), "camera": camera_id, "first": first_day, "last": last_day},
+    ).fetchall()
+    if not rows:
+        return None
+    width, height = rows[0]["grid_w"], rows[0]["grid_h"]
+    person = [[0.0] * width for _ in range(height)]
+    dwell = [[0.0] * width for _ in range(height)]
+    for row in rows:
+        for cell, spent, still in zip(row["cells"], row["person_s"], row["dwell_s"], strict=True):
+            person[cell // width][cell % width] += spent
+            dwell[cell // width][cell % width] += still
+    return Heatmap(camera_id, len(rows), person, dwell)

@@ -15,6 +15,7 @@ from tests.factories import incident
 from warehouse.db import connect
 from warehouse.incidents import review_incident, upsert_incidents
 from warehouse.occupancy import HeatRow, MinuteRow, write_occupancy
+from warehouse.queries import QueryError
 from warehouse.rollups import ROLLUPS, run_rollups
 from warehouse.site_tables import apply_site_config
 
@@ -218,3 +219,42 @@ def test_the_command_refreshes_and_says_what_it_did(
     assert len(table(settings, "risk_pattern")) == 5
     bare = run_cli(["rollups", "run"], env=cli_env(make_settings(), tmp_path), timeout=180)
     assert bare.returncode == 2 and "run `shrinkwatch db migrate` first" in bare.stderr
+
+
+def test_analytics_queries_read_the_rollups_within_the_scope(settings: Settings) -> None:
+    from warehouse.queries import Scope, camera_heatmap, footfall_by_zone, risk_pattern, roi_by_month
+
+    seed(settings)
+    run_rollups(settings.database_dsn)
+    leeds, boston = Scope.of("store-001"), Scope.of("store-002")
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+    with connect(settings.database_dsn) as conn:
+        pattern = risk_pattern(conn, leeds, "store-001", *march)
+        assert list(pattern.itertuples(index=False, name=None)) == [
+            (0, 10, "loitering_high_value", 2, 1, 2, 0),
+            (0, 10, "restricted_zone", 1, 0, 0, 1),
+        ]
+        roi = roi_by_month(conn, leeds, date(2026, 1, 1), date(2026, 12, 31))
+        assert list(roi["month"]) == [date(2026, 3, 1), date(2026, 4, 1)]
+        assert roi_by_month(conn, leeds, *march)["prevented_loss"].tolist() == pytest.approx([102.0])
+        footfall = footfall_by_zone(conn, leeds, "store-001", *march)
+        assert footfall[footfall["zone_id"] == "*"]["visitor_minutes"].tolist() == [9]
+        heat = camera_heatmap(conn, leeds, "cam-1", *march)
+        assert (
+            heat is not None and heat.days == 1 and len(heat.person_s) == 36 and len(heat.person_s[0]) == 64
+        )
+        assert heat.person_s[1][6] == pytest.approx(21.5) and heat.dwell_s[0][5] == pytest.approx(4.0)
+
+        # A caller limited to Boston gets nothing of Leeds, from every function.
+        assert risk_pattern(conn, boston, "store-001", *march).empty
+        assert roi_by_month(conn, boston, date(2026, 1, 1), date(2026, 12, 31), ("store-001",)).empty
+        assert set(roi_by_month(conn, boston, date(2026, 1, 1), date(2026, 12, 31))["store_id"]) == {
+            "store-002"
+        }
+        assert footfall_by_zone(conn, boston, "store-001", *march).empty
+        assert camera_heatmap(conn, boston, "cam-1", *march) is None
+        # Unknown or hostile values find nothing; a reversed range is a clear error.
+        assert risk_pattern(conn, leeds, "store-001' OR 'x'='x", *march).empty
+        assert camera_heatmap(conn, leeds, "no-such-camera", *march) is None
+        with pytest.raises(QueryError, match="is after"):
+            footfall_by_zone(conn, leeds, "store-001", date(2026, 3, 31), date(2026, 3, 1))
