@@ -1,10 +1,11 @@
 """`shrinkwatch demo`: the whole pipeline on the sample video, with one command.
 
-Starts the services (if not running), migrates, applies the bundled demo site, prepares
-the model (exported to OpenVINO once, on a CPU), then runs six child processes: camera-sim,
-the detector, the incidents and occupancy dataflows, the risk-weight calibration scheduler
-and the dashboard; it reports frames, detections and incidents until Ctrl-C, which stops
-all it started.
+Starts the services (if not running), migrates, applies the bundled demo site, seeds two
+weeks of synthetic history the first time (stores `seed-*`, so the analytics have something
+to show), prepares the model (exported to OpenVINO once, on a CPU), then runs seven child
+processes: camera-sim, the detector, the incidents and occupancy dataflows, the risk-weight
+calibration and rollup refresh schedulers, and the dashboard. It reports frames, detections
+and incidents until Ctrl-C, which stops all it started.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def run_demo(
     try:
         from warehouse.db import connect
         from warehouse.migrate import migrate
+        from warehouse.seed import seed_history, seeded_stores
         from warehouse.site_tables import apply_site_config
 
         with connect(settings.database_dsn) as conn:
@@ -139,6 +141,9 @@ def run_demo(
             text = resources.files("infra").joinpath("demo_site.yaml").read_text(encoding="utf-8")
             stream_url = f"http://127.0.0.1:{settings.camera_sim_port}/video.mjpg"
             apply_site_config(conn, parse_site_config(text.replace("{stream_url}", stream_url), "demo site"))
+            if not seeded_stores(conn):
+                say("== seeding 14 days of synthetic history for the analytics (stores seed-*)")
+                seed_history(conn, days=14, stores=2, cameras=2, progress=lambda m: say(f"  {m}"))
         say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
         say("== preparing the model")
         source, backend = prepare_model(settings, lambda m: say(f"  {m}"))
@@ -153,6 +158,7 @@ def run_demo(
         children.append(_spawn("flow", ["flows", "run", "incidents"], settings, env))
         children.append(_spawn("occupancy", ["flows", "run", "occupancy"], settings, env))
         children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
+        children.append(_spawn("rollups", ["rollups", "run", "--schedule"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
         say(f"  loitering threshold {loiter_threshold_s:g} s")

@@ -26,11 +26,13 @@ infra_app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Stores, cameras and zones.", no_args_is_help=True)
 flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="The warehouse: synthetic history.", no_args_is_help=True)
 rollups_app = typer.Typer(help="The analytics rollups (DuckDB over PostgreSQL).", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(flows_app, name="flows")
+app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(rollups_app, name="rollups")
 
 
@@ -266,6 +268,32 @@ def flows_calibrate(
     from flows.calibration import run_calibration
 
     run_calibration(_settings(ctx), schedule=schedule, progress=_say)
+
+
+@warehouse_app.command("seed")
+def warehouse_seed(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(help="Days of history, up to the start of this hour.")] = 30,
+    stores: Annotated[int, typer.Option(help="Stores (seed-001, ...), in several time zones.")] = 3,
+    cameras: Annotated[int, typer.Option(help="Cameras per store.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed: the same arguments give the same history.")] = 7,
+    replace: Annotated[bool, typer.Option("--replace", help="Remove a previous seed first.")] = False,
+) -> None:
+    """Write realistic synthetic history (stores seed-*): occupancy, heatmaps, incidents, verdicts."""
+    from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
+    from warehouse.seed import seed_history
+
+    with connect(_settings(ctx).database_dsn) as conn:
+        require_current_schema(conn)
+        done = seed_history(
+            conn, days=days, stores=stores, cameras=cameras, seed=seed, replace=replace, progress=_say
+        )
+    typer.echo(
+        f"seeded {done.stores} stores, {done.cameras} cameras: {done.incidents} incidents "
+        f"({done.reviewed} reviewed), {done.occupancy_rows} occupancy minutes, "
+        f"{done.heatmap_rows} heatmap hours"
+    )
 
 
 @rollups_app.command("run")

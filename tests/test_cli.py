@@ -23,6 +23,8 @@ COMMANDS = [
     ["flows"],
     ["flows", "run"],
     ["flows", "calibrate"],
+    ["warehouse"],
+    ["warehouse", "seed"],
     ["rollups"],
     ["rollups", "run"],
     ["app"],

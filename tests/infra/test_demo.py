@@ -12,6 +12,7 @@ from infra.process import port_open
 from tests.support import cli_env, needs_footage, run_cli
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
+from warehouse.seed import seeded_stores
 
 
 def free_port() -> int:
@@ -29,12 +30,14 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
     out = result.stderr
     assert "** first incident after" in out
     assert f"dashboard: http://127.0.0.1:{settings.dashboard_port}" in out
-    for part in ("dashboard", "detector", "flow", "camera-sim"):
+    for part in ("dashboard", "rollups", "calibration", "detector", "occupancy", "flow", "camera-sim"):
         assert f"stopped {part}" in out
+    assert "== seeding 14 days of synthetic history" in out
     assert "stopping Kafka" not in out  # it did not start the session's services, so it leaves them
     with connect(settings.database_dsn) as conn:
-        rows = list_incidents(conn)
-    assert rows and all(r["camera_id"] == "cam-walkway" and r["store_id"] == "demo-store" for r in rows)
+        rows = list_incidents(conn, store_id="demo-store")
+        assert seeded_stores(conn) == 2  # history for the analytics, beside the live store
+    assert rows and {r["camera_id"] for r in rows} == {"cam-walkway"}
     assert not port_open(settings.camera_sim_port) and not port_open(settings.dashboard_port)
 
 
