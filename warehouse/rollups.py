@@ -205,7 +205,45 @@ HEATMAP_DAILY = Rollup(
     ),
 )
 
-ROLLUPS = (RISK_PATTERN, ROI_MONTHLY, FOOTFALL_HOURLY, HEATMAP_DAILY)
+DETECTION_QUALITY = Rollup(
+    name="detection_quality",
+    id_column="store_id",
+    period="",  # no period: a store's whole history is one window
+    changed=f"""SELECT DISTINCT i.store_id, NULL::date AS first, NULL::date AS last FROM incidents i
+        WHERE {_INCIDENT_CHANGED}""",
+    source="""SELECT i.store_id, i.incident_type, i.user_confirmed,
+               extract(epoch FROM i.reviewed_at - i.started_at) / 3600.0 AS review_hours,
+               coalesce(array(SELECT s ->> 'name' FROM jsonb_array_elements(i.signals) s), '{{}}') AS signals
+        FROM incidents i WHERE {window}""",
+    window="i.store_id = {id}",
+    aggregate="""WITH per_signal AS (
+            SELECT store_id, incident_type, unnest(list_append(signals, '*')) AS signal, user_confirmed,
+                   review_hours
+            FROM src)
+        SELECT store_id, incident_type, signal, count(*) AS incidents,
+               count(user_confirmed) AS reviewed,
+               count(*) FILTER (WHERE user_confirmed) AS confirmed,
+               count(*) FILTER (WHERE NOT user_confirmed) AS rejected,
+               CASE WHEN count(user_confirmed) > 0
+                    THEN count(*) FILTER (WHERE user_confirmed) / count(user_confirmed) END,
+               quantile_cont(review_hours, 0.5) FILTER (WHERE user_confirmed IS NOT NULL),
+               quantile_cont(review_hours, 0.9) FILTER (WHERE user_confirmed IS NOT NULL)
+        FROM per_signal GROUP BY ALL ORDER BY ALL""",
+    columns=(
+        "store_id",
+        "incident_type",
+        "signal",
+        "incidents",
+        "reviewed",
+        "confirmed",
+        "rejected",
+        "confirmation_rate",
+        "review_hours_p50",
+        "review_hours_p90",
+    ),
+)
+
+ROLLUPS = (RISK_PATTERN, ROI_MONTHLY, FOOTFALL_HOURLY, HEATMAP_DAILY, DETECTION_QUALITY)
 
 
 @dataclass(frozen=True)
@@ -233,7 +271,7 @@ def _literal(value: str | date | datetime) -> str:
 def _condition(rollup: Rollup, window: Window) -> str:
     if window.id is None:
         return "true"
-    if window.first is None or window.last is None:
+    if window.first is None or window.last is None:  # the whole id: its condition alone
         return rollup.window.split(" AND ")[0].format(id=_literal(window.id))
     return rollup.window.format(
         id=_literal(window.id), first=_literal(window.first), last=_literal(window.last)
@@ -256,7 +294,7 @@ def _windows(conn: Connection, rollup: Rollup, since: datetime) -> list[Window]:
     """The windows base-table changes since `since` touched, one per id (widest wins)."""
     found: dict[str, Window] = {}
     for row in conn.execute(rollup.changed, {"since": since}).fetchall():
-        ident, first, last = row.values()
+        ident, first, last = row.values()  # (the queries name their three columns apart)
         seen = found.get(ident)
         if first is None or (seen is not None and seen.first is None):
             found[ident] = Window(ident)

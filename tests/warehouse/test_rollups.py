@@ -136,6 +136,30 @@ def test_each_rollup_on_hand_computed_data(settings: Settings) -> None:
     assert heat[("cam-2", date(2026, 3, 8))]["cells"] == [1]  # 06:00 UTC is 01:00 in Boston, 8 March
 
 
+def test_detection_quality_per_type_and_signal(settings: Settings) -> None:
+    seed(settings)
+    run_rollups(settings.database_dsn)
+    quality = {
+        (r["store_id"], r["incident_type"], r["signal"]): r for r in table(settings, "detection_quality")
+    }
+    loitering = quality[("store-001", "loitering_high_value", "*")]
+    # l1, l2 confirmed (reviewed just now, minutes to hours after they started), l4 unreviewed.
+    assert (loitering["incidents"], loitering["reviewed"], loitering["confirmed"], loitering["rejected"]) == (
+        3,
+        2,
+        2,
+        0,
+    )
+    assert loitering["confirmation_rate"] == 1.0 and loitering["review_hours_p50"] > 0
+    assert quality[("store-001", "loitering_high_value", "dwell_high_value_s")]["reviewed"] == 2
+    restricted = quality[("store-001", "restricted_zone", "*")]
+    assert (restricted["confirmed"], restricted["rejected"], restricted["confirmation_rate"]) == (0, 1, 0.0)
+    boston = quality[("store-002", "loitering_high_value", "*")]
+    assert (
+        boston["reviewed"] == 0 and boston["confirmation_rate"] is None and boston["review_hours_p50"] is None
+    )
+
+
 def test_incremental_refresh_equals_a_full_rebuild(settings: Settings) -> None:
     seed(settings)
     run_rollups(settings.database_dsn)

@@ -67,3 +67,18 @@ CREATE TABLE rollup_roi_monthly (
     payback_months  double precision,          -- cost / prevented loss a month; null without one
     PRIMARY KEY (store_id, month)
 );
+
+-- Detection quality from the analysts' verdicts: per store, incident type and signal.
+CREATE TABLE rollup_detection_quality (
+    store_id         text NOT NULL,
+    incident_type    text NOT NULL,
+    signal           text NOT NULL,             -- a signal of the incidents, or '*' for all of them
+    incidents        integer NOT NULL,
+    reviewed         integer NOT NULL,
+    confirmed        integer NOT NULL,
+    rejected         integer NOT NULL,
+    confirmation_rate double precision,         -- confirmed / reviewed; null before any review
+    review_hours_p50 double precision,          -- time from the incident's start to its verdict
+    review_hours_p90 double precision,
+    PRIMARY KEY (store_id, incident_type, signal)
+);
