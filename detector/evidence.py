@@ -27,6 +27,7 @@ import numpy as np
 import psycopg
 
 from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode
+from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
 
@@ -271,7 +272,7 @@ class EvidenceRecorder(threading.Thread):
             try:
                 if set_snapshot(self._database(), incident_id, reference) is not None:
                     return
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, ShrinkwatchError) as exc:  # lost, or cannot reconnect yet
                 log.warning("evidence: cannot reach PostgreSQL (%s); retrying", exc)
                 self._close_database()
             if self.stop.wait(0.5):

@@ -69,13 +69,13 @@ def kind_of(url: str) -> str:
 class FileSource:
     """A video file, sampled at the target fps; capture times follow the file's own clock."""
 
-    def __init__(self, path: str, fps: float, *, realtime: bool, loop: bool) -> None:
+    def __init__(self, path: str, fps: float, *, realtime: bool, loop: bool, name: str | None = None) -> None:
         self.path = Path(path)
+        self.name = name or str(self.path)  # what messages show: the template, never a resolved secret
         if not self.path.is_file():
-            msg = f"video file not found: {self.path}"
+            msg = f"video file not found: {self.name}"
             raise SourceError(msg)
         self.fps, self.realtime, self.loop = fps, realtime, loop
-        self.name = str(self.path)
         self.connected = True
         self.last_error: str | None = None
         self.frames_read = 0
@@ -84,7 +84,7 @@ class FileSource:
     def _open(self) -> tuple[cv2.VideoCapture, float]:
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
-            msg = f"cannot decode video file {self.path}"
+            msg = f"cannot decode video file {self.name}"
             raise SourceError(msg)
         src_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         return cap, src_fps if 1.0 <= src_fps <= 240.0 else 25.0
@@ -113,7 +113,7 @@ class FileSource:
             finally:
                 ahead.put(None)
 
-        thread = threading.Thread(target=decode, name=f"decode-{self.path.name}", daemon=True)
+        thread = threading.Thread(target=decode, name="decode", daemon=True)
         thread.start()
         try:
             while not stop.is_set():
@@ -299,5 +299,5 @@ def open_source(
         msg = f"stream_url needs the environment variable(s) {exc.args[0]}, not set for this process"
         raise SourceError(msg) from None
     if kind_of(url) == "file":
-        return FileSource(url, fps, realtime=realtime, loop=loop)
+        return FileSource(url, fps, realtime=realtime, loop=loop, name=template)
     return LiveSource(url, fps, name=template)

@@ -7,8 +7,8 @@ topic, partition, offset and raw value), so a new flow gets dead-lettering for f
 `DetectionsSource` relies on internals of Bytewax's Kafka connector, pinned at 0.21.1 (its
 last release, pyproject.toml): `_KafkaSourcePartition` and its attributes `_consumer` (the
 confluent-kafka Consumer), `_batch_size`, `_eof` (tail=False reached the end) and `_offset`
-(the next offset, which recovery snapshots). tests/flows/test_frames.py and the flow tests
-exercise each of them.
+(the next offset, which recovery snapshots). The flow tests (tests/flows/) run through all
+of them: reading, stopping at the end of the topic, and resuming from a snapshot.
 """
 
 from __future__ import annotations

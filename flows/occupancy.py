@@ -43,7 +43,7 @@ from warehouse.occupancy import HeatRow, LateFrame, MinuteRow, write_occupancy
 WHOLE_VIEW = "*"
 HOUR_US = 60 * MINUTE_US
 GRID_W, GRID_H = 64, 36  # heatmap cells over the image (16:9, about 12 px at 768 px wide)
-MAX_STEP_US = 1_000_000  # a frame stands for the time since the camera's last one, at most 1 s
+MAX_STEP_US = 5_000_000  # a frame stands for the time since the camera's last one, at most 5 s
 STILL_SPEED = 0.25  # body heights per second: below it a person is dwelling, not passing
 TRACK_MEMORY_US = 10_000_000  # forget a track's last position after 10 s unseen
 
@@ -65,6 +65,7 @@ class HeatTally:
     frames: int = 0
     person_s: dict[int, float] = field(default_factory=dict)
     dwell_s: dict[int, float] = field(default_factory=dict)
+    written_frames: int = 0  # frames in the row last written early (the camera went quiet)
 
 
 @dataclass
@@ -78,10 +79,15 @@ class CameraMinutes:
     heat: dict[int, HeatTally] = field(default_factory=dict)  # {hour start (us): tally}
     last_frame_us: int | None = None
     last_seen: dict[int, tuple[int, float, float, float]] = field(default_factory=dict)  # (us, x, y, h)
+    camera_id: str = ""
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before the heatmap: no open hours, no positions yet.
-        self.__dict__.update({"heat": {}, "last_frame_us": None, "last_seen": {}, **state})
+        # Snapshots from before the heatmap: no open hours, no positions, no camera id yet.
+        self.__dict__.update({"heat": {}, "last_frame_us": None, "last_seen": {}, "camera_id": "", **state})
+
+    def unwritten(self) -> bool:
+        """Whether anything counted has not been written yet."""
+        return bool(self.open) or any(t.frames != t.written_frames for t in self.heat.values())
 
 
 def cell_of(x: float, y: float) -> int:
@@ -95,7 +101,8 @@ def add_heat(state: CameraMinutes, frame: Frame) -> None:
     """Count where each person of the frame stands, for the time since the camera's last
     frame (at most MAX_STEP_US); the part spent nearly still is dwell."""
     step_us = 0 if state.last_frame_us is None else min(max(frame.us - state.last_frame_us, 0), MAX_STEP_US)
-    state.last_frame_us = frame.us
+    # An out-of-order frame (within lateness) adds no time: the interval was counted.
+    state.last_frame_us = frame.us if state.last_frame_us is None else max(state.last_frame_us, frame.us)
     hour_us = frame.us - frame.us % HOUR_US
     tally = state.heat.get(hour_us)
     if tally is None:
@@ -146,8 +153,11 @@ def observe(state: CameraMinutes, frame: Frame, zones: ZoneIndex, lateness_us: i
     return close(state, frame.camera_id, state.max_us - lateness_us)
 
 
-def close(state: CameraMinutes, camera_id: str, watermark_us: int) -> list[Any]:
-    """Rows of every open minute that ends at or before the watermark."""
+def close(state: CameraMinutes, camera_id: str, watermark_us: int, *, quiet: bool = False) -> list[Any]:
+    """Rows of every open minute that ends at or before the watermark, and of every hour
+    that ends there. `quiet` (the camera went silent, or the input ended): every open minute
+    closes, and each hour with new counts is written as it stands but stays open, so frames
+    of its later minutes still count and its row is written again, whole, when it ends."""
     rows: list[Any] = []
     for minute_us in sorted(m for m in state.open if m + MINUTE_US <= watermark_us):
         minute = from_us(minute_us)
@@ -165,8 +175,14 @@ def close(state: CameraMinutes, camera_id: str, watermark_us: int) -> list[Any]:
             )
         state.closed_before_us = max(state.closed_before_us, minute_us + MINUTE_US)
     # An hour closes with its last minute: the same watermark, the same late frames.
-    for hour_us in sorted(h for h in state.heat if h + HOUR_US <= watermark_us):
-        heat = state.heat.pop(hour_us)
+    # (An hour still here when the camera goes quiet has not ended by the frames' clock.)
+    for hour_us in sorted(state.heat):
+        heat = state.heat[hour_us]
+        if not quiet and hour_us + HOUR_US <= watermark_us:
+            del state.heat[hour_us]
+        elif not quiet or heat.frames == heat.written_frames:
+            continue
+        heat.written_frames = heat.frames
         cells = sorted(heat.person_s)
         rows.append(
             HeatRow(
@@ -193,27 +209,26 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
         self.lateness_us = round(lateness_s * 1_000_000)
         self.idle_close = timedelta(seconds=idle_close_s)
         self.state: CameraMinutes = pickle.loads(resume) if resume is not None else CameraMinutes()
-        self.camera_id = ""
         self.last_batch = datetime.now(UTC)
 
     def on_batch(self, frames: list[Frame]) -> tuple[list[Any], bool]:
         out: list[Any] = []
-        self.camera_id = frames[0].camera_id
-        zones = self.catalog.zones(self.camera_id)
+        camera_id = self.state.camera_id = frames[0].camera_id
+        zones = self.catalog.zones(camera_id)
         for frame in frames:
             out.extend(observe(self.state, frame, zones, self.lateness_us))
         self.last_batch = datetime.now(UTC)
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        return self.last_batch + self.idle_close if self.state.open or self.state.heat else None
+        return self.last_batch + self.idle_close if self.state.unwritten() else None
 
     def on_notify(self) -> tuple[list[Any], bool]:
         # The camera went quiet: close what it left open (a frame for them later is late).
-        return close(self.state, self.camera_id, 2**62), StatefulBatchLogic.RETAIN
+        return close(self.state, self.state.camera_id, 2**62, quiet=True), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Any], bool]:
-        return close(self.state, self.camera_id, 2**62), StatefulBatchLogic.RETAIN
+        return close(self.state, self.state.camera_id, 2**62, quiet=True), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -113,9 +113,9 @@ def run_cluster(
     flow_id = run_flow(settings, name, workers=workers, recovery=recovery, check_only=True, progress=progress)
     if recovery:
         # The parent holds the store for all its processes (each child opens it too).
-        directory = _recovery_dir(settings, name)
+        directory = settings.home / "recovery" / name
         claim = claim_recovery(directory, name)  # noqa: F841 (held until this returns)
-        carry_renamed_steps(directory, flow_id)
+        carry_renamed_steps(_recovery_dir(settings, name), flow_id)
     base = settings.flow_cluster_port
     addresses = ";".join(f"127.0.0.1:{base + i}" for i in range(processes))
     command = [sys.executable, "-m", "shrinkwatch.cli"]
@@ -155,14 +155,18 @@ def run_cluster(
     return status or max(abs(c.returncode) for c in children)
 
 
-# Steps renamed since an earlier release, by their id under the flow: their recovered state
-# (the Kafka offsets) moves to the new id before the flow starts, so an upgrade resumes where
-# it stopped instead of reading sw.detections again from its start.
+# Steps of the built-in flows renamed since an earlier release, by their id under the flow:
+# their recovered state (the Kafka offsets) moves to the new id before the flow starts, so an
+# upgrade resumes where it stopped instead of reading sw.detections again from its start.
+# (Only the built-in flows: a data team's flow may well have a step called `read`.)
 RENAMED_STEPS = {"read": "detections.read"}  # the input became the `detections` operator
 
 
 def carry_renamed_steps(directory: Path, flow_id: str) -> int:
-    """Move recovered state from old step ids to new ones (RENAMED_STEPS); rows moved."""
+    """Move a built-in flow's recovered state from old step ids to new ones (RENAMED_STEPS);
+    return the rows moved."""
+    if flow_id not in FLOWS:
+        return 0
     moved = 0
     for part in sorted(directory.glob("*.sqlite3")):
         with closing(sqlite3.connect(part)) as db, db:
@@ -176,8 +180,10 @@ def carry_renamed_steps(directory: Path, flow_id: str) -> int:
 
 
 def claim_recovery(directory: Path, name: str) -> IO[str]:
-    """A lock on the recovery store, held while the returned file stays open: two runs of
-    one flow on one store would each snapshot over the other and corrupt it."""
+    """A lock on the recovery store (taken before the store is made), held while the
+    returned file stays open: two runs of one flow on one store would each snapshot over
+    the other and corrupt it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
     handle = directory.with_name(f"{name}.lock").open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -237,42 +243,42 @@ def run_flow(
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")
         return flow.flow_id
 
-    recovery_config = None
-    claim = None
-    if recovery:
-        directory = _recovery_dir(settings, name)
-        if process_id is None:  # a cluster's parent claims the store for its processes
-            claim = claim_recovery(directory, name)
-            if carry_renamed_steps(directory, flow.flow_id):
+    with ExitStack() as held:
+        recovery_config = None
+        if recovery:
+            directory = settings.home / "recovery" / name
+            if process_id is None:  # a cluster's parent claims the store for its processes
+                held.enter_context(claim_recovery(directory, name))
+            _recovery_dir(settings, name)
+            if process_id is None and carry_renamed_steps(directory, flow.flow_id):
                 progress("recovered state carried over to this version's step names")
-        recovery_config = RecoveryConfig(str(directory))
-        progress(f"recovery in {directory}")
-    # SIGINT and SIGTERM end the run: Bytewax stops at the next check, and a restart resumes
-    # from the last snapshot. Set both here, like the other long-running commands: Python
-    # leaves SIGINT ignored when the parent ignored it (a job started in the background).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stop_reporting = threading.Event()
-    report_periodically(progress, progress_every_s, stop_reporting)
-    tune_gc()
-    progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
-    try:
-        execute(
-            flow,
-            workers=workers,
-            snapshot_s=snapshot_s,
-            recovery_config=recovery_config,
-            process_id=process_id,
-            addresses=addresses,
-        )
-    except KeyboardInterrupt:
-        pass
-    except BytewaxRuntimeError as exc:
-        if not _interrupted(exc):
-            raise
-    finally:
-        stop_reporting.set()
-        if claim is not None:
-            claim.close()
+            recovery_config = RecoveryConfig(str(directory))
+            progress(f"recovery in {directory}")
+        # SIGINT and SIGTERM end the run: Bytewax stops at the next check, and a restart
+        # resumes from the last snapshot. Set both here, like the other long-running commands:
+        # Python leaves SIGINT ignored when the parent ignored it (a job started in the
+        # background).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        stop_reporting = threading.Event()
+        report_periodically(progress, progress_every_s, stop_reporting)
+        tune_gc()
+        progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
+        try:
+            execute(
+                flow,
+                workers=workers,
+                snapshot_s=snapshot_s,
+                recovery_config=recovery_config,
+                process_id=process_id,
+                addresses=addresses,
+            )
+        except KeyboardInterrupt:
+            pass
+        except BytewaxRuntimeError as exc:
+            if not _interrupted(exc):
+                raise
+        finally:
+            stop_reporting.set()
     progress(f"dataflow {name!r} stopped ({COUNTERS.line()})")
     return flow.flow_id

@@ -147,6 +147,19 @@ class TrackState:
         """Longest sustained concealment cue, in seconds."""
         return self.concealment.longest_s
 
+    # The fields these values replaced, for extension signals written against them.
+    @property
+    def after_hours_since_us(self) -> int | None:
+        return self.after_hours.since_us
+
+    @property
+    def cue_since_us(self) -> int | None:
+        return self.concealment.since_us
+
+    @property
+    def running_since_us(self) -> int | None:
+        return self.running.since_us
+
 
 @dataclass
 class CrowdState:

@@ -27,8 +27,9 @@ from confluent_kafka import Consumer
 
 from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
-from infra.process import port_open, tail
+from infra.process import tail
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.net import port_open
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from infra.process import PidFile, pid_alive, port_open, spawn, tail, terminate
+from infra.process import PidFile, pid_alive, spawn, tail, terminate
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.kafka_admin import wait_for_kafka
+from shrinkwatch.net import port_open
 from shrinkwatch.settings import Settings
 
 Progress = Callable[[str], None]

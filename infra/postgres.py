@@ -12,8 +12,9 @@ from pathlib import Path
 
 import psycopg
 
-from infra.process import port_open, tail
+from infra.process import tail
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.net import port_open
 from shrinkwatch.settings import Settings
 
 Progress = Callable[[str], None]

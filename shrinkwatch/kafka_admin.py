@@ -6,7 +6,6 @@ Used by the flows, the detector, the tests and `infra` alike; running a local br
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterable
 
@@ -14,19 +13,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.net import port_open
 from shrinkwatch.settings import TOPICS, Settings
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
     """(healthy, detail) from asking the broker for its metadata."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
-    if host in ("127.0.0.1", "localhost") and port.isdigit() and not _listening(int(port)):
+    if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_open(int(port)):
         return False, f"nothing listens on {bootstrap}"
     admin = AdminClient(
         {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}

@@ -143,7 +143,7 @@ def test_outage_freeze_and_bad_url(sim: CameraSim, settings: Any, tmp_path: Path
     # Credentials as ${VAR} placeholders (CONTRACTS §2): resolved when the camera opens.
     rtsp = f"rtsp://${{CAM_USER}}:${{CAM_PASS}}@127.0.0.1:{sim.rtsp}/stream"
     mjpeg = f"http://127.0.0.1:{sim.http}/video.mjpg"
-    bad = "rtsp://admin:hunter2@127.0.0.1:1/none"
+    bad = "rtsp://admin:hunter2@127.0.0.1:1/live/${STREAM_KEY}"  # a secret scrubbing cannot see
     site = f"""
 stores: [{{id: store-001, name: Downtown, timezone: Europe/London}}]
 cameras:
@@ -156,7 +156,12 @@ cameras:
     with connect(settings.database_dsn) as conn:
         stored = conn.execute("SELECT stream_url FROM cameras WHERE id = 'cam-rtsp'").fetchone()
     assert stored is not None and stored["stream_url"] == rtsp  # the template, never the secret
-    env = {**cli_env(settings, tmp_path), "CAM_USER": "admin", "CAM_PASS": "hunter2"}
+    env = {
+        **cli_env(settings, tmp_path),
+        "CAM_USER": "admin",
+        "CAM_PASS": "hunter2",
+        "STREAM_KEY": "k3y-0f-str3am",
+    }
     detect = spawn_cli(["detect"], env, tmp_path / "detect.log")
     watch = Watcher(settings)
     try:
@@ -164,7 +169,9 @@ cameras:
         for cam in ("cam-rtsp", "cam-mjpeg"):
             watch.status_after(cam, UP, start)
         # First "connecting", then the failed attempt, with the URL's credentials scrubbed.
-        watch.status_after("cam-bad", OFFLINE, start, error="cannot open rtsp://***@127.0.0.1:1/none")
+        watch.status_after(
+            "cam-bad", OFFLINE, start, error="cannot open rtsp://***@127.0.0.1:1/live/${STREAM_KEY}"
+        )
 
         # The server dies: both cameras go offline, then come back when it returns.
         killed = datetime.now(UTC)
@@ -194,8 +201,9 @@ cameras:
         watch.consumer.close()
     assert code == 0
     log = (tmp_path / "detect.log").read_text()
-    assert "hunter2" not in log
-    assert all("hunter2" not in (h.error or "") for h in watch.health)
+    assert "hunter2" not in log and "k3y-0f-str3am" not in log
+    errors = [h.error for h in watch.health if h.error]
+    assert errors and not [e for e in errors if "hunter2" in e or "k3y-0f-str3am" in e]
     statuses = {
         h.camera_id: {x.status for x in watch.health if x.camera_id == h.camera_id} for h in watch.health
     }

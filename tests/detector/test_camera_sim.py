@@ -111,6 +111,12 @@ def test_a_placeholder_without_its_variable_names_the_camera(settings: Any, tmp_
     site = SITE_YAML.replace(
         "rtsp://user:secret@10.0.0.5/stream1", "rtsp://${CAM1_USER}:${CAM1_PASS}@10.0.0.5/s"
     )
+    site += """  - id: cam-3
+    store_id: store-001
+    name: Third
+    stream_url: "${SECRET_DIR}/missing.avi"
+    fps: 5
+"""
     if VTEST is not None:
         site += """  - id: cam-2
     store_id: store-001
@@ -120,13 +126,20 @@ def test_a_placeholder_without_its_variable_names_the_camera(settings: Any, tmp_
 """
     with connect(settings.database_dsn) as conn:
         apply_site_config(conn, parse_site_config(site))
-    env = {**cli_env(settings, tmp_path), "CAM1_USER": "admin", "FOOTAGE": str(VTEST)}
+    env = {
+        **cli_env(settings, tmp_path),
+        "CAM1_USER": "u5er",
+        "SECRET_DIR": "/tmp/s3cr3t-d1r",
+        "FOOTAGE": str(VTEST),
+    }
     check = run_cli(["detect", "--check"], env=env, timeout=180)
     assert check.returncode == 2
     assert "stream_url placeholders without an environment variable: camera cam-1: CAM1_PASS" in check.stderr
     result = run_cli(["detect", "--pace", "fast", "--max-frames", "3"], env=env, timeout=180)
     assert result.returncode == 1
     assert "camera cam-1: stream_url needs the environment variable(s) CAM1_PASS" in result.stderr
-    assert "admin" not in result.stderr and "Traceback" not in result.stderr
+    # A resolved value never shows, even where credential scrubbing would not catch it (a path).
+    assert "camera cam-3: video file not found: ${SECRET_DIR}/missing.avi" in result.stderr
+    assert "s3cr3t" not in result.stderr and "Traceback" not in result.stderr
     if VTEST is not None:
         assert "cam-2: 3 frames" in result.stderr  # ${FOOTAGE} resolved: the other camera goes on

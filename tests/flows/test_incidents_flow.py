@@ -23,6 +23,12 @@ def incidents(settings: Settings) -> list[dict[str, Any]]:
         return list_incidents(conn)
 
 
+def read_at_least(settings: Settings, topic: str, count: int) -> list[Any] | None:
+    """Every message of the topic once it holds at least `count` (else None, to wait on)."""
+    messages = read_all(settings, settings.topic(topic))
+    return messages if len(messages) >= count else None
+
+
 def publish_frames(settings: Settings, frames: list[Any]) -> None:
     produce(settings, settings.topic("detections"), [(f.camera_id.encode(), encode(f)) for f in frames])
 
@@ -62,7 +68,8 @@ def test_incidents_dlq_and_restart(make_settings: Any, tmp_path: Path) -> None:
         rows = wait_for(
             lambda: [r for r in incidents(settings) if r["status"] == "closed"], 90, what="a closed incident"
         )
-        dlq = read_all(settings, settings.topic("dlq"))
+        # The topics are other outputs of the same batches as the rows: wait for them too.
+        dlq = wait_for(lambda: read_at_least(settings, "dlq", 3), 120, what="three dead letters")
         assert [m.key() for m in dlq] == [settings.topic("detections").encode()] * 3  # key: the source topic
         letters = [decode(m.value(), DeadLetter) for m in dlq]
         assert letters[0].value == "{not json" and "not valid JSON" in letters[0].error
@@ -74,7 +81,9 @@ def test_incidents_dlq_and_restart(make_settings: Any, tmp_path: Path) -> None:
         assert row["track_id"] == 7 and row["camera_id"] == "cam-1" and row["zone_ids"] == ["z-razors"]
         assert row["store_id"] == "store-001" and row["incident_type"] == "loitering_high_value"
         assert 5.8 <= row["signals"][0]["value"] <= 6.0
-        messages = read_all(settings, settings.topic("incidents"))
+        messages = wait_for(
+            lambda: read_at_least(settings, "incidents", row["version"]), 120, what="every incident version"
+        )
         published = [decode(m.value(), Incident) for m in messages]
         assert [i.version for i in published] == list(range(1, row["version"] + 1))
         assert [m.key() for m in messages] == [row["incident_id"].encode()] * row["version"]

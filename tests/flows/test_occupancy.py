@@ -87,6 +87,24 @@ def test_heatmap_hours_count_where_people_stand_and_dwell() -> None:
     ]
 
 
+def test_an_hour_written_when_the_camera_went_quiet_is_completed_later() -> None:
+    state = CameraMinutes()
+    shelf = ZoneIndex([SHELF])
+    for i in range(0, 1200, 2):  # 10:00 to 10:20, a frame every 2 s
+        observe(state, Frame.from_detection(scene(i, [(1, 0.2)], i)), shelf, 10_000_000)
+    quiet = [r for r in close(state, "cam-1", 2**62, quiet=True) if isinstance(r, HeatRow)]
+    assert [(r.hour, r.frames, sum(r.person_s)) for r in quiet] == [(T0, 600, 599 * 2.0)]
+    assert close(state, "cam-1", 2**62, quiet=True) == []  # nothing new: nothing written again
+    out: list[Any] = []
+    for i in range(1500, 3610, 2):  # 10:25 to 11:00:08: the same hour goes on
+        out += observe(state, Frame.from_detection(scene(i, [(1, 0.2)], i)), shelf, 10_000_000)
+    out += observe(state, Frame.from_detection(scene(3612, [], 3612)), shelf, 10_000_000)  # 11:00:12
+    final = [r for r in out if isinstance(r, HeatRow)]
+    assert [(r.hour, r.frames) for r in final] == [(T0, 600 + 1050)]  # the whole hour, both parts
+    # The 5-minute gap itself counts 5 s at most (MAX_STEP_US): a camera that stops is not watching.
+    assert sum(final[0].person_s) == pytest.approx(599 * 2.0 + 5.0 + 1049 * 2.0)
+
+
 def test_snapshots_from_before_the_heatmap_resume() -> None:
     old = CameraMinutes.__new__(CameraMinutes)
     old.__dict__.update({"open": {}, "closed_before_us": 5, "max_us": 7})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.process import port_open
+from shrinkwatch.net import port_open
 from tests.support import cli_env, needs_footage, run_cli
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
