@@ -26,7 +26,7 @@ infra_app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sites_app = typer.Typer(help="Stores, cameras and zones.", no_args_is_help=True)
 flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
-warehouse_app = typer.Typer(help="The warehouse: synthetic history.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="The warehouse: synthetic history, retention.", no_args_is_help=True)
 rollups_app = typer.Typer(help="The analytics rollups (DuckDB over PostgreSQL).", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
@@ -294,6 +294,16 @@ def warehouse_seed(
         f"({done.reviewed} reviewed), {done.occupancy_rows} occupancy minutes, "
         f"{done.heatmap_rows} heatmap hours"
     )
+
+
+@warehouse_app.command("prune")
+def warehouse_prune(ctx: typer.Context) -> None:
+    """Delete per-minute occupancy and hourly heatmaps past their retention, once rolled up."""
+    from warehouse.rollups import prune_and_say
+
+    said: list[str] = []
+    prune_and_say(_settings(ctx), said.append)
+    typer.echo(said[0] if said else "retention: nothing to prune")
 
 
 @rollups_app.command("run")

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     rollups_interval_s: float = Field(
         300.0, gt=0, description="How often `rollups run --schedule` refreshes the analytics rollups."
     )
+    retention_occupancy_days: int = Field(
+        35,
+        ge=1,
+        description="Keep per-minute occupancy (and late frames) this many days; the hourly rollup stays.",
+    )
+    retention_heatmap_days: int = Field(
+        120, ge=1, description="Keep hourly heatmaps this many days; the daily rollup stays."
+    )
     calibration_prior_strength: float = Field(
         10.0, gt=0, description="How many analyst verdicts a default risk weight is worth."
     )

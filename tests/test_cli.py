@@ -25,6 +25,7 @@ COMMANDS = [
     ["flows", "calibrate"],
     ["warehouse"],
     ["warehouse", "seed"],
+    ["warehouse", "prune"],
     ["rollups"],
     ["rollups", "run"],
     ["app"],

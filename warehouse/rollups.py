@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shrinkwatch.errors import ShrinkwatchError
@@ -37,6 +37,7 @@ from warehouse.duck import open_duckdb
 
 log = logging.getLogger(__name__)
 OVERLAP = timedelta(minutes=10)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID = re.compile(r"^[a-z0-9-]{1,64}$")
 
 
@@ -324,20 +325,22 @@ def refresh(dsn: str, rollup: Rollup, *, full: bool = False) -> Refreshed:
         assert now_row is not None
         watermark: datetime = now_row["now"]
         conn.commit()
-        if full or state is None:
-            windows = [Window()]
-        else:
-            windows = _windows(conn, rollup, state["watermark"] - OVERLAP)
-            conn.commit()
+        rebuild = full or state is None
+        # A rebuild replaces, for each id, the periods its base rows cover now: rollup rows
+        # whose base rows were pruned (retention) are history and stay.
+        since = EPOCH if full or state is None else state["watermark"] - OVERLAP
+        windows = _windows(conn, rollup, since)
+        conn.commit()
         duck = open_duckdb(dsn)
         try:
             results = []
-            for window in windows:
-                query = rollup.source.format(window=_condition(rollup, window)).replace("'", "''")
+            batches = [("true", windows)] if rebuild else [(_condition(rollup, w), [w]) for w in windows]
+            for condition, replaced in batches:
+                query = rollup.source.format(window=condition).replace("'", "''")
                 duck.execute(
                     f"CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM postgres_query('pg', '{query}')"
                 )
-                results.append((window, duck.execute(rollup.aggregate).fetchall()))
+                results.append((replaced, duck.execute(rollup.aggregate).fetchall()))
         finally:
             duck.close()
         written = 0
@@ -346,8 +349,9 @@ def refresh(dsn: str, rollup: Rollup, *, full: bool = False) -> Refreshed:
             f"VALUES ({', '.join(['%s'] * len(rollup.columns))})"
         )
         with conn.transaction(), conn.cursor() as cur:
-            for window, rows in results:
-                cur.execute(*_delete(rollup, window))
+            for replaced, rows in results:
+                for window in replaced:
+                    cur.execute(*_delete(rollup, window))
                 if rows:
                     cur.executemany(insert, rows)
                 written += len(rows)
@@ -401,6 +405,8 @@ def run_rollups_command(
         results = run_rollups(settings.database_dsn, full=full, only=only, progress=progress)
         rows = sum(r.rows for r in results)
         progress(f"rollups refreshed: {rows} rows in {sum(r.seconds for r in results):.2f} s")
+        if schedule:  # the scheduler also keeps the base tables within their retention
+            prune_and_say(settings, progress)
 
     if not schedule:
         once()
@@ -409,3 +415,20 @@ def run_rollups_command(
         run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
         full = False  # later runs are incremental
     run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
+
+
+def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
+    """Apply the retention settings (warehouse.retention) and say what went."""
+    from warehouse.retention import prune
+
+    with connect(settings.database_dsn) as conn:
+        done = prune(
+            conn,
+            occupancy_days=settings.retention_occupancy_days,
+            heatmap_days=settings.retention_heatmap_days,
+        )
+    if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:
+        progress(
+            f"retention: pruned {done.occupancy_minutes} occupancy minutes, {done.occupancy_late} late "
+            f"frames, {done.heatmap_hours} heatmap hours"
+        )

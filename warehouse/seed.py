@@ -32,6 +32,7 @@ from warehouse.db import Connection
 from warehouse.site_tables import apply_site_config
 
 PREFIX = "seed-"
+ROLLUP_NAMES = ("risk_pattern", "roi_monthly", "footfall_hourly", "heatmap_daily", "detection_quality")
 TIMEZONES = (
     "Europe/London",
     "Europe/Paris",
@@ -166,6 +167,7 @@ def _remove_previous(conn: Connection) -> None:
             f"DELETE FROM occupancy_minutes WHERE camera_id IN ({cameras})",
             f"DELETE FROM heatmap_hours WHERE camera_id IN ({cameras})",
             "DELETE FROM incidents WHERE store_id LIKE %(like)s",
+            *(f"DELETE FROM rollup_{name} WHERE store_id LIKE %(like)s" for name in ROLLUP_NAMES),
             "DELETE FROM zones WHERE camera_id IN (SELECT id FROM cameras WHERE store_id LIKE %(like)s)",
             "DELETE FROM cameras WHERE store_id LIKE %(like)s",
             "DELETE FROM risk_weights WHERE store_id LIKE %(like)s",

@@ -3,7 +3,7 @@ refresh equal to a full rebuild, and readers during a refresh."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -238,7 +238,9 @@ def test_the_command_refreshes_and_says_what_it_did(
     seed(settings)
     result = run_cli(["rollups", "run", "--full"], env=cli_env(settings, tmp_path), timeout=180)
     assert result.returncode == 0, result.stderr
-    assert "risk_pattern: 5 rows in 1 window(s)" in result.stderr and "(full rebuild)" in result.stderr
+    assert (
+        "risk_pattern: 5 rows in 2 window(s)" in result.stderr and "(full rebuild)" in result.stderr
+    )  # a store each
     assert "rollups refreshed:" in result.stderr
     assert len(table(settings, "risk_pattern")) == 5
     bare = run_cli(["rollups", "run"], env=cli_env(make_settings(), tmp_path), timeout=180)
@@ -282,3 +284,42 @@ def test_analytics_queries_read_the_rollups_within_the_scope(settings: Settings)
         assert camera_heatmap(conn, leeds, "no-such-camera", *march) is None
         with pytest.raises(QueryError, match="is after"):
             footfall_by_zone(conn, leeds, "store-001", date(2026, 3, 31), date(2026, 3, 1))
+
+
+def test_retention_prunes_only_what_the_rollups_hold_and_rebuilds_keep_history(settings: Settings) -> None:
+    from warehouse.retention import prune
+
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    old, recent = now - timedelta(days=40), now - timedelta(days=2)
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(SITE))
+        write_occupancy(
+            conn,
+            [
+                MinuteRow("cam-1", "*", hour + timedelta(minutes=m), 300, 2, 1.0, 2)
+                for hour in (old, recent)
+                for m in range(3)
+            ]
+            + [HeatRow("cam-1", hour, 64, 36, 900, [5], [1.0], [0.5]) for hour in (old, recent)],
+        )
+        # Nothing is rolled up yet: nothing may go.
+        untouched = prune(conn, occupancy_days=35, heatmap_days=35)
+        assert (untouched.occupancy_minutes, untouched.heatmap_hours) == (0, 0)
+        assert conn.execute("SELECT count(*) AS n FROM occupancy_minutes").fetchone() == {"n": 6}
+    run_rollups(settings.database_dsn)
+    with connect(settings.database_dsn) as conn:
+        # Rows written this very minute are within the refresh overlap: back-date them, as
+        # rows written 40 days ago would be.
+        conn.execute("UPDATE occupancy_minutes SET updated_at = now() - interval '1 hour'")
+        conn.execute("UPDATE heatmap_hours SET updated_at = now() - interval '1 hour'")
+        conn.execute("UPDATE rollup_state SET watermark = now()")
+        conn.commit()
+        done = prune(conn, occupancy_days=35, heatmap_days=35)
+        left = [r["minute"] for r in conn.execute("SELECT minute FROM occupancy_minutes ORDER BY minute")]
+    assert (done.occupancy_minutes, done.heatmap_hours) == (3, 1)
+    assert left == [recent + timedelta(minutes=m) for m in range(3)]
+    hours = [r["hour"] for r in table(settings, "footfall_hourly")]
+    assert hours == [old, recent]  # the rollup keeps the pruned hour
+    run_rollups(settings.database_dsn, full=True)  # ... and so does a full rebuild
+    assert [r["hour"] for r in table(settings, "footfall_hourly")] == [old, recent]
+    assert len(table(settings, "heatmap_daily")) == 2
