@@ -299,7 +299,7 @@ def warehouse_seed(
 @warehouse_app.command("prune")
 def warehouse_prune(ctx: typer.Context) -> None:
     """Delete per-minute occupancy and hourly heatmaps past their retention, once rolled up."""
-    from warehouse.rollups import prune_and_say
+    from warehouse.jobs import prune_and_say
 
     said: list[str] = []
     prune_and_say(_settings(ctx), said.append)
@@ -318,7 +318,7 @@ def rollups_run(
     ] = False,
 ) -> None:
     """Refresh the rollups behind the analytics (incrementally, by watermark, unless --full)."""
-    from warehouse.rollups import run_rollups_command
+    from warehouse.jobs import run_rollups_command
 
     run_rollups_command(_settings(ctx), full=full, only=only, schedule=schedule, progress=_say)
 

@@ -31,7 +31,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
 from warehouse.duck import open_duckdb
 
@@ -389,46 +388,3 @@ def run_rollups(
         )
         done.append(result)
     return done
-
-
-def run_rollups_command(
-    settings: Settings, *, full: bool, only: list[str] | None, schedule: bool, progress: Callable[[str], None]
-) -> None:
-    """`shrinkwatch rollups run`: once, or now and every `rollups_interval_s` (incremental)."""
-    from shrinkwatch.schedule import run_every
-    from warehouse.migrate import require_current_schema
-
-    with connect(settings.database_dsn) as conn:
-        require_current_schema(conn)
-
-    def once() -> None:
-        results = run_rollups(settings.database_dsn, full=full, only=only, progress=progress)
-        rows = sum(r.rows for r in results)
-        progress(f"rollups refreshed: {rows} rows in {sum(r.seconds for r in results):.2f} s")
-        if schedule:  # the scheduler also keeps the base tables within their retention
-            prune_and_say(settings, progress)
-
-    if not schedule:
-        once()
-        return
-    if full:
-        run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
-        full = False  # later runs are incremental
-    run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
-
-
-def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
-    """Apply the retention settings (warehouse.retention) and say what went."""
-    from warehouse.retention import prune
-
-    with connect(settings.database_dsn) as conn:
-        done = prune(
-            conn,
-            occupancy_days=settings.retention_occupancy_days,
-            heatmap_days=settings.retention_heatmap_days,
-        )
-    if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:
-        progress(
-            f"retention: pruned {done.occupancy_minutes} occupancy minutes, {done.occupancy_late} late "
-            f"frames, {done.heatmap_hours} heatmap hours"
-        )

@@ -1,0 +1,57 @@
+"""The warehouse's periodic job: refresh the rollups, then apply retention.
+
+`shrinkwatch rollups run [--schedule]` and `shrinkwatch warehouse prune` call these; the
+rollups (warehouse.rollups) and retention (warehouse.retention) know nothing of each other
+beyond retention reading the rollups' watermarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shrinkwatch.settings import Settings
+from warehouse.db import connect
+from warehouse.rollups import run_rollups
+
+
+def run_rollups_command(
+    settings: Settings, *, full: bool, only: list[str] | None, schedule: bool, progress: Callable[[str], None]
+) -> None:
+    """`shrinkwatch rollups run`: once, or now and every `rollups_interval_s` (incremental)."""
+    from shrinkwatch.schedule import run_every
+    from warehouse.migrate import require_current_schema
+
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+
+    def once() -> None:
+        results = run_rollups(settings.database_dsn, full=full, only=only, progress=progress)
+        rows = sum(r.rows for r in results)
+        progress(f"rollups refreshed: {rows} rows in {sum(r.seconds for r in results):.2f} s")
+        if schedule:  # the scheduler also keeps the base tables within their retention
+            prune_and_say(settings, progress)
+
+    if not schedule:
+        once()
+        return
+    if full:
+        run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
+        full = False  # later runs are incremental
+    run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
+
+
+def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
+    """Apply the retention settings (warehouse.retention) and say what went."""
+    from warehouse.retention import prune
+
+    with connect(settings.database_dsn) as conn:
+        done = prune(
+            conn,
+            occupancy_days=settings.retention_occupancy_days,
+            heatmap_days=settings.retention_heatmap_days,
+        )
+    if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:
+        progress(
+            f"retention: pruned {done.occupancy_minutes} occupancy minutes, {done.occupancy_late} late "
+            f"frames, {done.heatmap_hours} heatmap hours"
+        )
