@@ -22,6 +22,7 @@ import pandas as pd
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
 from warehouse.db import Connection
+from warehouse.rollups import ROI_MONTHLY
 
 RISK_LEVELS = ("low", "medium", "high")
 STATUSES = ("open", "closed")
@@ -224,8 +225,7 @@ def roi_by_month(
     roi_pct, payback_months."""
     _days(first_month, last_month)
     rows = conn.execute(
-        """SELECT store_id, month, currency, confirmed, prevented_loss, monthly_cost, net_benefit,
-                  roi_pct, payback_months
+        f"""SELECT {", ".join(ROI_MONTHLY.columns)}
            FROM rollup_roi_monthly
            WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
              AND month BETWEEN date_trunc('month', %(first)s::date) AND %(last)s
@@ -237,18 +237,7 @@ def roi_by_month(
             "last": last_month,
         },
     ).fetchall()
-    columns = [
-        "store_id",
-        "month",
-        "currency",
-        "confirmed",
-        "prevented_loss",
-        "monthly_cost",
-        "net_benefit",
-        "roi_pct",
-        "payback_months",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(ROI_MONTHLY.columns))
 
 
 def footfall_by_zone(
