@@ -9,6 +9,7 @@ filter runs inside PostgreSQL and only the rows a refresh needs are copied.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,16 +23,21 @@ PG_CONNECTIONS = 2
 
 def _extension_file() -> Path:
     """The wheel's extension binary under the name DuckDB expects (its entry point is
-    derived from the file name, `postgres_scanner`)."""
+    derived from the file name, `postgres_scanner`): a symbolic link in a folder of its own
+    per binary, so two virtual environments (or a removed one) never share a stale link."""
     import duckdb_extension_postgres
 
     shipped = Path(duckdb_extension_postgres.__file__).parent / "extensions" / f"v{duckdb.__version__}"
-    binary = next(shipped.glob("*.duckdb_extension"))
-    named = Path(tempfile.gettempdir()) / f"shrinkwatch-duckdb-{duckdb.__version__}-{os.getuid()}"
-    named.mkdir(exist_ok=True)
-    link = named / "postgres_scanner.duckdb_extension"
-    if not link.exists():
-        link.symlink_to(binary)
+    binary = next(shipped.glob("*.duckdb_extension")).resolve()
+    digest = hashlib.sha256(str(binary).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"shrinkwatch-duckdb-{os.getuid()}" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "postgres_scanner.duckdb_extension"
+    if not link.exists():  # missing, or dangling: (re)made atomically
+        staging = folder / f".link-{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(binary)
+        staging.replace(link)
     return link
 
 
