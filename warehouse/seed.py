@@ -6,6 +6,8 @@ daily and weekly seasonality, an hourly heatmap along the walking path (entrance
 checkout -> exit, people lingering at the shelf and queueing at the checkout), and incidents
 in a plausible mix of types, most of them reviewed by an analyst with a confirmation rate
 that depends on the type and the risk level. The same arguments give the same history.
+Rows carry the change times the flows would have given them (a minute's row written as it
+closed, an incident as it ended), so incremental rollup refreshes see them as old.
 
 Everything seeded belongs to stores whose ids start with `seed-`; `--replace` removes a
 previous seed first, and nothing else is touched.
@@ -70,6 +72,7 @@ SIGNAL_OF = {
     "after_hours": "after_hours_s",
 }
 GRID_W, GRID_H = 64, 36
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 NAMESPACE = uuid.UUID("1b0c2a7e-53d3-4a4e-8f0e-5e3a9c2d7b11")
 
 
@@ -272,7 +275,7 @@ def _seed_camera(
                 ts = hour + timedelta(minutes=minute)
                 minutes.write(
                     f"{camera_id}\t{zone_id}\t{ts.isoformat()}\t300\t"
-                    f"{people[minute]}\t{avg[minute]}\t{peak[minute]}\n"
+                    f"{people[minute]}\t{avg[minute]}\t{peak[minute]}\t{(ts + MINUTE).isoformat()}\n"
                 )
             counts["occupancy"] += 60
         person_seconds = float(present.sum()) * 60 * 0.8
@@ -287,6 +290,7 @@ def _seed_camera(
                 cells.tolist(),
                 np.round(spent_w * noise * person_seconds, 3).tolist(),
                 np.round(still_w * noise * person_seconds, 3).tolist(),
+                hour + HOUR,
             )
         )
         for _ in range(np_rng.poisson(0.12 * size * _hour_profile(local.hour) * WEEKDAY[local.weekday()])):
@@ -295,20 +299,20 @@ def _seed_camera(
             )
     with conn.transaction(), conn.cursor() as cur:
         with cur.copy(
-            "COPY occupancy_minutes (camera_id, zone_id, minute, frames, visitors, people_avg, people_peak) "
-            "FROM STDIN"
+            "COPY occupancy_minutes (camera_id, zone_id, minute, frames, visitors, people_avg, people_peak, "
+            "updated_at) FROM STDIN"
         ) as copy:
             copy.write(minutes.getvalue())
         with cur.copy(
-            "COPY heatmap_hours (camera_id, hour, grid_w, grid_h, frames, cells, person_s, dwell_s) "
-            "FROM STDIN"
+            "COPY heatmap_hours (camera_id, hour, grid_w, grid_h, frames, cells, person_s, dwell_s, "
+            "updated_at) FROM STDIN"
         ) as copy:
             for row in heat_rows:
                 copy.write_row(row)
         with cur.copy(
             """COPY incidents (incident_id, version, store_id, camera_id, track_id, incident_type, risk_score,
                    risk_level, status, started_at, updated_at, ended_at, zone_ids, signals,
-                   user_confirmed, reviewed_by, reviewed_at) FROM STDIN"""
+                   user_confirmed, reviewed_by, reviewed_at, first_seen_at, last_written_at) FROM STDIN"""
         ) as copy:
             for row in incidents:
                 copy.write_row(row)
@@ -351,4 +355,6 @@ def _incident(camera_id: str, store_id: str, started: datetime, end: datetime, r
         confirmed,
         "seed-analyst" if confirmed is not None else None,
         reviewed_at if confirmed is not None else None,
+        started,
+        ended,
     )
