@@ -112,6 +112,7 @@ INCIDENT_COLUMNS = (
 )
 
 # The scope first; every other condition is "no restriction" when its parameter is NULL.
+# Store-local days become each store's UTC bounds, so started_at's index serves them.
 _WHERE = """
     i.store_id = ANY(%(scope)s)
     AND (%(stores)s::text[] IS NULL OR i.store_id = ANY(%(stores)s))
@@ -122,8 +123,10 @@ _WHERE = """
     AND (%(review)s::text[] IS NULL OR CASE
             WHEN i.user_confirmed IS NULL THEN 'unreviewed'
             WHEN i.user_confirmed THEN 'confirmed' ELSE 'rejected' END = ANY(%(review)s))
-    AND (%(first_day)s::date IS NULL OR (i.started_at AT TIME ZONE s.timezone)::date >= %(first_day)s)
-    AND (%(last_day)s::date IS NULL OR (i.started_at AT TIME ZONE s.timezone)::date <= %(last_day)s)
+    AND (%(first_day)s::date IS NULL
+         OR i.started_at >= (%(first_day)s::date::timestamp AT TIME ZONE s.timezone))
+    AND (%(last_day)s::date IS NULL
+         OR i.started_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE s.timezone))
     AND i.risk_score >= %(min_score)s
 """
 
