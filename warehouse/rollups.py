@@ -49,7 +49,8 @@ class Rollup:
     period: str  # the rollup table's period column
     changed: str  # PostgreSQL: (id, first, last) windows touched since %(since)s
     source: str  # PostgreSQL: the rows to aggregate, with {window} as a WHERE condition
-    window: str  # the {window} condition, with {id}, {first} and {last} as literals
+    source_id: str  # the source's id expression (a window's rows: this id ...)
+    source_period: str | None  # ... and this expression between the window's periods
     aggregate: str  # DuckDB over `src`: the rollup rows, in `columns` order
     columns: tuple[str, ...]
 
@@ -71,7 +72,8 @@ RISK_PATTERN = Rollup(
     source="""SELECT i.store_id, i.started_at AT TIME ZONE s.timezone AS local_ts, i.incident_type,
                i.risk_level, i.user_confirmed
         FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {window}""",
-    window=f"i.store_id = {{id}} AND {_LOCAL_DAY} BETWEEN {{first}} AND {{last}}",
+    source_id="i.store_id",
+    source_period=_LOCAL_DAY,
     aggregate="""SELECT store_id, CAST(local_ts AS DATE) AS local_day, isodow(local_ts) - 1 AS weekday,
                hour(local_ts) AS local_hour, incident_type, count(*) AS incidents,
                count(*) FILTER (WHERE risk_level = 'high') AS high,
@@ -107,7 +109,8 @@ ROI_MONTHLY = Rollup(
                coalesce((s.economics->>'recovery_rate')::float8, 0) AS recovery_rate,
                coalesce((s.economics->>'monthly_cost')::float8, 0) AS monthly_cost
         FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {{window}}""",
-    window=f"i.store_id = {{id}} AND {_LOCAL_MONTH} BETWEEN {{first}} AND {{last}}",
+    source_id="i.store_id",
+    source_period=_LOCAL_MONTH,
     aggregate="""WITH months AS (
             SELECT store_id, month, any_value(currency) AS currency,
                    count(*) FILTER (WHERE user_confirmed) AS confirmed,
@@ -147,7 +150,8 @@ FOOTFALL_HOURLY = Rollup(
                o.visitors, o.people_avg, o.people_peak, o.frames
         FROM occupancy_minutes o JOIN cameras c ON c.id = o.camera_id JOIN stores s ON s.id = c.store_id
         WHERE {window}""",
-    window="o.camera_id = {id} AND date_trunc('hour', o.minute) BETWEEN {first} AND {last}",
+    source_id="o.camera_id",
+    source_period="date_trunc('hour', o.minute)",
     # (The hour leaves DuckDB as UTC text: its time-zone-aware values need pytz in Python.)
     aggregate="""SELECT store_id, camera_id, zone_id, strftime(hour, '%Y-%m-%d %H:%M:%S+00') AS hour,
                CAST(any_value(local_ts) AS DATE) AS local_day,
@@ -181,7 +185,8 @@ HEATMAP_DAILY = Rollup(
         FROM heatmap_hours h JOIN cameras c ON c.id = h.camera_id JOIN stores s ON s.id = c.store_id
         CROSS JOIN LATERAL unnest(h.cells, h.person_s, h.dwell_s) AS u(cell, person_s, dwell_s)
         WHERE {{window}}""",
-    window=f"h.camera_id = {{id}} AND {_HEAT_DAY} BETWEEN {{first}} AND {{last}}",
+    source_id="h.camera_id",
+    source_period=_HEAT_DAY,
     aggregate="""WITH cells AS (
             SELECT store_id, camera_id, local_day, grid_w, grid_h, cell,
                    sum(person_s) AS person_s, sum(dwell_s) AS dwell_s
@@ -215,7 +220,8 @@ DETECTION_QUALITY = Rollup(
                extract(epoch FROM i.reviewed_at - i.started_at) / 3600.0 AS review_hours,
                coalesce(array(SELECT s ->> 'name' FROM jsonb_array_elements(i.signals) s), '{{}}') AS signals
         FROM incidents i WHERE {window}""",
-    window="i.store_id = {id}",
+    source_id="i.store_id",
+    source_period=None,
     aggregate="""WITH per_signal AS (
             SELECT store_id, incident_type, unnest(list_append(signals, '*')) AS signal, user_confirmed,
                    review_hours
@@ -271,10 +277,11 @@ def _literal(value: str | date | datetime) -> str:
 def _condition(rollup: Rollup, window: Window) -> str:
     if window.id is None:
         return "true"
-    if window.first is None or window.last is None:  # the whole id: its condition alone
-        return rollup.window.split(" AND ")[0].format(id=_literal(window.id))
-    return rollup.window.format(
-        id=_literal(window.id), first=_literal(window.first), last=_literal(window.last)
+    same_id = f"{rollup.source_id} = {_literal(window.id)}"
+    if window.first is None or window.last is None or rollup.source_period is None:
+        return same_id  # the whole id
+    return (
+        f"{same_id} AND {rollup.source_period} BETWEEN {_literal(window.first)} AND {_literal(window.last)}"
     )
 
 
