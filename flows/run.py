@@ -238,6 +238,10 @@ def run_flow(
     # Fail early, with a clear message, if the database is unreachable or behind.
     with connect(settings.database_dsn) as conn:
         require_current_schema(conn)
+        if name == "occupancy":  # its days have partitions (rows of other days still land)
+            from warehouse.partitions import ensure_partitions
+
+            ensure_partitions(conn)
     SiteCatalog.for_settings(settings).load()
     if check_only:
         progress(f"dataflow {name!r} builds; Kafka {settings.kafka_servers} and PostgreSQL answer")

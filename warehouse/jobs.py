@@ -25,6 +25,8 @@ def run_rollups_command(
         require_current_schema(conn)
 
     def once() -> None:
+        if schedule:  # keep a week of occupancy partitions ahead (warehouse.partitions)
+            ensure_partitions_and_say(settings, progress)
         results = run_rollups(settings.database_dsn, full=full, only=only, progress=progress)
         rows = sum(r.rows for r in results)
         progress(f"rollups refreshed: {rows} rows in {sum(r.seconds for r in results):.2f} s")
@@ -38,6 +40,17 @@ def run_rollups_command(
         run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
         full = False  # later runs are incremental
     run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
+
+
+def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
+    """Create the occupancy partitions that are due (warehouse.partitions) and say so."""
+    from warehouse.partitions import ensure_partitions
+
+    with connect(settings.database_dsn) as conn:
+        created = ensure_partitions(conn)
+    if created:
+        days = f"{created[0]}" if len(created) == 1 else f"{created[0]} to {created[-1]}"
+        progress(f"occupancy partitions created: {len(created)} day(s), {days}")
 
 
 def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:

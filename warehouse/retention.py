@@ -6,14 +6,19 @@ rollup rebuild replaces only the periods whose base rows still exist). A row is 
 if it is older than the horizon *and* its rollup has already read it (its change time is
 before that rollup's watermark, less the refresh overlap): pruning never loses data that a
 rollup has not seen. Incidents, the system of record, are never pruned here.
+
+Per-minute occupancy goes a UTC day at a time, by dropping the day's partition
+(warehouse.partitions) once all of the day is past the horizon; rows that wait in the
+default partition are deleted row by row under the same rule.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from warehouse.db import Connection
+from warehouse.partitions import drop_partitions
 from warehouse.rollups import OVERLAP
 
 
@@ -27,7 +32,7 @@ class Pruned:
 
 
 _PRUNE = {
-    "occupancy_minutes": """DELETE FROM occupancy_minutes
+    "occupancy_minutes": """DELETE FROM occupancy_minutes_default
         WHERE minute < now() - %(keep)s
           AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly')
                            - %(overlap)s""",
@@ -40,15 +45,25 @@ _PRUNE = {
 
 
 def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned:
-    """Delete what retention allows (see the module docstring); in one transaction."""
+    """Delete what retention allows (see the module docstring): occupancy partitions first,
+    then the remaining rows in one transaction."""
     keep = {
         "occupancy_minutes": occupancy_days,
         "occupancy_late": occupancy_days,
         "heatmap_hours": heatmap_days,
     }
     deleted = {}
+    watermark = conn.execute("SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly'").fetchone()
+    conn.commit()
+    dropped = 0
+    if watermark is not None:
+        now = datetime.now(UTC)
+        dropped = drop_partitions(
+            conn, before=now - timedelta(days=occupancy_days), read_until=watermark["watermark"] - OVERLAP
+        ).rows
     with conn.transaction():
         for table, statement in _PRUNE.items():
             params = {"keep": timedelta(days=keep[table]), "overlap": OVERLAP}
             deleted[table] = conn.execute(statement, params).rowcount
+    deleted["occupancy_minutes"] += dropped
     return Pruned(**deleted)

@@ -53,6 +53,9 @@ class Rollup:
     source_period: str | None  # ... and this expression between the window's periods
     aggregate: str  # DuckDB over `src`: the rollup rows, in `columns` order
     columns: tuple[str, ...]
+    # When set, source_period is a plain column and a window's rows are those with
+    # first <= column < last + period_step: a range an index (and partition pruning) serves.
+    period_step: timedelta | None = None
 
     @property
     def table(self) -> str:
@@ -151,7 +154,8 @@ FOOTFALL_HOURLY = Rollup(
         FROM occupancy_minutes o JOIN cameras c ON c.id = o.camera_id JOIN stores s ON s.id = c.store_id
         WHERE {window}""",
     source_id="o.camera_id",
-    source_period="date_trunc('hour', o.minute)",
+    source_period="o.minute",
+    period_step=timedelta(hours=1),
     # (The hour leaves DuckDB as UTC text: its time-zone-aware values need pytz in Python.)
     aggregate="""SELECT store_id, camera_id, zone_id, strftime(hour, '%Y-%m-%d %H:%M:%S+00') AS hour,
                CAST(any_value(local_ts) AS DATE) AS local_day,
@@ -280,6 +284,12 @@ def _condition(rollup: Rollup, window: Window) -> str:
     same_id = f"{rollup.source_id} = {_literal(window.id)}"
     if window.first is None or window.last is None or rollup.source_period is None:
         return same_id  # the whole id
+    if rollup.period_step is not None:
+        assert isinstance(window.last, datetime)
+        return (
+            f"{same_id} AND {rollup.source_period} >= {_literal(window.first)} "
+            f"AND {rollup.source_period} < {_literal(window.last + rollup.period_step)}"
+        )
     return (
         f"{same_id} AND {rollup.source_period} BETWEEN {_literal(window.first)} AND {_literal(window.last)}"
     )

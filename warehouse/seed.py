@@ -31,6 +31,7 @@ from shrinkwatch.contracts import risk_level
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.site_file import Camera, Economics, SiteConfig, Store, Zone, open_at
 from warehouse.db import Connection
+from warehouse.partitions import ensure_partitions
 from warehouse.site_tables import apply_site_config
 
 PREFIX = "seed-"
@@ -206,6 +207,7 @@ def seed_history(
     start = end - timedelta(days=days)
     config = site(stores, cameras, rng)
     apply_site_config(conn, config)
+    ensure_partitions(conn, start.date(), end.date())  # the seeded days have theirs
     period = f"{start:%Y-%m-%d} to {end:%Y-%m-%d %H:%M}Z"
     progress(f"seeding {days} days x {stores} stores x {cameras} cameras, {period}")
     counts = {"incidents": 0, "reviewed": 0, "occupancy": 0, "heat": 0}
