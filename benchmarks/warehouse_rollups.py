@@ -59,10 +59,21 @@ def timed(fn: Callable[[], Any], repeat: int = REPEAT) -> list[float]:
 def questions(
     conn: Connection, scope: Scope, end: date
 ) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
-    """{question: (from the rollups, from the base tables)} answering the same thing."""
+    """{question: (from the rollups, from the base tables)} answering the same thing.
+
+    The base-table queries are written as well as the rollups': each bounds its timestamps
+    in UTC (store-local days lie within a day of them) so that the indexes and the daily
+    partitions serve it, and filters the store-local days exactly."""
     week, quarter, month = end - timedelta(days=6), end - timedelta(days=90), end - timedelta(days=29)
     filters = IncidentFilter(levels=("high", "medium"), review=("unreviewed", "confirmed"), first_day=month)
-    params = {"first": month, "last": end, "store": "seed-001", "camera": "seed-001-cam-01"}
+    params = {
+        "first": month,
+        "last": end,
+        "store": "seed-001",
+        "camera": "seed-001-cam-01",
+        "lo": month - timedelta(days=1),
+        "hi": end + timedelta(days=2),
+    }
 
     def base(sql: str, **extra: Any) -> Callable[[], Any]:
         return lambda: conn.execute(sql, {**params, **extra}).fetchall()
@@ -75,9 +86,11 @@ def questions(
                    FROM heatmap_hours h JOIN cameras c ON c.id = h.camera_id
                    JOIN stores s ON s.id = c.store_id
                    CROSS JOIN LATERAL unnest(h.cells, h.person_s, h.dwell_s) AS u(cell, person_s, dwell_s)
-                   WHERE h.camera_id = %(camera)s AND (h.hour AT TIME ZONE s.timezone)::date
-                         BETWEEN %(week)s AND %(last)s GROUP BY u.cell""",
+                   WHERE h.camera_id = %(camera)s AND h.hour >= %(lo)s AND h.hour < %(hi)s
+                     AND (h.hour AT TIME ZONE s.timezone)::date BETWEEN %(week)s AND %(last)s
+                   GROUP BY u.cell""",
                 week=week,
+                lo=week - timedelta(days=1),
             ),
         ),
         "store risk pattern, a quarter": (
@@ -86,10 +99,11 @@ def questions(
                 """SELECT extract(isodow FROM i.started_at AT TIME ZONE s.timezone) - 1,
                           extract(hour FROM i.started_at AT TIME ZONE s.timezone), i.incident_type, count(*)
                    FROM incidents i JOIN stores s ON s.id = i.store_id
-                   WHERE i.store_id = %(store)s
+                   WHERE i.store_id = %(store)s AND i.started_at >= %(lo)s AND i.started_at < %(hi)s
                      AND (i.started_at AT TIME ZONE s.timezone)::date BETWEEN %(quarter)s AND %(last)s
                    GROUP BY 1, 2, 3""",
                 quarter=quarter,
+                lo=quarter - timedelta(days=1),
             ),
         ),
         "chain ROI, a year": (
@@ -109,6 +123,7 @@ def questions(
             base(
                 """SELECT i.* FROM incidents i JOIN stores s ON s.id = i.store_id
                    WHERE i.risk_level IN ('high', 'medium') AND i.user_confirmed IS NOT FALSE
+                     AND i.started_at >= %(lo)s
                      AND (i.started_at AT TIME ZONE s.timezone)::date >= %(first)s
                    ORDER BY i.started_at DESC, i.incident_id DESC LIMIT 50"""
             ),
@@ -120,7 +135,7 @@ def questions(
                           sum(o.visitors), sum(o.people_avg), max(o.people_peak)
                    FROM occupancy_minutes o JOIN cameras c ON c.id = o.camera_id
                    JOIN stores s ON s.id = c.store_id
-                   WHERE c.store_id = %(store)s
+                   WHERE c.store_id = %(store)s AND o.minute >= %(lo)s AND o.minute < %(hi)s
                      AND (o.minute AT TIME ZONE s.timezone)::date BETWEEN %(first)s AND %(last)s
                    GROUP BY 1, 2, 3"""
             ),
