@@ -34,6 +34,8 @@ from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
 from shrinkwatch.site_file import parse_site_config
+from streamlit_app.serve import dashboard_url
+from warehouse.db import Connection
 
 Say = Callable[[str], None]
 CAMERA_ID = "cam-walkway"
@@ -99,6 +101,23 @@ def _stop_children(children: list[Child], say: Say) -> None:
         say(f"  stopped {child.name}")
 
 
+DEMO_USER = "demo"
+
+
+def _demo_account(conn: Connection) -> str:
+    """The demo's admin account, with a new random password for this run (returned)."""
+    import secrets
+
+    from warehouse.users import add_user, list_users, set_password
+
+    password = secrets.token_urlsafe(9)
+    if any(user.username == DEMO_USER for user in list_users(conn)):
+        set_password(conn, DEMO_USER, password)
+    else:
+        add_user(conn, DEMO_USER, "admin", password=password, display_name="Demo admin")
+    return password
+
+
 def _count_incidents(dsn: str, since: datetime) -> int:
     from warehouse.db import connect
     from warehouse.incidents import count_incidents
@@ -145,6 +164,7 @@ def run_demo(
             if not seeded_stores(conn):
                 say("== seeding 14 days of synthetic history for the analytics (stores seed-*)")
                 seed_history(conn, days=14, stores=2, cameras=2, progress=lambda m: say(f"  {m}"))
+            password = _demo_account(conn)
         say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
         say("== preparing the model")
         source, backend = prepare_model(settings, lambda m: say(f"  {m}"))
@@ -163,7 +183,8 @@ def run_demo(
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
         say(f"  loitering threshold {loiter_threshold_s:g} s")
-        say(f"  dashboard: http://127.0.0.1:{settings.dashboard_port}   (Ctrl-C stops the demo)")
+        say(f"  dashboard: {dashboard_url(settings)}   (Ctrl-C stops the demo)")
+        say(f"  sign in as {DEMO_USER} / {password}   (a new password each run)")
         return _watch(settings, children, stop, t0, duration_s, until_incidents, say)
     finally:
         say("== stopping")

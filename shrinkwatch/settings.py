@@ -120,6 +120,18 @@ class Settings(BaseSettings):
     )
 
     dashboard_port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
+    dashboard_address: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the dashboard listens on: loopback by default; 0.0.0.0 (all) only "
+        "behind a TLS reverse proxy (docs/DASHBOARD.md).",
+    )
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long (then sign in again)."
+    )
+    dashboard_secure_cookie: bool = Field(
+        False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
+    )
     camera_sim_port: int = Field(18080, ge=1, le=65535, description="camera-sim HTTP port.")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

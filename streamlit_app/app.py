@@ -1,4 +1,8 @@
-"""Shrinkwatch dashboard: routes only; each page lives in its section folder."""
+"""Shrinkwatch dashboard: sign-in check and routes; each page lives in its section folder.
+
+Served by streamlit_app/server.py, which admits no request without a session; every page
+then reads the signed-in account and its scope from `auth.page()`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,30 @@ from pathlib import Path
 
 import streamlit as st
 
+from streamlit_app import auth
+
 HERE = Path(__file__).parent
 
 st.set_page_config(page_title="Shrinkwatch", page_icon=":material/shield:", layout="wide")
+signed = auth.require()
+st.session_state[auth.SIGNED_IN_KEY] = signed
+auth.sidebar(signed)
 page = st.navigation(
     {
         "Review": [
             st.Page(
                 HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:", default=True
             ),
+            st.Page(
+                HERE / "review" / "incident.py",
+                title="Review",
+                icon=":material/fact_check:",
+                url_path="review",
+            ),
             st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
         ],
         "Monitor": [
-            st.Page(HERE / "monitor" / "live.py", title="Live view", icon=":material/videocam:"),
+            st.Page(HERE / "monitor" / "live.py", title="Live", icon=":material/videocam:"),
         ],
     }
 )

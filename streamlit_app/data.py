@@ -1,16 +1,17 @@
-"""The dashboard's access to the warehouse: one settings object, cached connections and queries."""
+"""The dashboard's access to the warehouse: one settings object, cached connections and
+scoped lookups (every function that reads stores takes the signed-in scope)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from shrinkwatch.settings import Settings, load_settings
 from warehouse.db import Connection
+from warehouse.queries import Scope
 from warehouse.weights import WeightsVersion
 
 
@@ -37,28 +38,34 @@ def connection() -> Connection:
     return conn
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def incidents(limit: int = 500) -> pd.DataFrame:
-    """Recent incidents as a frame, newest first."""
-    from warehouse.incidents import list_incidents
+@st.cache_data(ttl=30, show_spinner=False)
+def stores(scope: Scope) -> pd.DataFrame:
+    """The stores in the scope: id, name, timezone, economics."""
+    from warehouse.queries import stores_in_scope
 
-    rows: list[dict[str, Any]] = list_incidents(connection(), limit=limit)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["dwell_s"] = [
-            next((s["value"] for s in signals if s["name"] == "dwell_high_value_s"), None)
-            for signals in frame["signals"]
-        ]
-        frame["zone_ids"] = [", ".join(z) for z in frame["zone_ids"]]
-    return frame
+    return stores_in_scope(connection(), scope)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def stores() -> list[str]:
-    """Store ids of the site configuration."""
-    from warehouse.site_tables import load_stores
+@st.cache_data(ttl=30, show_spinner=False)
+def cameras(scope: Scope) -> pd.DataFrame:
+    """The cameras of the stores in the scope: id, store_id, name, location."""
+    from warehouse.queries import cameras_in_scope
 
-    return [store.id for store in load_stores(connection())]
+    return cameras_in_scope(connection(), scope)
+
+
+def local_times(frame: pd.DataFrame, column: str, timezones: dict[str, str]) -> list[str]:
+    """`column` of each row as the wall-clock time of its store (`store_id`), for tables."""
+    from zoneinfo import ZoneInfo
+
+    out = []
+    for store_id, moment in zip(frame["store_id"], frame[column], strict=True):
+        if moment is None or pd.isna(moment):
+            out.append("")
+            continue
+        zone = ZoneInfo(timezones.get(store_id, "UTC"))
+        out.append(moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
+    return out
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -95,7 +102,26 @@ def evidence_file(reference: str | None, suffix: str | None = None) -> Path | No
     return path
 
 
-def live_frames() -> dict[str, Path]:
-    """The newest annotated frame of each camera, by camera id."""
+def live_frames(camera_ids: set[str]) -> dict[str, Path]:
+    """The newest annotated frame of each of these cameras that has one, by camera id."""
     folder = settings().live_dir()
-    return {p.stem: p for p in sorted(folder.glob("*.jpg"))} if folder.is_dir() else {}
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.jpg")) if p.stem in camera_ids}
+
+
+def image_data_url(path: Path) -> str:
+    """An image file as a data: URL (a Plotly figure draws it as its background)."""
+    import base64
+
+    kind = "png" if path.suffix.lower() == ".png" else "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def image_aspect(path: Path) -> float:
+    """Height / width of an image file."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    return height / width if width else 1.0

@@ -1,4 +1,5 @@
-"""`shrinkwatch app`: run the Streamlit dashboard in this process."""
+"""`shrinkwatch app`: run the dashboard (streamlit_app/server.py: Streamlit behind the
+sign-in gate) in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from shrinkwatch.settings import Settings
 
-APP = Path(__file__).with_name("app.py")
+SERVER = Path(__file__).with_name("server.py")
 
 
 def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
@@ -18,11 +19,11 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(SERVER),
         "--server.port",
         str(port or settings.dashboard_port),
         "--server.address",
-        "127.0.0.1",
+        settings.dashboard_address,
         "--server.headless",
         "true",
         "--server.fileWatcherType",
@@ -36,9 +37,19 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
     ]
 
 
+def dashboard_url(settings: Settings, port: int | None = None) -> str:
+    """Where a browser on this machine finds the dashboard."""
+    host = settings.dashboard_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or settings.dashboard_port}"
+
+
 def serve(settings: Settings, port: int | None = None) -> int:
     """Replace this process with Streamlit (it handles SIGINT/SIGTERM itself)."""
     args = streamlit_args(settings, port)
-    print(f"dashboard: http://127.0.0.1:{port or settings.dashboard_port}", file=sys.stderr, flush=True)
+    print(f"dashboard: {dashboard_url(settings, port)}", file=sys.stderr, flush=True)
     os.execv(args[0], args)
     return 0  # not reached

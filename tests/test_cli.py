@@ -28,6 +28,13 @@ COMMANDS = [
     ["warehouse", "prune"],
     ["rollups"],
     ["rollups", "run"],
+    ["users"],
+    ["users", "add"],
+    ["users", "passwd"],
+    ["users", "update"],
+    ["users", "disable"],
+    ["users", "enable"],
+    ["users", "list"],
     ["app"],
     ["demo"],
 ]

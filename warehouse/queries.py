@@ -13,7 +13,7 @@ that started on those days where they happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -151,6 +151,11 @@ def _params(scope: Scope, filters: IncidentFilter) -> dict[str, Any]:
     }
 
 
+# "seen": whether %(viewer)s has seen it (NULL viewer: false), apart from any verdict.
+_SEEN = """EXISTS (SELECT 1 FROM incident_seen v
+                   WHERE v.incident_id = i.incident_id AND v.username = %(viewer)s) AS seen"""
+
+
 def incidents_page(
     conn: Connection,
     scope: Scope,
@@ -158,9 +163,11 @@ def incidents_page(
     *,
     after: Cursor | None = None,
     page_size: int = 50,
+    viewer: str | None = None,
 ) -> tuple[pd.DataFrame, Cursor | None]:
     """One page of incidents, newest first, and the cursor of the next page (None at the
-    end). Columns: INCIDENT_COLUMNS. Keyset paging: as fast on page 2,000 as on page 1."""
+    end). Columns: INCIDENT_COLUMNS, then `seen` (by `viewer`). Keyset paging: as fast on
+    page 2,000 as on page 1."""
     if not 1 <= page_size <= 1000:
         msg = f"page_size: {page_size} is outside 1..1000"
         raise QueryError(msg)
@@ -168,9 +175,10 @@ def incidents_page(
         "after_ts": after.started_at if after else None,
         "after_id": after.incident_id if after else None,
         "limit": page_size + 1,
+        "viewer": viewer,
     }
     rows = conn.execute(
-        f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}
+        f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN}
             FROM incidents i JOIN stores s ON s.id = i.store_id
             WHERE {_WHERE}
               AND (%(after_ts)s::timestamptz IS NULL
@@ -181,9 +189,108 @@ def incidents_page(
     ).fetchall()
     more = len(rows) > page_size
     rows = rows[:page_size]
-    frame = pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*INCIDENT_COLUMNS, "seen"])
     cursor = Cursor(rows[-1]["started_at"], rows[-1]["incident_id"]) if more else None
     return frame, cursor
+
+
+def incident_detail(
+    conn: Connection, scope: Scope, incident_id: str, *, viewer: str | None = None
+) -> dict[str, Any] | None:
+    """One incident (INCIDENT_COLUMNS, `seen`, and the store's name and time zone), or None
+    when it does not exist or is outside the scope: the two look the same to the caller."""
+    return conn.execute(
+        f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN},
+                   s.name AS store_name, s.timezone AS store_timezone
+            FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE i.incident_id = %(id)s AND i.store_id = ANY(%(scope)s)""",  # noqa: S608
+        {"id": incident_id, "scope": sorted(scope.store_ids), "viewer": viewer},
+    ).fetchone()
+
+
+def next_unreviewed(
+    conn: Connection, scope: Scope, filters: IncidentFilter = IncidentFilter(), *, skip: tuple[str, ...] = ()
+) -> str | None:
+    """The newest incident without a verdict that matches the filters (other than those in
+    `skip`), or None when there is none left."""
+    params = _params(scope, replace(filters, review=("unreviewed",))) | {"skip": list(skip)}
+    row = conn.execute(
+        f"""SELECT i.incident_id FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE {_WHERE} AND NOT (i.incident_id = ANY(%(skip)s))
+            ORDER BY i.started_at DESC, i.incident_id DESC LIMIT 1""",  # noqa: S608
+        params,
+    ).fetchone()
+    return row["incident_id"] if row else None
+
+
+def record_verdict(
+    conn: Connection, scope: Scope, incident_id: str, *, confirmed: bool, reviewer: str, note: str | None
+) -> bool:
+    """An analyst's verdict (confirmed or rejected, and a note) on an incident within the
+    scope; the calibration learns from it. False when there is no such incident in scope.
+    Reviewing also marks the incident seen by the reviewer."""
+    note = (note or "").strip() or None
+    if note is not None and len(note) > 2000:
+        msg = "note: at most 2000 characters"
+        raise QueryError(msg)
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE incidents SET user_confirmed = %(confirmed)s, reviewed_by = %(reviewer)s,
+                   reviewed_at = now(), review_note = %(note)s
+               WHERE incident_id = %(id)s AND store_id = ANY(%(scope)s) RETURNING incident_id""",
+            {
+                "confirmed": confirmed,
+                "reviewer": reviewer,
+                "note": note,
+                "id": incident_id,
+                "scope": sorted(scope.store_ids),
+            },
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                """INSERT INTO incident_seen (incident_id, username) VALUES (%s, %s)
+                   ON CONFLICT DO NOTHING""",
+                (incident_id, reviewer),
+            )
+    return row is not None
+
+
+def incidents_csv(conn: Connection, scope: Scope, filters: IncidentFilter, *, limit: int = 100_000) -> bytes:
+    """The filtered list as CSV (newest first, at most `limit` rows; signals as
+    name=contribution pairs), for spreadsheets."""
+    params = _params(scope, filters) | {"limit": limit}
+    columns = [c for c in INCIDENT_COLUMNS if c not in ("signals", "snapshot")]
+    rows = conn.execute(
+        f"""SELECT {", ".join(f"i.{c}" for c in columns)},
+                   (SELECT string_agg((x ->> 'name') || '=' || round((x ->> 'contribution')::numeric, 3), ' ')
+                    FROM jsonb_array_elements(i.signals) x) AS signals
+            FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE {_WHERE}
+            ORDER BY i.started_at DESC, i.incident_id DESC LIMIT %(limit)s""",  # noqa: S608
+        params,
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=[*columns, "signals"])
+    if not frame.empty:
+        frame["zone_ids"] = [" ".join(z or []) for z in frame["zone_ids"]]
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def stores_in_scope(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The stores the caller may see. Columns: id, name, timezone, economics."""
+    rows = conn.execute(
+        "SELECT id, name, timezone, economics FROM stores WHERE id = ANY(%s) ORDER BY id",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "name", "timezone", "economics"])
+
+
+def cameras_in_scope(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The cameras of the stores the caller may see. Columns: id, store_id, name, location."""
+    rows = conn.execute(
+        "SELECT id, store_id, name, location FROM cameras WHERE store_id = ANY(%s) ORDER BY store_id, id",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "store_id", "name", "location"])
 
 
 def incident_count(conn: Connection, scope: Scope, filters: IncidentFilter = IncidentFilter()) -> int:

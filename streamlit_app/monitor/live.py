@@ -1,22 +1,84 @@
-"""Live view: the newest annotated frame of every camera, about once a second."""
+"""Live: medium and high-risk incidents as they arrive, and the newest frame of each camera."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import streamlit as st
 
-from streamlit_app import data
+from streamlit_app import auth, data
+from warehouse.queries import IncidentFilter, incidents_page
 
-st.title("Live view")
-st.caption("The newest analysed frame of each camera, with its tracked objects. Updates every second.")
+signed = auth.page()
+scope = signed.scope
+st.title("Live")
+st.caption(
+    "Medium and high-risk incidents of the last 24 hours as they arrive, and what each camera sees now."
+)
+
+stores = data.stores(scope)
+store_names = dict(zip(stores["id"], stores["name"], strict=True))
+timezones = dict(zip(stores["id"], stores["timezone"], strict=True))
 
 
-@st.fragment(run_every=1)
+@auth.live(run_every=3)
+def incoming() -> None:
+    today = datetime.now(UTC).date()
+    filters = IncidentFilter(levels=("medium", "high"), first_day=today - timedelta(days=1))
+    page, _ = incidents_page(data.connection(), scope, filters, page_size=20, viewer=signed.user.username)
+    recent = page[page["started_at"] >= datetime.now(UTC) - timedelta(hours=24)] if not page.empty else page
+    known: set[str] | None = st.session_state.get("live_known")
+    ids = set(recent["incident_id"]) if not recent.empty else set()
+    if known is not None:
+        for row in recent[recent["incident_id"].isin(ids - known)].itertuples():
+            if row.risk_level == "high":
+                st.toast(
+                    f"High risk: {row.incident_type.replace('_', ' ')} at "
+                    f"{store_names.get(row.store_id, row.store_id)} ({row.camera_id})",
+                    icon=":material/warning:",
+                    duration="long",
+                )
+    st.session_state["live_known"] = (known or set()) | ids
+    cols = st.columns(3)
+    cols[0].metric("Medium or high, last 24 h", len(recent))
+    cols[1].metric("High", int((recent["risk_level"] == "high").sum()) if not recent.empty else 0)
+    cols[2].metric("Open now", int((recent["status"] == "open").sum()) if not recent.empty else 0)
+    if recent.empty:
+        st.info("No medium or high-risk incidents in the last 24 hours. New ones appear here by themselves.")
+        return
+    view = pd.DataFrame(
+        {
+            "started": data.local_times(recent, "started_at", timezones),
+            "type": [t.replace("_", " ") for t in recent["incident_type"]],
+            "risk": recent["risk_level"],
+            "score": recent["risk_score"],
+            "store": [store_names.get(s, s) for s in recent["store_id"]],
+            "camera": recent["camera_id"],
+            "status": recent["status"],
+            "review": [f"/review?id={i}" for i in recent["incident_id"]],
+        }
+    )
+    st.dataframe(
+        view,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
+            "review": st.column_config.LinkColumn("review", display_text="open"),
+        },
+    )
+
+
+@auth.live(run_every=1)
 def cameras() -> None:
-    frames = data.live_frames()
+    frames = data.live_frames(set(data.cameras(scope)["id"]))
     if not frames:
-        st.info("No camera is being analysed on this machine right now (start `shrinkwatch detect`).")
+        st.info(
+            "No camera of your stores is being analysed on this machine right now "
+            "(start `shrinkwatch detect`)."
+        )
         return
     columns = st.columns(min(3, len(frames)))
     for i, (camera_id, path) in enumerate(frames.items()):
@@ -27,4 +89,7 @@ def cameras() -> None:
                 st.warning(f"{camera_id}: no new frame for {age:.0f} s")
 
 
+st.subheader("Incidents")
+incoming()
+st.subheader("Cameras")
 cameras()

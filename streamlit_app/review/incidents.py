@@ -1,73 +1,186 @@
-"""Incidents: what the pipeline found, newest first, refreshed live."""
+"""Incidents: the filtered list, newest first, a page at a time; triage and CSV export."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from streamlit_app import data
+from shrinkwatch.contracts import INCIDENT_TYPES
+from streamlit_app import auth, data
+from warehouse.queries import (
+    REVIEW_STATES,
+    RISK_LEVELS,
+    STATUSES,
+    Cursor,
+    IncidentFilter,
+    QueryError,
+    incident_count,
+    incidents_csv,
+    incidents_page,
+)
+from warehouse.users import mark_seen
+
+PAGE_SIZE = 50
+signed = auth.page()
+scope = signed.scope
 
 st.title("Incidents")
-st.caption("Loss-prevention incidents from every camera, newest first. Refreshes every few seconds.")
+st.caption(
+    "Everything the cameras flagged in your stores, newest first. Select rows to mark them seen "
+    "or open one to review it; dates are each store's own calendar days."
+)
 
-COLUMNS = {
-    "started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm:ss"),
-    "incident_type": st.column_config.TextColumn("Type"),
-    "risk_level": st.column_config.TextColumn("Risk"),
-    "risk_score": st.column_config.ProgressColumn("Score", min_value=0.0, max_value=1.0, format="%.2f"),
-    "status": st.column_config.TextColumn("Status"),
-    "store_id": st.column_config.TextColumn("Store"),
-    "camera_id": st.column_config.TextColumn("Camera"),
-    "zone_ids": st.column_config.TextColumn("Zones"),
-    "track_id": st.column_config.NumberColumn("Track"),
-    "dwell_s": st.column_config.NumberColumn("Dwell (s)", format="%.1f"),
-    "ended_at": st.column_config.DatetimeColumn("Ended", format="HH:mm:ss"),
-    "version": st.column_config.NumberColumn("Version"),
-    "incident_id": st.column_config.TextColumn("Incident id"),
-}
+stores = data.stores(scope)
+if stores.empty:
+    st.info("No stores to show: apply a site file (`shrinkwatch sites apply`), or ask an admin for access.")
+    st.stop()
+cameras = data.cameras(scope)
+store_names = dict(zip(stores["id"], stores["name"], strict=True))
+timezones = dict(zip(stores["id"], stores["timezone"], strict=True))
 
 
-@st.fragment(run_every=3)
-def incident_table() -> None:
-    frame = data.incidents()
-    if frame.empty:
-        st.info("No incidents yet. They appear here as soon as the dataflow reports them.")
-        return
-    open_count = int((frame["status"] == "open").sum())
-    high = int((frame["risk_level"] == "high").sum())
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Incidents", len(frame))
-    c2.metric("Open now", open_count)
-    c3.metric("High risk", high)
-    st.dataframe(frame[list(COLUMNS)], column_config=COLUMNS, hide_index=True, width="stretch")
+def label(values: dict[str, str]) -> Any:
+    return lambda key: f"{values.get(key, key)} ({key})" if values.get(key) not in (None, key) else key
 
 
-def evidence() -> None:
-    frame = data.incidents()
-    if frame.empty or "snapshot" not in frame:
-        return
-    with_evidence = frame[frame["snapshot"].notna()]
-    st.subheader("Evidence")
-    if with_evidence.empty:
-        st.caption("Snapshots and clips appear here once the detector has saved them.")
-        return
-    labels = {
-        row.incident_id: f"{row.started_at:%Y-%m-%d %H:%M:%S} · {row.incident_type} · "
-        f"{row.camera_id} · track {row.track_id}"
-        for row in with_evidence.itertuples()
+with st.container(border=True):
+    row1 = st.columns([2, 2, 2, 2])
+    chosen_stores = row1[0].multiselect(
+        "Stores", list(stores["id"]), format_func=label(store_names), placeholder="All stores"
+    )
+    camera_choices = cameras[cameras["store_id"].isin(chosen_stores)] if chosen_stores else cameras
+    chosen_cameras = row1[1].multiselect(
+        "Cameras",
+        list(camera_choices["id"]),
+        format_func=label(dict(zip(cameras["id"], cameras["name"], strict=True))),
+        placeholder="All cameras",
+    )
+    chosen_types = row1[2].multiselect(
+        "Types", list(INCIDENT_TYPES), format_func=lambda t: t.replace("_", " "), placeholder="All types"
+    )
+    today = datetime.now(UTC).date()
+    days = row1[3].date_input(
+        "Days (store time)", (today - timedelta(days=6), today), max_value=today + timedelta(1)
+    )
+    row2 = st.columns([2, 2, 2, 2])
+    chosen_levels = row2[0].multiselect("Risk", list(RISK_LEVELS), placeholder="Any risk")
+    chosen_status = row2[1].multiselect("Status", list(STATUSES), placeholder="Open or closed")
+    chosen_review = row2[2].multiselect("Review", list(REVIEW_STATES), placeholder="Any verdict")
+    min_score = row2[3].slider("Minimum score", 0.0, 1.0, 0.0, 0.05)
+
+first_day: date | None = None
+last_day: date | None = None
+if isinstance(days, tuple) and len(days) == 2:
+    first_day, last_day = days
+elif isinstance(days, tuple) and len(days) == 1:
+    first_day = last_day = days[0]
+filters = IncidentFilter(
+    stores=tuple(chosen_stores),
+    cameras=tuple(chosen_cameras),
+    types=tuple(chosen_types),
+    levels=tuple(chosen_levels),
+    statuses=tuple(chosen_status),
+    review=tuple(chosen_review),
+    first_day=first_day,
+    last_day=last_day,
+    min_score=float(min_score),
+)
+
+# Pages: a stack of cursors, reset when the filters change.
+if st.session_state.get("incidents_filters") != filters:
+    st.session_state["incidents_filters"] = filters
+    st.session_state["incidents_cursors"] = [None]
+cursors: list[Cursor | None] = st.session_state["incidents_cursors"]
+
+conn = data.connection()
+try:
+    total = incident_count(conn, scope, filters)
+    unreviewed = incident_count(
+        conn, scope, IncidentFilter(**{**filters.__dict__, "review": ("unreviewed",)})
+    )
+    page, next_cursor = incidents_page(
+        conn, scope, filters, after=cursors[-1], page_size=PAGE_SIZE, viewer=signed.user.username
+    )
+except QueryError as exc:
+    st.error(str(exc))
+    st.stop()
+
+metrics = st.columns(4)
+metrics[0].metric("Matching", f"{total:,}")
+metrics[1].metric("Awaiting a verdict", f"{unreviewed:,}")
+metrics[2].metric(
+    "High risk on this page", int((page["risk_level"] == "high").sum()) if not page.empty else 0
+)
+metrics[3].metric("Unseen on this page", int((~page["seen"]).sum()) if not page.empty else 0)
+
+if page.empty:
+    st.info("No incidents match these filters." if total == 0 else "No more incidents.")
+    st.stop()
+
+view = pd.DataFrame(
+    {
+        "seen": ["" if seen else "●" for seen in page["seen"]],
+        "started": data.local_times(page, "started_at", timezones),
+        "type": [t.replace("_", " ") for t in page["incident_type"]],
+        "risk": page["risk_level"],
+        "score": page["risk_score"],
+        "store": [store_names.get(s, s) for s in page["store_id"]],
+        "camera": page["camera_id"],
+        "status": page["status"],
+        "verdict": [
+            "—" if v is None or pd.isna(v) else ("confirmed" if v else "rejected")
+            for v in page["user_confirmed"]
+        ],
+        "reviewed by": page["reviewed_by"].fillna(""),
     }
-    chosen = st.selectbox("Incident", list(labels), format_func=lambda key: labels[key])
-    reference = with_evidence.set_index("incident_id").loc[chosen, "snapshot"]
-    left, right = st.columns(2)
-    snapshot = data.evidence_file(reference)
-    clip = data.evidence_file(reference, ".mp4")
-    if snapshot:
-        left.image(str(snapshot), caption="Snapshot when the incident opened")
-    else:
-        left.warning(f"Snapshot {reference} is not in the evidence folder.")
-    if clip:
-        right.video(str(clip))
-        right.caption("Clip: about 5 s before to 5 s after")
+)
+picked = st.dataframe(
+    view,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="multi-row",
+    key=f"incident_rows_{len(cursors)}",
+    column_config={
+        "seen": st.column_config.TextColumn("", help="● not seen by you yet", width="small"),
+        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
+    },
+)
+rows = list(picked.selection.rows) if picked is not None else []
+selected = page.iloc[rows]["incident_id"].tolist() if rows else []
 
-
-incident_table()
-evidence()
+actions = st.columns([1.2, 1.6, 1, 1, 2.2])
+if actions[0].button(
+    "Review",
+    icon=":material/fact_check:",
+    type="primary",
+    disabled=len(selected) != 1,
+    help="Open the selected incident",
+):
+    st.switch_page("review/incident.py", query_params={"id": selected[0]})
+if actions[1].button(
+    f"Mark {len(selected) or 'page'} seen",
+    icon=":material/done_all:",
+    help="Triage: mark the selected rows (or the whole page) seen",
+):
+    marked = mark_seen(conn, scope, signed.user.username, selected or page["incident_id"].tolist())
+    st.toast(f"Marked {marked} incident(s) seen")
+    st.rerun()
+if actions[2].button("Newer", icon=":material/arrow_back:", disabled=len(cursors) == 1):
+    cursors.pop()
+    st.rerun()
+if actions[3].button("Older", icon=":material/arrow_forward:", disabled=next_cursor is None):
+    cursors.append(next_cursor)
+    st.rerun()
+actions[4].download_button(
+    "Export CSV",
+    data=lambda: incidents_csv(data.connection(), scope, filters),
+    file_name=f"incidents-{datetime.now(UTC):%Y%m%d-%H%M}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    help="All matching incidents (up to 100,000), not only this page",
+)
+st.caption(f"Page {len(cursors)} · {PAGE_SIZE} per page")

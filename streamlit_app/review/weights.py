@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from flows.risk import Weights
+from streamlit_app import auth
 from streamlit_app.data import risk_weights, stores, weights_history
 
 st.title("Risk weights")
@@ -15,7 +16,7 @@ st.caption(
     "signal seen in confirmed incidents gains weight, one seen in rejected incidents loses it."
 )
 
-store_ids = stores()
+store_ids = list(stores(auth.page().scope)["id"])
 if not store_ids:
     st.info("No stores configured yet: apply a site file with `shrinkwatch sites apply`.")
     st.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from tests.support import cli_env, needs_footage, run_cli
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
 from warehouse.seed import seeded_stores
+from warehouse.users import authenticate
 
 
 def free_port() -> int:
@@ -34,7 +36,10 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
         assert f"stopped {part}" in out
     assert "== seeding 14 days of synthetic history" in out
     assert "stopping Kafka" not in out  # it did not start the session's services, so it leaves them
+    password = re.search(r"sign in as demo / (\S+)", out)
+    assert password, out[-2000:]
     with connect(settings.database_dsn) as conn:
+        assert authenticate(conn, "demo", password[1], client="test").role == "admin"
         rows = list_incidents(conn, store_id="demo-store")
         assert seeded_stores(conn) == 2  # history for the analytics, beside the live store
     assert rows and {r["camera_id"] for r in rows} == {"cam-walkway"}

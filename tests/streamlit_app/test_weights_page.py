@@ -14,6 +14,7 @@ from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import REPO_ROOT, Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident
+from tests.streamlit_app.conftest import sign_in
 from tests.support import settings_file
 from warehouse.db import connect
 from warehouse.incidents import review_incident, upsert_incidents
@@ -27,6 +28,7 @@ def weights_page(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     st.cache_resource.clear()
     st.cache_data.clear()
     at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["shrinkwatch_token"] = sign_in(settings)
     at.run()
     at.switch_page("review/weights.py").run()
     assert not at.exception

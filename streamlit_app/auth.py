@@ -1,0 +1,116 @@
+"""Who is signed in, for the pages: the account and the scope every query takes.
+
+The web server (streamlit_app.server) lets no request in without an open session; the pages
+check again on every run and every live refresh (`live`), so a session that ends while a tab
+is open (sign-out elsewhere, a disabled account, an expiry) stops showing data at the next
+refresh. The token comes from the browser's cookie; a test that drives a page without a
+browser (Streamlit's AppTest) puts a real session's token in `st.session_state[TOKEN_KEY]`
+instead, and it is checked in PostgreSQL all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from streamlit_app import data
+from warehouse.queries import Scope
+from warehouse.users import User, end_session, scope_of, session_user
+
+COOKIE = "shrinkwatch_session"  # the same name as streamlit_app.server.COOKIE
+TOKEN_KEY = "shrinkwatch_token"
+SIGNED_IN_KEY = "shrinkwatch_signed_in"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The signed-in account and what it may see."""
+
+    user: User
+    scope: Scope
+    token: str
+
+
+def _token() -> str | None:
+    cookie = st.context.cookies.get(COOKIE)
+    if isinstance(cookie, str) and cookie:  # (AppTest has no browser: a stand-in object)
+        return cookie
+    token = st.session_state.get(TOKEN_KEY)
+    return token if isinstance(token, str) and token else None
+
+
+def current() -> SignedIn | None:
+    """The signed-in account now (asked in PostgreSQL), or None."""
+    token = _token()
+    if not token:
+        return None
+    conn = data.connection()
+    user = session_user(conn, token)
+    if user is None:
+        return None
+    return SignedIn(user, scope_of(conn, user), token)
+
+
+def _signed_out() -> None:
+    st.title("Signed out")
+    st.write("Your session has ended. Sign in again to go on.")
+    st.link_button("Sign in", "/signin", type="primary")
+    # Take the browser there (and let the server forget the cookie).
+    st.html("<script>window.location.replace('/signout');</script>", unsafe_allow_javascript=True)
+    st.stop()
+
+
+def require() -> SignedIn:
+    """The signed-in account, or the page stops with a link to sign in."""
+    signed = current()
+    if signed is None:
+        _signed_out()
+        raise AssertionError  # st.stop() does not return
+    return signed
+
+
+def page() -> SignedIn:
+    """The account app.py checked for this run (pages call this first)."""
+    signed = st.session_state.get(SIGNED_IN_KEY)
+    if not isinstance(signed, SignedIn):
+        return require()
+    return signed
+
+
+def live(run_every: float) -> Callable[[F], F]:
+    """`st.fragment(run_every=...)` that checks the session before each refresh."""
+
+    def wrap(fn: F) -> F:
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if current() is None:
+                st.warning("Your session has ended: reload the page to sign in again.")
+                return None
+            return fn(*args, **kwargs)
+
+        checked.__name__ = fn.__name__
+        checked.__qualname__ = fn.__qualname__
+        return st.fragment(checked, run_every=run_every)  # type: ignore[return-value]
+
+    return wrap
+
+
+def sign_out(signed: SignedIn) -> None:
+    """End the session everywhere, then let the server forget the cookie."""
+    end_session(data.connection(), signed.token)
+    st.session_state.pop(TOKEN_KEY, None)
+    st.html("<script>window.location.replace('/signout');</script>", unsafe_allow_javascript=True)
+    st.stop()
+
+
+def sidebar(signed: SignedIn) -> None:
+    """Who is signed in, what they see, and the sign-out button."""
+    with st.sidebar:
+        user = signed.user
+        stores = ", ".join(user.stores) if user.role == "store_manager" else "all stores"
+        st.caption(f"Signed in as **{user.label}** · {user.role.replace('_', ' ')} · {stores}")
+        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+            sign_out(signed)

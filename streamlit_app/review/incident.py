@@ -1,0 +1,199 @@
+"""Review: one incident's evidence and explanation, and the verdict in one click.
+
+Confirm (Y) or reject (X) records the verdict (the calibration learns from it) and moves
+on to the next incident awaiting one; Next (N) skips without a verdict. Opening an incident
+marks it seen by you.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from streamlit_app import auth, data
+from warehouse.queries import IncidentFilter, QueryError, incident_detail, next_unreviewed, record_verdict
+from warehouse.site_tables import load_zones
+from warehouse.users import mark_seen
+
+LEVEL_ICON = {
+    "high": ":red-badge[high risk]",
+    "medium": ":orange-badge[medium risk]",
+    "low": ":gray-badge[low risk]",
+}
+signed = auth.page()
+scope = signed.scope
+conn = data.connection()
+filters: IncidentFilter = st.session_state.get("incidents_filters", IncidentFilter())
+skipped: list[str] = st.session_state.setdefault("review_skipped", [])
+
+
+def go_next(done: str | None = None) -> None:
+    """Open the newest incident still awaiting a verdict (other than those skipped)."""
+    following = next_unreviewed(conn, scope, filters, skip=tuple([*skipped, *([done] if done else [])]))
+    if following is None:
+        st.query_params.clear()
+        st.session_state["review_all_done"] = True
+    else:
+        st.query_params["id"] = following
+    st.rerun()
+
+
+incident_id = st.query_params.get("id")
+if not incident_id:
+    if st.session_state.pop("review_all_done", False):
+        st.title("Review")
+        st.success("Nothing left to review under the current filters.")
+        if skipped and st.button("Start again with the skipped ones"):
+            skipped.clear()
+            st.rerun()
+        st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
+        st.stop()
+    try:
+        go_next()
+    except QueryError as exc:
+        st.error(str(exc))
+        st.stop()
+
+row = incident_detail(conn, scope, str(incident_id), viewer=signed.user.username)
+if row is None:
+    st.title("Review")
+    st.warning("No such incident in your stores.")
+    st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
+    st.stop()
+if not row["seen"]:
+    mark_seen(conn, scope, signed.user.username, [row["incident_id"]])
+
+local = ZoneInfo(row["store_timezone"])
+started = row["started_at"].astimezone(local)
+duration = (row["ended_at"] or row["updated_at"]) - row["started_at"]
+st.title(row["incident_type"].replace("_", " ").capitalize())
+st.markdown(
+    f"{LEVEL_ICON.get(row['risk_level'], row['risk_level'])} · score **{row['risk_score']:.2f}** · "
+    f"{row['store_name']} · camera `{row['camera_id']}` · {started:%a %d %b %Y, %H:%M:%S} store time · "
+    f"{duration.total_seconds():.0f} s · {row['status']}"
+)
+
+# -- verdict ----------------------------------------------------------------------------
+with st.container(border=True):
+    if row["user_confirmed"] is None:
+        st.markdown("**Awaiting a verdict.** Is this a real loss-prevention event?")
+    else:
+        verdict = "confirmed" if row["user_confirmed"] else "rejected"
+        when = row["reviewed_at"].astimezone(local)
+        st.markdown(
+            f"**{verdict.capitalize()}** by {row['reviewed_by']} on {when:%d %b %Y, %H:%M}. "
+            "You can change it."
+        )
+    note = st.text_input(
+        "Note (optional)",
+        value=row["review_note"] or "",
+        key=f"note_{row['incident_id']}",
+        placeholder="What did you see?",
+    )
+    buttons = st.columns([1, 1, 1, 3])
+    confirm = buttons[0].button(
+        "Confirm", icon=":material/check:", type="primary", shortcut="Y", width="stretch"
+    )
+    reject = buttons[1].button("Reject", icon=":material/close:", shortcut="X", width="stretch")
+    skip = buttons[2].button(
+        "Next", icon=":material/skip_next:", shortcut="N", width="stretch", help="Next awaiting a verdict"
+    )
+    buttons[3].caption(
+        "Keys: **Y** confirm · **X** reject · **N** next. A verdict moves on to the next incident."
+    )
+if confirm or reject:
+    if record_verdict(
+        conn, scope, row["incident_id"], confirmed=bool(confirm), reviewer=signed.user.username, note=note
+    ):
+        st.toast(("Confirmed" if confirm else "Rejected") + f": {row['incident_type'].replace('_', ' ')}")
+    go_next(done=row["incident_id"])
+if skip:
+    skipped.append(row["incident_id"])
+    go_next()
+
+# -- evidence and explanation -------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    snapshot = data.evidence_file(row["snapshot"])
+    if snapshot is None:
+        st.info("No snapshot for this incident (evidence is saved by the camera reader that saw it).")
+    else:
+        zones = load_zones(conn, [row["camera_id"]]).get(row["camera_id"], [])
+        figure = go.Figure()
+        figure.add_layout_image(
+            source=data.image_data_url(snapshot),
+            xref="x",
+            yref="y",
+            x=0,
+            y=0,
+            sizex=1,
+            sizey=1,
+            sizing="stretch",
+            layer="below",
+            yanchor="top",
+        )
+        for zone in zones:
+            xs = [p[0] for p in zone.polygon] + [zone.polygon[0][0]]
+            ys = [-p[1] for p in zone.polygon] + [-zone.polygon[0][1]]
+            involved = zone.id in (row["zone_ids"] or [])
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    fill="toself",
+                    name=f"{zone.name} ({zone.kind.replace('_', ' ')})",
+                    line={"color": "#ff4b4b" if involved else "#ffffff", "width": 3 if involved else 1.5},
+                    fillcolor="rgba(255,75,75,0.18)" if involved else "rgba(255,255,255,0.06)",
+                    hoverinfo="name",
+                )
+            )
+        figure.update_xaxes(visible=False, range=[0, 1])
+        figure.update_yaxes(
+            visible=False, range=[-1, 0], scaleanchor="x", scaleratio=data.image_aspect(snapshot)
+        )
+        figure.update_layout(
+            margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=420, legend={"orientation": "h", "y": -0.02}
+        )
+        st.plotly_chart(figure, config={"displayModeBar": False})
+        st.caption("Snapshot when the incident opened, with the camera's zones (the incident's in red).")
+    clip = data.evidence_file(row["snapshot"], ".mp4")
+    if clip is not None:
+        st.video(str(clip))
+        st.caption("Clip: about 5 s before to 5 s after")
+with right:
+    st.subheader("Why this score")
+    signals: list[dict[str, Any]] = sorted(row["signals"] or [], key=lambda s: s.get("contribution", 0.0))
+    if not signals:
+        st.caption("No signals recorded.")
+    else:
+        bars = go.Figure(
+            go.Bar(
+                x=[s["contribution"] for s in signals],
+                y=[s["name"].replace("_", " ") for s in signals],
+                orientation="h",
+                text=[f"{s['contribution']:.2f}" for s in signals],
+                hovertext=[f"value {s['value']:g}" for s in signals],
+                marker_color="#ff4b4b",
+            )
+        )
+        bars.update_layout(
+            height=80 + 36 * len(signals),
+            margin={"l": 0, "r": 10, "t": 10, "b": 30},
+            xaxis_title="contribution to the risk score",
+        )
+        st.plotly_chart(bars, config={"displayModeBar": False})
+        st.caption(
+            "Each signal adds weight × strength to the score; the weights are learnt from "
+            f"verdicts like yours (weights version {row['weights_version'] or 0})."
+        )
+    st.subheader("Details")
+    st.markdown(
+        f"- Zones: {', '.join(row['zone_ids'] or []) or '—'}\n"
+        f"- Track: {row['track_id'] if row['track_id'] is not None else '— (a group)'}\n"
+        f"- Version {row['version']}, last updated {row['updated_at'].astimezone(local):%H:%M:%S}\n"
+        f"- Incident id `{row['incident_id']}`"
+    )

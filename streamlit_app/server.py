@@ -1,0 +1,246 @@
+"""The dashboard's web server: Streamlit's own ASGI app (`st.App`) with a sign-in gate.
+
+Signed out, nothing but the sign-in form answers. `SignInGate` runs before Streamlit on
+every HTTP request and on the websocket that carries all of the app's data: without a
+cookie naming an open session (warehouse.users.session_user, asked in PostgreSQL every
+time, so sign-out and disabled accounts take effect at once) a page request is sent to
+/signin, any other request gets 401 and the websocket is refused. Only the sign-in routes,
+the health check and the frontend's static bundle (the same public code for everyone) pass.
+
+The cookie holds the session token, HttpOnly (page scripts cannot read it), SameSite=Lax
+(another site's form cannot send it: sign-out and sign-in are POSTs; a link from an alert
+email still arrives signed in), and Secure when `dashboard_secure_cookie` is on (behind
+TLS). The pages read the same cookie through `st.context.cookies` (streamlit_app.auth).
+
+`shrinkwatch app` runs this file with `streamlit run`, which finds `app` and serves it.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import streamlit as st
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from shrinkwatch.settings import Settings, load_settings
+from warehouse.db import Connection, connect
+from warehouse.users import AuthError, Throttled, authenticate, end_session, session_user, start_session
+
+COOKIE = "shrinkwatch_session"
+HERE = Path(__file__).parent
+OPEN_PATHS = ("/signin", "/signout", "/_stcore/health", "/_stcore/host-config", "/favicon.png")
+OPEN_PREFIXES = ("/static/",)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class _Database:
+    """One connection for the gate and the sign-in routes, used by one thread at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            path = os.environ.get("SHRINKWATCH_SETTINGS_FILE")
+            self._settings = load_settings(Path(path) if path else None)
+        return self._settings
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = connect(self.settings.database_dsn, autocommit=True)
+            try:
+                return fn(self._conn, *args, **kwargs)
+            except Exception:
+                self._conn.rollback()
+                raise
+
+
+DB = _Database()
+
+
+def _cookie(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, token = part.strip().partition("=")
+                if key == COOKIE:
+                    return token
+    return None
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+class SignInGate:
+    """ASGI middleware: lets a request through only with an open session (or to OPEN_PATHS)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or _is_open(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        token = _cookie(scope)
+        user = await run_in_threadpool(DB.call, session_user, token) if token else None
+        if user is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401, "reason": "sign in first"})
+            return
+        request = Request(scope, receive)
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if wants_page:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            response: Response = RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+        else:
+            response = Response("sign in first", status_code=401, media_type="text/plain")
+        if token:  # a cookie of a session that ended: forget it
+            response.delete_cookie(COOKIE, path="/")
+        await response(scope, receive, send)
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Shrinkwatch</title>
+<style>
+  body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+         font-family: "Source Sans Pro", system-ui, -apple-system, "Segoe UI", sans-serif;
+         background: #f4f6f8; color: #1f2933; }}
+  main {{ width: 22rem; background: #fff; border-radius: 12px; padding: 2.2rem 2.4rem;
+          box-shadow: 0 1px 3px rgba(0,0,0,.08), 0 8px 24px rgba(0,0,0,.06); }}
+  h1 {{ font-size: 1.5rem; margin: 0 0 .25rem; display: flex; gap: .5rem; align-items: center; }}
+  p.lead {{ margin: 0 0 1.6rem; color: #52606d; font-size: .95rem; }}
+  label {{ display: block; font-size: .85rem; font-weight: 600; margin: 1rem 0 .35rem; }}
+  input {{ width: 100%; box-sizing: border-box; padding: .6rem .7rem; font-size: 1rem;
+           border: 1px solid #cbd2d9; border-radius: 8px; }}
+  input:focus {{ outline: 2px solid #ff4b4b33; border-color: #ff4b4b; }}
+  button {{ width: 100%; margin-top: 1.6rem; padding: .7rem; font-size: 1rem; font-weight: 600;
+            color: #fff; background: #ff4b4b; border: 0; border-radius: 8px; cursor: pointer; }}
+  button:hover {{ background: #e03e3e; }}
+  .message {{ margin: 0 0 1rem; padding: .6rem .8rem; border-radius: 8px; font-size: .9rem; }}
+  .error {{ background: #fdecea; color: #8a1c1c; }}
+  .info {{ background: #e8f1fb; color: #1c4f8a; }}
+  footer {{ margin-top: 1.4rem; font-size: .8rem; color: #7b8794; }}
+</style></head>
+<body><main>
+  <h1><span aria-hidden="true">&#128737;</span> Shrinkwatch</h1>
+  <p class="lead">Loss prevention: incidents, review and analytics.</p>
+  {message}
+  <form method="post" action="/signin">
+    <input type="hidden" name="next" value="{next}">
+    <label for="username">Username</label>
+    <input id="username" name="username" autocomplete="username" value="{username}" required autofocus>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required>
+    <button type="submit">Sign in</button>
+  </form>
+  <footer>Ask your Shrinkwatch administrator for an account.</footer>
+</main></body></html>
+"""
+
+
+def _page(*, message: str = "", kind: str = "error", next_path: str = "/", username: str = "") -> str:
+    box = f'<p class="message {kind}" role="alert">{html.escape(message)}</p>' if message else ""
+    return _PAGE.format(message=box, next=html.escape(next_path), username=html.escape(username))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _same_origin(request: Request) -> bool:
+    """A POST from a page of this site (browsers send Origin on POST; tools may not)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def signin(request: Request) -> Response:
+    """GET: the form. POST: check the password, start a session, set the cookie, go on."""
+    if request.method == "GET":
+        said = request.query_params.get("signed_out")
+        message = "You are signed out." if said else ""
+        response = HTMLResponse(
+            _page(message=message, kind="info", next_path=_safe_next(request.query_params.get("next")))
+        )
+        token = request.cookies.get(COOKIE)
+        if token and await run_in_threadpool(DB.call, session_user, token) is None:
+            response.delete_cookie(COOKIE, path="/")
+        return response
+    form = await request.form()
+    username = str(form.get("username", "")).strip().lower()
+    password = str(form.get("password", ""))
+    next_path = _safe_next(str(form.get("next", "/")))
+    if not _same_origin(request):
+        return HTMLResponse(_page(message="Sign in from the sign-in page.", next_path=next_path), 403)
+    try:
+        user = await run_in_threadpool(DB.call, authenticate, username, password, client=_client(request))
+    except Throttled as exc:
+        retry = str(int(exc.retry_after.total_seconds()) + 1)
+        page = _page(message=str(exc), next_path=next_path, username=username)
+        return HTMLResponse(page, status_code=429, headers={"Retry-After": retry})
+    except AuthError as exc:
+        return HTMLResponse(_page(message=str(exc), next_path=next_path, username=username), status_code=401)
+    hours = DB.settings.dashboard_session_hours
+    session: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
+    signed_in = RedirectResponse(next_path, status_code=303)
+    signed_in.set_cookie(
+        COOKIE,
+        session,
+        max_age=int(hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=DB.settings.dashboard_secure_cookie,
+    )
+    return signed_in
+
+
+async def signout(request: Request) -> Response:
+    """End the session (in PostgreSQL, so every tab is signed out) and forget the cookie."""
+    token = request.cookies.get(COOKIE)
+    if token and (request.method == "POST" and _same_origin(request)):
+        await run_in_threadpool(DB.call, end_session, token)
+    response = RedirectResponse("/signin?signed_out=1", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+app = st.App(
+    HERE / "app.py",
+    routes=[
+        Route("/signin", signin, methods=["GET", "POST"]),
+        Route("/signout", signout, methods=["GET", "POST"]),
+    ],
+    middleware=[Middleware(SignInGate)],
+)
