@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     dashboard_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long (then sign in again)."
     )
+    dashboard_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies in front of the dashboard: from these, the client's "
+        "address is the last one in X-Forwarded-For (sign-in throttling counts per client address).",
+    )
     dashboard_secure_cookie: bool = Field(
         False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
     )

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from streamlit_app import data
+from streamlit_app.gate_rules import COOKIE
 from warehouse.queries import Scope
 from warehouse.users import User, end_session, scope_of, session_user
 
-COOKIE = "shrinkwatch_session"  # the same name as streamlit_app.server.COOKIE
 TOKEN_KEY = "shrinkwatch_token"
 SIGNED_IN_KEY = "shrinkwatch_signed_in"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import streamlit as st
 from starlette.concurrency import run_in_threadpool
@@ -33,13 +33,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shrinkwatch.settings import Settings, load_settings
+from streamlit_app.gate_rules import COOKIE, client_address, is_open, safe_next, same_origin, session_cookie
 from warehouse.db import Connection, connect
 from warehouse.users import AuthError, Throttled, authenticate, end_session, session_user, start_session
 
-COOKIE = "shrinkwatch_session"
 HERE = Path(__file__).parent
-OPEN_PATHS = ("/signin", "/signout", "/_stcore/health", "/_stcore/host-config", "/favicon.png")
-OPEN_PREFIXES = ("/static/",)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -75,20 +73,6 @@ class _Database:
 DB = _Database()
 
 
-def _cookie(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                key, _, token = part.strip().partition("=")
-                if key == COOKIE:
-                    return token
-    return None
-
-
-def _is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
 class SignInGate:
     """ASGI middleware: lets a request through only with an open session (or to OPEN_PATHS)."""
 
@@ -96,10 +80,10 @@ class SignInGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or _is_open(scope.get("path", "")):
+        if scope["type"] not in ("http", "websocket") or is_open(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        token = _cookie(scope)
+        token = session_cookie(scope.get("headers", []))
         user = await run_in_threadpool(DB.call, session_user, token) if token else None
         if user is not None:
             await self.app(scope, receive, send)
@@ -117,14 +101,6 @@ class SignInGate:
         if token:  # a cookie of a session that ended: forget it
             response.delete_cookie(COOKIE, path="/")
         await response(scope, receive, send)
-
-
-def _safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path on this site, never another site."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    parts = urlsplit(value)
-    return value if not parts.scheme and not parts.netloc else "/"
 
 
 _PAGE = """<!doctype html>
@@ -174,15 +150,12 @@ def _page(*, message: str = "", kind: str = "error", next_path: str = "/", usern
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"), DB.settings.dashboard_trusted_proxies)
 
 
 def _same_origin(request: Request) -> bool:
-    """A POST from a page of this site (browsers send Origin on POST; tools may not)."""
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return same_origin(request.headers.get("origin"), request.headers.get("host", ""))
 
 
 async def signin(request: Request) -> Response:
@@ -191,7 +164,7 @@ async def signin(request: Request) -> Response:
         said = request.query_params.get("signed_out")
         message = "You are signed out." if said else ""
         response = HTMLResponse(
-            _page(message=message, kind="info", next_path=_safe_next(request.query_params.get("next")))
+            _page(message=message, kind="info", next_path=safe_next(request.query_params.get("next")))
         )
         token = request.cookies.get(COOKIE)
         if token and await run_in_threadpool(DB.call, session_user, token) is None:
@@ -200,7 +173,7 @@ async def signin(request: Request) -> Response:
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()
     password = str(form.get("password", ""))
-    next_path = _safe_next(str(form.get("next", "/")))
+    next_path = safe_next(str(form.get("next", "/")))
     if not _same_origin(request):
         return HTMLResponse(_page(message="Sign in from the sign-in page.", next_path=next_path), 403)
     try:

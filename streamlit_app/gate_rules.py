@@ -1,0 +1,55 @@
+"""The sign-in gate's rules as plain functions (streamlit_app.server applies them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+COOKIE = "shrinkwatch_session"
+# Reachable signed out: the sign-in routes, the health check, and the frontend's static
+# bundle (the same public code for everyone; no data).
+OPEN_PATHS = ("/signin", "/signout", "/_stcore/health", "/_stcore/host-config", "/favicon.png")
+OPEN_PREFIXES = ("/static/",)
+
+
+def is_open(path: str) -> bool:
+    """Whether a path answers without a session."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def session_cookie(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The session token from raw ASGI headers' Cookie, if any."""
+    for name, value in headers:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, token = part.strip().partition("=")
+                if key == COOKIE and token:
+                    return token
+    return None
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/"
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted_proxies: Iterable[str]) -> str:
+    """The address a request came from: the peer, or, when the peer is one of our reverse
+    proxies, the last address in its X-Forwarded-For (the one that proxy saw; earlier
+    entries come from the client and prove nothing)."""
+    if forwarded_for and peer in set(trusted_proxies):
+        return forwarded_for.split(",")[-1].strip() or peer
+    return peer
+
+
+def same_origin(origin: str | None, host: str) -> bool:
+    """A POST from a page of this site. Browsers send Origin on POST; a tool without one
+    (curl, a test) is let through, an opaque origin ("null") is not."""
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    return urlsplit(origin).netloc == host
