@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
@@ -401,3 +402,117 @@ def camera_heatmap(
             person[cell // width][cell % width] += spent
             dwell[cell // width][cell % width] += still
     return Heatmap(camera_id, len(rows), person, dwell)
+
+
+def incident_trend(
+    conn: Connection, scope: Scope, first_day: date, last_day: date, stores: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Incidents per store-local day and type (summed over the stores). Columns: local_day,
+    incident_type, incidents, high, confirmed, rejected."""
+    _days(first_day, last_day)
+    rows = conn.execute(
+        """SELECT local_day, incident_type, sum(incidents)::int AS incidents, sum(high)::int AS high,
+                  sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected
+           FROM rollup_risk_pattern
+           WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
+             AND local_day BETWEEN %(first)s AND %(last)s
+           GROUP BY local_day, incident_type ORDER BY local_day, incident_type""",
+        {
+            "scope": sorted(scope.store_ids),
+            "stores": list(stores) or None,
+            "first": first_day,
+            "last": last_day,
+        },
+    ).fetchall()
+    return pd.DataFrame(
+        rows, columns=["local_day", "incident_type", "incidents", "high", "confirmed", "rejected"]
+    )
+
+
+def risk_patterns(
+    conn: Connection, scope: Scope, first_day: date, last_day: date, stores: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Incidents by weekday (0 = Monday) and store-local hour, summed over the stores (all in
+    scope unless named). Columns: weekday, local_hour, incidents, high."""
+    _days(first_day, last_day)
+    rows = conn.execute(
+        """SELECT weekday, local_hour, sum(incidents)::int AS incidents, sum(high)::int AS high
+           FROM rollup_risk_pattern
+           WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
+             AND local_day BETWEEN %(first)s AND %(last)s
+           GROUP BY weekday, local_hour ORDER BY weekday, local_hour""",
+        {
+            "scope": sorted(scope.store_ids),
+            "stores": list(stores) or None,
+            "first": first_day,
+            "last": last_day,
+        },
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["weekday", "local_hour", "incidents", "high"])
+
+
+def detection_quality(conn: Connection, scope: Scope, stores: tuple[str, ...] = ()) -> pd.DataFrame:
+    """How often analysts confirm what each signal flags, over all time, summed over the
+    stores. Columns: signal ('*': all incidents), incidents, reviewed, confirmed, rejected,
+    confirmation_rate (None before any verdict), review_hours_p50 (the stores' medians,
+    weighted by their verdicts)."""
+    rows = conn.execute(
+        """SELECT signal, sum(incidents)::int AS incidents, sum(reviewed)::int AS reviewed,
+                  sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected,
+                  CASE WHEN sum(reviewed) > 0 THEN sum(confirmed)::float8 / sum(reviewed) END
+                      AS confirmation_rate,
+                  sum(review_hours_p50 * reviewed) / nullif(sum(reviewed) FILTER
+                      (WHERE review_hours_p50 IS NOT NULL), 0) AS review_hours_p50
+           FROM rollup_detection_quality
+           WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
+           GROUP BY signal ORDER BY signal""",
+        {"scope": sorted(scope.store_ids), "stores": list(stores) or None},
+    ).fetchall()
+    columns = [
+        "signal",
+        "incidents",
+        "reviewed",
+        "confirmed",
+        "rejected",
+        "confirmation_rate",
+        "review_hours_p50",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def weights_in_force(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The calibrated risk weights in force per store in scope (stores never calibrated are
+    absent: they use the defaults). Columns: store_id, version, signal, weight."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (store_id) store_id, version, weights FROM risk_weights
+           WHERE store_id = ANY(%s) ORDER BY store_id, version DESC""",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    flat = [
+        {"store_id": r["store_id"], "version": r["version"], "signal": name, "weight": weight}
+        for r in rows
+        for name, weight in sorted(r["weights"].items())
+    ]
+    return pd.DataFrame(flat, columns=["store_id", "version", "signal", "weight"])
+
+
+def set_economics(conn: Connection, scope: Scope, store_id: str, economics: dict[str, Any]) -> bool:
+    """Replace a store's ROI assumptions (validated like the site file's `economics`); the ROI
+    rollup re-prices all of the store's months at its next refresh. False when the store is
+    not in scope."""
+    from pydantic import ValidationError
+
+    from shrinkwatch.site_file import Economics
+
+    try:
+        checked = Economics.model_validate(economics)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise QueryError(problems) from None
+    with conn.transaction():
+        done = conn.execute(
+            """UPDATE stores SET economics = %s, updated_at = now()
+               WHERE id = %s AND id = ANY(%s)""",
+            (Jsonb(checked.model_dump(exclude_none=True)), store_id, sorted(scope.store_ids)),
+        ).rowcount
+    return bool(done)

@@ -286,6 +286,104 @@ def test_analytics_queries_read_the_rollups_within_the_scope(settings: Settings)
             footfall_by_zone(conn, leeds, "store-001", date(2026, 3, 31), date(2026, 3, 1))
 
 
+def test_analytics_answers_and_roi_assumptions(settings: Settings) -> None:
+    from warehouse import queries as q
+
+    seed(settings)
+    run_rollups(settings.database_dsn)
+    leeds, march = q.Scope.of("store-001"), (date(2026, 3, 1), date(2026, 3, 31))
+    with connect(settings.database_dsn) as conn:
+        trend = q.incident_trend(conn, leeds, *march)
+        assert list(trend.itertuples(index=False, name=None)) == [
+            (date(2026, 3, 9), "loitering_high_value", 2, 1, 2, 0),
+            (date(2026, 3, 9), "restricted_zone", 1, 0, 0, 1),
+        ]
+        assert list(q.risk_patterns(conn, leeds, *march).itertuples(index=False, name=None)) == [
+            (0, 10, 3, 1)
+        ]
+        quality = q.detection_quality(conn, leeds).set_index("signal")
+        assert quality.loc["*", ["incidents", "reviewed", "confirmed", "rejected"]].tolist() == [4, 3, 2, 1]
+        assert quality.loc["*", "confirmation_rate"] == pytest.approx(2 / 3)
+
+        new = {"currency": "GBP", "avg_loss_per_incident": 100.0, "recovery_rate": 0.5, "monthly_cost": 299.0}
+        assert q.set_economics(conn, leeds, "store-001", new)
+        with pytest.raises(QueryError, match="recovery_rate: Input should be less than or equal to 1"):
+            q.set_economics(conn, leeds, "store-001", new | {"recovery_rate": 1.5})
+    run_rollups(settings.database_dsn)  # incremental: the new economics re-price every month
+    with connect(settings.database_dsn) as conn:
+        roi = q.roi_by_month(conn, leeds, *march)
+    assert roi["prevented_loss"].tolist() == pytest.approx([2 * 100.0 * 0.5])
+    assert roi["net_benefit"].tolist() == pytest.approx([100.0 - 299.0])
+
+
+def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
+    """A caller limited to Boston gets nothing of Leeds from any function of the query layer,
+    whatever it asks for; the list below must name every function that takes a scope."""
+    import inspect
+
+    from flows.calibration import calibrate
+    from warehouse import queries as q
+    from warehouse.users import add_user, mark_seen
+
+    seed(settings)
+    with connect(settings.database_dsn) as conn:
+        calibrate(conn, 10, lambda _m: None)
+        conn.commit()
+    run_rollups(settings.database_dsn)
+    boston, leeds_only = q.Scope.of("store-002"), q.IncidentFilter(stores=("store-001",))
+    march, year = (date(2026, 3, 1), date(2026, 3, 31)), (date(2026, 1, 1), date(2026, 12, 31))
+    with connect(settings.database_dsn) as conn:
+        add_user(conn, "bo", "store_manager", password="a-long-password", stores=["store-002"])
+        economics_before = conn.execute("SELECT economics FROM stores WHERE id = 'store-001'").fetchone()
+        checks: dict[str, Any] = {
+            "incidents_page": lambda: q.incidents_page(conn, boston, leeds_only)[0].empty,
+            "incident_count": lambda: q.incident_count(conn, boston, leeds_only) == 0,
+            "incident_detail": lambda: q.incident_detail(conn, boston, "l1") is None,
+            "next_unreviewed": lambda: q.next_unreviewed(conn, boston, leeds_only) is None,
+            "record_verdict": lambda: (
+                not q.record_verdict(conn, boston, "l4", confirmed=True, reviewer="bo", note="mine now")
+            ),
+            "incidents_csv": lambda: q.incidents_csv(conn, boston, leeds_only).count(b"\n") == 1,
+            "stores_in_scope": lambda: list(q.stores_in_scope(conn, boston)["id"]) == ["store-002"],
+            "cameras_in_scope": lambda: list(q.cameras_in_scope(conn, boston)["id"]) == ["cam-2"],
+            "risk_pattern": lambda: q.risk_pattern(conn, boston, "store-001", *march).empty,
+            "risk_patterns": lambda: q.risk_patterns(conn, boston, *march, ("store-001",)).empty,
+            "incident_trend": lambda: (
+                q.incident_trend(conn, boston, *march, ("store-001",)).empty
+                and int(q.incident_trend(conn, boston, *march)["incidents"].sum()) == 2
+            ),
+            "roi_by_month": lambda: q.roi_by_month(conn, boston, *year, ("store-001",)).empty,
+            "footfall_by_zone": lambda: q.footfall_by_zone(conn, boston, "store-001", *march).empty,
+            "camera_heatmap": lambda: q.camera_heatmap(conn, boston, "cam-1", *march) is None,
+            "detection_quality": lambda: q.detection_quality(conn, boston, ("store-001",)).empty,
+            "weights_in_force": lambda: (
+                q.weights_in_force(conn, boston).empty
+                and not q.weights_in_force(conn, q.Scope.of("store-001")).empty
+            ),
+            "set_economics": lambda: (
+                not q.set_economics(conn, boston, "store-001", {"currency": "USD", "monthly_cost": 1.0})
+            ),
+        }
+        scoped = {
+            name
+            for name, fn in vars(q).items()
+            if inspect.isfunction(fn)
+            and fn.__module__ == q.__name__
+            and not name.startswith("_")
+            and "scope" in inspect.signature(fn).parameters
+        }
+        assert scoped == set(checks), "every function that takes a scope needs a line here"
+        failed = [name for name, check in checks.items() if not check()]
+        assert failed == []
+        assert mark_seen(conn, boston, "bo", ["l1", "b1"]) == 1  # only Boston's
+        row = conn.execute(
+            "SELECT user_confirmed, review_note FROM incidents WHERE incident_id = 'l4'"
+        ).fetchone()
+        assert row == {"user_confirmed": None, "review_note": None}
+        after = conn.execute("SELECT economics FROM stores WHERE id = 'store-001'").fetchone()
+        assert after == economics_before
+
+
 @pytest.mark.parametrize("partitioned", [True, False], ids=["day partitions", "default partition"])
 def test_retention_prunes_only_what_the_rollups_hold_and_rebuilds_keep_history(
     settings: Settings, partitioned: bool
