@@ -32,8 +32,25 @@ page = st.navigation(
             ),
             st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
         ],
+        "Analytics": [
+            st.Page(
+                HERE / "analytics" / "overview.py",
+                title="Analytics and ROI",
+                icon=":material/insights:",
+                url_path="analytics",
+            ),
+            st.Page(HERE / "analytics" / "heatmaps.py", title="Heatmaps", icon=":material/blur_on:"),
+        ],
         "Monitor": [
             st.Page(HERE / "monitor" / "live.py", title="Live", icon=":material/videocam:"),
+        ],
+        "Setup": [
+            st.Page(
+                HERE / "setup" / "cameras.py",
+                title="Cameras and zones",
+                icon=":material/photo_camera:",
+                url_path="cameras",
+            ),
         ],
     }
 )

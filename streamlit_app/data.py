@@ -125,3 +125,8 @@ def image_aspect(path: Path) -> float:
     with Image.open(path) as image:
         width, height = image.size
     return height / width if width else 1.0
+
+
+def signal_label(name: str) -> str:
+    """A signal's name for people: `dwell_high_value_s` -> "dwell high value"."""
+    return name.removesuffix("_s").replace("_", " ")

@@ -113,7 +113,10 @@ INCIDENT_COLUMNS = (
 )
 
 # The scope first; every other condition is "no restriction" when its parameter is NULL.
-# Store-local days become each store's UTC bounds, so started_at's index serves them.
+# Store-local days become each store's UTC bounds, and also bounds a day wider in UTC that
+# hold every store's (no time zone is a day away from UTC): a range started_at's index
+# serves, whatever the stores. The review states are plain conditions on user_confirmed,
+# which the planner can estimate (a CASE expression it cannot: it then sorted everything).
 _WHERE = """
     i.store_id = ANY(%(scope)s)
     AND (%(stores)s::text[] IS NULL OR i.store_id = ANY(%(stores)s))
@@ -121,13 +124,16 @@ _WHERE = """
     AND (%(types)s::text[] IS NULL OR i.incident_type = ANY(%(types)s))
     AND (%(levels)s::text[] IS NULL OR i.risk_level = ANY(%(levels)s))
     AND (%(statuses)s::text[] IS NULL OR i.status = ANY(%(statuses)s))
-    AND (%(review)s::text[] IS NULL OR CASE
-            WHEN i.user_confirmed IS NULL THEN 'unreviewed'
-            WHEN i.user_confirmed THEN 'confirmed' ELSE 'rejected' END = ANY(%(review)s))
+    AND (%(review)s::text[] IS NULL
+         OR (i.user_confirmed IS NULL AND 'unreviewed' = ANY(%(review)s))
+         OR (i.user_confirmed AND 'confirmed' = ANY(%(review)s))
+         OR (NOT i.user_confirmed AND 'rejected' = ANY(%(review)s)))
     AND (%(first_day)s::date IS NULL
-         OR i.started_at >= (%(first_day)s::date::timestamp AT TIME ZONE s.timezone))
+         OR (i.started_at >= (%(first_day)s::date - 1)::timestamp AT TIME ZONE 'UTC'
+             AND i.started_at >= (%(first_day)s::date::timestamp AT TIME ZONE s.timezone)))
     AND (%(last_day)s::date IS NULL
-         OR i.started_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE s.timezone))
+         OR (i.started_at < (%(last_day)s::date + 2)::timestamp AT TIME ZONE 'UTC'
+             AND i.started_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE s.timezone)))
     AND i.risk_score >= %(min_score)s
 """
 
@@ -382,16 +388,42 @@ class Heatmap:
 
 
 def camera_heatmap(
-    conn: Connection, scope: Scope, camera_id: str, first_day: date, last_day: date
+    conn: Connection,
+    scope: Scope,
+    camera_id: str,
+    first_day: date,
+    last_day: date,
+    hours: tuple[int, int] | None = None,
 ) -> Heatmap | None:
-    """The camera's heatmap summed over store-local days (None when it has none there)."""
+    """The camera's heatmap summed over store-local days (None when it has none there).
+    `hours` = (from, to) keeps only those store-local hours of each day (from <= hour < to);
+    it reads the hourly grids, which are kept `retention_heatmap_days`; whole days come from
+    the daily rollup, which is kept for good. `days` counts the days (or hours) summed."""
     _days(first_day, last_day)
-    rows = conn.execute(
-        """SELECT grid_w, grid_h, cells, person_s, dwell_s FROM rollup_heatmap_daily
-           WHERE store_id = ANY(%(scope)s) AND camera_id = %(camera)s
-             AND local_day BETWEEN %(first)s AND %(last)s""",
-        {"scope": sorted(scope.store_ids), "camera": camera_id, "first": first_day, "last": last_day},
-    ).fetchall()
+    params = {"scope": sorted(scope.store_ids), "camera": camera_id, "first": first_day, "last": last_day}
+    if hours is None or hours == (0, 24):
+        rows = conn.execute(
+            """SELECT grid_w, grid_h, cells, person_s, dwell_s FROM rollup_heatmap_daily
+               WHERE store_id = ANY(%(scope)s) AND camera_id = %(camera)s
+                 AND local_day BETWEEN %(first)s AND %(last)s""",
+            params,
+        ).fetchall()
+    else:
+        start, end = hours
+        if not 0 <= start < end <= 24:
+            msg = f"hours: {start} to {end} is not a range within 0..24"
+            raise QueryError(msg)
+        rows = conn.execute(
+            """SELECT h.grid_w, h.grid_h, h.cells, h.person_s, h.dwell_s
+               FROM heatmap_hours h JOIN cameras c ON c.id = h.camera_id JOIN stores s ON s.id = c.store_id
+               WHERE c.store_id = ANY(%(scope)s) AND h.camera_id = %(camera)s
+                 AND h.hour >= (%(first)s::date - 1)::timestamp AT TIME ZONE 'UTC'
+                 AND h.hour < (%(last)s::date + 2)::timestamp AT TIME ZONE 'UTC'
+                 AND (h.hour AT TIME ZONE s.timezone)::date BETWEEN %(first)s AND %(last)s
+                 AND extract(hour FROM h.hour AT TIME ZONE s.timezone) >= %(start)s
+                 AND extract(hour FROM h.hour AT TIME ZONE s.timezone) < %(end)s""",
+            params | {"start": start, "end": end},
+        ).fetchall()
     if not rows:
         return None
     width, height = rows[0]["grid_w"], rows[0]["grid_h"]

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from streamlit_app import auth, data
+from streamlit_app.charts import camera_view
 from warehouse.queries import IncidentFilter, QueryError, incident_detail, next_unreviewed, record_verdict
 from warehouse.site_tables import load_zones
 from warehouse.users import mark_seen
@@ -122,42 +123,7 @@ with left:
         st.info("No snapshot for this incident (evidence is saved by the camera reader that saw it).")
     else:
         zones = load_zones(conn, [row["camera_id"]]).get(row["camera_id"], [])
-        figure = go.Figure()
-        figure.add_layout_image(
-            source=data.image_data_url(snapshot),
-            xref="x",
-            yref="y",
-            x=0,
-            y=0,
-            sizex=1,
-            sizey=1,
-            sizing="stretch",
-            layer="below",
-            yanchor="top",
-        )
-        for zone in zones:
-            xs = [p[0] for p in zone.polygon] + [zone.polygon[0][0]]
-            ys = [-p[1] for p in zone.polygon] + [-zone.polygon[0][1]]
-            involved = zone.id in (row["zone_ids"] or [])
-            figure.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    fill="toself",
-                    name=f"{zone.name} ({zone.kind.replace('_', ' ')})",
-                    line={"color": "#ff4b4b" if involved else "#ffffff", "width": 3 if involved else 1.5},
-                    fillcolor="rgba(255,75,75,0.18)" if involved else "rgba(255,255,255,0.06)",
-                    hoverinfo="name",
-                )
-            )
-        figure.update_xaxes(visible=False, range=[0, 1])
-        figure.update_yaxes(
-            visible=False, range=[-1, 0], scaleanchor="x", scaleratio=data.image_aspect(snapshot)
-        )
-        figure.update_layout(
-            margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=420, legend={"orientation": "h", "y": -0.02}
-        )
+        figure = camera_view(snapshot, zones, highlight=row["zone_ids"] or [])
         st.plotly_chart(figure, config={"displayModeBar": False})
         st.caption("Snapshot when the incident opened, with the camera's zones (the incident's in red).")
     clip = data.evidence_file(row["snapshot"], ".mp4")
@@ -173,7 +139,7 @@ with right:
         bars = go.Figure(
             go.Bar(
                 x=[s["contribution"] for s in signals],
-                y=[s["name"].replace("_", " ") for s in signals],
+                y=[data.signal_label(s["name"]) for s in signals],
                 orientation="h",
                 text=[f"{s['contribution']:.2f}" for s in signals],
                 hovertext=[f"value {s['value']:g}" for s in signals],

@@ -1,0 +1,246 @@
+"""Cameras and zones: what each camera sees and its zones; admins add and edit cameras and
+draw zones on the camera's frame.
+
+Every change goes through the site file's own validation (`shrinkwatch.site_file`, the code
+`sites apply` uses: the same errors, with their key paths) and is applied in one transaction
+(`warehouse.site_tables.apply_site_config`): a change with an error changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import yaml
+
+from shrinkwatch.site_file import SiteConfigError, parse_site_config
+from streamlit_app import auth, data
+from streamlit_app.charts import camera_view
+from warehouse.site_tables import apply_site_config, load_cameras, load_zones
+
+KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general"]
+GRID = 40  # clickable points across the view when drawing a zone
+signed = auth.page()
+scope = signed.scope
+conn = data.connection()
+admin = signed.user.is_admin
+
+st.title("Cameras and zones")
+st.caption(
+    "Each camera's view and its zones. People's feet decide which zone they are in. "
+    + (
+        "Admins can add cameras and draw zones here."
+        if not admin
+        else "Draw a zone by clicking its corners on the view."
+    )
+)
+cameras = data.cameras(scope)
+stores = data.stores(scope)
+if stores.empty:
+    st.info("No stores yet: apply a site file (`shrinkwatch sites apply`).")
+    st.stop()
+store_names = dict(zip(stores["id"], stores["name"], strict=True))
+
+
+def apply(document: dict[str, Any]) -> bool:
+    """Validate a site document like `sites apply` does, then apply it atomically."""
+    try:
+        config = parse_site_config(yaml.safe_dump(document, sort_keys=False), "this change")
+        apply_site_config(conn, config)
+    except SiteConfigError as exc:
+        st.error(str(exc).replace("\n", "  \n"))
+        return False
+    data.cameras.clear()
+    return True
+
+
+def camera_document(camera_id: str, **changes: Any) -> dict[str, Any]:
+    """The camera as a site-file document, with changes."""
+    camera = load_cameras(conn, [camera_id])[0]
+    as_dict = camera.model_dump(mode="json", exclude_none=True)
+    as_dict.update(changes)
+    return {"cameras": [as_dict]}
+
+
+overview = cameras.assign(store=[store_names.get(s, s) for s in cameras["store_id"]])
+st.dataframe(
+    overview[["store", "id", "name", "location"]], hide_index=True, width="stretch", key="camera_list"
+)
+
+if admin:
+    with st.expander("Add a camera", icon=":material/add_a_photo:"), st.form("add_camera"):
+        cols = st.columns(3)
+        new_store = cols[0].selectbox("Store", list(stores["id"]), format_func=lambda s: store_names[s])
+        new_id = cols[1].text_input("Camera id", placeholder="cam-entrance-2")
+        new_name = cols[2].text_input("Name", placeholder="Entrance")
+        new_url = st.text_input(
+            "Stream URL",
+            placeholder="rtsp://${CAM_USER}:${CAM_PASS}@10.0.0.7/stream1",
+            help="rtsp://, http(s):// (MJPEG), a file path or a device index; "
+            "${VAR} is read from the environment",
+        )
+        cols = st.columns(3)
+        new_fps = cols[0].number_input("Frames per second to analyse", 0.5, 30.0, 5.0, 0.5)
+        new_location = cols[1].text_input("Location", placeholder="Front doors")
+        new_gating = cols[2].checkbox("Motion gating", value=True)
+        if st.form_submit_button("Add camera", type="primary"):
+            camera = {
+                "id": new_id.strip(),
+                "store_id": new_store,
+                "name": new_name.strip(),
+                "stream_url": new_url.strip(),
+                "fps": new_fps,
+                "motion_gating": new_gating,
+                "zones": [],
+            } | ({"location": new_location.strip()} if new_location.strip() else {})
+            if apply({"cameras": [camera]}):
+                st.success(f"Camera {new_id} added. Restart `shrinkwatch detect` to start reading it.")
+
+if cameras.empty:
+    st.info("No cameras yet." + (" Add one above." if admin else ""))
+    st.stop()
+
+labels = {
+    c.id: f"{store_names.get(c.store_id, c.store_id)} · {c.name} ({c.id})" for c in cameras.itertuples()
+}
+camera_id = st.selectbox("Camera", list(cameras["id"]), format_func=lambda c: labels[c])
+zones = load_zones(conn, [camera_id]).get(camera_id, [])
+frame = data.live_frames({camera_id}).get(camera_id)
+draft: list[tuple[float, float]] = st.session_state.setdefault(f"draft_{camera_id}", [])
+
+left, right = st.columns([3, 2])
+with left:
+    figure = camera_view(frame, zones, height=460)
+    if admin:
+        # A grid of faint points to click: each click adds a corner to the zone being drawn.
+        ticks = [i / GRID for i in range(GRID + 1)]
+        figure.add_trace(
+            go.Scatter(
+                x=[x for x in ticks for _ in ticks],
+                y=[-y for _ in ticks for y in ticks],
+                mode="markers",
+                marker={"size": 7, "color": "rgba(0,0,0,0.04)"},
+                name="click to add a corner",
+                hovertemplate="x %{x:.3f}, y %{customdata:.3f}<extra></extra>",
+                customdata=[y for _ in ticks for y in ticks],
+                showlegend=False,
+            )
+        )
+        if draft:
+            closed = [*draft, draft[0]] if len(draft) > 2 else draft
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in closed],
+                    y=[-p[1] for p in closed],
+                    mode="lines+markers",
+                    name="new zone",
+                    line={"color": "#ff4b4b", "dash": "dot", "width": 3},
+                    marker={"size": 9, "color": "#ff4b4b"},
+                )
+            )
+        event: Any = st.plotly_chart(
+            figure,
+            on_select="rerun",
+            selection_mode="points",
+            key=f"view_{camera_id}_{len(draft)}",
+            config={"displayModeBar": False},
+        )
+        points = event.selection.points if event is not None else []
+        if points:
+            picked = (round(float(points[0]["x"]), 3), round(-float(points[0]["y"]), 3))
+            if 0 <= picked[0] <= 1 and 0 <= picked[1] <= 1 and (not draft or draft[-1] != picked):
+                draft.append(picked)
+                st.rerun()
+    else:
+        st.plotly_chart(figure, config={"displayModeBar": False})
+    st.caption(
+        (
+            "The newest analysed frame."
+            if frame is not None
+            else "No frame yet: the camera is not being analysed here."
+        )
+        + " Coordinates are fractions of the view: x to the right, y downwards."
+    )
+
+with right:
+    st.subheader("Zones")
+    table = pd.DataFrame(
+        [
+            {
+                "id": z.id,
+                "name": z.name,
+                "kind": z.kind,
+                "polygon": " ".join(f"{x:g},{y:g}" for x, y in z.polygon),
+            }
+            for z in zones
+        ],
+        columns=["id", "name", "kind", "polygon"],
+    )
+    if not admin:
+        st.dataframe(table, hide_index=True, width="stretch")
+    else:
+        edited = st.data_editor(
+            table,
+            hide_index=True,
+            width="stretch",
+            num_rows="dynamic",
+            key=f"zones_{camera_id}",
+            column_config={
+                "kind": st.column_config.SelectboxColumn(options=KINDS, required=True),
+                "polygon": st.column_config.TextColumn(
+                    help="Corners as x,y pairs separated by spaces (0..1)"
+                ),
+            },
+        )
+        if st.button("Save zones", type="primary", help="Validated like `sites apply`; all or nothing"):
+            zones_doc = []
+            for row in edited.to_dict("records"):
+                corners: list[list[Any]] = []
+                for pair in str(row.get("polygon") or "").split():
+                    x, _, y = pair.partition(",")
+                    try:
+                        corners.append([float(x), float(y)])
+                    except ValueError:
+                        corners.append([x, y])  # let the validation name it
+                zones_doc.append(
+                    {
+                        "id": row.get("id"),
+                        "name": row.get("name"),
+                        "kind": row.get("kind"),
+                        "polygon": corners,
+                    }
+                )
+            if apply(camera_document(camera_id, zones=zones_doc)):
+                st.toast("Zones saved. The flows pick them up at their next catalog refresh.")
+                st.rerun()
+
+        st.subheader("Draw a zone")
+        if not draft:
+            st.caption("Click the view to place the zone's first corner.")
+        else:
+            st.caption("Corners: " + " ".join(f"{x:g},{y:g}" for x, y in draft))
+        form = st.columns(2)
+        zone_id = form[0].text_input("Zone id", placeholder="z-razors", key=f"zone_id_{camera_id}")
+        zone_name = form[1].text_input("Zone name", placeholder="Razor blades", key=f"zone_name_{camera_id}")
+        zone_kind = st.selectbox("Kind", KINDS, key=f"zone_kind_{camera_id}")
+        buttons = st.columns(3)
+        if buttons[0].button("Undo corner", disabled=not draft):
+            draft.pop()
+            st.rerun()
+        if buttons[1].button("Clear", disabled=not draft):
+            draft.clear()
+            st.rerun()
+        if buttons[2].button("Add zone", type="primary", disabled=len(draft) < 3):
+            existing = [z.model_dump(mode="json") for z in zones if z.id != zone_id]
+            new_zone = {
+                "id": zone_id.strip(),
+                "name": zone_name.strip() or zone_id.strip(),
+                "kind": zone_kind,
+                "polygon": [list(p) for p in draft],
+            }
+            if apply(camera_document(camera_id, zones=[*existing, new_zone])):
+                draft.clear()
+                st.toast(f"Zone {zone_id} added.")
+                st.rerun()
