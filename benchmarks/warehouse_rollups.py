@@ -37,7 +37,7 @@ from warehouse.queries import (
     roi_by_month,
 )
 from warehouse.rollups import run_rollups
-from warehouse.seed import ZONES, seed_history
+from warehouse.seed import ZONES, seed_history, seeded_stores
 
 REPEAT = 10
 
@@ -181,6 +181,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--cameras", type=int, default=10)
+    parser.add_argument(
+        "--reuse-seed",
+        action="store_true",
+        help="Measure on the seed a previous run left (same --stores) instead of seeding again",
+    )
     args = parser.parse_args()
     settings = bench_settings()
     with services(settings):
@@ -188,22 +193,27 @@ def main() -> None:
         until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         start = time.perf_counter()
         with connect(dsn) as conn:
-            done = seed_history(
-                conn,
-                days=args.days,
-                stores=args.stores,
-                cameras=args.cameras,
-                until=until,
-                replace=True,
-                progress=lambda _m: None,
+            if args.reuse_seed and seeded_stores(conn) == args.stores:
+                print(f"# warehouse: reusing the seed of a previous run ({args.stores} stores); {machine()}")
+                done = None
+            else:
+                done = seed_history(
+                    conn,
+                    days=args.days,
+                    stores=args.stores,
+                    cameras=args.cameras,
+                    until=until,
+                    replace=True,
+                    progress=lambda _m: None,
+                )
+        if done is not None:
+            print(
+                f"# warehouse: {args.days} days x {args.stores} stores x {args.cameras} cameras seeded in "
+                f"{time.perf_counter() - start:.0f} s: {done.incidents} incidents, "
+                f"{done.occupancy_rows} occupancy "
+                f"minutes, {done.heatmap_rows} heatmap hours; {machine()}",
+                flush=True,
             )
-        print(
-            f"# warehouse: {args.days} days x {args.stores} stores x {args.cameras} cameras seeded in "
-            f"{time.perf_counter() - start:.0f} s: {done.incidents} incidents, "
-            f"{done.occupancy_rows} occupancy "
-            f"minutes, {done.heatmap_rows} heatmap hours; {machine()}",
-            flush=True,
-        )
         full = run_rollups(dsn, full=True, progress=lambda _m: None)
         print(
             f"full rollup build: {sum(r.seconds for r in full):.1f} s "

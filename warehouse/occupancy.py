@@ -64,6 +64,13 @@ WHERE m.camera_id = %s AND m.minute = %s
 """
 
 
+# The rollups' change log (migration 0012): a row per camera-hour written, stamped with this
+# transaction's time like the rows themselves.
+_LOG_CHANGE = """
+INSERT INTO rollup_changes (source, id, period) VALUES (%s, %s, %s)
+ON CONFLICT (source, id, period) DO UPDATE SET changed_at = now()
+"""
+
 _UPSERT_HEAT = """
 INSERT INTO heatmap_hours (camera_id, hour, grid_w, grid_h, frames, cells, person_s, dwell_s)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
@@ -101,3 +108,12 @@ def write_occupancy(conn: Connection, items: list[Any]) -> None:
         touched = {(r.camera_id, r.minute) for r in rows} | {(f.camera_id, f.minute) for f in late}
         if touched:
             cur.executemany(_COUNT_LATE, sorted(touched))
+        changes = sorted(
+            {
+                ("occupancy", camera, minute.replace(minute=0, second=0, microsecond=0))
+                for camera, minute in touched
+            }
+            | {("heatmap", h.camera_id, h.hour) for h in heat}
+        )
+        if changes:
+            cur.executemany(_LOG_CHANGE, changes)

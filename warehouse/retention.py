@@ -29,6 +29,7 @@ class Pruned:
     occupancy_minutes: int
     occupancy_late: int
     heatmap_hours: int
+    rollup_changes: int = 0
 
 
 _PRUNE = {
@@ -37,6 +38,11 @@ _PRUNE = {
           AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly')
                            - %(overlap)s""",
     "occupancy_late": "DELETE FROM occupancy_late WHERE minute < now() - %(keep)s",
+    # The change log: what both rollups that read it have read.
+    "rollup_changes": """DELETE FROM rollup_changes
+        WHERE changed_at < (SELECT min(watermark) FROM rollup_state
+                            WHERE name IN ('footfall_hourly', 'heatmap_daily')
+                            HAVING count(*) = 2) - %(overlap)s""",
     "heatmap_hours": """DELETE FROM heatmap_hours
         WHERE hour < now() - %(keep)s
           AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'heatmap_daily')
@@ -51,6 +57,7 @@ def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned
         "occupancy_minutes": occupancy_days,
         "occupancy_late": occupancy_days,
         "heatmap_hours": heatmap_days,
+        "rollup_changes": 0,
     }
     deleted = {}
     watermark = conn.execute("SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly'").fetchone()

@@ -56,6 +56,14 @@ class Rollup:
     # When set, source_period is a plain column and a window's rows are those with
     # first <= column < last + period_step: a range an index (and partition pruning) serves.
     period_step: timedelta | None = None
+    # For store-local periods: a plain timestamp column and how far before the first period
+    # and after the last one its rows can lie; the window then also bounds that column
+    # (an index range), beside the exact store-local condition.
+    source_time: str | None = None
+    time_slack: tuple[timedelta, timedelta] = (timedelta(days=1), timedelta(days=2))
+    # Incremental refreshes ask this query (if set) instead of `changed`: the change log
+    # the writers keep (migration 0012), so nothing scans the base table's old rows.
+    changed_recently: str | None = None
 
     @property
     def table(self) -> str:
@@ -77,6 +85,7 @@ RISK_PATTERN = Rollup(
         FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {window}""",
     source_id="i.store_id",
     source_period=_LOCAL_DAY,
+    source_time="i.started_at",
     aggregate="""SELECT store_id, CAST(local_ts AS DATE) AS local_day, isodow(local_ts) - 1 AS weekday,
                hour(local_ts) AS local_hour, incident_type, count(*) AS incidents,
                count(*) FILTER (WHERE risk_level = 'high') AS high,
@@ -114,6 +123,8 @@ ROI_MONTHLY = Rollup(
         FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {{window}}""",
     source_id="i.store_id",
     source_period=_LOCAL_MONTH,
+    source_time="i.started_at",
+    time_slack=(timedelta(days=1), timedelta(days=33)),  # periods are first days of months
     aggregate="""WITH months AS (
             SELECT store_id, month, any_value(currency) AS currency,
                    count(*) FILTER (WHERE user_confirmed) AS confirmed,
@@ -156,6 +167,8 @@ FOOTFALL_HOURLY = Rollup(
     source_id="o.camera_id",
     source_period="o.minute",
     period_step=timedelta(hours=1),
+    changed_recently="""SELECT id, min(period), max(period) FROM rollup_changes
+        WHERE source = 'occupancy' AND changed_at > %(since)s GROUP BY id""",
     # (The hour leaves DuckDB as UTC text: its time-zone-aware values need pytz in Python.)
     aggregate="""SELECT store_id, camera_id, zone_id, strftime(hour, '%Y-%m-%d %H:%M:%S+00') AS hour,
                CAST(any_value(local_ts) AS DATE) AS local_day,
@@ -192,6 +205,11 @@ HEATMAP_DAILY = Rollup(
         WHERE {{window}}""",
     source_id="h.camera_id",
     source_period=_HEAT_DAY,
+    source_time="h.hour",
+    changed_recently="""SELECT r.id, min((r.period AT TIME ZONE s.timezone)::date),
+               max((r.period AT TIME ZONE s.timezone)::date)
+        FROM rollup_changes r JOIN cameras c ON c.id = r.id JOIN stores s ON s.id = c.store_id
+        WHERE r.source = 'heatmap' AND r.changed_at > %(since)s GROUP BY r.id""",
     aggregate="""WITH hourly AS MATERIALIZED (SELECT * FROM src),
         cells AS (
             SELECT store_id, camera_id, local_day, grid_w, grid_h, cell,
@@ -294,8 +312,15 @@ def _condition(rollup: Rollup, window: Window) -> str:
             f"{same_id} AND {rollup.source_period} >= {_literal(window.first)} "
             f"AND {rollup.source_period} < {_literal(window.last + rollup.period_step)}"
         )
+    exact = f"{rollup.source_period} BETWEEN {_literal(window.first)} AND {_literal(window.last)}"
+    if rollup.source_time is None:
+        return f"{same_id} AND {exact}"
+    before, after = rollup.time_slack
+    low = datetime.combine(window.first, datetime.min.time(), UTC) - before
+    high = datetime.combine(window.last, datetime.min.time(), UTC) + after
     return (
-        f"{same_id} AND {rollup.source_period} BETWEEN {_literal(window.first)} AND {_literal(window.last)}"
+        f"{same_id} AND {rollup.source_time} >= {_literal(low)} AND {rollup.source_time} < {_literal(high)} "
+        f"AND {exact}"
     )
 
 
@@ -314,7 +339,8 @@ def _delete(rollup: Rollup, window: Window) -> tuple[str, dict[str, Any]]:
 def _windows(conn: Connection, rollup: Rollup, since: datetime) -> list[Window]:
     """The windows base-table changes since `since` touched, one per id (widest wins)."""
     found: dict[str, Window] = {}
-    for row in conn.execute(rollup.changed, {"since": since}).fetchall():
+    query = rollup.changed_recently if rollup.changed_recently and since > EPOCH else rollup.changed
+    for row in conn.execute(query, {"since": since}).fetchall():
         ident, first, last = row.values()  # (the queries name their three columns apart)
         seen = found.get(ident)
         if first is None or (seen is not None and seen.first is None):

@@ -170,6 +170,7 @@ def _remove_previous(conn: Connection) -> None:
         for statement in (
             f"DELETE FROM occupancy_minutes WHERE camera_id IN ({cameras})",
             f"DELETE FROM heatmap_hours WHERE camera_id IN ({cameras})",
+            f"DELETE FROM rollup_changes WHERE id IN ({cameras})",
             "DELETE FROM incidents WHERE store_id LIKE %(like)s",
             *(f"DELETE FROM rollup_{name} WHERE store_id LIKE %(like)s" for name in ROLLUP_NAMES),
             "DELETE FROM zones WHERE camera_id IN (SELECT id FROM cameras WHERE store_id LIKE %(like)s)",
@@ -310,6 +311,10 @@ def _seed_camera(
         ) as copy:
             for row in heat_rows:
                 copy.write_row(row)
+        with cur.copy("COPY rollup_changes (source, id, period, changed_at) FROM STDIN") as copy:
+            for row in heat_rows:  # an hour of minutes and its heatmap, written as it closed
+                copy.write_row(("occupancy", camera_id, row[1], row[-1]))
+                copy.write_row(("heatmap", camera_id, row[1], row[-1]))
         with cur.copy(
             """COPY incidents (incident_id, version, store_id, camera_id, track_id, incident_type, risk_score,
                    risk_level, status, started_at, updated_at, ended_at, zone_ids, signals,

@@ -37,11 +37,12 @@ def test_migration_moves_existing_minutes_into_their_days(make_settings: Callabl
     old = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
     with connect(settings.database_dsn) as conn:
         migrate(conn, progress=lambda _m: None, up_to=9)
-        write_occupancy(
-            conn,
-            [MinuteRow("cam-1", "*", old + timedelta(minutes=m), 300, m, 1.0, 1) for m in range(3)]
-            + [MinuteRow("cam-1", "z-a", old, 300, 7, 1.0, 1)],
+        conn.cursor().executemany(  # as the flow of that version wrote them
+            """INSERT INTO occupancy_minutes (camera_id, zone_id, minute, frames, visitors, people_avg,
+                   people_peak) VALUES (%s, %s, %s, 300, %s, 1.0, 1)""",
+            [("cam-1", "*", old + timedelta(minutes=m), m) for m in range(3)] + [("cam-1", "z-a", old, 7)],
         )
+        conn.commit()
         before = rows(conn)
         migrate(conn, progress=lambda _m: None)
         assert rows(conn) == before
