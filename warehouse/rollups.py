@@ -417,6 +417,11 @@ def refresh(dsn: str, rollup: Rollup, *, full: bool = False) -> Refreshed:
                        refreshed_at = now(), rows_written = EXCLUDED.rows_written""",
                 (rollup.name, watermark, written),
             )
+        if rebuild:
+            # A rebuild replaced every row: clear the dead ones and refresh the statistics now,
+            # so readers' index scans do not wade through them until autovacuum comes by.
+            conn.autocommit = True
+            conn.execute(f"VACUUM (ANALYZE) {rollup.table}")
     return Refreshed(rollup.name, len(windows), written, time.perf_counter() - started)
 
 

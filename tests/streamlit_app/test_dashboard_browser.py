@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from flows.calibration import calibrate
+from streamlit_app.browser import browser_page
+from streamlit_app.browser import sign_in as browser_sign_in
 from tests.factories import incident
 from tests.streamlit_app.conftest import PASSWORD, sign_in
 from tests.support import cli_env, spawn_cli, wait_for
@@ -21,16 +23,6 @@ from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
 
 
@@ -61,19 +53,8 @@ def dashboard(two_stores: Any, tmp_path: Path) -> Iterator[tuple[str, Any]]:
         assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
 
 
-def sign_in_page(page: Any, url: str, username: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.get_by_label("Username")).to_be_visible(timeout=30_000)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Incidents")).to_be_visible(timeout=30_000)
-
-
 def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, settings = dashboard
     now = datetime.now(UTC).replace(microsecond=0)
@@ -95,56 +76,49 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
                 ),
             ],
         )
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            sign_in_page(page, url, "ana")
-            # Live: a new high-risk incident appears without a reload, with a toast.
-            page.get_by_role("link", name="Live").click()
-            expect(page.get_by_role("heading", name="Live")).to_be_visible(timeout=30_000)
-            with connect(settings.database_dsn) as conn:
-                upsert_incidents(
-                    conn,
-                    [
-                        incident(
-                            1,
-                            "open",
-                            incident_id="high-2",
-                            started_at=now - timedelta(minutes=1),
-                            risk_level="high",
-                            risk_score=0.9,
-                            incident_type="exit_without_checkout",
-                        )
-                    ],
-                )
-            expect(
-                page.get_by_test_id("stToast").filter(has_text="High risk: exit without checkout")
-            ).to_be_visible(timeout=30_000)
-            # Review the high-risk one we choose, by its address, and confirm it with the keyboard.
-            page.goto(f"{url}/review?id=high-1")
-            expect(page.get_by_text("Awaiting a verdict.")).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "review.png"))
-            page.get_by_role("heading", name="Loitering high value").click()  # focus off the note
-            page.keyboard.press("y")  # Confirm's shortcut
-            wait_for(
-                lambda: verdict(settings, "high-1") == (True, "ana"), 30, what="the verdict in PostgreSQL"
+    with browser_page() as page:
+        browser_sign_in(page, url, "ana", PASSWORD)
+        # Live: a new high-risk incident appears without a reload, with a toast.
+        page.get_by_role("link", name="Live").click()
+        expect(page.get_by_role("heading", name="Live")).to_be_visible(timeout=30_000)
+        with connect(settings.database_dsn) as conn:
+            upsert_incidents(
+                conn,
+                [
+                    incident(
+                        1,
+                        "open",
+                        incident_id="high-2",
+                        started_at=now - timedelta(minutes=1),
+                        risk_level="high",
+                        risk_score=0.9,
+                        incident_type="exit_without_checkout",
+                    )
+                ],
             )
-            # ... it moved on to the next awaiting a verdict (the newest: high-2).
-            expect(page.get_by_role("heading", name="Exit without checkout")).to_be_visible(timeout=30_000)
-            # The calibration counts it: the risk weights page shows one confirmation.
-            with connect(settings.database_dsn) as conn:
-                calibrate(conn, 10, lambda _m: None)
-                conn.commit()
-            page.get_by_role("link", name="Risk weights").click()
-            expect(page.get_by_text("Verdicts used")).to_be_visible(timeout=30_000)
-            expect(page.get_by_test_id("stMetric").filter(has_text="Verdicts used")).to_contain_text("1")
-        finally:
-            browser.close()
+        expect(
+            page.get_by_test_id("stToast").filter(has_text="High risk: exit without checkout")
+        ).to_be_visible(timeout=30_000)
+        # Review the high-risk one we choose, by its address, and confirm it with the keyboard.
+        page.goto(f"{url}/review?id=high-1")
+        expect(page.get_by_text("Awaiting a verdict.")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "review.png"))
+        page.get_by_role("heading", name="Loitering high value").click()  # focus off the note
+        page.keyboard.press("y")  # Confirm's shortcut
+        wait_for(lambda: verdict(settings, "high-1") == (True, "ana"), 30, what="the verdict in PostgreSQL")
+        # ... it moved on to the next awaiting a verdict (the newest: high-2).
+        expect(page.get_by_role("heading", name="Exit without checkout")).to_be_visible(timeout=30_000)
+        # The calibration counts it: the risk weights page shows one confirmation.
+        with connect(settings.database_dsn) as conn:
+            calibrate(conn, 10, lambda _m: None)
+            conn.commit()
+        page.get_by_role("link", name="Risk weights").click()
+        expect(page.get_by_text("Verdicts used")).to_be_visible(timeout=30_000)
+        expect(page.get_by_test_id("stMetric").filter(has_text="Verdicts used")).to_contain_text("1")
 
 
 def test_a_store_manager_cannot_open_another_stores_incident(dashboard: tuple[str, Any]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, settings = dashboard
     sign_in(settings, "mo", "store_manager", ("store-001",))
@@ -164,17 +138,12 @@ def test_a_store_manager_cannot_open_another_stores_incident(dashboard: tuple[st
                 )
             ],
         )
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            sign_in_page(page, url, "mo")
-            expect(page.get_by_text("No incidents match these filters.")).to_be_visible(timeout=30_000)
-            page.goto(f"{url}/review?id=boston-1")
-            expect(page.get_by_text("No such incident in your stores.")).to_be_visible(timeout=30_000)
-            assert verdict(settings, "boston-1") == (None, None)
-        finally:
-            browser.close()
+    with browser_page() as page:
+        browser_sign_in(page, url, "mo", PASSWORD)
+        expect(page.get_by_text("No incidents match these filters.")).to_be_visible(timeout=30_000)
+        page.goto(f"{url}/review?id=boston-1")
+        expect(page.get_by_text("No such incident in your stores.")).to_be_visible(timeout=30_000)
+        assert verdict(settings, "boston-1") == (None, None)
 
 
 def verdict(settings: Any, incident_id: str) -> tuple[Any, Any]:

@@ -1,0 +1,128 @@
+"""First render of each dashboard page, measured in the browser, on the chain-scale seed.
+
+Seeds (or, with --reuse-seed, reuses) the warehouse of `benchmarks.warehouse_rollups`
+(90 days x 20 stores x 10 cameras), builds the rollups, starts the dashboard, signs in with
+Debian's Chromium and loads every page `--loads` times: from asking for the page to its
+heading shown, Streamlit's script finished and every chart drawn. Target: p95 <= 1.5 s.
+Baseline in the same run: the sign-in page (a static page from the same server), so the
+ratio says what the page itself costs over a round trip to the server.
+Usage: python -m benchmarks.dashboard_pages [--reuse-seed] [--loads 10] [--days 90 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+
+from benchmarks.common import BENCH_HOME, bench_settings, machine, services
+from streamlit_app.browser import PAGES, browser_page, first_render_s, sign_in
+from warehouse.db import connect
+from warehouse.rollups import run_rollups
+from warehouse.seed import seed_history, seeded_stores
+from warehouse.users import add_user, get_user, set_password
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--cameras", type=int, default=10)
+    parser.add_argument("--loads", type=int, default=10)
+    parser.add_argument("--reuse-seed", action="store_true", help="Use the seed a previous run left")
+    args = parser.parse_args()
+    settings = bench_settings()
+    with services(settings):
+        dsn = settings.database_dsn
+        with connect(dsn) as conn:
+            if not (args.reuse_seed and seeded_stores(conn) == args.stores):
+                seed_history(
+                    conn,
+                    days=args.days,
+                    stores=args.stores,
+                    cameras=args.cameras,
+                    replace=True,
+                    progress=print,
+                )
+            password = secrets.token_urlsafe(12)
+            try:
+                get_user(conn, "bench")
+                set_password(conn, "bench", password)
+            except Exception:
+                conn.rollback()
+                add_user(conn, "bench", "analyst", password=password)
+            incidents = conn.execute("SELECT count(*) AS n FROM incidents").fetchone()
+        run_rollups(dsn, progress=lambda _m: None)
+        print(f"# dashboard pages on {incidents['n'] if incidents else 0} incidents; {machine()}", flush=True)
+
+        port = free_port()
+        settings_file = BENCH_HOME / "dashboard-settings.yaml"
+        settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
+        env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
+        log = (BENCH_HOME / "dashboard.log").open("wb")
+        app = subprocess.Popen(
+            [sys.executable, "-m", "shrinkwatch.cli", "app", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            with browser_page() as page:
+                sign_in(page, url, "bench", password)
+                baseline = []
+                for _ in range(args.loads):
+                    start = time.perf_counter()
+                    page.goto(f"{url}/signin")
+                    page.get_by_label("Username").wait_for()
+                    baseline.append(time.perf_counter() - start)
+                page.goto(url)  # back in the app (the session cookie is still there)
+                b50 = statistics.median(baseline)
+                print(
+                    f"{'baseline: the sign-in page':28s} p50 {b50 * 1000:6.0f} ms  "
+                    f"p95 {p95(baseline) * 1000:6.0f} ms"
+                )
+                for target in PAGES:
+                    times = [first_render_s(page, url, target) for _ in range(args.loads)]
+                    p50 = statistics.median(times)
+                    print(
+                        f"{target.slug:28s} p50 {p50 * 1000:6.0f} ms  p95 {p95(times) * 1000:6.0f} ms  "
+                        f"{p50 / b50:5.1f}x the baseline  (target p95 <= 1500 ms)",
+                        flush=True,
+                    )
+        finally:
+            app.send_signal(signal.SIGTERM)
+            app.wait(timeout=30)
+            log.close()
+
+
+if __name__ == "__main__":
+    main()
