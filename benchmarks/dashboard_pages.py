@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=10)
     parser.add_argument("--loads", type=int, default=10)
     parser.add_argument("--reuse-seed", action="store_true", help="Use the seed a previous run left")
+    parser.add_argument("--verbose", action="store_true", help="Also print every load's time")
     args = parser.parse_args()
     settings = bench_settings()
     with services(settings):
@@ -112,6 +113,8 @@ def main() -> None:
                 )
                 for target in PAGES:
                     times = [first_render_s(page, url, target) for _ in range(args.loads)]
+                    if args.verbose:
+                        print(f"  {target.slug} loads (ms): {[round(t * 1000) for t in times]}")
                     p50 = statistics.median(times)
                     print(
                         f"{target.slug:28s} p50 {p50 * 1000:6.0f} ms  p95 {p95(times) * 1000:6.0f} ms  "

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import plotly.express  # noqa: F401  (imported once at start: the first page to chart does not wait ~1 s)
+import plotly.graph_objects as go
 import streamlit as st
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -72,6 +72,16 @@ class _Database:
 
 
 DB = _Database()
+
+
+def _warm_up_charts() -> None:
+    """Plotly builds its templates and validators on first use (about a second here): do it
+    at start, so the first person to open a page with charts does not wait for it."""
+    traces = [go.Heatmap(z=[[1, 2], [3, 4]]), go.Scatter(x=[0, 1], y=[0, 1]), go.Bar(x=[1], y=["a"])]
+    go.Figure(traces).to_json()
+
+
+_warm_up_charts()
 
 
 class SignInGate:

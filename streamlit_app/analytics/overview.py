@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -107,9 +106,13 @@ left, right = st.columns(2)
 with left:
     st.subheader("Incidents per day")
     if not trend.empty:
-        daily = trend.assign(type=trend["incident_type"].str.replace("_", " "))
-        chart = px.bar(daily, x="local_day", y="incidents", color="type", labels={"local_day": ""})
-        chart.update_layout(height=340, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend_title_text="")
+        chart = go.Figure(
+            [
+                go.Bar(x=rows["local_day"], y=rows["incidents"], name=kind.replace("_", " "))
+                for kind, rows in trend.groupby("incident_type")
+            ]
+        )
+        chart.update_layout(barmode="stack", height=340, margin={"l": 0, "r": 0, "t": 10, "b": 0})
         st.plotly_chart(chart)
 with right:
     st.subheader("When incidents happen")
@@ -184,21 +187,14 @@ if roi.empty:
     st.info("No ROI yet for these months: set the stores' economics (below, or in the site file).")
 else:
     monthly = roi.groupby(["month", "currency"], as_index=False)[["prevented_loss", "monthly_cost"]].sum()
-    monthly["month"] = [f"{m:%b %Y}" for m in monthly["month"]]
-    melted = monthly.melt(id_vars=["month", "currency"], var_name="what", value_name="amount")
-    melted["what"] = melted["what"].map({"prevented_loss": "prevented loss", "monthly_cost": "cost"})
-    bars = px.bar(
-        melted,
-        x="month",
-        y="amount",
-        color="what",
-        barmode="group",
-        facet_col="currency",
-        color_discrete_map={"prevented loss": "#2e7d32", "cost": "#9e9e9e"},
-        labels={"month": ""},
+    label = [f"{m:%b %Y} · {c}" for m, c in zip(monthly["month"], monthly["currency"], strict=True)]
+    bars = go.Figure(
+        [
+            go.Bar(x=label, y=monthly["prevented_loss"], name="prevented loss", marker_color="#2e7d32"),
+            go.Bar(x=label, y=monthly["monthly_cost"], name="cost", marker_color="#9e9e9e"),
+        ]
     )
-    bars.update_layout(height=320, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend_title_text="")
-    bars.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    bars.update_layout(barmode="group", height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(bars)
     table = roi.assign(
         store=[names.get(s, s) for s in roi["store_id"]], month=[f"{m:%b %Y}" for m in roi["month"]]

@@ -31,32 +31,41 @@ filters: IncidentFilter = st.session_state.get("incidents_filters", IncidentFilt
 skipped: list[str] = st.session_state.setdefault("review_skipped", [])
 
 
+def next_id(done: str | None = None) -> str | None:
+    """The newest incident still awaiting a verdict (other than those skipped or just done)."""
+    return next_unreviewed(conn, scope, filters, skip=tuple([*skipped, *([done] if done else [])]))
+
+
 def go_next(done: str | None = None) -> None:
-    """Open the newest incident still awaiting a verdict (other than those skipped)."""
-    following = next_unreviewed(conn, scope, filters, skip=tuple([*skipped, *([done] if done else [])]))
+    """Open the next incident awaiting a verdict (or say there is none)."""
+    following = next_id(done)
     if following is None:
         st.query_params.clear()
-        st.session_state["review_all_done"] = True
     else:
         st.query_params["id"] = following
     st.rerun()
 
 
+def all_done() -> None:
+    st.title("Review")
+    st.success("Nothing left to review under the current filters.")
+    if skipped and st.button("Start again with the skipped ones"):
+        skipped.clear()
+        st.rerun()
+    st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
+    st.stop()
+
+
 incident_id = st.query_params.get("id")
-if not incident_id:
-    if st.session_state.pop("review_all_done", False):
-        st.title("Review")
-        st.success("Nothing left to review under the current filters.")
-        if skipped and st.button("Start again with the skipped ones"):
-            skipped.clear()
-            st.rerun()
-        st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
-        st.stop()
+if not incident_id:  # the newest awaiting a verdict, shown in this same run
     try:
-        go_next()
+        incident_id = next_id()
     except QueryError as exc:
         st.error(str(exc))
         st.stop()
+    if incident_id is None:
+        all_done()
+    st.query_params["id"] = str(incident_id)
 
 row = incident_detail(conn, scope, str(incident_id), viewer=signed.user.username)
 if row is None:
