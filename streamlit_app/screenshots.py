@@ -21,8 +21,26 @@ from streamlit_app.browser import PAGES, browser_page, sign_in, wait_rendered
 OUT = REPO_ROOT / "docs" / "screenshots"
 
 
+def incident_with_evidence() -> str | None:
+    """The newest incident with a snapshot, from the warehouse these settings name (the
+    review page's screenshot shows it), or None."""
+    from shrinkwatch.settings import load_settings
+    from warehouse.db import connect
+
+    try:
+        with connect(load_settings(None).database_dsn, timeout_s=3) as conn:
+            row = conn.execute(
+                "SELECT incident_id FROM incidents WHERE snapshot IS NOT NULL "
+                "ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+    except Exception:  # no database here: the review page shows the newest awaiting a verdict
+        return None
+    return row["incident_id"] if row else None
+
+
 def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]:
     """Sign in and save `out/<page>.png` for every page (and the sign-in form); return them."""
+    review_id = incident_with_evidence()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with browser_page() as page:
@@ -32,7 +50,10 @@ def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]
         page.screenshot(path=str(written[-1]))
         sign_in(page, url, username, password)
         for target in PAGES:
-            page.goto(f"{url}{target.path}")
+            path = target.path
+            if target.slug == "review" and review_id:
+                path = f"{path}?id={review_id}"
+            page.goto(f"{url}{path}")
             wait_rendered(page, target.heading)
             # The page scrolls inside Streamlit's main block: make the window as tall as it.
             tall = page.evaluate(
@@ -41,6 +62,11 @@ def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]
             )
             page.set_viewport_size({"width": 1400, "height": min(int(tall) + 40, 3200)})
             page.wait_for_timeout(800)  # the charts resize and finish their transitions
+            wait_rendered(page, target.heading)
+            for _ in range(100):  # widgets drawn (not their loading placeholders)
+                if not page.get_by_test_id("stSkeleton").count():
+                    break
+                page.wait_for_timeout(100)
             written.append(out / f"{target.slug}.png")
             page.screenshot(path=str(written[-1]))
             page.set_viewport_size({"width": 1400, "height": 900})
