@@ -26,7 +26,7 @@ from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 
-FLOWS = {"incidents": "flows.incidents", "occupancy": "flows.occupancy"}
+FLOWS = {"incidents": "flows.incidents", "occupancy": "flows.occupancy", "health": "flows.health"}
 RECOVERY_PARTITIONS = 4
 
 

@@ -178,6 +178,7 @@ def run_demo(
         children.append(_spawn("camera-sim", ["camera-sim", str(video)], settings, env))
         children.append(_spawn("flow", ["flows", "run", "incidents"], settings, env))
         children.append(_spawn("occupancy", ["flows", "run", "occupancy"], settings, env))
+        children.append(_spawn("health", ["flows", "run", "health"], settings, env))
         children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
         children.append(_spawn("rollups", ["rollups", "run", "--schedule"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))

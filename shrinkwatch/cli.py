@@ -214,7 +214,9 @@ def detect(
 @flows_app.command("run")
 def flows_run(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Dataflow to run.")] = "incidents",
+    name: Annotated[
+        str, typer.Argument(help="Dataflow to run: incidents, occupancy, health, or a module path.")
+    ] = "incidents",
     workers: Annotated[int, typer.Option(min=1, help="Worker threads in each process.")] = 1,
     processes: Annotated[
         int, typer.Option(min=1, help="Processes on this machine (Bytewax cluster on flow_cluster_port+).")

@@ -548,3 +548,28 @@ def set_economics(conn: Connection, scope: Scope, store_id: str, economics: dict
             (Jsonb(checked.model_dump(exclude_none=True)), store_id, sorted(scope.store_ids)),
         ).rowcount
     return bool(done)
+
+
+def camera_status(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """Each camera of the stores in scope with its reader's latest health (None where no
+    reader has reported). Columns: camera_id, store_id, name, status, status_since,
+    reported_at, fps_in, fps_analysed, error."""
+    rows = conn.execute(
+        """SELECT c.id AS camera_id, c.store_id, c.name, h.status, h.status_since, h.reported_at,
+                  h.fps_in, h.fps_analysed, h.error
+           FROM cameras c LEFT JOIN camera_health h ON h.camera_id = c.id
+           WHERE c.store_id = ANY(%s) ORDER BY c.store_id, c.id""",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    columns = [
+        "camera_id",
+        "store_id",
+        "name",
+        "status",
+        "status_since",
+        "reported_at",
+        "fps_in",
+        "fps_analysed",
+        "error",
+    ]
+    return pd.DataFrame(rows, columns=columns)

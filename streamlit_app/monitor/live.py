@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_app import auth, data
-from warehouse.queries import IncidentFilter, incidents_page
+from warehouse.queries import IncidentFilter, camera_status, incidents_page
 
 signed = auth.page()
 scope = signed.scope
@@ -73,20 +73,39 @@ def incoming() -> None:
 
 @auth.live(run_every=1)
 def cameras() -> None:
-    frames = data.live_frames(set(data.cameras(scope)["id"]))
-    if not frames:
+    health = camera_status(data.connection(), scope).set_index("camera_id")
+    frames = data.live_frames(set(health.index))
+    reported = {c for c in health.index if isinstance(health.at[c, "status"], str)}
+    shown = [c for c in health.index if c in frames or c in reported]
+    if not shown:
         st.info(
-            "No camera of your stores is being analysed on this machine right now "
-            "(start `shrinkwatch detect`)."
+            "No camera of your stores is being analysed right now (start `shrinkwatch detect`, "
+            "and `shrinkwatch flows run health` for their health)."
         )
         return
-    columns = st.columns(min(3, len(frames)))
-    for i, (camera_id, path) in enumerate(frames.items()):
-        age = time.time() - path.stat().st_mtime
+    columns = st.columns(min(3, len(shown)))
+    for i, camera_id in enumerate(shown):
+        row = health.loc[camera_id]
         with columns[i % len(columns)]:
-            st.image(path.read_bytes(), caption=f"{camera_id} · {age:.0f} s ago")
-            if age > 10:
-                st.warning(f"{camera_id}: no new frame for {age:.0f} s")
+            status = str(row["status"]) if camera_id in reported else None
+            badge = {
+                "online": ":green-badge[online]",
+                "degraded": ":orange-badge[degraded]",
+                "offline": ":red-badge[offline]",
+            }.get(status or "", ":gray-badge[no report]")
+            fps = f" · {row['fps_analysed']:.1f} of {row['fps_in']:.1f} fps" if status is not None else ""
+            st.markdown(f"**{row['name']}** `{camera_id}` {badge}{fps}")
+            if camera_id in frames:
+                path = frames[camera_id]
+                age = time.time() - path.stat().st_mtime
+                st.image(path.read_bytes(), caption=f"{age:.0f} s ago")
+            if status == "offline":
+                since = row["status_since"]
+                st.error(
+                    f"Offline since {since:%H:%M:%S} UTC" + (f": {row['error']}" if row["error"] else "")
+                )
+            elif status == "degraded":
+                st.warning("Degraded: analysing fewer frames than the camera sends (the machine is busy).")
 
 
 st.subheader("Incidents")

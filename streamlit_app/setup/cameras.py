@@ -18,6 +18,7 @@ import yaml
 from shrinkwatch.site_file import SiteConfigError, parse_site_config
 from streamlit_app import auth, data
 from streamlit_app.charts import camera_view
+from warehouse.queries import camera_status
 from warehouse.site_tables import apply_site_config, load_cameras, load_zones
 
 KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general"]
@@ -64,9 +65,21 @@ def camera_document(camera_id: str, **changes: Any) -> dict[str, Any]:
     return {"cameras": [as_dict]}
 
 
-overview = cameras.assign(store=[store_names.get(s, s) for s in cameras["store_id"]])
+health = camera_status(conn, scope).set_index("camera_id")
+overview = cameras.assign(
+    store=[store_names.get(s, s) for s in cameras["store_id"]],
+    health=[
+        health.at[c, "status"] if c in health.index and health.at[c, "status"] else "no report"
+        for c in cameras["id"]
+    ],
+    fps=[health.at[c, "fps_analysed"] if c in health.index else None for c in cameras["id"]],
+)
 st.dataframe(
-    overview[["store", "id", "name", "location"]], hide_index=True, width="stretch", key="camera_list"
+    overview[["store", "id", "name", "location", "health", "fps"]],
+    hide_index=True,
+    width="stretch",
+    key="camera_list",
+    column_config={"fps": st.column_config.NumberColumn("analysed fps", format="%.1f")},
 )
 
 if admin:

@@ -32,7 +32,16 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
     out = result.stderr
     assert "** first incident after" in out
     assert f"dashboard: http://127.0.0.1:{settings.dashboard_port}" in out
-    for part in ("dashboard", "rollups", "calibration", "detector", "occupancy", "flow", "camera-sim"):
+    for part in (
+        "dashboard",
+        "rollups",
+        "calibration",
+        "detector",
+        "health",
+        "occupancy",
+        "flow",
+        "camera-sim",
+    ):
         assert f"stopped {part}" in out
     assert "== seeding 14 days of synthetic history" in out
     assert "stopping Kafka" not in out  # it did not start the session's services, so it leaves them

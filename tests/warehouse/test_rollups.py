@@ -346,6 +346,7 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
             "incidents_csv": lambda: q.incidents_csv(conn, boston, leeds_only).count(b"\n") == 1,
             "stores_in_scope": lambda: list(q.stores_in_scope(conn, boston)["id"]) == ["store-002"],
             "cameras_in_scope": lambda: list(q.cameras_in_scope(conn, boston)["id"]) == ["cam-2"],
+            "camera_status": lambda: list(q.camera_status(conn, boston)["camera_id"]) == ["cam-2"],
             "risk_pattern": lambda: q.risk_pattern(conn, boston, "store-001", *march).empty,
             "risk_patterns": lambda: q.risk_patterns(conn, boston, *march, ("store-001",)).empty,
             "incident_trend": lambda: (
