@@ -21,6 +21,7 @@ from tests.streamlit_app.conftest import PASSWORD, sign_in
 from tests.support import cli_env, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
+from warehouse.rollups import run_rollups
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
@@ -115,6 +116,11 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
         page.get_by_role("link", name="Risk weights").click()
         expect(page.get_by_text("Verdicts used")).to_be_visible(timeout=30_000)
         expect(page.get_by_test_id("stMetric").filter(has_text="Verdicts used")).to_contain_text("1")
+        # ... and Analytics counts it once the rollups refresh (every few minutes; now, here).
+        run_rollups(settings.database_dsn)
+        page.get_by_role("link", name="Analytics and ROI").click()
+        confirmed = page.get_by_test_id("stMetric").filter(has_text="Confirmed")
+        expect(confirmed.first).to_contain_text("1", timeout=30_000)
 
 
 def test_a_store_manager_cannot_open_another_stores_incident(dashboard: tuple[str, Any]) -> None:

@@ -150,7 +150,17 @@ def test_live_shows_only_the_cameras_and_incidents_in_scope(open_page: Open, two
         recent(1, risk_level="high"),
         recent(2, store_id="store-002", camera_id="cam-2", risk_level="high", incident_id="boston-1"),
     )
+    with connect(two_stores.database_dsn) as conn:  # what the health flow keeps
+        conn.execute(
+            """INSERT INTO camera_health (camera_id, store_id, status, status_since, reported_at, fps_in,
+                   fps_analysed, error) VALUES
+               ('cam-1', 'store-001', 'offline', now(), now(), 0, 0, 'connection refused'),
+               ('cam-2', 'store-002', 'online', now(), now(), 10, 5, NULL)"""
+        )
+        conn.commit()
     at = open_page(two_stores, "monitor/live.py", user="mo", role="store_manager", stores=("store-001",))
     assert at.title[0].value == "Live"
     assert len(at.get("image")) == 1
     assert list(at.dataframe[0].value["camera"]) == ["cam-1"]
+    assert ":red-badge[offline]" in texts(at) and "connection refused" in texts(at)
+    assert "cam-2" not in texts(at)
