@@ -37,12 +37,39 @@ GREY = (200, 200, 200)
 RED = (40, 40, 230)
 
 
+PATH = (0, 215, 255)  # amber (BGR)
+
+
+def track_path(frames: list[RingFrame], track_id: int | None) -> list[tuple[float, float]]:
+    """Where one track's feet were (bottom centre of its box, normalised), frame by frame."""
+    if track_id is None:
+        return []
+    points = []
+    for frame in frames:
+        for obj in frame.objects:
+            if obj.track_id == track_id:
+                x1, _y1, x2, y2 = obj.box
+                points.append(((x1 + x2) / 2, y2))
+                break
+    return points
+
+
 def annotate(
-    image: np.ndarray, objects: list[DetectedObject], highlight: int | None = None, label: str | None = None
+    image: np.ndarray,
+    objects: list[DetectedObject],
+    highlight: int | None = None,
+    label: str | None = None,
+    path: list[tuple[float, float]] | None = None,
 ) -> np.ndarray:
-    """A copy of the frame with every object's box and track id; `highlight` in red."""
+    """A copy of the frame with every object's box and track id; `highlight` in red, and
+    its `path` (normalised foot points, oldest first) as a line from a ring to a dot."""
     out = image.copy()
     height, width = out.shape[:2]
+    if path and len(path) > 1:
+        pixels = np.array([(round(x * width), round(y * height)) for x, y in path], np.int32)
+        cv2.polylines(out, [pixels], isClosed=False, color=PATH, thickness=2, lineType=cv2.LINE_AA)
+        cv2.circle(out, tuple(int(v) for v in pixels[0]), 5, PATH, 2, cv2.LINE_AA)
+        cv2.circle(out, tuple(int(v) for v in pixels[-1]), 5, PATH, -1, cv2.LINE_AA)
     for obj in objects:
         x1, y1, x2, y2 = (int(v * s) for v, s in zip(obj.box, (width, height, width, height), strict=True))
         colour = RED if highlight is not None and obj.track_id == highlight else GREY
@@ -210,7 +237,9 @@ class EvidenceRecorder(threading.Thread):
             return None
         key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
         label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
-        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label)
+        # The person's path over the evidence window (about before_s + after_s seconds).
+        path = track_path(frames, incident.track_id)
+        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
         reference = f"{incident.camera_id}/{incident.incident_id}.jpg"
         ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if ok:

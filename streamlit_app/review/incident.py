@@ -134,7 +134,10 @@ with left:
         zones = load_zones(conn, [row["camera_id"]]).get(row["camera_id"], [])
         figure = camera_view(snapshot, zones, highlight=row["zone_ids"] or [])
         st.plotly_chart(figure, config={"displayModeBar": False})
-        st.caption("Snapshot when the incident opened, with the camera's zones (the incident's in red).")
+        st.caption(
+            "Snapshot when the incident opened: the person in red, their path in amber (ring: where it "
+            "starts), and the camera's zones (the incident's in red)."
+        )
     clip = data.evidence_file(row["snapshot"], ".mp4")
     if clip is not None:
         st.video(str(clip))
