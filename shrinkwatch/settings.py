@@ -134,6 +134,20 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies in front of the dashboard: from these, the client's "
         "address is the last one in X-Forwarded-For (sign-in throttling counts per client address).",
     )
+    dashboard_public_url: str | None = Field(
+        None,
+        description="The dashboard's address as people reach it (https://...): links in alerts, and "
+        "single sign-on's return address. Default: the address the browser used.",
+    )
+    sso_issuer: str | None = Field(
+        None,
+        description="OpenID Connect issuer URL of the chain's identity provider: turns on single sign-on.",
+    )
+    sso_client_id: str | None = Field(None, description="Single sign-on: this dashboard's client id.")
+    sso_client_secret: str | None = Field(
+        None, repr=False, description="Single sign-on: this dashboard's client secret."
+    )
+    sso_label: str = Field("single sign-on", description="Single sign-on: the provider's name on the button.")
     dashboard_secure_cookie: bool = Field(
         False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
     )

@@ -8,7 +8,15 @@ from urllib.parse import urlsplit
 COOKIE = "shrinkwatch_session"
 # Reachable signed out: the sign-in routes, the health check, and the frontend's static
 # bundle (the same public code for everyone; no data).
-OPEN_PATHS = ("/signin", "/signout", "/_stcore/health", "/_stcore/host-config", "/favicon.png")
+OPEN_PATHS = (
+    "/signin",
+    "/signin/sso",
+    "/signin/sso/callback",
+    "/signout",
+    "/_stcore/health",
+    "/_stcore/host-config",
+    "/favicon.png",
+)
 OPEN_PREFIXES = ("/static/",)
 
 

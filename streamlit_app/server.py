@@ -34,9 +34,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shrinkwatch.settings import Settings, load_settings
+from streamlit_app import sso
 from streamlit_app.gate_rules import COOKIE, client_address, is_open, safe_next, same_origin, session_cookie
 from warehouse.db import Connection, connect
-from warehouse.users import AuthError, Throttled, authenticate, end_session, session_user, start_session
+from warehouse.users import (
+    AuthError,
+    Throttled,
+    authenticate,
+    end_session,
+    save_sso_request,
+    session_user,
+    start_session,
+    take_sso_request,
+    user_by_email,
+)
 
 HERE = Path(__file__).parent
 
@@ -137,6 +148,10 @@ _PAGE = """<!doctype html>
   .error {{ background: #fdecea; color: #8a1c1c; }}
   .info {{ background: #e8f1fb; color: #1c4f8a; }}
   footer {{ margin-top: 1.4rem; font-size: .8rem; color: #7b8794; }}
+  .or {{ margin: 1.2rem 0 0; text-align: center; font-size: .85rem; color: #7b8794; }}
+  a.sso {{ display: block; margin-top: .6rem; padding: .65rem; text-align: center; font-weight: 600;
+           color: #1f2933; border: 1px solid #cbd2d9; border-radius: 8px; text-decoration: none; }}
+  a.sso:hover {{ background: #f4f6f8; }}
 </style></head>
 <body><main>
   <h1><span aria-hidden="true">&#128737;</span> Shrinkwatch</h1>
@@ -150,6 +165,7 @@ _PAGE = """<!doctype html>
     <input id="password" name="password" type="password" autocomplete="current-password" required>
     <button type="submit">Sign in</button>
   </form>
+  {sso}
   <footer>Ask your Shrinkwatch administrator for an account.</footer>
 </main></body></html>
 """
@@ -157,7 +173,17 @@ _PAGE = """<!doctype html>
 
 def _page(*, message: str = "", kind: str = "error", next_path: str = "/", username: str = "") -> str:
     box = f'<p class="message {kind}" role="alert">{html.escape(message)}</p>' if message else ""
-    return _PAGE.format(message=box, next=html.escape(next_path), username=html.escape(username))
+    sso_block = ""
+    if sso.enabled(DB.settings):
+        target = f"/signin/sso?next={quote(next_path)}"
+        sso_block = (
+            '<p class="or">or</p>'
+            f'<a class="sso" href="{html.escape(target)}">'
+            f"Sign in with {html.escape(DB.settings.sso_label)}</a>"
+        )
+    return _PAGE.format(
+        message=box, next=html.escape(next_path), username=html.escape(username), sso=sso_block
+    )
 
 
 def _client(request: Request) -> str:
@@ -197,17 +223,65 @@ async def signin(request: Request) -> Response:
         return HTMLResponse(_page(message=str(exc), next_path=next_path, username=username), status_code=401)
     hours = DB.settings.dashboard_session_hours
     session: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
-    signed_in = RedirectResponse(next_path, status_code=303)
-    signed_in.set_cookie(
+    return _signed_in_response(next_path, session)
+
+
+def _sso_return(request: Request) -> str:
+    base = DB.settings.dashboard_public_url or str(request.base_url)
+    return base.rstrip("/") + "/signin/sso/callback"
+
+
+def _signed_in_response(next_path: str, token: str) -> Response:
+    """Go on to `next_path` with the session's cookie set."""
+    hours = DB.settings.dashboard_session_hours
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(
         COOKIE,
-        session,
+        token,
         max_age=int(hours * 3600),
         path="/",
         httponly=True,
         samesite="lax",
         secure=DB.settings.dashboard_secure_cookie,
     )
-    return signed_in
+    return response
+
+
+async def signin_sso(request: Request) -> Response:
+    """Send the browser to the identity provider (single sign-on), remembering the attempt."""
+    next_path = safe_next(request.query_params.get("next"))
+    if not sso.enabled(DB.settings):
+        return HTMLResponse(_page(message="Single sign-on is not set up here.", next_path=next_path), 404)
+    try:
+        started = await run_in_threadpool(sso.start, DB.settings, _sso_return(request))
+    except sso.SsoError as exc:
+        return HTMLResponse(_page(message=str(exc), next_path=next_path), 502)
+    await run_in_threadpool(
+        DB.call, save_sso_request, started.state, started.nonce, started.code_verifier, next_path
+    )
+    return RedirectResponse(started.url, status_code=303)
+
+
+async def signin_sso_callback(request: Request) -> Response:
+    """The provider sends the browser back: check everything, then sign in like a password."""
+    state, code = request.query_params.get("state", ""), request.query_params.get("code", "")
+    pending = await run_in_threadpool(DB.call, take_sso_request, state) if state else None
+    if pending is None or not code:
+        said = request.query_params.get("error_description") or request.query_params.get("error")
+        message = f"Single sign-on did not complete{': ' + said if said else ''}. Try again."
+        return HTMLResponse(_page(message=message), 400)
+    nonce, verifier, next_path = pending
+    try:
+        email = await run_in_threadpool(sso.finish, DB.settings, _sso_return(request), code, nonce, verifier)
+    except sso.SsoError as exc:
+        return HTMLResponse(_page(message=str(exc), next_path=next_path), 401)
+    user = await run_in_threadpool(DB.call, user_by_email, email)
+    if user is None:
+        message = f"No Shrinkwatch account for {email} (or it is disabled). Ask your administrator."
+        return HTMLResponse(_page(message=message, next_path=next_path), 403)
+    hours = DB.settings.dashboard_session_hours
+    token: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
+    return _signed_in_response(next_path, token)
 
 
 async def signout(request: Request) -> Response:
@@ -224,6 +298,8 @@ app = st.App(
     HERE / "app.py",
     routes=[
         Route("/signin", signin, methods=["GET", "POST"]),
+        Route("/signin/sso", signin_sso, methods=["GET"]),
+        Route("/signin/sso/callback", signin_sso_callback, methods=["GET"]),
         Route("/signout", signout, methods=["GET", "POST"]),
     ],
     middleware=[Middleware(SignInGate)],

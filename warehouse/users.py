@@ -367,3 +367,39 @@ def mark_seen(conn: Connection, scope: Scope, username: str, incident_ids: Itera
                ON CONFLICT DO NOTHING""",
             (username, ids, sorted(scope.store_ids)),
         ).rowcount
+
+
+SSO_REQUEST_TTL = timedelta(minutes=10)
+
+
+def user_by_email(conn: Connection, email: str) -> User | None:
+    """The enabled account with this email (case does not matter), or None."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower(%s) AND disabled_at IS NULL",  # noqa: S608
+        (email,),
+    ).fetchone()
+    conn.commit()
+    return _user(row) if row else None
+
+
+def save_sso_request(conn: Connection, state: str, nonce: str, code_verifier: str, next_path: str) -> None:
+    """Remember a sign-in sent to the identity provider (and forget stale ones)."""
+    with conn.transaction():
+        conn.execute("DELETE FROM sso_requests WHERE created_at < now() - %s", (SSO_REQUEST_TTL,))
+        conn.execute(
+            "INSERT INTO sso_requests (state, nonce, code_verifier, next_path) VALUES (%s, %s, %s, %s)",
+            (state, nonce, code_verifier, next_path),
+        )
+
+
+def take_sso_request(conn: Connection, state: str) -> tuple[str, str, str] | None:
+    """(nonce, code_verifier, next_path) of a pending sign-in, once; None if unknown or stale."""
+    with conn.transaction():
+        row = conn.execute(
+            """DELETE FROM sso_requests WHERE state = %s
+               RETURNING nonce, code_verifier, next_path, created_at > now() - %s AS fresh""",
+            (state, SSO_REQUEST_TTL),
+        ).fetchone()
+    if row is None or not row["fresh"]:
+        return None
+    return row["nonce"], row["code_verifier"], row["next_path"]

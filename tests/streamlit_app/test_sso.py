@@ -1,0 +1,88 @@
+"""Single sign-on through a local OpenID Connect provider, driven by the real client
+library (Authlib) inside the real dashboard server: the provider proves who someone is,
+our accounts decide what they may see."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from shrinkwatch.settings import Settings
+from tests.streamlit_app.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
+from tests.streamlit_app.test_dashboard_browser import free_port, healthy
+from tests.support import cli_env, spawn_cli, wait_for
+from warehouse.db import connect
+from warehouse.users import add_user, session_user
+
+
+@pytest.fixture
+def sso_dashboard(two_stores: Settings, tmp_path: Path) -> Iterator[tuple[str, Provider, Settings]]:
+    with running_provider() as provider:
+        settings = two_stores.model_copy(
+            update={
+                "sso_issuer": provider.url,
+                "sso_client_id": CLIENT_ID,
+                "sso_client_secret": CLIENT_SECRET,
+                "sso_label": "Example ID",
+            }
+        )
+        with connect(settings.database_dsn) as conn:
+            add_user(conn, "ana", "analyst", password=None, email="Ana@example.com")
+        port = free_port()
+        proc = spawn_cli(["app", "--port", str(port)], cli_env(settings, tmp_path), tmp_path / "app.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: healthy(url), 90, what="the dashboard")
+            yield url, provider, settings
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+
+
+def sign_in_with_sso(url: str, next_path: str = "/review") -> requests.Response:
+    """Follow the whole round trip: us -> provider -> us, as a browser would."""
+    return requests.get(f"{url}/signin/sso", params={"next": next_path}, timeout=30, allow_redirects=True)
+
+
+def test_single_sign_on_signs_in_an_account_by_its_email(
+    sso_dashboard: tuple[str, Provider, Settings],
+) -> None:
+    url, provider, settings = sso_dashboard
+    form = requests.get(f"{url}/signin", timeout=30)
+    assert "Sign in with Example ID" in form.text
+
+    done = sign_in_with_sso(url)
+    assert done.url == f"{url}/review" and done.status_code == 200
+    token = done.history[-1].cookies["shrinkwatch_session"]
+    with connect(settings.database_dsn) as conn:
+        user = session_user(conn, token)
+    assert user is not None and user.username == "ana"
+    # The same answer from the provider cannot be used twice.
+    callback = done.history[-2].headers["location"]
+    again = requests.get(callback, timeout=30, allow_redirects=False)
+    assert again.status_code == 400 and "Single sign-on did not complete" in again.text
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "says"),
+    [
+        ({"email": "eve@example.com"}, 403, "No Shrinkwatch account for eve@example.com"),
+        ({"email_verified": False}, 401, "has not verified ana@example.com"),
+        ({"wrong_nonce": True}, 401, "ID token did not check out"),
+    ],
+)
+def test_what_the_provider_says_is_checked(
+    sso_dashboard: tuple[str, Provider, Settings], change: dict[str, Any], status: int, says: str
+) -> None:
+    url, provider, _settings = sso_dashboard
+    for key, value in change.items():
+        setattr(provider, key, value)
+    done = sign_in_with_sso(url)
+    assert done.status_code == status
+    assert says in done.text
+    assert not any("shrinkwatch_session" in r.cookies for r in [*done.history, done])
