@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from shrinkwatch.settings import Settings, load_settings
+from shrinkwatch.site_file import Zone
 from warehouse.db import Connection
 from warehouse.queries import Scope
 from warehouse.weights import WeightsVersion
@@ -130,3 +131,41 @@ def image_aspect(path: Path) -> float:
 def signal_label(name: str) -> str:
     """A signal's name for people: `dwell_high_value_s` -> "dwell high value"."""
     return name.removesuffix("_s").replace("_", " ")
+
+
+ZONE_COLOURS = {  # BGR, by zone kind
+    "high_value": (60, 60, 230),
+    "restricted": (40, 40, 160),
+    "checkout": (80, 180, 60),
+    "entrance": (200, 140, 40),
+    "exit": (200, 90, 160),
+    "general": (200, 200, 200),
+}
+
+
+def with_zones(jpeg: bytes, zones: list[Zone]) -> bytes:
+    """A camera frame (JPEG) with its zones outlined and named, as JPEG."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or not zones:
+        return jpeg
+    height, width = image.shape[:2]
+    for zone in zones:
+        colour = ZONE_COLOURS.get(zone.kind, ZONE_COLOURS["general"])
+        points = np.array([(round(x * width), round(y * height)) for x, y in zone.polygon], np.int32)
+        cv2.polylines(image, [points], isClosed=True, color=colour, thickness=2, lineType=cv2.LINE_AA)
+        x, y = points.min(axis=0)
+        cv2.putText(
+            image,
+            zone.name[:24],
+            (int(x) + 4, int(y) + 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
+    ok, out = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return out.tobytes() if ok else jpeg

@@ -10,6 +10,7 @@ import streamlit as st
 
 from streamlit_app import auth, data
 from warehouse.queries import IncidentFilter, camera_status, incidents_page
+from warehouse.site_tables import load_zones
 
 signed = auth.page()
 scope = signed.scope
@@ -83,6 +84,7 @@ def cameras() -> None:
             "and `shrinkwatch flows run health` for their health)."
         )
         return
+    zones = load_zones(data.connection(), shown)
     columns = st.columns(min(3, len(shown)))
     for i, camera_id in enumerate(shown):
         row = health.loc[camera_id]
@@ -98,7 +100,10 @@ def cameras() -> None:
             if camera_id in frames:
                 path = frames[camera_id]
                 age = time.time() - path.stat().st_mtime
-                st.image(path.read_bytes(), caption=f"{age:.0f} s ago")
+                st.image(
+                    data.with_zones(path.read_bytes(), zones.get(camera_id, [])),
+                    caption=f"{age:.0f} s ago · zones outlined",
+                )
             if status == "offline":
                 since = row["status_since"]
                 st.error(

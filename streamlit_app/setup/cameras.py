@@ -119,6 +119,33 @@ labels = {
     c.id: f"{store_names.get(c.store_id, c.store_id)} · {c.name} ({c.id})" for c in cameras.itertuples()
 }
 camera_id = st.selectbox("Camera", list(cameras["id"]), format_func=lambda c: labels[c])
+if admin:
+    current = load_cameras(conn, [camera_id])
+    if current:
+        chosen_camera = current[0]
+        with st.expander("Edit this camera", icon=":material/edit:"), st.form(f"edit_{camera_id}"):
+            cols = st.columns(3)
+            name = cols[0].text_input("Name", chosen_camera.name)
+            location = cols[1].text_input("Location", chosen_camera.location or "")
+            fps = cols[2].number_input(
+                "Frames per second to analyse", 0.5, 30.0, float(chosen_camera.fps), 0.5
+            )
+            url = st.text_input(
+                "Stream URL", chosen_camera.stream_url, help="Stored as written: ${VAR} stays a placeholder"
+            )
+            gating = st.checkbox("Motion gating", value=chosen_camera.motion_gating)
+            if st.form_submit_button("Save camera", type="primary"):
+                changes = {
+                    "name": name.strip(),
+                    "stream_url": url.strip(),
+                    "fps": fps,
+                    "motion_gating": gating,
+                }
+                changes["location"] = location.strip() or None
+                document = camera_document(camera_id, **changes)
+                document["cameras"][0] = {k: v for k, v in document["cameras"][0].items() if v is not None}
+                if apply(document):
+                    st.success("Camera saved. Restart its `shrinkwatch detect` to read the new settings.")
 zones = load_zones(conn, [camera_id]).get(camera_id, [])
 frame = data.live_frames({camera_id}).get(camera_id)
 draft: list[tuple[float, float]] = st.session_state.setdefault(f"draft_{camera_id}", [])

@@ -29,7 +29,7 @@ def test_store_managers_see_their_cameras_and_change_nothing(open_page: Open, tw
 
 def test_an_admin_adds_a_camera_only_when_it_is_valid(open_page: Open, two_stores: Settings) -> None:
     at = open_page(two_stores, "setup/cameras.py", user="root", role="admin")
-    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs = {t.label: t for t in reversed(at.text_input)}  # the add form's: the first of each label
     form_inputs["Camera id"].input("Cam 3!")
     form_inputs["Name"].input("Back door")
     form_inputs["Stream URL"].input("rtsp://10.0.0.9/stream1")
@@ -37,7 +37,7 @@ def test_an_admin_adds_a_camera_only_when_it_is_valid(open_page: Open, two_store
     assert "cameras[0].id" in texts(at) and "nothing was applied" in texts(at)
     with connect(two_stores.database_dsn) as conn:
         assert conn.execute("SELECT count(*) AS n FROM cameras").fetchone() == {"n": 2}
-    {t.label: t for t in at.text_input}["Camera id"].input("cam-3")
+    next(t for t in at.text_input if t.label == "Camera id").input("cam-3")
     next(b for b in at.button if b.label == "Add camera").click().run()
     assert "Camera cam-3 added" in texts(at)
     with connect(two_stores.database_dsn) as conn:
@@ -62,3 +62,24 @@ def test_an_admin_draws_a_zone_and_a_line_is_refused(open_page: Open, two_stores
     next(b for b in at.button if b.label == "Add zone").click().run()
     assert zones_of(two_stores, "cam-1")["z-door"] == [(0.6, 0.1), (0.9, 0.1), (0.9, 0.4)]
     assert set(zones_of(two_stores, "cam-1")) == {"z-razors", "z-door"}
+
+
+def test_an_admin_edits_a_camera_and_a_bad_value_changes_nothing(
+    open_page: Open, two_stores: Settings
+) -> None:
+    at = open_page(two_stores, "setup/cameras.py", user="root", role="admin")
+    url = next(t for t in at.text_input if t.label == "Stream URL" and t.value == "/dev/null")
+    url.input("rtsp://${CAM_USER}:${CAM_PASS}@10.0.0.5/stream1")
+    next(b for b in at.button if b.label == "Save camera").click().run()
+    assert "Camera saved" in texts(at)
+    with connect(two_stores.database_dsn) as conn:
+        row = conn.execute("SELECT stream_url FROM cameras WHERE id = 'cam-1'").fetchone()
+    assert row == {"stream_url": "rtsp://${CAM_USER}:${CAM_PASS}@10.0.0.5/stream1"}
+    assert zones_of(two_stores, "cam-1") == {"z-razors": [(0.0, 0.5), (0.4, 0.5), (0.4, 1.0), (0.0, 1.0)]}
+
+    name = next(t for t in at.text_input if t.label == "Name" and t.value == "Aisle")
+    name.input("")
+    next(b for b in at.button if b.label == "Save camera").click().run()
+    assert "cameras[0].name" in texts(at) and "nothing was applied" in texts(at)
+    with connect(two_stores.database_dsn) as conn:
+        assert conn.execute("SELECT name FROM cameras WHERE id = 'cam-1'").fetchone() == {"name": "Aisle"}
