@@ -26,13 +26,14 @@ def is_open(path: str) -> bool:
 
 
 def session_cookie(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The session token from raw ASGI headers' Cookie, if any."""
+    """The session token from raw ASGI headers' Cookie, if any, read as Starlette reads it
+    for the pages (the last of several of one name), so the gate and the pages always judge
+    the same token."""
+    from starlette.requests import cookie_parser
+
     for name, value in headers:
         if name == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                key, _, token = part.strip().partition("=")
-                if key == COOKIE and token:
-                    return token
+            return cookie_parser(value.decode("latin-1")).get(COOKIE) or None
     return None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import os
+import secrets
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -83,6 +84,14 @@ class _Database:
 
 
 DB = _Database()
+SSO_COOKIE = "shrinkwatch_sso"
+
+
+def _on_own_connection(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Sign-in work (an argon2 check takes ~0.1 s) on a connection of its own, so it never
+    holds up the gate's session checks on the shared one."""
+    with connect(DB.settings.database_dsn) as conn:
+        return fn(conn, *args, **kwargs)
 
 
 def _warm_up_charts() -> None:
@@ -214,7 +223,9 @@ async def signin(request: Request) -> Response:
     if not _same_origin(request):
         return HTMLResponse(_page(message="Sign in from the sign-in page.", next_path=next_path), 403)
     try:
-        user = await run_in_threadpool(DB.call, authenticate, username, password, client=_client(request))
+        user = await run_in_threadpool(
+            _on_own_connection, authenticate, username, password, client=_client(request)
+        )
     except Throttled as exc:
         retry = str(int(exc.retry_after.total_seconds()) + 1)
         page = _page(message=str(exc), next_path=next_path, username=username)
@@ -259,17 +270,29 @@ async def signin_sso(request: Request) -> Response:
     await run_in_threadpool(
         DB.call, save_sso_request, started.state, started.nonce, started.code_verifier, next_path
     )
-    return RedirectResponse(started.url, status_code=303)
+    response = RedirectResponse(started.url, status_code=303)
+    # The state also goes into this browser's cookie: the return must come to the same browser.
+    response.set_cookie(
+        SSO_COOKIE,
+        started.state,
+        max_age=600,
+        path="/signin/sso",
+        httponly=True,
+        samesite="lax",
+        secure=DB.settings.dashboard_secure_cookie,
+    )
+    return response
 
 
 async def signin_sso_callback(request: Request) -> Response:
     """The provider sends the browser back: check everything, then sign in like a password."""
     state, code = request.query_params.get("state", ""), request.query_params.get("code", "")
-    pending = await run_in_threadpool(DB.call, take_sso_request, state) if state else None
+    same_browser = bool(state) and secrets.compare_digest(state, request.cookies.get(SSO_COOKIE, ""))
+    pending = await run_in_threadpool(DB.call, take_sso_request, state) if same_browser else None
     if pending is None or not code:
-        said = request.query_params.get("error_description") or request.query_params.get("error")
-        message = f"Single sign-on did not complete{': ' + said if said else ''}. Try again."
-        return HTMLResponse(_page(message=message), 400)
+        response = HTMLResponse(_page(message="Single sign-on did not complete. Try again."), 400)
+        response.delete_cookie(SSO_COOKIE, path="/signin/sso")
+        return response
     nonce, verifier, next_path = pending
     try:
         email = await run_in_threadpool(sso.finish, DB.settings, _sso_return(request), code, nonce, verifier)
@@ -281,7 +304,9 @@ async def signin_sso_callback(request: Request) -> Response:
         return HTMLResponse(_page(message=message, next_path=next_path), 403)
     hours = DB.settings.dashboard_session_hours
     token: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
-    return _signed_in_response(next_path, token)
+    signed_in = _signed_in_response(next_path, token)
+    signed_in.delete_cookie(SSO_COOKIE, path="/signin/sso")
+    return signed_in
 
 
 async def signout(request: Request) -> Response:

@@ -9,7 +9,10 @@ server-side session and cookie as a password sign-in (streamlit_app.server).
 What is checked: the `state` we sent comes back once, within ten minutes (kept in
 PostgreSQL, `sso_requests`); the code is exchanged with our PKCE verifier and client
 secret; the ID token is signed by a key of the provider's JWKS, and its issuer, audience,
-expiry and nonce are ours; the email, if the provider says whether it is verified, is.
+expiry and nonce are ours; the provider says the email is verified (`email_verified` true:
+an email a user could type in themselves proves nothing); and the browser that comes back
+is the one that left (the state is also in its cookie, so nobody can hand someone else the
+return link of their own sign-in).
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def finish(settings: Settings, redirect_uri: str, code: str, nonce: str, code_ve
     if not email:
         msg = "the identity provider did not say who you are (no email in the ID token)"
         raise SsoError(msg)
-    if claims.get("email_verified") is False:
+    if claims.get("email_verified") is not True:  # absent, false or "false": not proven
         msg = f"the identity provider has not verified {email}"
         raise SsoError(msg)
     return str(email)

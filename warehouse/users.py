@@ -18,6 +18,7 @@ known ones (so timing does not tell which accounts exist).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -254,10 +255,22 @@ def _wait(conn: Connection, kind: str, value: str) -> timedelta:
     return max(left, timedelta(0))
 
 
+def _dummy_check(password: str) -> None:
+    """The argon2 work of a real check, for attempts that cannot succeed."""
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        _HASHER.verify(_DUMMY_HASH, password)
+
+
 def authenticate(conn: Connection, username: str, password: str, *, client: str) -> User:
     """The account if the password is right; AuthError (Throttled) if not. `client` is the
     address the attempt came from."""
     username = username.strip().lower()
+    if not USERNAME.match(username):  # no such account can exist: the same work, one failure
+        _dummy_check(password)
+        with conn.transaction():
+            conn.execute("INSERT INTO sign_in_failures (key) VALUES (%s)", (f"ip:{client[:64]}",))
+        msg = "Wrong username or password."
+        raise AuthError(msg)
     for kind, value in (("user", username), ("ip", client)):
         wait = _wait(conn, kind, value)
         if wait > timedelta(0):

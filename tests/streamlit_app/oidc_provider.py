@@ -30,7 +30,7 @@ class Provider:
 
     url: str = ""
     email: str = "ana@example.com"
-    email_verified: bool = True
+    email_verified: bool | None = True  # None: the claim is left out
     wrong_nonce: bool = False
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, auto_kid=True))
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -114,11 +114,12 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 "aud": CLIENT_ID,
                 "sub": provider.email,
                 "email": provider.email,
-                "email_verified": provider.email_verified,
                 "nonce": "not-the-nonce" if provider.wrong_nonce else asked["nonce"],
                 "iat": now,
                 "exp": now + 300,
             }
+            if provider.email_verified is not None:
+                claims["email_verified"] = provider.email_verified
             id_token = jwt.encode({"alg": "RS256", "kid": provider.key.kid}, claims, provider.key)
             self._json(
                 {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": id_token}

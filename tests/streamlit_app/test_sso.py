@@ -44,9 +44,12 @@ def sso_dashboard(two_stores: Settings, tmp_path: Path) -> Iterator[tuple[str, P
             assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
 
 
-def sign_in_with_sso(url: str, next_path: str = "/review") -> requests.Response:
-    """Follow the whole round trip: us -> provider -> us, as a browser would."""
-    return requests.get(f"{url}/signin/sso", params={"next": next_path}, timeout=30, allow_redirects=True)
+def sign_in_with_sso(
+    url: str, browser: requests.Session | None = None, next_path: str = "/review"
+) -> requests.Response:
+    """Follow the whole round trip: us -> provider -> us, as a browser (with its cookies) would."""
+    browser = browser or requests.Session()
+    return browser.get(f"{url}/signin/sso", params={"next": next_path}, timeout=30, allow_redirects=True)
 
 
 def test_single_sign_on_signs_in_an_account_by_its_email(
@@ -56,16 +59,34 @@ def test_single_sign_on_signs_in_an_account_by_its_email(
     form = requests.get(f"{url}/signin", timeout=30)
     assert "Sign in with Example ID" in form.text
 
-    done = sign_in_with_sso(url)
+    browser = requests.Session()
+    done = sign_in_with_sso(url, browser)
     assert done.url == f"{url}/review" and done.status_code == 200
     token = done.history[-1].cookies["shrinkwatch_session"]
     with connect(settings.database_dsn) as conn:
         user = session_user(conn, token)
     assert user is not None and user.username == "ana"
-    # The same answer from the provider cannot be used twice.
+    # The same answer from the provider cannot be used twice, even by the same browser.
     callback = done.history[-2].headers["location"]
-    again = requests.get(callback, timeout=30, allow_redirects=False)
+    again = browser.get(callback, timeout=30, allow_redirects=False)
     assert again.status_code == 400 and "Single sign-on did not complete" in again.text
+
+
+def test_a_return_link_only_works_in_the_browser_that_left(
+    sso_dashboard: tuple[str, Provider, Settings],
+) -> None:
+    """Someone who stops their own sign-in at the provider's answer cannot hand that link to
+    somebody else to sign them in as themselves."""
+    url, _provider, _settings = sso_dashboard
+    attacker = requests.Session()
+    to_provider = attacker.get(f"{url}/signin/sso", timeout=30, allow_redirects=False)
+    answer = attacker.get(to_provider.headers["location"], timeout=30, allow_redirects=False)
+    callback = answer.headers["location"]
+    victim = requests.Session()
+    landed = victim.get(callback, timeout=30, allow_redirects=False)
+    assert landed.status_code == 400 and "shrinkwatch_session" not in landed.cookies
+    # (and the attacker's own browser can still finish it: the check is the browser, not the link)
+    assert attacker.get(callback, timeout=30, allow_redirects=False).status_code == 303
 
 
 @pytest.mark.parametrize(
@@ -73,6 +94,7 @@ def test_single_sign_on_signs_in_an_account_by_its_email(
     [
         ({"email": "eve@example.com"}, 403, "No Shrinkwatch account for eve@example.com"),
         ({"email_verified": False}, 401, "has not verified ana@example.com"),
+        ({"email_verified": None}, 401, "has not verified ana@example.com"),
         ({"wrong_nonce": True}, 401, "ID token did not check out"),
     ],
 )
