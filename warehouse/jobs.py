@@ -56,6 +56,7 @@ def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None
 def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
     """Apply the retention settings (warehouse.retention) and say what went."""
     from warehouse.retention import prune
+    from warehouse.users import purge_sign_in_records
 
     with connect(settings.database_dsn) as conn:
         done = prune(
@@ -63,6 +64,7 @@ def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
             occupancy_days=settings.retention_occupancy_days,
             heatmap_days=settings.retention_heatmap_days,
         )
+        purge_sign_in_records(conn)
     if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:
         progress(
             f"retention: pruned {done.occupancy_minutes} occupancy minutes, {done.occupancy_late} late "

@@ -405,7 +405,8 @@ def camera_heatmap(
         rows = conn.execute(
             """SELECT grid_w, grid_h, cells, person_s, dwell_s FROM rollup_heatmap_daily
                WHERE store_id = ANY(%(scope)s) AND camera_id = %(camera)s
-                 AND local_day BETWEEN %(first)s AND %(last)s""",
+                 AND local_day BETWEEN %(first)s AND %(last)s
+               ORDER BY local_day""",
             params,
         ).fetchall()
     else:
@@ -421,12 +422,16 @@ def camera_heatmap(
                  AND h.hour < (%(last)s::date + 2)::timestamp AT TIME ZONE 'UTC'
                  AND (h.hour AT TIME ZONE s.timezone)::date BETWEEN %(first)s AND %(last)s
                  AND extract(hour FROM h.hour AT TIME ZONE s.timezone) >= %(start)s
-                 AND extract(hour FROM h.hour AT TIME ZONE s.timezone) < %(end)s""",
+                 AND extract(hour FROM h.hour AT TIME ZONE s.timezone) < %(end)s
+               ORDER BY h.hour""",
             params | {"start": start, "end": end},
         ).fetchall()
     if not rows:
         return None
-    width, height = rows[0]["grid_w"], rows[0]["grid_h"]
+    # The newest grid size counts (a camera whose grid changed mid-range: the other days are
+    # left out rather than mixed into cells that mean something else).
+    width, height = rows[-1]["grid_w"], rows[-1]["grid_h"]
+    rows = [r for r in rows if (r["grid_w"], r["grid_h"]) == (width, height)]
     person = [[0.0] * width for _ in range(height)]
     dwell = [[0.0] * width for _ in range(height)]
     for row in rows:

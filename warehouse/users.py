@@ -416,3 +416,21 @@ def take_sso_request(conn: Connection, state: str) -> tuple[str, str, str] | Non
     if row is None or not row["fresh"]:
         return None
     return row["nonce"], row["code_verifier"], row["next_path"]
+
+
+def purge_sign_in_records(conn: Connection, *, keep_sessions: timedelta = timedelta(days=30)) -> int:
+    """Forget what sign-in no longer needs: failures past the throttling window, sessions
+    ended or expired more than `keep_sessions` ago, single sign-on attempts never finished.
+    Returns the rows removed (the rollup scheduler calls it with retention)."""
+    with conn.transaction():
+        removed = conn.execute(
+            "DELETE FROM sign_in_failures WHERE at < now() - %s", (FAILURE_WINDOW,)
+        ).rowcount
+        removed += conn.execute(
+            "DELETE FROM user_sessions WHERE least(coalesce(ended_at, expires_at), expires_at) < now() - %s",
+            (keep_sessions,),
+        ).rowcount
+        removed += conn.execute(
+            "DELETE FROM sso_requests WHERE created_at < now() - %s", (SSO_REQUEST_TTL,)
+        ).rowcount
+    return removed

@@ -149,3 +149,19 @@ def test_scope_follows_the_role(conn: Connection) -> None:
     update_user(conn, "mo", stores=["store-001"])  # a new scope ends the sessions of the old one
     assert session_user(conn, token) is None
     assert scope_of(conn, update_user(conn, "mo", display_name="Mo")) == Scope.of("store-001")
+
+
+def test_old_sign_in_records_are_purged(conn: Connection) -> None:
+    from warehouse.users import purge_sign_in_records, save_sso_request
+
+    add_user(conn, "ana", "analyst", password=PASSWORD)
+    with pytest.raises(AuthError):
+        authenticate(conn, "ana", "a-wrong-guess", client="10.0.0.1")
+    start_session(conn, "ana", hours=1)
+    save_sso_request(conn, "state-1", "nonce", "verifier", "/")
+    assert purge_sign_in_records(conn) == 0  # all of it still in use
+    conn.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
+    conn.execute("UPDATE user_sessions SET expires_at = now() - interval '31 days'")
+    conn.execute("UPDATE sso_requests SET created_at = created_at - interval '11 minutes'")
+    conn.commit()
+    assert purge_sign_in_records(conn) == 2 + 1 + 1  # (a failure per account and per address)
