@@ -13,10 +13,9 @@ from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
-from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.kafka_io import CONSUMER_CONFIG, PRODUCER_CONFIG, dead_letter_message
+from flows.kafka_io import CONSUMER_CONFIG, publish_dead_letters
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
 from shrinkwatch.contracts import CameraHealth, ContractError, DeadLetter, decode
@@ -57,13 +56,7 @@ def build_flow(settings: Settings, *, tail: bool = True) -> Dataflow:
     reports = op.map("parse", op.input("read", flow, source), parse)
     split = op.branch("split", reports, lambda item: isinstance(item, CameraHealth))
     dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
-    kop.output(
-        "dlq",
-        op.map("dlq_message", dead, dead_letter_message),
-        brokers=brokers,
-        topic=settings.topic("dlq"),
-        add_config=PRODUCER_CONFIG,
-    )
+    publish_dead_letters("dlq", dead, settings)
     op.output(
         "store", cast(Stream[CameraHealth], split.trues), PostgresSink(settings.database_dsn, write_health)
     )

@@ -140,11 +140,16 @@ def detections(
     split = op.branch("split", parsed, lambda item: isinstance(item, tuple))
     dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
     if dlq:
-        kop.output(
-            "dlq",
-            op.map("dlq_message", dead, dead_letter_message),
-            brokers=brokers,
-            topic=settings.topic("dlq"),
-            add_config=PRODUCER_CONFIG,
-        )
+        publish_dead_letters("dlq", dead, settings)
     return Detections(cast(Stream[tuple[str, Frame]], split.trues), dead)
+
+
+def publish_dead_letters(step_id: str, dead: Stream[DeadLetter], settings: Settings) -> None:
+    """Publish dead letters to sw.dlq (steps `step_id` and `step_id`_message)."""
+    kop.output(
+        step_id,
+        op.map(f"{step_id}_message", dead, dead_letter_message),
+        brokers=[settings.kafka_servers],
+        topic=settings.topic("dlq"),
+        add_config=PRODUCER_CONFIG,
+    )

@@ -441,19 +441,24 @@ def camera_heatmap(
     return Heatmap(camera_id, len(rows), person, dwell)
 
 
-def incident_trend(
-    conn: Connection, scope: Scope, first_day: date, last_day: date, stores: tuple[str, ...] = ()
+def _risk_rollup(
+    conn: Connection,
+    scope: Scope,
+    first_day: date,
+    last_day: date,
+    stores: tuple[str, ...],
+    by: tuple[str, ...],
+    sums: tuple[str, ...],
 ) -> pd.DataFrame:
-    """Incidents per store-local day and type (summed over the stores). Columns: local_day,
-    incident_type, incidents, high, confirmed, rejected."""
+    """rollup_risk_pattern summed over the stores (all in scope unless named), grouped `by`."""
     _days(first_day, last_day)
+    group = ", ".join(by)
+    totals = ", ".join(f"sum({c})::int AS {c}" for c in sums)
     rows = conn.execute(
-        """SELECT local_day, incident_type, sum(incidents)::int AS incidents, sum(high)::int AS high,
-                  sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected
-           FROM rollup_risk_pattern
+        f"""SELECT {group}, {totals} FROM rollup_risk_pattern
            WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
              AND local_day BETWEEN %(first)s AND %(last)s
-           GROUP BY local_day, incident_type ORDER BY local_day, incident_type""",
+           GROUP BY {group} ORDER BY {group}""",  # noqa: S608 (our column names)
         {
             "scope": sorted(scope.store_ids),
             "stores": list(stores) or None,
@@ -461,8 +466,22 @@ def incident_trend(
             "last": last_day,
         },
     ).fetchall()
-    return pd.DataFrame(
-        rows, columns=["local_day", "incident_type", "incidents", "high", "confirmed", "rejected"]
+    return pd.DataFrame(rows, columns=[*by, *sums])
+
+
+def incident_trend(
+    conn: Connection, scope: Scope, first_day: date, last_day: date, stores: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Incidents per store-local day and type (summed over the stores). Columns: local_day,
+    incident_type, incidents, high, confirmed, rejected."""
+    return _risk_rollup(
+        conn,
+        scope,
+        first_day,
+        last_day,
+        stores,
+        ("local_day", "incident_type"),
+        ("incidents", "high", "confirmed", "rejected"),
     )
 
 
@@ -471,21 +490,9 @@ def risk_patterns(
 ) -> pd.DataFrame:
     """Incidents by weekday (0 = Monday) and store-local hour, summed over the stores (all in
     scope unless named). Columns: weekday, local_hour, incidents, high."""
-    _days(first_day, last_day)
-    rows = conn.execute(
-        """SELECT weekday, local_hour, sum(incidents)::int AS incidents, sum(high)::int AS high
-           FROM rollup_risk_pattern
-           WHERE store_id = ANY(%(scope)s) AND (%(stores)s::text[] IS NULL OR store_id = ANY(%(stores)s))
-             AND local_day BETWEEN %(first)s AND %(last)s
-           GROUP BY weekday, local_hour ORDER BY weekday, local_hour""",
-        {
-            "scope": sorted(scope.store_ids),
-            "stores": list(stores) or None,
-            "first": first_day,
-            "last": last_day,
-        },
-    ).fetchall()
-    return pd.DataFrame(rows, columns=["weekday", "local_hour", "incidents", "high"])
+    return _risk_rollup(
+        conn, scope, first_day, last_day, stores, ("weekday", "local_hour"), ("incidents", "high")
+    )
 
 
 def detection_quality(conn: Connection, scope: Scope, stores: tuple[str, ...] = ()) -> pd.DataFrame:
