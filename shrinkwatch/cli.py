@@ -32,6 +32,9 @@ flows_app = typer.Typer(help="Bytewax dataflows.", no_args_is_help=True)
 warehouse_app = typer.Typer(help="The warehouse: synthetic history, retention.", no_args_is_help=True)
 rollups_app = typer.Typer(help="The analytics rollups (DuckDB over PostgreSQL).", no_args_is_help=True)
 users_app = typer.Typer(help="Dashboard accounts: roles, store scope, passwords.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alerts: email for high-risk incidents, through an outbox.", no_args_is_help=True
+)
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
@@ -39,6 +42,7 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(rollups_app, name="rollups")
 app.add_typer(users_app, name="users")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -459,6 +463,70 @@ def users_list(ctx: typer.Context) -> None:
         scope = ",".join(user.stores) if user.stores else "*"
         state = "disabled" if user.disabled else "active"
         typer.echo(f"{user.username:24s} {user.role:14s} {scope:30s} {state:9s} {user.label}")
+
+
+# -- alerts -----------------------------------------------------------------------------
+
+
+@alerts_app.command("run")
+def alerts_run(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Check Kafka, PostgreSQL and SMTP settings; send nothing.")
+    ] = False,
+) -> None:
+    """Read sw.incidents and send the alerts recipients' rules call for (until Ctrl-C)."""
+    from alerts.dispatcher import run
+    from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
+    from shrinkwatch.shutdown import stop_event_on_signals
+    from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
+
+    settings = _settings(ctx)
+    wait_for_kafka(settings.kafka_servers, timeout_s=30)
+    ensure_topics(settings)
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+        recipients = conn.execute("SELECT count(*) AS n FROM alert_recipients WHERE enabled").fetchone()
+    count = recipients["n"] if recipients else 0
+    if check:
+        typer.echo(
+            f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); "
+            f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
+        )
+        return
+    _say(f"alerts: {count} recipient(s); SMTP {settings.smtp_host}:{settings.smtp_port}; Ctrl-C stops")
+    done = run(settings, stop_event_on_signals(), progress=_say)
+    _say(
+        f"alerts stopped: {done.incidents} incident versions read, {done.enqueued} alerts queued, "
+        f"{done.sent} sent, {done.retried} retried, {done.failed} failed"
+    )
+
+
+@alerts_app.command("test")
+def alerts_test(
+    ctx: typer.Context,
+    recipient: Annotated[str, typer.Option("--recipient", help="The recipient's id.")],
+) -> None:
+    """Send a test message on each of a recipient's channels; say which failed and why."""
+    from alerts.dispatcher import send_test
+    from alerts.outbox import load_recipients
+    from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
+
+    settings = _settings(ctx)
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+        found = [r for r in load_recipients(conn) if r.id == recipient]
+        if not found:
+            msg = f"no enabled recipient {recipient!r}"
+            raise ShrinkwatchError(msg)
+        results = send_test(settings, conn, found[0])
+    failed = 0
+    for channel, error in results:
+        typer.echo(f"{channel}: {'sent' if error is None else 'FAILED: ' + error}")
+        failed += error is not None
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command("app")

@@ -29,3 +29,17 @@ def shared_file(*parts: str) -> Path | None:
         return None
     path = root.joinpath(*parts)
     return path if path.exists() else None
+
+
+def evidence_file(root: Path, reference: str | None, suffix: str | None = None) -> Path | None:
+    """The file an incident's `snapshot` reference names under the evidence folder `root`
+    (or its clip, with suffix='.mp4'); None when it is missing or points outside the folder."""
+    if not reference:
+        return None
+    base = root.resolve()
+    path = (base / reference).resolve()
+    if suffix:
+        path = path.with_suffix(suffix)
+    if base not in path.parents or not path.is_file():
+        return None
+    return path

@@ -148,6 +148,19 @@ class Settings(BaseSettings):
         None, repr=False, description="Single sign-on: this dashboard's client secret."
     )
     sso_label: str = Field("single sign-on", description="Single sign-on: the provider's name on the button.")
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for alert email.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 SMTPS, 25 plain).")
+    smtp_security: str = Field(
+        "starttls",
+        pattern=r"^(starttls|ssl|none)$",
+        description="SMTP transport security: starttls, ssl or none.",
+    )
+    smtp_user: str | None = Field(None, description="SMTP login (none: no login).")
+    smtp_password: str | None = Field(None, repr=False, description="SMTP password.")
+    alerts_from: str = Field("Shrinkwatch <alerts@localhost>", description="The From of alert email.")
+    alerts_max_attempts: int = Field(
+        8, ge=1, description="Tries per alert message before it is marked failed."
+    )
     dashboard_secure_cookie: bool = Field(
         False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
     )

@@ -91,16 +91,11 @@ def weights_history(store_id: str) -> pd.DataFrame:
 
 
 def evidence_file(reference: str | None, suffix: str | None = None) -> Path | None:
-    """The file an incident's `snapshot` reference names (or its clip, with suffix='.mp4')."""
-    if not reference:
-        return None
-    root = settings().evidence_dir().resolve()
-    path = (root / reference).resolve()
-    if suffix:
-        path = path.with_suffix(suffix)
-    if root not in path.parents or not path.is_file():
-        return None  # missing, or a reference that points outside the evidence folder
-    return path
+    """The file an incident's `snapshot` reference names (or its clip, with suffix='.mp4');
+    None when missing or outside the evidence folder."""
+    from shrinkwatch.paths import evidence_file as resolve
+
+    return resolve(settings().evidence_dir(), reference, suffix)
 
 
 def live_frames(camera_ids: set[str]) -> dict[str, Path]:

@@ -35,6 +35,9 @@ COMMANDS = [
     ["users", "disable"],
     ["users", "enable"],
     ["users", "list"],
+    ["alerts"],
+    ["alerts", "run"],
+    ["alerts", "test"],
     ["app"],
     ["demo"],
 ]

@@ -1,0 +1,189 @@
+"""`shrinkwatch alerts run`: sw.incidents -> the outbox -> email (and the other channels).
+
+One loop: read a batch of incident versions (consumer group `<prefix>alerts`), enqueue what
+they call for in one transaction (alerts.outbox: idempotent, so the offsets are committed
+after it and a replay adds nothing), then send whatever is due. On start, messages a killed
+run left half-sent go back to the queue. SIGINT/SIGTERM stop it between two batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer
+
+from alerts.email import SendError, incident_email, send_email, summary_email, test_email
+from alerts.outbox import (
+    Outgoing,
+    claim_due,
+    enqueue_incident,
+    load_recipients,
+    mark_failed,
+    mark_sent,
+    recover_interrupted,
+)
+from alerts.rules import Recipient
+from shrinkwatch.contracts import ContractError, Incident, decode
+from shrinkwatch.paths import evidence_file
+from shrinkwatch.settings import Settings
+from warehouse.db import Connection, connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counts:
+    """What a run did, for its progress lines."""
+
+    incidents: int = 0
+    enqueued: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _stores(conn: Connection) -> dict[str, tuple[str, str]]:
+    return {
+        r["id"]: (r["name"], r["timezone"]) for r in conn.execute("SELECT id, name, timezone FROM stores")
+    }
+
+
+def _recipient(conn: Connection, recipient_id: str) -> Recipient | None:
+    found = [r for r in load_recipients(conn) if r.id == recipient_id]
+    return found[0] if found else None
+
+
+def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
+    """Send one claimed message on its channel (SendError when it fails)."""
+    recipient = _recipient(conn, message.recipient_id)
+    if recipient is None:
+        msg = f"recipient {message.recipient_id} is gone or disabled"
+        raise SendError(msg, permanent=True)
+    if message.channel != "email":
+        msg = f"the {message.channel} channel is not available yet"
+        raise SendError(msg, permanent=True)
+    if not recipient.email:
+        msg = f"recipient {recipient.id} has no email address"
+        raise SendError(msg, permanent=True)
+    if message.reason == "summary":
+        email = summary_email(settings, message.id, recipient.email, message.payload)
+    elif message.reason == "test":
+        email = test_email(settings, message.id, recipient.email, recipient.name)
+    else:
+        snapshot = evidence_file(settings.evidence_dir(), message.payload.get("snapshot"))
+        email = incident_email(
+            settings, message.id, recipient.email, message.reason, message.payload, snapshot
+        )
+    send_email(settings, email)
+
+
+def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> list[tuple[str, str | None]]:
+    """`alerts test`: a test message on each of the recipient's channels, now; (channel,
+    error or None) for each."""
+    from alerts.outbox import claim_ids, enqueue_test
+
+    results: list[tuple[str, str | None]] = []
+    for message in claim_ids(conn, enqueue_test(conn, recipient)):
+        try:
+            deliver(settings, conn, message)
+        except SendError as exc:
+            mark_failed(conn, message, str(exc), permanent=True, max_attempts=1)
+            results.append((message.channel, str(exc)))
+            continue
+        mark_sent(conn, message)
+        results.append((message.channel, None))
+    return results
+
+
+def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 20) -> int:
+    """Send what is due now; return how many were claimed."""
+    claimed = claim_due(conn, limit)
+    for message in claimed:
+        try:
+            deliver(settings, conn, message)
+        except SendError as exc:
+            status = mark_failed(
+                conn, message, str(exc), permanent=exc.permanent, max_attempts=settings.alerts_max_attempts
+            )
+            if status == "failed":
+                counts.failed += 1
+                counts.errors.append(f"{message.channel} to {message.recipient_id}: {exc}")
+            else:
+                counts.retried += 1
+            log.warning(
+                "alert %s to %s via %s: %s (%s)",
+                message.reason,
+                message.recipient_id,
+                message.channel,
+                exc,
+                status,
+            )
+            continue
+        mark_sent(conn, message)
+        counts.sent += 1
+    return len(claimed)
+
+
+def run(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    progress: Callable[[str], None] = print,
+    poll_s: float = 0.5,
+    until_idle: bool = False,
+    group_id: str | None = None,
+) -> Counts:
+    """The dispatcher loop (see the module docstring). `until_idle` returns once the topic is
+    read to its end and nothing is due (for tests and `--check`-like runs)."""
+    counts = Counts()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": group_id or f"{settings.topic_prefix}alerts",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
+    consumer.subscribe([settings.topic("incidents")])
+    at_end: set[int] = set()
+    try:
+        with connect(settings.database_dsn) as conn:
+            if recovered := recover_interrupted(conn):
+                progress(f"{recovered} alert(s) a previous run left half-sent go out again")
+            while not stop.is_set():
+                batch = consumer.consume(200, poll_s)
+                incidents: list[Incident] = []
+                for msg in batch:
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == error._PARTITION_EOF:  # noqa: SLF001 (confluent-kafka's constant)
+                            at_end.add(msg.partition() or 0)
+                        continue
+                    at_end.discard(msg.partition() or 0)
+                    try:
+                        incidents.append(decode(msg.value(), Incident))
+                    except ContractError as exc:
+                        log.warning("skipping a malformed incident message: %s", exc)
+                if incidents:
+                    with conn.transaction():
+                        recipients, stores = load_recipients(conn), _stores(conn)
+                        now = datetime.now(UTC)
+                        for incident in incidents:
+                            counts.enqueued += enqueue_incident(conn, incident, recipients, stores, now)
+                    counts.incidents += len(incidents)
+                if any(msg.error() is None for msg in batch):
+                    consumer.commit(asynchronous=False)
+                claimed = send_due(settings, conn, counts)
+                assigned = {p.partition for p in consumer.assignment()}
+                if until_idle and assigned and at_end >= assigned and not claimed and not incidents:
+                    break
+    finally:
+        consumer.close()
+    return counts

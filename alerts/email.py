@@ -1,0 +1,157 @@
+"""Alert email: HTML and plain text, the snapshot inlined, the signals that explain the
+score, and a link to the incident on the dashboard; sent over SMTP (STARTTLS, SMTPS or
+plain, with or without a login).
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from shrinkwatch.settings import Settings
+
+
+class SendError(Exception):
+    """A send that failed; `permanent` when trying again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def _link(settings: Settings, incident_id: str) -> str:
+    base = (settings.dashboard_public_url or f"http://127.0.0.1:{settings.dashboard_port}").rstrip("/")
+    return f"{base}/review?id={incident_id}"
+
+
+def incident_email(
+    settings: Settings, outbox_id: int, to: str, reason: str, payload: dict[str, Any], evidence: Path | None
+) -> EmailMessage:
+    """The message for one incident alert (`new` or `escalated`)."""
+    level, kind = payload["risk_level"], _label(payload["incident_type"])
+    prefix = "Escalated to high risk" if reason == "escalated" else f"{level.capitalize()} risk"
+    subject = f"[Shrinkwatch] {prefix}: {kind} at {payload['store_name']} ({payload['camera_id']})"
+    link = _link(settings, payload["incident_id"])
+    signals = sorted(payload.get("signals") or [], key=lambda s: -s.get("contribution", 0.0))
+    lines = [
+        f"- {_label(s['name']).removesuffix(' s')}: {s['value']:g} (adds {s['contribution']:.2f})"
+        for s in signals
+    ]
+    text = "\n".join(
+        [
+            f"{prefix}: {kind}",
+            f"Store: {payload['store_name']} · camera {payload['camera_id']}",
+            f"Started: {payload['started_at']} (UTC) · score {payload['risk_score']:.2f}",
+            "",
+            "Why:",
+            *lines,
+            "",
+            f"Review it: {link}",
+        ]
+    )
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    # The same id every time this outbox row is sent: a resend after a crash is recognisable.
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message.set_content(text)
+    cid = make_msgid(domain="shrinkwatch")
+    rows = "".join(
+        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{s['value']:g}</td>"
+        f"<td><b>+{s['contribution']:.2f}</b></td></tr>"
+        for s in signals
+    )
+    picture = (
+        f'<p><img src="cid:{cid[1:-1]}" alt="snapshot" style="max-width:640px;border-radius:6px"></p>'
+        if evidence
+        else "<p><i>No snapshot was saved for this incident.</i></p>"
+    )
+    message.add_alternative(
+        f"""<html><body style="font-family:sans-serif;color:#1f2933">
+<h2 style="margin:0 0 4px">{html.escape(prefix)}: {html.escape(kind)}</h2>
+<p style="margin:0 0 12px;color:#52606d">{html.escape(payload["store_name"])} · camera
+{html.escape(payload["camera_id"])} · started {html.escape(payload["started_at"])} UTC · score
+{payload["risk_score"]:.2f}</p>
+{picture}
+<table cellpadding="4" style="border-collapse:collapse"><tr><th align="left">signal</th>
+<th align="left">value</th><th align="left">adds to the score</th></tr>{rows}</table>
+<p><a href="{html.escape(link)}" style="background:#ff4b4b;color:#fff;padding:8px 14px;border-radius:6px;
+text-decoration:none">Review the incident</a></p>
+</body></html>""",
+        subtype="html",
+    )
+    if evidence:
+        html_part = message.get_body(preferencelist=("html",))
+        assert isinstance(html_part, EmailMessage)
+        html_part.add_related(evidence.read_bytes(), "image", "jpeg", cid=cid)
+    return message
+
+
+def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str, Any]) -> EmailMessage:
+    """'N more incidents': what came past the hourly limit."""
+    entries = payload.get("entries") or []
+    message = EmailMessage()
+    message["Subject"] = f"[Shrinkwatch] {len(entries)} more incidents in the hour from {payload['hour']}"
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    lines = [
+        f"- {e['risk_level']} risk: {_label(e['incident_type'])} at {e['store_name']} ({e['camera_id']}): "
+        f"{_link(settings, e['incident_id'])}"
+        for e in entries
+    ]
+    message.set_content(
+        "These came after your hourly limit of alerts, so they were gathered here:\n\n" + "\n".join(lines)
+    )
+    return message
+
+
+def send_email(settings: Settings, message: EmailMessage) -> None:
+    """Send over SMTP as the settings say; SendError (permanent for 5xx refusals) on failure."""
+    host, port, security = settings.smtp_host, settings.smtp_port, settings.smtp_security
+    try:
+        if security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, timeout=30, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(host, port, timeout=30)
+        with client:
+            if security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                client.login(settings.smtp_user, settings.smtp_password or "")
+            client.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+        raise SendError(msg, permanent=500 <= exc.smtp_code < 600) from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        msg = f"SMTP refused the recipients: {exc.recipients}"
+        raise SendError(msg, permanent=True) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        msg = f"SMTP {host}:{port}: {exc}"
+        raise SendError(msg, permanent=False) from None
+
+
+def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailMessage:
+    """`shrinkwatch alerts test`: proves the way to this recipient works."""
+    message = EmailMessage()
+    message["Subject"] = "[Shrinkwatch] Test alert"
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message.set_content(
+        f"Hello {name},\n\nthis is a test from Shrinkwatch: alerts for your stores will reach you here.\n"
+        f"Dashboard: {_link(settings, '').removesuffix('/review?id=')}\n"
+    )
+    return message

@@ -1,0 +1,283 @@
+"""The alert outbox (migration 0015): exactly-once effect for alerts.
+
+Enqueueing is idempotent: a message is keyed by (subject, recipient, channel, reason), so
+reading an incident again (a restart, a replay of the topic) adds nothing. An incident gets
+a `new` alert on its first version that meets a recipient's rule and, if that was below
+high, one `escalated` alert when it becomes high; nothing else. Past a recipient's
+`max_per_hour` on a channel, incidents are gathered into one `summary` message ("N more
+incidents") sent when the hour is over, instead of silence.
+
+Sending: a sender claims due rows (`sending`, attempts + 1), sends each, then marks it
+`sent`. A failure goes back to `pending` with an exponential backoff, or to `failed` when it
+cannot succeed (the channel refused it for good, or attempts ran out). A sender killed
+between the channel accepting a message and marking it sent leaves it `sending`; the next
+start puts such rows back to `pending` and sends them again: that window (one message, the
+time of one send) is the only way a recipient can get a message twice, and email carries
+the same Message-ID both times so that mail systems can tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from alerts.rules import Recipient, interested, quiet_until
+from shrinkwatch.contracts import Incident
+from warehouse.db import Connection
+
+BACKOFF_FIRST = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed message to send."""
+
+    id: int
+    subject: str
+    recipient_id: str
+    channel: str
+    reason: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def load_recipients(conn: Connection) -> list[Recipient]:
+    """Every enabled recipient."""
+    rows = conn.execute(
+        """SELECT id, name, channels, stores, email, phone, webhook_url, min_level, incident_types,
+                  quiet_start, quiet_end, max_per_hour, enabled
+           FROM alert_recipients WHERE enabled ORDER BY id"""
+    ).fetchall()
+    return [
+        Recipient(
+            **{
+                **r,
+                "channels": tuple(r["channels"]),
+                "stores": tuple(r["stores"]),
+                "incident_types": tuple(r["incident_types"]),
+            }
+        )
+        for r in rows
+    ]
+
+
+def incident_payload(incident: Incident, store_name: str) -> dict[str, Any]:
+    """What a message about this incident says (rendered when it is sent)."""
+    return {
+        "incident_id": incident.incident_id,
+        "version": incident.version,
+        "incident_type": incident.incident_type,
+        "risk_level": incident.risk_level,
+        "risk_score": incident.risk_score,
+        "status": incident.status,
+        "store_id": incident.store_id,
+        "store_name": store_name,
+        "camera_id": incident.camera_id,
+        "started_at": incident.started_at.isoformat(),
+        "zone_ids": list(incident.zone_ids),
+        "signals": [s.model_dump() for s in incident.signals],
+        "snapshot": incident.snapshot,
+    }
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def enqueue_incident(
+    conn: Connection,
+    incident: Incident,
+    recipients: list[Recipient],
+    stores: dict[str, tuple[str, str]],
+    now: datetime | None = None,
+) -> int:
+    """Add the messages this incident version calls for (see the module docstring), in the
+    caller's transaction; return how many rows were added or grew. `stores` maps a store id
+    to (name, time zone)."""
+    now = now or datetime.now(UTC)
+    name, timezone = stores.get(incident.store_id, (incident.store_id, "UTC"))
+    payload = incident_payload(incident, name)
+    added = 0
+    for recipient in recipients:
+        if not interested(recipient, incident.store_id, incident.incident_type, incident.risk_level):
+            continue
+        not_before = quiet_until(recipient, now, timezone) or now
+        for channel in recipient.channels:
+            key = {"subject": incident.incident_id, "recipient": recipient.id, "channel": channel}
+            first = conn.execute(
+                """SELECT reason, payload ->> 'risk_level' AS level FROM alert_outbox
+                   WHERE subject = %(subject)s AND recipient_id = %(recipient)s AND channel = %(channel)s
+                     AND reason IN ('new', 'escalated')""",
+                key,
+            ).fetchall()
+            reasons = {r["reason"]: r["level"] for r in first}
+            summarised = conn.execute(
+                """SELECT 1 FROM alert_outbox WHERE recipient_id = %(recipient)s AND channel = %(channel)s
+                     AND reason = 'summary' AND payload -> 'incidents' ? %(subject)s""",
+                key,
+            ).fetchone()
+            if summarised or "escalated" in reasons:
+                continue
+            if "new" in reasons:
+                if incident.risk_level != "high" or reasons["new"] == "high":
+                    continue
+                reason = "escalated"
+            else:
+                reason = "new"
+            recent = conn.execute(
+                """SELECT count(*) AS n FROM alert_outbox
+                   WHERE recipient_id = %(recipient)s AND channel = %(channel)s
+                     AND reason IN ('new', 'escalated') AND created_at > %(since)s""",
+                key | {"since": now - timedelta(hours=1)},
+            ).fetchone()
+            if recent is not None and recent["n"] >= recipient.max_per_hour:
+                added += _add_to_summary(conn, recipient, channel, incident, name, now)
+                continue
+            added += conn.execute(
+                """INSERT INTO alert_outbox
+                       (subject, recipient_id, channel, reason, store_id, payload, not_before)
+                   VALUES (%(subject)s, %(recipient)s, %(channel)s, %(reason)s, %(store)s, %(payload)s,
+                           %(not_before)s)
+                   ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
+                key
+                | {
+                    "reason": reason,
+                    "store": incident.store_id,
+                    "payload": Jsonb(payload),
+                    "not_before": not_before,
+                },
+            ).rowcount
+    return added
+
+
+def _add_to_summary(
+    conn: Connection, recipient: Recipient, channel: str, incident: Incident, store_name: str, now: datetime
+) -> int:
+    """Gather an incident past the hourly limit into the hour's one summary message."""
+    hour = _hour(now)
+    entry = {
+        "incident_id": incident.incident_id,
+        "incident_type": incident.incident_type,
+        "risk_level": incident.risk_level,
+        "store_name": store_name,
+        "camera_id": incident.camera_id,
+    }
+    return conn.execute(
+        """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, payload, not_before)
+           VALUES (%(subject)s, %(recipient)s, %(channel)s, 'summary',
+                   jsonb_build_object('hour', %(hour)s::text, 'incidents', jsonb_build_array(%(id)s::text),
+                                      'entries', jsonb_build_array(%(entry)s::jsonb)),
+                   %(due)s)
+           ON CONFLICT (subject, recipient_id, channel, reason) DO UPDATE SET payload =
+               jsonb_set(jsonb_set(alert_outbox.payload, '{incidents}',
+                                   (alert_outbox.payload -> 'incidents') || to_jsonb(%(id)s::text)),
+                         '{entries}', (alert_outbox.payload -> 'entries') || %(entry)s::jsonb)
+           WHERE NOT (alert_outbox.payload -> 'incidents' ? %(id)s) AND alert_outbox.status = 'pending'""",
+        {
+            "subject": f"summary:{hour.isoformat()}",
+            "recipient": recipient.id,
+            "channel": channel,
+            "hour": hour.isoformat(),
+            "id": incident.incident_id,
+            "entry": Jsonb(entry),
+            "due": hour + timedelta(hours=1),
+        },
+    ).rowcount
+
+
+def recover_interrupted(conn: Connection) -> int:
+    """Messages a killed sender left `sending`: back to `pending` (sent again; see above)."""
+    with conn.transaction():
+        return conn.execute("UPDATE alert_outbox SET status = 'pending' WHERE status = 'sending'").rowcount
+
+
+def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
+    """Claim up to `limit` due messages for sending (others' claims are skipped)."""
+    with conn.transaction():
+        rows = conn.execute(
+            """UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1
+               WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' AND not_before <= now()
+                            ORDER BY not_before, id LIMIT %s FOR UPDATE SKIP LOCKED)
+               RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
+            (limit,),
+        ).fetchall()
+    return [Outgoing(**r) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def claim_ids(conn: Connection, ids: list[int]) -> list[Outgoing]:
+    """Claim these pending messages (for sending now)."""
+    with conn.transaction():
+        rows = conn.execute(
+            """UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1
+               WHERE id = ANY(%s) AND status = 'pending'
+               RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
+            (ids,),
+        ).fetchall()
+    return [Outgoing(**r) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def mark_sent(conn: Connection, message: Outgoing) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE alert_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = %s",
+            (message.id,),
+        )
+
+
+def mark_failed(
+    conn: Connection, message: Outgoing, error: str, *, permanent: bool, max_attempts: int
+) -> str:
+    """Record a failed send: retried later with backoff, or `failed` for good. Returns the
+    new status."""
+    final = permanent or message.attempts >= max_attempts
+    delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (message.attempts - 1))
+    with conn.transaction():
+        conn.execute(
+            """UPDATE alert_outbox SET status = %s, last_error = %s, not_before = now() + %s WHERE id = %s""",
+            ("failed" if final else "pending", error[:2000], delay, message.id),
+        )
+    return "failed" if final else "pending"
+
+
+def save_recipient(conn: Connection, recipient: Recipient) -> None:
+    """Insert or replace a recipient (by id), in one transaction."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, channels, stores, min_level,
+                   incident_types, quiet_start, quiet_end, max_per_hour, enabled)
+               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(channels)s, %(stores)s,
+                       %(min_level)s, %(incident_types)s, %(quiet_start)s, %(quiet_end)s, %(max_per_hour)s,
+                       %(enabled)s)
+               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
+                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url, channels = EXCLUDED.channels,
+                   stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
+                   incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
+                   quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,
+                   enabled = EXCLUDED.enabled, updated_at = now()""",
+            {
+                **recipient.__dict__,
+                "channels": list(recipient.channels),
+                "stores": list(recipient.stores),
+                "incident_types": list(recipient.incident_types),
+            },
+        )
+
+
+def enqueue_test(conn: Connection, recipient: Recipient) -> list[int]:
+    """One test message per channel of the recipient, due now; returns their outbox ids."""
+    subject = f"test:{datetime.now(UTC).isoformat()}"
+    ids = []
+    with conn.transaction():
+        for channel in recipient.channels:
+            row = conn.execute(
+                """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, payload)
+                   VALUES (%s, %s, %s, 'test', %s) RETURNING id""",
+                (subject, recipient.id, channel, Jsonb({"name": recipient.name})),
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row["id"]))
+    return ids
