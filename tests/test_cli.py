@@ -65,5 +65,5 @@ def test_unknown_flow(tmp_path: pytest.TempPathFactory) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "unknown dataflow 'nope'; give one of incidents, occupancy" in result.stderr
+    assert "unknown dataflow 'nope'; give one of health, incidents, occupancy" in result.stderr
     assert "Traceback" not in result.stderr
