@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer
 
-from alerts.email import SendError, incident_email, send_email, summary_email, test_email
+from alerts.email import SendError, incident_email, incident_link, send_email, summary_email, test_email
 from alerts.outbox import (
     Outgoing,
     claim_due,
@@ -60,25 +60,37 @@ def _recipient(conn: Connection, recipient_id: str) -> Recipient | None:
 
 def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
     """Send one claimed message on its channel (SendError when it fails)."""
+    from alerts.channels import send_sms, send_webhook, sms_text, webhook_body
+
     recipient = _recipient(conn, message.recipient_id)
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)
-    if message.channel != "email":
-        msg = f"the {message.channel} channel is not available yet"
-        raise SendError(msg, permanent=True)
+    payload, reason = message.payload, message.reason
+    if message.channel == "sms":
+        if not recipient.phone:
+            msg = f"recipient {recipient.id} has no phone number"
+            raise SendError(msg, permanent=True)
+        send_sms(settings, recipient.phone, sms_text(settings, reason, payload))
+        return
+    if message.channel == "webhook":
+        if not recipient.webhook_url:
+            msg = f"recipient {recipient.id} has no webhook URL"
+            raise SendError(msg, permanent=True)
+        link = incident_link(settings, payload["incident_id"]) if "incident_id" in payload else None
+        body = webhook_body(message.id, recipient.id, reason, payload, link)
+        send_webhook(recipient.webhook_url, recipient.webhook_secret, message.id, reason, body)
+        return
     if not recipient.email:
         msg = f"recipient {recipient.id} has no email address"
         raise SendError(msg, permanent=True)
-    if message.reason == "summary":
-        email = summary_email(settings, message.id, recipient.email, message.payload)
-    elif message.reason == "test":
+    if reason == "summary":
+        email = summary_email(settings, message.id, recipient.email, payload)
+    elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
-        snapshot = evidence_file(settings.evidence_dir(), message.payload.get("snapshot"))
-        email = incident_email(
-            settings, message.id, recipient.email, message.reason, message.payload, snapshot
-        )
+        snapshot = evidence_file(settings.evidence_dir(), payload.get("snapshot"))
+        email = incident_email(settings, message.id, recipient.email, reason, payload, snapshot)
     send_email(settings, email)
 
 

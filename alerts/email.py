@@ -28,7 +28,8 @@ def _label(kind: str) -> str:
     return kind.replace("_", " ")
 
 
-def _link(settings: Settings, incident_id: str) -> str:
+def incident_link(settings: Settings, incident_id: str) -> str:
+    """The incident's review page on the dashboard."""
     base = (settings.dashboard_public_url or f"http://127.0.0.1:{settings.dashboard_port}").rstrip("/")
     return f"{base}/review?id={incident_id}"
 
@@ -40,7 +41,7 @@ def incident_email(
     level, kind = payload["risk_level"], _label(payload["incident_type"])
     prefix = "Escalated to high risk" if reason == "escalated" else f"{level.capitalize()} risk"
     subject = f"[Shrinkwatch] {prefix}: {kind} at {payload['store_name']} ({payload['camera_id']})"
-    link = _link(settings, payload["incident_id"])
+    link = incident_link(settings, payload["incident_id"])
     signals = sorted(payload.get("signals") or [], key=lambda s: -s.get("contribution", 0.0))
     lines = [
         f"- {_label(s['name']).removesuffix(' s')}: {s['value']:g} (adds {s['contribution']:.2f})"
@@ -107,7 +108,7 @@ def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str
     message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     lines = [
         f"- {e['risk_level']} risk: {_label(e['incident_type'])} at {e['store_name']} ({e['camera_id']}): "
-        f"{_link(settings, e['incident_id'])}"
+        f"{incident_link(settings, e['incident_id'])}"
         for e in entries
     ]
     message.set_content(
@@ -152,6 +153,6 @@ def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailM
     message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     message.set_content(
         f"Hello {name},\n\nthis is a test from Shrinkwatch: alerts for your stores will reach you here.\n"
-        f"Dashboard: {_link(settings, '').removesuffix('/review?id=')}\n"
+        f"Dashboard: {incident_link(settings, '').removesuffix('/review?id=')}\n"
     )
     return message

@@ -48,8 +48,8 @@ class Outgoing:
 def load_recipients(conn: Connection) -> list[Recipient]:
     """Every enabled recipient."""
     rows = conn.execute(
-        """SELECT id, name, channels, stores, email, phone, webhook_url, min_level, incident_types,
-                  quiet_start, quiet_end, max_per_hour, enabled
+        """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, min_level,
+                  incident_types, quiet_start, quiet_end, max_per_hour, enabled
            FROM alert_recipients WHERE enabled ORDER BY id"""
     ).fetchall()
     return [
@@ -247,13 +247,14 @@ def save_recipient(conn: Connection, recipient: Recipient) -> None:
     """Insert or replace a recipient (by id), in one transaction."""
     with conn.transaction():
         conn.execute(
-            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, channels, stores, min_level,
-                   incident_types, quiet_start, quiet_end, max_per_hour, enabled)
-               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(channels)s, %(stores)s,
-                       %(min_level)s, %(incident_types)s, %(quiet_start)s, %(quiet_end)s, %(max_per_hour)s,
-                       %(enabled)s)
+            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, channels,
+                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled)
+               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
+                       %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s, %(quiet_start)s,
+                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s)
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url, channels = EXCLUDED.channels,
+                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
+                   webhook_secret = EXCLUDED.webhook_secret, channels = EXCLUDED.channels,
                    stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
                    incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
                    quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,

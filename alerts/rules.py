@@ -28,6 +28,7 @@ class Recipient:
     email: str | None = None
     phone: str | None = None
     webhook_url: str | None = None
+    webhook_secret: str | None = None
     min_level: str = "high"
     incident_types: tuple[str, ...] = ()
     quiet_start: time | None = None

@@ -157,6 +157,13 @@ class Settings(BaseSettings):
     )
     smtp_user: str | None = Field(None, description="SMTP login (none: no login).")
     smtp_password: str | None = Field(None, repr=False, description="SMTP password.")
+    twilio_account_sid: str | None = Field(None, description="SMS alerts: the Twilio account SID.")
+    twilio_auth_token: str | None = Field(None, repr=False, description="SMS alerts: the Twilio auth token.")
+    twilio_from: str | None = Field(None, description="SMS alerts: the sending number (E.164) or service.")
+    twilio_api_base: str | None = Field(
+        None,
+        description="SMS alerts: another address for Twilio's API (a test server); default Twilio's own.",
+    )
     alerts_from: str = Field("Shrinkwatch <alerts@localhost>", description="The From of alert email.")
     alerts_max_attempts: int = Field(
         8, ge=1, description="Tries per alert message before it is marked failed."

@@ -8,6 +8,7 @@ CREATE TABLE alert_recipients (
     email           text,
     phone           text,                        -- E.164, for SMS
     webhook_url     text,
+    webhook_secret  text,                        -- signs each webhook body (HMAC-SHA256)
     channels        text[] NOT NULL CHECK (channels <@ ARRAY['email', 'sms', 'webhook']),
     stores          text[] NOT NULL,             -- the stores they hear of
     min_level       text NOT NULL DEFAULT 'high' CHECK (min_level IN ('low', 'medium', 'high')),

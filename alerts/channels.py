@@ -1,0 +1,120 @@
+"""The other channels: SMS through Twilio's client library, and signed webhooks.
+
+SMS: a short text with the link, sent with the `twilio` client (`twilio_account_sid`,
+`twilio_auth_token`, `twilio_from`); `twilio_api_base` points the same client at another
+server speaking Twilio's API (the tests' local one). Twilio's 4xx answers (a bad number, an
+unsubscribed recipient) are permanent; anything else is retried.
+
+Webhook: `POST` of the JSON body below to the recipient's URL, with
+`X-Shrinkwatch-Signature: sha256=<hex HMAC-SHA256 of the body with the recipient's secret>`,
+`X-Shrinkwatch-Event: alert.<reason>` and `Idempotency-Key: alert-<outbox id>` (the same on
+a retry, so a receiver can drop a repeat). A 2xx answer is success; 4xx other than 408/429
+is permanent; the rest is retried.
+
+    {"schema": "shrinkwatch.alert/1", "id": "alert-42", "reason": "new", "sent_at": "...",
+     "recipient": "ops-feed", "incident": {... the incident as alerts/outbox.incident_payload
+     says ...}, "link": "https://.../review?id=..."}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from alerts.email import SendError
+from shrinkwatch.settings import Settings
+
+SIGNATURE_HEADER = "X-Shrinkwatch-Signature"
+
+
+def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
+    """At most about 160 characters: what, where, and the link."""
+    from alerts.email import incident_link
+
+    if reason == "test":
+        return "Shrinkwatch: test message. Alerts for your stores will reach this number."
+    if reason == "summary":
+        count = len(payload.get("entries") or [])
+        return f"Shrinkwatch: {count} more incidents this hour; see your email or the dashboard."
+    kind = payload["incident_type"].replace("_", " ")
+    prefix = "ESCALATED high" if reason == "escalated" else payload["risk_level"].upper()
+    where = f"{payload['store_name']} ({payload['camera_id']})"
+    return f"Shrinkwatch {prefix}: {kind} at {where} {incident_link(settings, payload['incident_id'])}"
+
+
+def send_sms(settings: Settings, to: str, body: str) -> str:
+    """Send through Twilio's client; return the message SID."""
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from):
+        msg = "SMS is not set up (twilio_account_sid, twilio_auth_token, twilio_from)"
+        raise SendError(msg, permanent=True)
+    base = settings.twilio_api_base
+
+    class _Http(TwilioHttpClient):  # the same requests, to `twilio_api_base` when it is set
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if base:
+                url = url.replace("https://api.twilio.com", base.rstrip("/"), 1)
+            return super().request(method, url, *args, **kwargs)
+
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=_Http(timeout=20))
+    try:
+        message = client.messages.create(to=to, from_=settings.twilio_from, body=body)
+    except TwilioRestException as exc:
+        msg = f"Twilio {exc.status} (code {exc.code}): {exc.msg}"
+        raise SendError(msg, permanent=400 <= exc.status < 500 and exc.status != 429) from None
+    except requests.RequestException as exc:
+        msg = f"Twilio unreachable: {exc}"
+        raise SendError(msg, permanent=False) from None
+    return str(message.sid)
+
+
+def webhook_body(
+    outbox_id: int, recipient_id: str, reason: str, payload: dict[str, Any], link: str | None
+) -> bytes:
+    """The JSON a webhook receives (see the module docstring)."""
+    body = {
+        "schema": "shrinkwatch.alert/1",
+        "id": f"alert-{outbox_id}",
+        "reason": reason,
+        "sent_at": datetime.now(UTC).isoformat(),
+        "recipient": recipient_id,
+        "incident" if reason in ("new", "escalated") else "detail": payload,
+        "link": link,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The signature header's value for this body."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def send_webhook(url: str, secret: str | None, outbox_id: int, reason: str, body: bytes) -> None:
+    """POST the body, signed; SendError as the module docstring says."""
+    if not secret:
+        msg = "the recipient's webhook has no secret to sign with"
+        raise SendError(msg, permanent=True)
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, body),
+        "X-Shrinkwatch-Event": f"alert.{reason}",
+        "Idempotency-Key": f"alert-{outbox_id}",
+    }
+    try:
+        answer = requests.post(url, data=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        msg = f"webhook {url}: {exc}"
+        raise SendError(msg, permanent=False) from None
+    if answer.status_code >= 300:
+        msg = f"webhook {url} answered {answer.status_code}"
+        raise SendError(
+            msg, permanent=400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
+        )

@@ -1,0 +1,100 @@
+"""SMS through the real twilio client (pointed at a local server that answers like Twilio's
+Messages API) and signed webhooks, end to end through the dispatcher."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import UTC, datetime
+
+from alerts.dispatcher import run
+from alerts.outbox import save_recipient
+from alerts.rules import Recipient
+from shrinkwatch.contracts import encode
+from shrinkwatch.settings import Settings
+from shrinkwatch.site_file import parse_site_config
+from tests.alerts.local_servers import ACCOUNT_SID, AUTH_TOKEN, twilio_api, webhook_receiver
+from tests.factories import incident
+from tests.support import produce
+from warehouse.db import connect
+from warehouse.site_tables import apply_site_config
+
+SITE = "stores: [{id: store-001, name: Leeds, timezone: Europe/London}]"
+
+
+def outbox(settings: Settings) -> list[dict[str, object]]:
+    with connect(settings.database_dsn) as conn:
+        return conn.execute(
+            "SELECT recipient_id, channel, status, last_error FROM alert_outbox ORDER BY id"
+        ).fetchall()
+
+
+def test_sms_and_webhook(settings: Settings) -> None:
+    with twilio_api() as twilio, webhook_receiver() as hook:
+        ready = settings.model_copy(
+            update={
+                "twilio_account_sid": ACCOUNT_SID,
+                "twilio_auth_token": AUTH_TOKEN,
+                "twilio_from": "+441130000000",
+                "twilio_api_base": twilio.url,
+                "dashboard_public_url": "https://sw.example.com",
+            }
+        )
+        with connect(ready.database_dsn) as conn:
+            apply_site_config(conn, parse_site_config(SITE))
+            save_recipient(
+                conn,
+                Recipient(
+                    id="mo", name="Mo", phone="+447700900123", channels=("sms",), stores=("store-001",)
+                ),
+            )
+            save_recipient(
+                conn,
+                Recipient(
+                    id="bad-number",
+                    name="Typo",
+                    phone="07700 900123",
+                    channels=("sms",),
+                    stores=("store-001",),
+                ),
+            )
+            save_recipient(
+                conn,
+                Recipient(
+                    id="feed",
+                    name="Ops feed",
+                    webhook_url=f"{hook.url}/hooks/sw",
+                    webhook_secret="s3cret",
+                    channels=("webhook",),
+                    stores=("store-001",),
+                ),
+            )
+        produce(
+            ready,
+            ready.topic("incidents"),
+            [(b"i1", encode(incident(1, incident_id="i1", risk_level="high", started_at=datetime.now(UTC))))],
+        )
+        done = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+
+    assert (done.sent, done.failed) == (2, 1)
+    [sms] = twilio.requests
+    assert sms["To"] == "+447700900123" and sms["From"] == "+441130000000"
+    assert (
+        sms["Body"]
+        == "Shrinkwatch HIGH: loitering high value at Leeds (cam-1) https://sw.example.com/review?id=i1"
+    )
+    states = {r["recipient_id"]: (r["status"], r["last_error"]) for r in outbox(ready)}
+    assert states["mo"] == ("sent", None) and states["feed"] == ("sent", None)
+    assert states["bad-number"][0] == "failed" and "code 21211" in str(states["bad-number"][1])  # for good
+
+    [call] = hook.requests
+    body = call["body"]
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert call["path"] == "/hooks/sw" and call["headers"]["X-Shrinkwatch-Signature"] == expected
+    assert call["headers"]["X-Shrinkwatch-Event"] == "alert.new"
+    sent = json.loads(body)
+    assert sent["schema"] == "shrinkwatch.alert/1" and sent["reason"] == "new"
+    assert sent["incident"]["incident_id"] == "i1" and sent["link"] == "https://sw.example.com/review?id=i1"
+    assert call["headers"]["Idempotency-Key"] == sent["id"]
