@@ -27,6 +27,7 @@ from confluent_kafka import Consumer
 
 from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
+from infra.mail_sink import MailSink
 from infra.process import tail
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.net import port_open
@@ -118,6 +119,25 @@ def _demo_account(conn: Connection) -> str:
     return password
 
 
+def _demo_recipient(conn: Connection) -> None:
+    """The demo store's manager hears of medium and high-risk incidents by email."""
+    from alerts.outbox import save_recipient
+    from alerts.rules import Recipient
+
+    save_recipient(
+        conn,
+        Recipient(
+            id="demo-manager",
+            name="Demo store manager",
+            email="manager@demo-store.example",
+            channels=("email",),
+            stores=("demo-store",),
+            min_level="medium",
+            max_per_hour=20,
+        ),
+    )
+
+
 def _count_incidents(dsn: str, since: datetime) -> int:
     from warehouse.db import connect
     from warehouse.incidents import count_incidents
@@ -150,6 +170,7 @@ def run_demo(
     started = services.up(settings, progress=lambda m: say(f"  {m}"))
     stop = stop_event_on_signals()
     children: list[Child] = []
+    sink: MailSink | None = None
     try:
         from warehouse.db import connect
         from warehouse.migrate import migrate
@@ -165,11 +186,22 @@ def run_demo(
                 say("== seeding 14 days of synthetic history for the analytics (stores seed-*)")
                 seed_history(conn, days=14, stores=2, cameras=2, progress=lambda m: say(f"  {m}"))
             password = _demo_account(conn)
+            _demo_recipient(conn)
         say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
         say("== preparing the model")
         source, backend = prepare_model(settings, lambda m: say(f"  {m}"))
         say(f"  {Path(source).name} with {BACKEND_NAMES[backend]}")
 
+        sink = MailSink(settings.home / "mail")
+        sink.start()
+        settings = settings.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": sink.port,
+                "smtp_security": "none",
+                "dashboard_public_url": settings.dashboard_public_url or dashboard_url(settings),
+            }
+        )
         settings_file = settings.home / "demo-settings.yaml"
         dumped = settings.model_dump(mode="json", exclude_none=True)
         settings_file.write_text(yaml.safe_dump(dumped, sort_keys=True))
@@ -182,14 +214,19 @@ def run_demo(
         children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
         children.append(_spawn("rollups", ["rollups", "run", "--schedule"], settings, env))
         children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
+        children.append(_spawn("alerts", ["alerts", "run"], settings, env))
         children.append(_spawn("dashboard", ["app"], settings, env))
         say(f"  loitering threshold {loiter_threshold_s:g} s")
         say(f"  dashboard: {dashboard_url(settings)}   (Ctrl-C stops the demo)")
         say(f"  sign in as {DEMO_USER} / {password}   (a new password each run)")
+        say(f"  alert email for the demo store's manager lands in {sink.folder} (.eml files)")
         return _watch(settings, children, stop, t0, duration_s, until_incidents, say)
     finally:
         say("== stopping")
         _stop_children(children, say)
+        if sink is not None:
+            sink.stop()
+            say(f"  stopped the mail sink ({len(sink.messages())} alert email(s) in {sink.folder})")
         if started:
             services.down(settings, progress=lambda m: say(f"  {m}"), only=set(started))
         say(f"demo ran {time.monotonic() - t0:.0f} s")
