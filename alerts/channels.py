@@ -41,6 +41,12 @@ def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
     if reason == "summary":
         count = len(payload.get("entries") or [])
         return f"Shrinkwatch: {count} more incidents this hour; see your email or the dashboard."
+    if reason == "camera_problem":
+        return (
+            f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is {payload['status']}."
+        )
+    if reason == "camera_recovered":
+        return f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is back online."
     kind = payload["incident_type"].replace("_", " ")
     prefix = "ESCALATED high" if reason == "escalated" else payload["risk_level"].upper()
     where = f"{payload['store_name']} ({payload['camera_id']})"

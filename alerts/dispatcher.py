@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer
 
-from alerts.email import SendError, incident_email, incident_link, send_email, summary_email, test_email
+from alerts.email import (
+    SendError,
+    camera_email,
+    incident_email,
+    incident_link,
+    send_email,
+    summary_email,
+    test_email,
+)
 from alerts.outbox import (
     Outgoing,
     claim_due,
+    enqueue_camera_problems,
     enqueue_incident,
     load_recipients,
     mark_failed,
@@ -33,6 +43,7 @@ from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
 
 log = logging.getLogger(__name__)
+CAMERA_CHECK_S = 5.0  # how often camera health is looked at for problems
 
 
 @dataclass
@@ -86,6 +97,8 @@ def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
         raise SendError(msg, permanent=True)
     if reason == "summary":
         email = summary_email(settings, message.id, recipient.email, payload)
+    elif reason in ("camera_problem", "camera_recovered"):
+        email = camera_email(settings, message.id, recipient.email, reason, payload)
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
@@ -165,6 +178,7 @@ def run(
     )
     consumer.subscribe([settings.topic("incidents")])
     at_end: set[int] = set()
+    next_camera_check = 0.0
     try:
         with connect(settings.database_dsn) as conn:
             if recovered := recover_interrupted(conn):
@@ -192,6 +206,11 @@ def run(
                     counts.incidents += len(incidents)
                 if any(msg.error() is None for msg in batch):
                     consumer.commit(asynchronous=False)
+                if time.monotonic() >= next_camera_check:
+                    with conn.transaction():
+                        after = timedelta(seconds=settings.alerts_camera_after_s)
+                        counts.enqueued += enqueue_camera_problems(conn, load_recipients(conn), after)
+                    next_camera_check = time.monotonic() + CAMERA_CHECK_S
                 claimed = send_due(settings, conn, counts)
                 assigned = {p.partition for p in consumer.assignment()}
                 if until_idle and assigned and at_end >= assigned and not claimed and not incidents:

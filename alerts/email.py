@@ -156,3 +156,27 @@ def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailM
         f"Dashboard: {incident_link(settings, '').removesuffix('/review?id=')}\n"
     )
     return message
+
+
+def camera_email(
+    settings: Settings, outbox_id: int, to: str, reason: str, payload: dict[str, Any]
+) -> EmailMessage:
+    """A camera down (offline or degraded) for a while, or back up."""
+    camera = f"{payload['camera_name']} ({payload['camera_id']}) at {payload['store_name']}"
+    if reason == "camera_recovered":
+        subject = f"[Shrinkwatch] Camera back online: {camera}"
+        text = f"The camera {camera} is online again."
+    else:
+        subject = f"[Shrinkwatch] Camera {payload['status']}: {camera}"
+        why = f"\nThe reader says: {payload['error']}" if payload.get("error") else ""
+        text = (
+            f"The camera {camera} has been {payload['status']} since {payload['since']} (UTC): "
+            f"incidents there may go unseen.{why}\n\nYou will hear again when it is back."
+        )
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message.set_content(text)
+    return message

@@ -101,6 +101,9 @@ def enqueue_incident(
     now = now or datetime.now(UTC)
     name, timezone = stores.get(incident.store_id, (incident.store_id, "UTC"))
     payload = incident_payload(incident, name)
+    silenced = muted(conn, now)
+    if ("camera", incident.camera_id) in silenced or ("store", incident.store_id) in silenced:
+        return 0
     added = 0
     for recipient in recipients:
         if not interested(recipient, incident.store_id, incident.incident_type, incident.risk_level):
@@ -282,3 +285,82 @@ def enqueue_test(conn: Connection, recipient: Recipient) -> list[int]:
             assert row is not None
             ids.append(int(row["id"]))
     return ids
+
+
+def mute(conn: Connection, kind: str, target: str, minutes: float, by: str) -> datetime:
+    """No alerts about this camera or store for `minutes`; returns when the mute ends."""
+    if kind not in ("camera", "store") or minutes <= 0:
+        msg = "mute a camera or a store, for a positive number of minutes"
+        raise ValueError(msg)
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO alert_mutes (kind, target, until, muted_by) VALUES (%s, %s, now() + %s, %s)
+               ON CONFLICT (kind, target) DO UPDATE SET until = EXCLUDED.until, muted_by = EXCLUDED.muted_by,
+                   created_at = now()
+               RETURNING until""",
+            (kind, target, timedelta(minutes=minutes), by),
+        ).fetchone()
+    assert row is not None
+    until: datetime = row["until"]
+    return until
+
+
+def muted(conn: Connection, now: datetime) -> set[tuple[str, str]]:
+    """(kind, target) of the mutes in force at `now`."""
+    rows = conn.execute("SELECT kind, target FROM alert_mutes WHERE until > %s", (now,)).fetchall()
+    return {(r["kind"], r["target"]) for r in rows}
+
+
+def enqueue_camera_problems(
+    conn: Connection, recipients: list[Recipient], after: timedelta, now: datetime | None = None
+) -> int:
+    """A camera offline or degraded for longer than `after` alerts its store's recipients
+    (those with any rule for the store) once per episode, and once more when it recovers.
+    Keyed by the episode's start, so every check can ask again without repeating itself."""
+    now = now or datetime.now(UTC)
+    silenced = muted(conn, now)
+    added = 0
+    health = conn.execute(
+        """SELECT h.camera_id, h.store_id, h.status, h.status_since, h.error, c.name, s.name AS store_name
+           FROM camera_health h JOIN cameras c ON c.id = h.camera_id JOIN stores s ON s.id = h.store_id"""
+    ).fetchall()
+    for row in health:
+        if ("camera", row["camera_id"]) in silenced or ("store", row["store_id"]) in silenced:
+            continue
+        payload = {
+            "camera_id": row["camera_id"],
+            "camera_name": row["name"],
+            "store_id": row["store_id"],
+            "store_name": row["store_name"],
+            "status": row["status"],
+            "since": row["status_since"].isoformat(),
+            "error": row["error"],
+        }
+        for recipient in recipients:
+            if not recipient.enabled or row["store_id"] not in recipient.stores:
+                continue
+            for channel in recipient.channels:
+                if row["status"] in ("offline", "degraded") and now - row["status_since"] >= after:
+                    subject, reason = (
+                        f"camera:{row['camera_id']}:{row['status_since'].isoformat()}",
+                        "camera_problem",
+                    )
+                elif row["status"] == "online":
+                    # Recovered: answer the last problem this recipient heard of, if unanswered.
+                    last = conn.execute(
+                        """SELECT subject FROM alert_outbox WHERE recipient_id = %s AND channel = %s
+                             AND reason = 'camera_problem' AND subject LIKE %s ORDER BY id DESC LIMIT 1""",
+                        (recipient.id, channel, f"camera:{row['camera_id']}:%"),
+                    ).fetchone()
+                    if last is None:
+                        continue
+                    subject, reason = last["subject"], "camera_recovered"
+                else:
+                    continue
+                added += conn.execute(
+                    """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, store_id, payload)
+                       VALUES (%s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
+                    (subject, recipient.id, channel, reason, row["store_id"], Jsonb(payload)),
+                ).rowcount
+    return added

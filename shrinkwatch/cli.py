@@ -503,6 +503,38 @@ def alerts_run(
     )
 
 
+@alerts_app.command("mute")
+def alerts_mute(
+    ctx: typer.Context,
+    minutes: Annotated[float, typer.Option(help="For how long.")],
+    camera: Annotated[str | None, typer.Option(help="The camera to keep quiet about.")] = None,
+    store: Annotated[str | None, typer.Option(help="The store to keep quiet about.")] = None,
+    by: Annotated[str, typer.Option(help="Who muted it (shown beside the mute).")] = "cli",
+) -> None:
+    """No alerts about a camera (or a whole store) for N minutes: maintenance, a known fault."""
+    from alerts.outbox import mute
+    from warehouse.db import connect
+
+    if (camera is None) == (store is None):
+        msg = "give --camera or --store (one of them)"
+        raise ShrinkwatchError(msg)
+    kind, target = ("camera", camera) if camera else ("store", store)
+    assert target is not None
+    with connect(_settings(ctx).database_dsn) as conn:
+        known = conn.execute(
+            f"SELECT 1 FROM {'cameras' if kind == 'camera' else 'stores'} WHERE id = %s",  # noqa: S608
+            (target,),
+        ).fetchone()
+        if known is None:
+            msg = f"no {kind} {target!r}"
+            raise ShrinkwatchError(msg)
+        try:
+            until = mute(conn, kind, target, minutes, by)
+        except ValueError as exc:
+            raise ShrinkwatchError(str(exc)) from None
+    typer.echo(f"{kind} {target}: no alerts until {until:%Y-%m-%d %H:%M} UTC")
+
+
 @alerts_app.command("test")
 def alerts_test(
     ctx: typer.Context,

@@ -165,6 +165,9 @@ class Settings(BaseSettings):
         description="SMS alerts: another address for Twilio's API (a test server); default Twilio's own.",
     )
     alerts_from: str = Field("Shrinkwatch <alerts@localhost>", description="The From of alert email.")
+    alerts_camera_after_s: float = Field(
+        300.0, gt=0, description="Alert a store's recipients when a camera is offline or degraded this long."
+    )
     alerts_max_attempts: int = Field(
         8, ge=1, description="Tries per alert message before it is marked failed."
     )

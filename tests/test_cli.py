@@ -38,6 +38,7 @@ COMMANDS = [
     ["alerts"],
     ["alerts", "run"],
     ["alerts", "test"],
+    ["alerts", "mute"],
     ["app"],
     ["demo"],
 ]

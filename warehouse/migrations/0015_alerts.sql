@@ -45,3 +45,13 @@ CREATE TABLE alert_outbox (
 );
 CREATE INDEX alert_outbox_due ON alert_outbox (not_before) WHERE status IN ('pending', 'sending');
 CREATE INDEX alert_outbox_recent ON alert_outbox (recipient_id, channel, created_at);
+
+-- "Mute this camera / this store for N minutes": no alerts about it until `until`.
+CREATE TABLE alert_mutes (
+    kind        text NOT NULL CHECK (kind IN ('camera', 'store')),
+    target      text NOT NULL,
+    until       timestamptz NOT NULL,
+    muted_by    text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, target)
+);
