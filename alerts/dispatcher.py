@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer
 
+from alerts.digest import DIGEST_LOCK, start_scheduler
 from alerts.email import (
     SendError,
     camera_email,
+    digest_email,
     incident_email,
     incident_link,
     send_email,
@@ -99,6 +101,8 @@ def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
         email = summary_email(settings, message.id, recipient.email, payload)
     elif reason in ("camera_problem", "camera_recovered"):
         email = camera_email(settings, message.id, recipient.email, reason, payload)
+    elif reason == "digest":
+        email = digest_email(settings, message.id, recipient.email, recipient.name, payload)
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
@@ -162,6 +166,7 @@ def run(
     poll_s: float = 0.5,
     until_idle: bool = False,
     group_id: str | None = None,
+    digests: bool = True,
 ) -> Counts:
     """The dispatcher loop (see the module docstring). `until_idle` returns once the topic is
     read to its end and nothing is due (for tests and `--check`-like runs)."""
@@ -179,8 +184,13 @@ def run(
     consumer.subscribe([settings.topic("incidents")])
     at_end: set[int] = set()
     next_camera_check = 0.0
+    scheduler = None
     try:
-        with connect(settings.database_dsn) as conn:
+        with connect(settings.database_dsn) as conn, connect(settings.database_dsn, autocommit=True) as lock:
+            # One digest scheduler among all dispatchers: whoever holds the lock runs it.
+            held = lock.execute("SELECT pg_try_advisory_lock(%s) AS ok", (DIGEST_LOCK,)).fetchone()
+            if digests and held is not None and held["ok"]:
+                scheduler = start_scheduler(settings.database_dsn)
             if recovered := recover_interrupted(conn):
                 progress(f"{recovered} alert(s) a previous run left half-sent go out again")
             while not stop.is_set():
@@ -216,5 +226,7 @@ def run(
                 if until_idle and assigned and at_end >= assigned and not claimed and not incidents:
                     break
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         consumer.close()
     return counts

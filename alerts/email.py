@@ -180,3 +180,44 @@ def camera_email(
     message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     message.set_content(text)
     return message
+
+
+def digest_email(
+    settings: Settings, outbox_id: int, to: str, name: str, payload: dict[str, Any]
+) -> EmailMessage:
+    """The digest: counts by store, level and type, the top incidents, verdicts, ROI to date."""
+    start, end = payload["start"][:16].replace("T", " "), payload["end"][:16].replace("T", " ")
+    total = payload["total"]
+    message = EmailMessage()
+    message["Subject"] = (
+        f"[Shrinkwatch] Digest: {total} incident{'s' if total != 1 else ''} since {start} UTC"
+    )
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    levels = ", ".join(f"{n} {level}" for level, n in payload["by_level"].items())
+    stores = "\n".join(f"- {store}: {n}" for store, n in payload["by_store"].items())
+    kinds = "\n".join(
+        f"- {_label(kind)}: {n}" for kind, n in sorted(payload["by_type"].items(), key=lambda kv: -kv[1])
+    )
+    top = "\n".join(
+        f"- {t['risk_level']} ({t['risk_score']:.2f}): {_label(t['incident_type'])} at {t['store_name']} "
+        f"({t['camera_id']}) {incident_link(settings, t['incident_id'])}"
+        for t in payload["top"]
+    )
+    money = "\n".join(
+        f"- {currency}: prevented loss {m['prevented_loss']:,.0f}, net benefit {m['net_benefit']:,.0f}"
+        for currency, m in payload["year_to_date"].items()
+    )
+    rate = (
+        f"{payload['confirmed']} of {payload['reviewed']} reviewed were confirmed"
+        if payload["reviewed"]
+        else "none reviewed yet"
+    )
+    message.set_content(
+        f"Hello {name},\n\nfrom {start} to {end} UTC: {total} incidents ({levels}).\n\n"
+        f"By store:\n{stores or '- none'}\n\n"
+        f"By type:\n{kinds or '- none'}\n\nThe top ones:\n{top or '- none'}\n\nVerdicts: {rate}.\n\n"
+        f"This year so far:\n{money or '- no ROI figures yet'}\n"
+    )
+    return message

@@ -49,7 +49,7 @@ def load_recipients(conn: Connection) -> list[Recipient]:
     """Every enabled recipient."""
     rows = conn.execute(
         """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, min_level,
-                  incident_types, quiet_start, quiet_end, max_per_hour, enabled
+                  incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
            FROM alert_recipients WHERE enabled ORDER BY id"""
     ).fetchall()
     return [
@@ -251,17 +251,19 @@ def save_recipient(conn: Connection, recipient: Recipient) -> None:
     with conn.transaction():
         conn.execute(
             """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, channels,
-                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled)
+                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest,
+                   timezone)
                VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
                        %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s, %(quiet_start)s,
-                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s)
+                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s, %(timezone)s)
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
                    phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
                    webhook_secret = EXCLUDED.webhook_secret, channels = EXCLUDED.channels,
                    stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
                    incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
                    quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,
-                   enabled = EXCLUDED.enabled, updated_at = now()""",
+                   enabled = EXCLUDED.enabled, digest = EXCLUDED.digest, timezone = EXCLUDED.timezone,
+                   updated_at = now()""",
             {
                 **recipient.__dict__,
                 "channels": list(recipient.channels),

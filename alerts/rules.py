@@ -35,6 +35,8 @@ class Recipient:
     quiet_end: time | None = None
     max_per_hour: int = 10
     enabled: bool = True
+    digest: str | None = None  # 'daily 07:00' or 'weekly mon 07:00' (recipient's timezone)
+    timezone: str = "UTC"
 
 
 def at_least(level: str, minimum: str) -> bool:

@@ -503,6 +503,53 @@ def alerts_run(
     )
 
 
+@alerts_app.command("digest")
+def alerts_digest(
+    ctx: typer.Context,
+    now: Annotated[
+        bool, typer.Option("--now", help="Queue and send the digest now, up to this moment.")
+    ] = False,
+    recipient: Annotated[
+        str | None, typer.Option(help="Only this recipient (default: all with a digest).")
+    ] = None,
+) -> None:
+    """Send digests now: what happened since each recipient's last one (or the last day)."""
+    from datetime import UTC, datetime, timedelta
+
+    from alerts.digest import queue_digest
+    from alerts.dispatcher import Counts, send_due
+    from alerts.outbox import load_recipients
+    from warehouse.db import connect
+    from warehouse.migrate import require_current_schema
+
+    if not now:
+        msg = "say --now (scheduled digests are sent by `shrinkwatch alerts run`)"
+        raise ShrinkwatchError(msg)
+    settings = _settings(ctx)
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+        chosen = [r for r in load_recipients(conn) if (r.id == recipient if recipient else r.digest)]
+        if recipient and not chosen:
+            msg = f"no enabled recipient {recipient!r}"
+            raise ShrinkwatchError(msg)
+        moment = datetime.now(UTC)
+        for person in chosen:
+            with conn.transaction():
+                row = conn.execute(
+                    "SELECT watermark FROM alert_digests WHERE recipient_id = %s", (person.id,)
+                ).fetchone()
+                queue_digest(conn, person, row["watermark"] if row else moment - timedelta(days=1), moment)
+        counts = Counts()
+        while send_due(settings, conn, counts):
+            pass
+    typer.echo(
+        f"digests: {len(chosen)} recipient(s); {counts.sent} sent, {counts.retried + counts.failed} not sent"
+    )
+    for error in counts.errors:
+        typer.echo(f"  {error}")
+    raise typer.Exit(1 if counts.retried + counts.failed else 0)
+
+
 @alerts_app.command("mute")
 def alerts_mute(
     ctx: typer.Context,

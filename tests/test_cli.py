@@ -39,6 +39,7 @@ COMMANDS = [
     ["alerts", "run"],
     ["alerts", "test"],
     ["alerts", "mute"],
+    ["alerts", "digest"],
     ["app"],
     ["demo"],
 ]

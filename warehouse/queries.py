@@ -58,6 +58,8 @@ class IncidentFilter:
     first_day: date | None = None  # store-local, inclusive
     last_day: date | None = None  # store-local, inclusive
     min_score: float = field(default=0.0)
+    started_after: datetime | None = None  # an exact window (digests): after ...
+    started_before: datetime | None = None  # ... and up to and including this instant
 
     def check(self) -> None:
         """QueryError naming the first value that makes no sense."""
@@ -135,6 +137,8 @@ _WHERE = """
          OR (i.started_at < (%(last_day)s::date + 2)::timestamp AT TIME ZONE 'UTC'
              AND i.started_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE s.timezone)))
     AND i.risk_score >= %(min_score)s
+    AND (%(after)s::timestamptz IS NULL OR i.started_at > %(after)s)
+    AND (%(before)s::timestamptz IS NULL OR i.started_at <= %(before)s)
 """
 
 
@@ -155,6 +159,8 @@ def _params(scope: Scope, filters: IncidentFilter) -> dict[str, Any]:
         "first_day": filters.first_day,
         "last_day": filters.last_day,
         "min_score": filters.min_score,
+        "after": filters.started_after,
+        "before": filters.started_before,
     }
 
 

@@ -16,6 +16,8 @@ CREATE TABLE alert_recipients (
     quiet_start     time,                        -- store-local; both null: never quiet
     quiet_end       time,
     max_per_hour    integer NOT NULL DEFAULT 10 CHECK (max_per_hour > 0),
+    digest          text,                        -- 'daily 07:00', 'weekly mon 07:00', or null
+    timezone        text NOT NULL DEFAULT 'UTC', -- the digest's clock
     enabled         boolean NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
@@ -54,4 +56,13 @@ CREATE TABLE alert_mutes (
     muted_by    text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kind, target)
+);
+
+-- Each recipient's digest watermark: the end of the last window a digest was queued for.
+-- A digest covers (watermark, the schedule's latest time]; after downtime that is the whole
+-- gap, in one digest, queued once (its outbox key is the window's end).
+CREATE TABLE alert_digests (
+    recipient_id text PRIMARY KEY REFERENCES alert_recipients ON DELETE CASCADE,
+    watermark    timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
 );

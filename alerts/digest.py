@@ -1,0 +1,232 @@
+"""Digests: a summary per recipient on their schedule ('daily 07:00', 'weekly mon 07:00',
+in the recipient's time zone), from the warehouse's query layer within their stores.
+
+Each recipient has a watermark (`alert_digests`): the end of the last window a digest was
+queued for. When a scheduled time has passed the watermark, one digest is queued for
+(watermark, that time] and the watermark moves there, in one transaction; its outbox key is
+the window's end, so asking twice queues it once. After downtime the window is the whole gap
+and there is still one digest. The digest itself goes out through the outbox like any alert.
+
+APScheduler only wakes this up: one interval job in a persistent job store in PostgreSQL
+(`apscheduler_jobs`), `misfire_grace_time=None` and `coalesce=True`, run by the one alert
+dispatcher that holds the digest lock. Which windows are due is decided here, from the
+watermarks, not from APScheduler's idea of missed runs (APScheduler 3 would drop a run missed
+by more than its 1 s default grace, and does not tell a coalesced run what it covers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg.types.json import Jsonb
+
+from alerts.rules import Recipient
+from shrinkwatch.errors import ShrinkwatchError
+from warehouse.db import Connection
+from warehouse.queries import IncidentFilter, Scope, incident_count, incidents_page, roi_by_month
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DIGEST_LOCK = 0x5357_4447  # pg_try_advisory_lock: one scheduler for all dispatchers
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When digests are due: at `at` on `weekday` (0 = Monday), or every day when None."""
+
+    at: time
+    weekday: int | None = None
+
+
+def parse_schedule(text: str) -> Schedule:
+    """'daily HH:MM' or 'weekly DAY HH:MM'; ShrinkwatchError saying what is wrong."""
+    parts = text.strip().lower().split()
+    try:
+        if len(parts) == 2 and parts[0] == "daily":
+            return Schedule(time.fromisoformat(parts[1]))
+        if len(parts) == 3 and parts[0] == "weekly" and parts[1] in DAYS:
+            return Schedule(time.fromisoformat(parts[2]), DAYS.index(parts[1]))
+    except ValueError:
+        pass
+    msg = f"digest schedule {text!r}: write 'daily 07:00' or 'weekly mon 07:00'"
+    raise ShrinkwatchError(msg)
+
+
+def _at(day: date, schedule: Schedule, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, schedule.at, zone).astimezone(UTC)
+
+
+def latest_due(schedule: Schedule, timezone: str, now: datetime) -> datetime:
+    """The most recent scheduled moment at or before `now` (UTC)."""
+    zone = ZoneInfo(timezone)
+    day = now.astimezone(zone).date()
+    for back in range(8):
+        candidate = day - timedelta(days=back)
+        if schedule.weekday is not None and candidate.weekday() != schedule.weekday:
+            continue
+        moment = _at(candidate, schedule, zone)
+        if moment <= now:
+            return moment
+    msg = "unreachable: a week always has the day"
+    raise AssertionError(msg)
+
+
+def previous_due(schedule: Schedule, timezone: str, moment: datetime) -> datetime:
+    """The scheduled moment before `moment` (the start of a first digest's window)."""
+    return latest_due(schedule, timezone, moment - timedelta(seconds=1))
+
+
+def digest_payload(conn: Connection, recipient: Recipient, start: datetime, end: datetime) -> dict[str, Any]:
+    """What the digest says, within the recipient's stores only."""
+    scope = Scope(frozenset(recipient.stores))
+    window = IncidentFilter(started_after=start, started_before=end)
+    stores = {
+        r["id"]: r["name"]
+        for r in conn.execute("SELECT id, name FROM stores WHERE id = ANY(%s)", (list(recipient.stores),))
+    }
+    by_store = {
+        name: incident_count(
+            conn, scope, IncidentFilter(stores=(sid,), started_after=start, started_before=end)
+        )
+        for sid, name in sorted(stores.items())
+    }
+    by_level = {
+        level: incident_count(
+            conn, scope, IncidentFilter(levels=(level,), started_after=start, started_before=end)
+        )
+        for level in ("high", "medium", "low")
+    }
+    page, _ = incidents_page(conn, scope, window, page_size=500)
+    top = page.sort_values("risk_score", ascending=False).head(5) if not page.empty else page
+    by_type = page["incident_type"].value_counts().to_dict() if not page.empty else {}
+    reviewed = page[page["user_confirmed"].notna()] if not page.empty else page
+    year = roi_by_month(conn, scope, date(end.year, 1, 1), end.date())
+    money = (
+        {
+            currency: {
+                "prevented_loss": float(rows["prevented_loss"].sum()),
+                "net_benefit": float(rows["net_benefit"].sum()),
+            }
+            for currency, rows in year.groupby("currency")
+        }
+        if not year.empty
+        else {}
+    )
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "total": int(sum(by_level.values())),
+        "by_store": by_store,
+        "by_level": by_level,
+        "by_type": {str(k): int(v) for k, v in by_type.items()},
+        "top": [
+            {
+                "incident_id": r.incident_id,
+                "incident_type": r.incident_type,
+                "risk_level": r.risk_level,
+                "risk_score": float(r.risk_score),
+                "store_name": stores.get(r.store_id, r.store_id),
+                "camera_id": r.camera_id,
+                "started_at": r.started_at.isoformat(),
+                "snapshot": r.snapshot,
+            }
+            for r in top.itertuples()
+        ],
+        "confirmed": int((reviewed["user_confirmed"] == True).sum()) if not reviewed.empty else 0,  # noqa: E712
+        "reviewed": len(reviewed),
+        "year_to_date": money,
+    }
+
+
+def queue_due_digests(conn: Connection, recipients: list[Recipient], now: datetime | None = None) -> int:
+    """Queue each recipient's digest whose scheduled time has passed their watermark (one
+    per recipient and channel, covering the whole gap); return how many were queued."""
+    now = now or datetime.now(UTC)
+    queued = 0
+    for recipient in recipients:
+        if not recipient.enabled or not recipient.digest:
+            continue
+        schedule = parse_schedule(recipient.digest)
+        due = latest_due(schedule, recipient.timezone, now)
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT watermark FROM alert_digests WHERE recipient_id = %s FOR UPDATE", (recipient.id,)
+            ).fetchone()
+            start = row["watermark"] if row else previous_due(schedule, recipient.timezone, due)
+            if row is not None and start >= due:
+                continue
+            queued += queue_digest(conn, recipient, start, due)
+    return queued
+
+
+def queue_digest(conn: Connection, recipient: Recipient, start: datetime, end: datetime) -> int:
+    """Queue the digest of (start, end] on each of the recipient's channels and move their
+    watermark to `end` (in the caller's transaction); idempotent by the window's end."""
+    payload = digest_payload(conn, recipient, start, end)
+    queued = 0
+    for channel in recipient.channels:
+        queued += conn.execute(
+            """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, payload)
+               VALUES (%s, %s, %s, 'digest', %s)
+               ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
+            (f"digest:{recipient.id}:{end.isoformat()}", recipient.id, channel, Jsonb(payload)),
+        ).rowcount
+    conn.execute(
+        """INSERT INTO alert_digests (recipient_id, watermark) VALUES (%s, %s)
+           ON CONFLICT (recipient_id) DO UPDATE SET
+               watermark = greatest(alert_digests.watermark, EXCLUDED.watermark), updated_at = now()""",
+        (recipient.id, end),
+    )
+    return queued
+
+
+_RUNNING: dict[str, str] = {}  # the dispatcher's database, for the job (not stored with it)
+
+
+def digest_job() -> None:
+    """The scheduled job: queue the digests that are due (they go out through the outbox)."""
+    from alerts.outbox import load_recipients
+    from warehouse.db import connect
+
+    dsn = _RUNNING.get("dsn")
+    if dsn is None:
+        return
+    with connect(dsn) as conn:
+        queue_due_digests(conn, load_recipients(conn))
+
+
+def start_scheduler(dsn: str, every_s: float = 60.0) -> Any:
+    """APScheduler with its job store in PostgreSQL, running `digest_job` every `every_s`
+    (see the module docstring). The caller holds the digest lock and shuts it down."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import URL
+
+    parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    url = URL.create(
+        "postgresql+psycopg",
+        username=parts.get("user"),
+        password=parts.get("password"),
+        host=parts.get("host"),
+        port=int(parts["port"]) if "port" in parts else None,
+        database=parts.get("dbname"),
+    )
+    _RUNNING["dsn"] = dsn
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=url)},
+        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        timezone=UTC,
+    )
+    scheduler.start()
+    scheduler.add_job(
+        digest_job,
+        "interval",
+        seconds=every_s,
+        id="shrinkwatch-digests",
+        replace_existing=True,
+        next_run_time=datetime.now(UTC),
+    )
+    return scheduler
