@@ -366,3 +366,30 @@ def enqueue_camera_problems(
                     (subject, recipient.id, channel, reason, row["store_id"], Jsonb(payload)),
                 ).rowcount
     return added
+
+
+def recent_problems(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Failed messages and ones still being retried, newest first (for the dashboard)."""
+    return conn.execute(
+        """SELECT id, created_at, recipient_id, channel, reason, subject, status, attempts, not_before,
+                  last_error
+           FROM alert_outbox WHERE status = 'failed' OR (status = 'pending' AND attempts > 0)
+           ORDER BY created_at DESC LIMIT %s""",
+        (limit,),
+    ).fetchall()
+
+
+def retry(conn: Connection, ids: list[int]) -> int:
+    """Send failed messages again (now)."""
+    with conn.transaction():
+        return conn.execute(
+            """UPDATE alert_outbox SET status = 'pending', not_before = now(), attempts = 0
+               WHERE id = ANY(%s) AND status = 'failed'""",
+            (ids,),
+        ).rowcount
+
+
+def active_mutes(conn: Connection) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT kind, target, until, muted_by FROM alert_mutes WHERE until > now() ORDER BY until"
+    ).fetchall()

@@ -72,3 +72,53 @@ def quiet_until(recipient: Recipient, when: datetime, timezone: str) -> datetime
             return None
         end_day = local.date() if now < end else local.date() + timedelta(days=1)
     return datetime.combine(end_day, end, zone).astimezone(UTC)
+
+
+def problems(recipient: Recipient, known_stores: set[str]) -> list[str]:
+    """What is wrong with a recipient, each naming the field (empty: nothing)."""
+    import re
+    from zoneinfo import ZoneInfoNotFoundError
+
+    found = []
+    if not re.match(r"^[a-z0-9][a-z0-9._@-]{0,63}$", recipient.id):
+        found.append("id: use 1-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
+    if not recipient.name.strip():
+        found.append("name: required")
+    if not recipient.channels or set(recipient.channels) - set(CHANNELS):
+        found.append(f"channels: one or more of {', '.join(CHANNELS)}")
+    if "email" in recipient.channels and not (recipient.email and "@" in recipient.email):
+        found.append("email: an address is needed for the email channel")
+    if "sms" in recipient.channels and not (
+        recipient.phone and re.match(r"^\+[1-9]\d{6,14}$", recipient.phone)
+    ):
+        found.append("phone: an E.164 number (+447700900123) is needed for the sms channel")
+    if "webhook" in recipient.channels and not (
+        recipient.webhook_url
+        and recipient.webhook_url.startswith(("https://", "http://"))
+        and recipient.webhook_secret
+    ):
+        found.append("webhook: a URL and a secret are needed for the webhook channel")
+    if not recipient.stores:
+        found.append("stores: at least one")
+    unknown = sorted(set(recipient.stores) - known_stores)
+    if unknown:
+        found.append(f"stores: unknown {', '.join(unknown)}")
+    if recipient.min_level not in LEVELS:
+        found.append(f"min_level: one of {', '.join(LEVELS)}")
+    if (recipient.quiet_start is None) != (recipient.quiet_end is None):
+        found.append("quiet hours: give both ends, or neither")
+    if recipient.max_per_hour < 1:
+        found.append("max_per_hour: at least 1")
+    try:
+        ZoneInfo(recipient.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        found.append(f"timezone: {recipient.timezone!r} is not an IANA time zone")
+    if recipient.digest:
+        from alerts.digest import parse_schedule
+        from shrinkwatch.errors import ShrinkwatchError
+
+        try:
+            parse_schedule(recipient.digest)
+        except ShrinkwatchError as exc:
+            found.append(str(exc))
+    return found

@@ -51,6 +51,15 @@ page = st.navigation(
                 icon=":material/photo_camera:",
                 url_path="cameras",
             ),
+            *(
+                [
+                    st.Page(
+                        HERE / "setup" / "alerts.py", title="Alert settings", icon=":material/notifications:"
+                    )
+                ]
+                if signed.user.is_admin
+                else []
+            ),
         ],
     }
 )
