@@ -106,7 +106,13 @@ def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
-        snapshot = evidence_file(settings.evidence_dir(), payload.get("snapshot"))
+        # The evidence is saved a few seconds after an incident opens: use what the row has now.
+        row = conn.execute(
+            "SELECT snapshot FROM incidents WHERE incident_id = %s", (payload.get("incident_id"),)
+        ).fetchone()
+        conn.commit()
+        reference = (row["snapshot"] if row else None) or payload.get("snapshot")
+        snapshot = evidence_file(settings.evidence_dir(), reference)
         email = incident_email(settings, message.id, recipient.email, reason, payload, snapshot)
     send_email(settings, email)
 
@@ -212,7 +218,14 @@ def run(
                         recipients, stores = load_recipients(conn), _stores(conn)
                         now = datetime.now(UTC)
                         for incident in incidents:
-                            counts.enqueued += enqueue_incident(conn, incident, recipients, stores, now)
+                            counts.enqueued += enqueue_incident(
+                                conn,
+                                incident,
+                                recipients,
+                                stores,
+                                now,
+                                timedelta(seconds=settings.alerts_max_age_s),
+                            )
                     counts.incidents += len(incidents)
                 if any(msg.error() is None for msg in batch):
                     consumer.commit(asynchronous=False)

@@ -94,11 +94,16 @@ def enqueue_incident(
     recipients: list[Recipient],
     stores: dict[str, tuple[str, str]],
     now: datetime | None = None,
+    max_age: timedelta | None = None,
 ) -> int:
     """Add the messages this incident version calls for (see the module docstring), in the
     caller's transaction; return how many rows were added or grew. `stores` maps a store id
-    to (name, time zone)."""
+    to (name, time zone). An incident last changed more than `max_age` ago is news to no one
+    (a backlog, or a dispatcher's first start on a topic with history): nothing is queued."""
     now = now or datetime.now(UTC)
+    latest = max(t for t in (incident.started_at, incident.updated_at, incident.ended_at) if t is not None)
+    if max_age is not None and now - latest > max_age:
+        return 0
     name, timezone = stores.get(incident.store_id, (incident.store_id, "UTC"))
     payload = incident_payload(incident, name)
     silenced = muted(conn, now)

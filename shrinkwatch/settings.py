@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     alerts_camera_after_s: float = Field(
         300.0, gt=0, description="Alert a store's recipients when a camera is offline or degraded this long."
     )
+    alerts_max_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Incidents older than this when read (a backlog, a first start) are not alerted.",
+    )
     alerts_max_attempts: int = Field(
         8, ge=1, description="Tries per alert message before it is marked failed."
     )

@@ -46,6 +46,7 @@ PAGES = (
     DashboardPage("/live", "Live", "live"),
     DashboardPage("/cameras", "Cameras and zones", "cameras"),
 )
+ADMIN_PAGES = (DashboardPage("/alerts", "Alert settings", "alert-settings"),)  # admins only
 
 
 def chromium() -> str:

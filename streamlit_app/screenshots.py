@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from shrinkwatch.settings import REPO_ROOT
-from streamlit_app.browser import PAGES, browser_page, sign_in, wait_rendered
+from streamlit_app.browser import ADMIN_PAGES, PAGES, browser_page, sign_in, wait_rendered
 
 OUT = REPO_ROOT / "docs" / "screenshots"
 
@@ -49,7 +49,7 @@ def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]
         written.append(out / "sign-in.png")
         page.screenshot(path=str(written[-1]))
         sign_in(page, url, username, password)
-        for target in PAGES:
+        for target in (*PAGES, *ADMIN_PAGES):  # (sign in as an admin to get them all)
             path = target.path
             if target.slug == "review" and review_id:
                 path = f"{path}?id={review_id}"

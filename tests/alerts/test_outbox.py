@@ -100,3 +100,27 @@ def test_past_the_hourly_limit_one_summary_instead_of_silence(conn: Connection) 
     assert (
         enqueue(conn, incident(1, incident_id="later", risk_level="high"), now=NOON + timedelta(hours=2)) == 1
     )
+
+
+def test_old_news_is_not_alerted(conn: Connection) -> None:
+    """A backlog, or a first start on a topic with history: incidents last changed long ago."""
+    old = incident(
+        1,
+        incident_id="old",
+        risk_level="high",
+        started_at=NOON - timedelta(hours=3),
+        updated_at=NOON - timedelta(hours=3),
+    )
+    fresh = incident(
+        1,
+        incident_id="fresh",
+        risk_level="high",
+        started_at=NOON - timedelta(minutes=5),
+        updated_at=NOON - timedelta(minutes=5),
+    )
+    with conn.transaction():
+        added = [
+            enqueue_incident(conn, v, load_recipients(conn), STORES, NOON, timedelta(hours=1))
+            for v in (old, fresh)
+        ]
+    assert added == [0, 1]
