@@ -16,42 +16,17 @@ by more than its 1 s default grace, and does not tell a coalesced run what it co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
 
-from alerts.rules import Recipient
-from shrinkwatch.errors import ShrinkwatchError
+from alerts.rules import Recipient, Schedule, parse_schedule
 from warehouse.db import Connection
 from warehouse.queries import IncidentFilter, Scope, incident_count, incidents_page, roi_by_month
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DIGEST_LOCK = 0x5357_4447  # pg_try_advisory_lock: one scheduler for all dispatchers
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When digests are due: at `at` on `weekday` (0 = Monday), or every day when None."""
-
-    at: time
-    weekday: int | None = None
-
-
-def parse_schedule(text: str) -> Schedule:
-    """'daily HH:MM' or 'weekly DAY HH:MM'; ShrinkwatchError saying what is wrong."""
-    parts = text.strip().lower().split()
-    try:
-        if len(parts) == 2 and parts[0] == "daily":
-            return Schedule(time.fromisoformat(parts[1]))
-        if len(parts) == 3 and parts[0] == "weekly" and parts[1] in DAYS:
-            return Schedule(time.fromisoformat(parts[2]), DAYS.index(parts[1]))
-    except ValueError:
-        pass
-    msg = f"digest schedule {text!r}: write 'daily 07:00' or 'weekly mon 07:00'"
-    raise ShrinkwatchError(msg)
 
 
 def _at(day: date, schedule: Schedule, zone: ZoneInfo) -> datetime:

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from shrinkwatch.errors import ShrinkwatchError
+
 LEVELS = ("low", "medium", "high")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("email", "sms", "webhook")
 
 
@@ -37,6 +40,28 @@ class Recipient:
     enabled: bool = True
     digest: str | None = None  # 'daily 07:00' or 'weekly mon 07:00' (recipient's timezone)
     timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When digests are due: at `at` on `weekday` (0 = Monday), or every day when None."""
+
+    at: time
+    weekday: int | None = None
+
+
+def parse_schedule(text: str) -> Schedule:
+    """'daily HH:MM' or 'weekly DAY HH:MM'; ShrinkwatchError saying what is wrong."""
+    parts = text.strip().lower().split()
+    try:
+        if len(parts) == 2 and parts[0] == "daily":
+            return Schedule(time.fromisoformat(parts[1]))
+        if len(parts) == 3 and parts[0] == "weekly" and parts[1] in DAYS:
+            return Schedule(time.fromisoformat(parts[2]), DAYS.index(parts[1]))
+    except ValueError:
+        pass
+    msg = f"digest schedule {text!r}: write 'daily 07:00' or 'weekly mon 07:00'"
+    raise ShrinkwatchError(msg)
 
 
 def at_least(level: str, minimum: str) -> bool:
@@ -114,9 +139,6 @@ def problems(recipient: Recipient, known_stores: set[str]) -> list[str]:
     except (ZoneInfoNotFoundError, ValueError):
         found.append(f"timezone: {recipient.timezone!r} is not an IANA time zone")
     if recipient.digest:
-        from alerts.digest import parse_schedule
-        from shrinkwatch.errors import ShrinkwatchError
-
         try:
             parse_schedule(recipient.digest)
         except ShrinkwatchError as exc:

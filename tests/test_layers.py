@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "flows": {"shrinkwatch", "warehouse", "flows"},
     "detector": {"shrinkwatch", "warehouse", "detector"},
     "alerts": {"shrinkwatch", "warehouse", "alerts"},
-    "streamlit_app": {"shrinkwatch", "warehouse", "flows", "streamlit_app"},
+    "streamlit_app": {"shrinkwatch", "warehouse", "flows", "alerts", "streamlit_app"},
     "infra": {"shrinkwatch", "warehouse", "infra"},
 }
 ENTRY_POINTS = {"shrinkwatch.cli", "infra.demo"}
