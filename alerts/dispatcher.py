@@ -66,16 +66,12 @@ def _stores(conn: Connection) -> dict[str, tuple[str, str]]:
     }
 
 
-def _recipient(conn: Connection, recipient_id: str) -> Recipient | None:
-    found = [r for r in load_recipients(conn) if r.id == recipient_id]
-    return found[0] if found else None
-
-
 def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
     """Send one claimed message on its channel (SendError when it fails)."""
     from alerts.channels import send_sms, send_webhook, sms_text, webhook_body
 
-    recipient = _recipient(conn, message.recipient_id)
+    found = load_recipients(conn, only=message.recipient_id)
+    recipient = found[0] if found else None
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)

@@ -45,12 +45,13 @@ class Outgoing:
     attempts: int
 
 
-def load_recipients(conn: Connection) -> list[Recipient]:
-    """Every enabled recipient."""
+def load_recipients(conn: Connection, only: str | None = None) -> list[Recipient]:
+    """Every enabled recipient (or just the one with id `only`)."""
     rows = conn.execute(
         """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, min_level,
                   incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
-           FROM alert_recipients WHERE enabled ORDER BY id"""
+           FROM alert_recipients WHERE enabled AND (%s::text IS NULL OR id = %s) ORDER BY id""",
+        (only, only),
     ).fetchall()
     return [
         Recipient(

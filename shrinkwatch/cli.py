@@ -528,7 +528,7 @@ def alerts_digest(
     settings = _settings(ctx)
     with connect(settings.database_dsn) as conn:
         require_current_schema(conn)
-        chosen = [r for r in load_recipients(conn) if (r.id == recipient if recipient else r.digest)]
+        chosen = [r for r in load_recipients(conn, only=recipient) if recipient or r.digest]
         if recipient and not chosen:
             msg = f"no enabled recipient {recipient!r}"
             raise ShrinkwatchError(msg)
@@ -596,7 +596,7 @@ def alerts_test(
     settings = _settings(ctx)
     with connect(settings.database_dsn) as conn:
         require_current_schema(conn)
-        found = [r for r in load_recipients(conn) if r.id == recipient]
+        found = load_recipients(conn, only=recipient)
         if not found:
             msg = f"no enabled recipient {recipient!r}"
             raise ShrinkwatchError(msg)
