@@ -16,9 +16,9 @@ from alerts.rules import Recipient
 from shrinkwatch.contracts import Incident, Signal, encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
-from tests.alerts.conftest import Mailbox, free_port
+from tests.alerts.conftest import Mailbox
 from tests.factories import incident
-from tests.support import cli_env, produce, run_cli
+from tests.support import cli_env, free_port, produce, run_cli
 from warehouse.db import connect
 from warehouse.site_tables import apply_site_config
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,19 +17,13 @@ from streamlit_app.browser import browser_page
 from streamlit_app.browser import sign_in as browser_sign_in
 from tests.factories import incident
 from tests.streamlit_app.conftest import PASSWORD, sign_in
-from tests.support import cli_env, spawn_cli, wait_for
+from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 from warehouse.rollups import run_rollups
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def healthy(url: str) -> bool:

@@ -16,8 +16,8 @@ from websockets.sync.client import connect as websocket
 
 from shrinkwatch.settings import Settings
 from tests.streamlit_app.conftest import PASSWORD, sign_in
-from tests.streamlit_app.test_dashboard_browser import free_port, healthy
-from tests.support import cli_env, spawn_cli, wait_for
+from tests.streamlit_app.test_dashboard_browser import healthy
+from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.users import FREE_FAILURES, disable_user
 

@@ -14,8 +14,8 @@ import requests
 
 from shrinkwatch.settings import Settings
 from tests.streamlit_app.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
-from tests.streamlit_app.test_dashboard_browser import free_port, healthy
-from tests.support import cli_env, spawn_cli, wait_for
+from tests.streamlit_app.test_dashboard_browser import healthy
+from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.users import add_user, session_user
 
