@@ -19,12 +19,12 @@ from confluent_kafka import Consumer
 
 from alerts.digest import DIGEST_LOCK, start_scheduler
 from alerts.email import (
+    Mailer,
     SendError,
     camera_email,
     digest_email,
     incident_email,
     incident_link,
-    send_email,
     summary_email,
     test_email,
 )
@@ -46,6 +46,7 @@ from warehouse.db import Connection, connect
 
 log = logging.getLogger(__name__)
 CAMERA_CHECK_S = 5.0  # how often camera health is looked at for problems
+SEND_SLICE_S = 1.0  # the longest the sender keeps new incidents waiting in Kafka
 
 
 @dataclass
@@ -66,12 +67,17 @@ def _stores(conn: Connection) -> dict[str, tuple[str, str]]:
     }
 
 
-def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
-    """Send one claimed message on its channel (SendError when it fails)."""
+def deliver(
+    settings: Settings,
+    message: Outgoing,
+    mailer: Mailer,
+    recipient: Recipient | None,
+    snapshot: str | None = None,
+) -> None:
+    """Send one claimed message on its channel to its recipient as they are now (None: gone
+    or disabled), with the incident's snapshot as its row has it now; SendError when it fails."""
     from alerts.channels import send_sms, send_webhook, sms_text, webhook_body
 
-    found = load_recipients(conn, only=message.recipient_id)
-    recipient = found[0] if found else None
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)
@@ -102,15 +108,9 @@ def deliver(settings: Settings, conn: Connection, message: Outgoing) -> None:
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
-        # The evidence is saved a few seconds after an incident opens: use what the row has now.
-        row = conn.execute(
-            "SELECT snapshot FROM incidents WHERE incident_id = %s", (payload.get("incident_id"),)
-        ).fetchone()
-        conn.commit()
-        reference = (row["snapshot"] if row else None) or payload.get("snapshot")
-        snapshot = evidence_file(settings.evidence_dir(), reference)
-        email = incident_email(settings, message.id, recipient.email, reason, payload, snapshot)
-    send_email(settings, email)
+        picture = evidence_file(settings.evidence_dir(), snapshot or payload.get("snapshot"))
+        email = incident_email(settings, message.id, recipient.email, reason, payload, picture)
+    mailer.send(email)
 
 
 def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> list[tuple[str, str | None]]:
@@ -119,24 +119,61 @@ def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> lis
     from alerts.outbox import claim_ids, enqueue_test
 
     results: list[tuple[str, str | None]] = []
-    for message in claim_ids(conn, enqueue_test(conn, recipient)):
-        try:
-            deliver(settings, conn, message)
-        except SendError as exc:
-            mark_failed(conn, message, str(exc), permanent=True, max_attempts=1)
-            results.append((message.channel, str(exc)))
-            continue
-        mark_sent(conn, message)
-        results.append((message.channel, None))
+    with Mailer(settings) as mailer:
+        for message in claim_ids(conn, enqueue_test(conn, recipient)):
+            results.append((message.channel, _send_one(settings, conn, message, mailer, recipient)))
     return results
 
 
+def _send_one(
+    settings: Settings, conn: Connection, message: Outgoing, mailer: Mailer, recipient: Recipient
+) -> str | None:
+    """`alerts test`'s send: no retries, the error said at once."""
+    try:
+        deliver(settings, message, mailer, recipient)
+    except SendError as exc:
+        mark_failed(conn, message, str(exc), permanent=True, max_attempts=1)
+        return str(exc)
+    mark_sent(conn, message)
+    return None
+
+
 def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 20) -> int:
-    """Send what is due now; return how many were claimed."""
+    """Send what is due now (one SMTP connection for the batch); return how many were claimed."""
     claimed = claim_due(conn, limit)
+    if not claimed:
+        return 0
+    wanted = sorted({m.recipient_id for m in claimed})
+    recipients = {r.id: r for r in load_recipients(conn, only=wanted)}
+    # The evidence is saved a few seconds after an incident opens: use what the rows have now.
+    incident_ids = sorted(
+        {str(m.payload["incident_id"]) for m in claimed if m.reason in ("new", "escalated")}
+    )
+    snapshots = {
+        r["incident_id"]: r["snapshot"]
+        for r in conn.execute(
+            "SELECT incident_id, snapshot FROM incidents WHERE incident_id = ANY(%s)", (incident_ids,)
+        )
+    }
+    conn.commit()
+    with Mailer(settings) as mailer:
+        _send_batch(settings, conn, claimed, counts, mailer, recipients, snapshots)
+    return len(claimed)
+
+
+def _send_batch(
+    settings: Settings,
+    conn: Connection,
+    claimed: list[Outgoing],
+    counts: Counts,
+    mailer: Mailer,
+    recipients: dict[str, Recipient],
+    snapshots: dict[str, str | None],
+) -> None:
     for message in claimed:
         try:
-            deliver(settings, conn, message)
+            snapshot = snapshots.get(str(message.payload.get("incident_id")))
+            deliver(settings, message, mailer, recipients.get(message.recipient_id), snapshot)
         except SendError as exc:
             status = mark_failed(
                 conn, message, str(exc), permanent=exc.permanent, max_attempts=settings.alerts_max_attempts
@@ -157,7 +194,6 @@ def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 
             continue
         mark_sent(conn, message)
         counts.sent += 1
-    return len(claimed)
 
 
 def run(
@@ -196,7 +232,10 @@ def run(
             if recovered := recover_interrupted(conn):
                 progress(f"{recovered} alert(s) a previous run left half-sent go out again")
             while not stop.is_set():
-                batch = consumer.consume(200, poll_s)
+                # Wait for the first message only, then take whatever else is already here:
+                # an incident is enqueued as soon as it arrives, a burst in batches.
+                first = consumer.poll(poll_s)
+                batch = [] if first is None else [first, *consumer.consume(199, 0)]
                 incidents: list[Incident] = []
                 for msg in batch:
                     error = msg.error()
@@ -230,7 +269,12 @@ def run(
                         after = timedelta(seconds=settings.alerts_camera_after_s)
                         counts.enqueued += enqueue_camera_problems(conn, load_recipients(conn), after)
                     next_camera_check = time.monotonic() + CAMERA_CHECK_S
-                claimed = send_due(settings, conn, counts)
+                # Send what is due, for at most a second before looking at Kafka again.
+                claimed = 0
+                busy_until = time.monotonic() + SEND_SLICE_S
+                while (n := send_due(settings, conn, counts)) and time.monotonic() < busy_until:
+                    claimed += n
+                claimed += n
                 assigned = {p.partition for p in consumer.assignment()}
                 if until_idle and assigned and at_end >= assigned and not claimed and not incidents:
                     break

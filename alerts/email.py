@@ -117,31 +117,73 @@ def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str
     return message
 
 
-def send_email(settings: Settings, message: EmailMessage) -> None:
-    """Send over SMTP as the settings say; SendError (permanent for 5xx refusals) on failure."""
-    host, port, security = settings.smtp_host, settings.smtp_port, settings.smtp_security
-    try:
-        if security == "ssl":
+class Mailer:
+    """One SMTP connection for a batch of messages (a new connection per message costs more
+    than the message): opened on the first send, closed on `close()` or after a failure, so
+    the next send starts afresh. Errors become SendError (permanent for 5xx refusals)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        settings = self.settings
+        host, port = settings.smtp_host, settings.smtp_port
+        if settings.smtp_security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
                 host, port, timeout=30, context=ssl.create_default_context()
             )
         else:
             client = smtplib.SMTP(host, port, timeout=30)
-        with client:
-            if security == "starttls":
+        try:
+            if settings.smtp_security == "starttls":
                 client.starttls(context=ssl.create_default_context())
             if settings.smtp_user:
                 client.login(settings.smtp_user, settings.smtp_password or "")
-            client.send_message(message)
-    except smtplib.SMTPResponseException as exc:
-        msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-        raise SendError(msg, permanent=500 <= exc.smtp_code < 600) from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        msg = f"SMTP refused the recipients: {exc.recipients}"
-        raise SendError(msg, permanent=True) from None
-    except (OSError, smtplib.SMTPException) as exc:
-        msg = f"SMTP {host}:{port}: {exc}"
-        raise SendError(msg, permanent=False) from None
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, message: EmailMessage) -> None:
+        host, port = self.settings.smtp_host, self.settings.smtp_port
+        try:
+            if self._client is None:
+                self._client = self._open()
+            self._client.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            # The connection is fine; only these addresses were refused.
+            msg = f"SMTP refused the recipients: {exc.recipients}"
+            raise SendError(msg, permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+            raise SendError(msg, permanent=500 <= exc.smtp_code < 600) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            msg = f"SMTP {host}:{port}: {exc}"
+            raise SendError(msg, permanent=False) from None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def send_email(settings: Settings, message: EmailMessage) -> None:
+    """Send one message on a connection of its own (SendError on failure)."""
+    with Mailer(settings) as mailer:
+        mailer.send(message)
 
 
 def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailMessage:

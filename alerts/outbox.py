@@ -18,6 +18,7 @@ the same Message-ID both times so that mail systems can tell.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,13 +46,14 @@ class Outgoing:
     attempts: int
 
 
-def load_recipients(conn: Connection, only: str | None = None) -> list[Recipient]:
-    """Every enabled recipient (or just the one with id `only`)."""
+def load_recipients(conn: Connection, only: str | Sequence[str] | None = None) -> list[Recipient]:
+    """Every enabled recipient (or just the one with id `only`, or those with these ids)."""
+    ids = None if only is None else [only] if isinstance(only, str) else list(only)
     rows = conn.execute(
         """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, min_level,
                   incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
-           FROM alert_recipients WHERE enabled AND (%s::text IS NULL OR id = %s) ORDER BY id""",
-        (only, only),
+           FROM alert_recipients WHERE enabled AND (%s::text[] IS NULL OR id = ANY(%s)) ORDER BY id""",
+        (ids, ids),
     ).fetchall()
     return [
         Recipient(
