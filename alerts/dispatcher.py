@@ -2,8 +2,10 @@
 
 One loop: read a batch of incident versions (consumer group `<prefix>alerts`), enqueue what
 they call for in one transaction (alerts.outbox: idempotent, so the offsets are committed
-after it and a replay adds nothing), then send whatever is due. On start, messages a killed
-run left half-sent go back to the queue. SIGINT/SIGTERM stop it between two batches.
+after it and a replay adds nothing), then send whatever is due. Messages a sender left
+half-sent when it died (this one before a restart, or another dispatcher) go back to the
+queue once its PostgreSQL session is gone (alerts.outbox). SIGINT/SIGTERM stop it between
+two batches.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from alerts.outbox import (
     claim_due,
     enqueue_camera_problems,
     enqueue_incident,
+    in_flight,
     load_recipients,
     mark_failed,
     mark_sent,
@@ -47,6 +50,7 @@ from warehouse.db import Connection, connect
 log = logging.getLogger(__name__)
 CAMERA_CHECK_S = 5.0  # how often camera health is looked at for problems
 SEND_SLICE_S = 1.0  # the longest the sender keeps new incidents waiting in Kafka
+RECOVERY_S = 1.0  # how often dead senders' claims are looked for
 
 
 @dataclass
@@ -217,11 +221,16 @@ def run(
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "log_level": 3,
+            # A dispatcher killed without leaving the group holds its partitions until the
+            # broker gives up on it; restarted, it waits that long for new incidents. 10 s,
+            # not librdkafka's 45 s (the broker's floor is 6 s).
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
         }
     )
     consumer.subscribe([settings.topic("incidents")])
     at_end: set[int] = set()
-    next_camera_check = 0.0
+    next_camera_check = next_recovery = 0.0
     scheduler = None
     try:
         with connect(settings.database_dsn) as conn, connect(settings.database_dsn, autocommit=True) as lock:
@@ -229,8 +238,6 @@ def run(
             held = lock.execute("SELECT pg_try_advisory_lock(%s) AS ok", (DIGEST_LOCK,)).fetchone()
             if digests and held is not None and held["ok"]:
                 scheduler = start_scheduler(settings.database_dsn)
-            if recovered := recover_interrupted(conn):
-                progress(f"{recovered} alert(s) a previous run left half-sent go out again")
             while not stop.is_set():
                 # Wait for the first message only, then take whatever else is already here:
                 # an incident is enqueued as soon as it arrives, a burst in batches.
@@ -269,6 +276,11 @@ def run(
                         after = timedelta(seconds=settings.alerts_camera_after_s)
                         counts.enqueued += enqueue_camera_problems(conn, load_recipients(conn), after)
                     next_camera_check = time.monotonic() + CAMERA_CHECK_S
+                if time.monotonic() >= next_recovery:
+                    # Another dispatcher may have died with messages claimed.
+                    if recovered := recover_interrupted(conn):
+                        progress(f"{recovered} alert(s) a stopped sender left half-sent go out again")
+                    next_recovery = time.monotonic() + RECOVERY_S
                 # Send what is due, for at most a second before looking at Kafka again.
                 claimed = 0
                 busy_until = time.monotonic() + SEND_SLICE_S
@@ -276,7 +288,8 @@ def run(
                     claimed += n
                 claimed += n
                 assigned = {p.partition for p in consumer.assignment()}
-                if until_idle and assigned and at_end >= assigned and not claimed and not incidents:
+                idle = assigned and at_end >= assigned and not claimed and not incidents
+                if until_idle and idle and not in_flight(conn):
                     break
     finally:
         if scheduler is not None:

@@ -7,13 +7,16 @@ high, one `escalated` alert when it becomes high; nothing else. Past a recipient
 `max_per_hour` on a channel, incidents are gathered into one `summary` message ("N more
 incidents") sent when the hour is over, instead of silence.
 
-Sending: a sender claims due rows (`sending`, attempts + 1), sends each, then marks it
-`sent`. A failure goes back to `pending` with an exponential backoff, or to `failed` when it
-cannot succeed (the channel refused it for good, or attempts ran out). A sender killed
-between the channel accepting a message and marking it sent leaves it `sending`; the next
-start puts such rows back to `pending` and sends them again: that window (one message, the
-time of one send) is the only way a recipient can get a message twice, and email carries
-the same Message-ID both times so that mail systems can tell.
+Sending: a sender claims due rows as its PostgreSQL session (`sending`, `claimed_by` =
+its backend pid, attempts + 1), sends each, then marks it `sent` in its own transaction
+before the next. A failure goes back to `pending` with an exponential backoff, or to
+`failed` when it cannot succeed (the channel refused it for good, or attempts ran out). A
+sender that dies leaves its claims `sending`; once its session is gone from PostgreSQL,
+any sender (another dispatcher, or this one restarted) puts them back to `pending`, and a
+live sender's claims are never touched. A sender killed between the channel accepting a
+message and marking it sent thus sends that one message again: that window (one message,
+the time of one send) is the only way a recipient can get a message twice, and email
+carries the same Message-ID both times so that mail systems can tell.
 """
 
 from __future__ import annotations
@@ -201,16 +204,27 @@ def _add_to_summary(
 
 
 def recover_interrupted(conn: Connection) -> int:
-    """Messages a killed sender left `sending`: back to `pending` (sent again; see above)."""
+    """Messages a dead sender left `sending` (its session is gone): back to `pending`, to be
+    sent again (see above). A live sender's claims stay as they are."""
     with conn.transaction():
-        return conn.execute("UPDATE alert_outbox SET status = 'pending' WHERE status = 'sending'").rowcount
+        return conn.execute(
+            """UPDATE alert_outbox SET status = 'pending', claimed_by = NULL
+               WHERE status = 'sending'
+                 AND (claimed_by IS NULL OR claimed_by NOT IN (SELECT pid FROM pg_stat_activity))"""
+        ).rowcount
+
+
+def in_flight(conn: Connection) -> bool:
+    """Is any message being sent (claimed and not yet marked)?"""
+    return conn.execute("SELECT 1 FROM alert_outbox WHERE status = 'sending' LIMIT 1").fetchone() is not None
 
 
 def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
     """Claim up to `limit` due messages for sending (others' claims are skipped)."""
     with conn.transaction():
         rows = conn.execute(
-            """UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1
+            """UPDATE alert_outbox
+               SET status = 'sending', attempts = attempts + 1, claimed_by = pg_backend_pid()
                WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' AND not_before <= now()
                             ORDER BY not_before, id LIMIT %s FOR UPDATE SKIP LOCKED)
                RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
@@ -223,7 +237,8 @@ def claim_ids(conn: Connection, ids: list[int]) -> list[Outgoing]:
     """Claim these pending messages (for sending now)."""
     with conn.transaction():
         rows = conn.execute(
-            """UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1
+            """UPDATE alert_outbox
+               SET status = 'sending', attempts = attempts + 1, claimed_by = pg_backend_pid()
                WHERE id = ANY(%s) AND status = 'pending'
                RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
             (ids,),

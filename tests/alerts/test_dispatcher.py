@@ -1,14 +1,22 @@
 """`alerts run` end to end: incidents on Kafka -> the outbox -> a real SMTP server; what
-the email says; SMTP down, then back; a replay sends nothing twice; `alerts test`."""
+the email says; SMTP down, then back; a replay sends nothing twice; kill -9 in the middle of
+a batch; `alerts test`."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import signal
 import threading
+from collections import Counter
 from datetime import UTC, datetime
+from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from aiosmtpd.controller import Controller
 
 from alerts.dispatcher import Counts, run
 from alerts.outbox import save_recipient
@@ -18,7 +26,7 @@ from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.alerts.conftest import Mailbox
 from tests.factories import incident
-from tests.support import cli_env, free_port, produce, run_cli
+from tests.support import cli_env, free_port, produce, run_cli, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.site_tables import apply_site_config
 
@@ -156,3 +164,105 @@ def test_a_message_a_killed_run_left_half_sent_goes_out_on_restart(
             "status": "sent",
             "attempts": 2,
         }
+
+
+class HoldingMailbox:
+    """An SMTP server that holds the `hold_at`-th message it is given without answering
+    until the client goes away, and then does not accept it (as a real server that never
+    said 250 does not deliver)."""
+
+    def __init__(self, hold_at: int) -> None:
+        self.port, self.hold_at, self.given = free_port(), hold_at, 0
+        self.accepted: list[str] = []
+        self.holding = threading.Event()
+        self.dropped = threading.Event()
+
+    async def handle_DATA(self, server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        self.given += 1
+        if self.given == self.hold_at:
+            self.holding.set()
+            try:
+                while server.transport is not None:
+                    await asyncio.sleep(0.05)
+            finally:  # the client went away (aiosmtpd cancels this handler when it does)
+                self.dropped.set()
+            return "421 closing"
+        parsed = email.message_from_bytes(envelope.content, policy=default)
+        self.accepted.append(str(parsed["Subject"]))
+        return "250 OK"
+
+
+def test_kill_9_in_the_middle_of_a_batch_loses_nothing_and_sends_nothing_twice(
+    settings: Settings, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    holding = HoldingMailbox(hold_at=4)
+    server = Controller(holding, hostname="127.0.0.1", port=holding.port)
+    server.start()
+    try:
+        ready = configured(settings, mailbox, smtp_port=holding.port)
+        now = datetime.now(UTC)
+        publish(
+            ready,
+            *[
+                incident(1, incident_id=f"k{n}", camera_id=f"cam-{n}", risk_level="high", started_at=now)
+                for n in range(8)
+            ],
+        )
+        env = cli_env(ready, tmp_path)
+        first = spawn_cli(["alerts", "run"], env, tmp_path / "first.log")
+        try:
+            assert holding.holding.wait(120), (tmp_path / "first.log").read_text()
+            assert len(holding.accepted) == 3  # three went out; the fourth is on the wire
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        assert holding.dropped.wait(30)
+        with connect(ready.database_dsn) as conn:
+            states = Counter(r["status"] for r in conn.execute("SELECT status FROM alert_outbox"))
+        # Three sent; the fourth (and whatever else its batch claimed) left claimed; what was not
+        # read yet stays in Kafka, uncommitted.
+        assert states["sent"] == 3 and states["sending"] >= 1 and states["sent"] + states["sending"] <= 8
+
+        second = spawn_cli(["alerts", "run"], env, tmp_path / "second.log")
+        try:
+            wait_for(lambda: len(holding.accepted) >= 8, 120, what="the rest of the alerts")
+            with connect(ready.database_dsn) as conn:
+                wait_for(
+                    lambda: (
+                        conn.execute(
+                            "SELECT count(*) AS n FROM alert_outbox WHERE status = 'sent'"
+                        ).fetchone()["n"]
+                        == 8
+                    ),
+                    60,
+                    what="every alert marked sent",
+                )
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=60) == 0
+        cameras = Counter(subject.rsplit("(", 1)[1].rstrip(")") for subject in holding.accepted)
+        assert cameras == {f"cam-{n}": 1 for n in range(8)}
+        assert (
+            "alert(s) a stopped sender left half-sent go out again" in (tmp_path / "second.log").read_text()
+        )
+    finally:
+        server.stop()
+
+
+def test_a_live_senders_claims_are_left_alone(settings: Settings, mailbox: Mailbox) -> None:
+    from alerts.outbox import claim_due, enqueue_incident, load_recipients, recover_interrupted
+
+    ready = configured(settings, mailbox)
+    with connect(ready.database_dsn) as other, connect(ready.database_dsn) as conn:
+        with conn.transaction():
+            enqueue_incident(
+                conn,
+                incident(1, incident_id="l1", risk_level="high", started_at=datetime.now(UTC)),
+                load_recipients(conn),
+                {"store-001": ("Leeds", "Europe/London")},
+            )
+        assert len(claim_due(other)) == 1  # another dispatcher, alive, is sending it
+        assert recover_interrupted(conn) == 0
+        other.close()  # ... and now it is gone
+        wait_for(lambda: recover_interrupted(conn) == 1, 30, 0.1, what="its claim to come back")
+        assert conn.execute("SELECT status FROM alert_outbox").fetchone() == {"status": "pending"}
