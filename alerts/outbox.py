@@ -269,33 +269,6 @@ def mark_failed(
     return "failed" if final else "pending"
 
 
-def save_recipient(conn: Connection, recipient: Recipient) -> None:
-    """Insert or replace a recipient (by id), in one transaction."""
-    with conn.transaction():
-        conn.execute(
-            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, channels,
-                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest,
-                   timezone)
-               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
-                       %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s, %(quiet_start)s,
-                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s, %(timezone)s)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
-                   webhook_secret = EXCLUDED.webhook_secret, channels = EXCLUDED.channels,
-                   stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
-                   incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
-                   quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,
-                   enabled = EXCLUDED.enabled, digest = EXCLUDED.digest, timezone = EXCLUDED.timezone,
-                   updated_at = now()""",
-            {
-                **recipient.__dict__,
-                "channels": list(recipient.channels),
-                "stores": list(recipient.stores),
-                "incident_types": list(recipient.incident_types),
-            },
-        )
-
-
 def enqueue_test(conn: Connection, recipient: Recipient) -> list[int]:
     """One test message per channel of the recipient, due now; returns their outbox ids."""
     subject = f"test:{datetime.now(UTC).isoformat()}"

@@ -31,14 +31,14 @@ from confluent_kafka import Producer
 
 from alerts.dispatcher import run
 from alerts.email import incident_email
-from alerts.outbox import incident_payload, save_recipient
+from alerts.outbox import incident_payload
 from alerts.rules import Recipient
 from benchmarks.common import bench_settings, machine, services
 from shrinkwatch.contracts import Incident, Signal, encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 CAMERAS = 50
 STORE = "bench-alerts"

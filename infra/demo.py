@@ -119,25 +119,6 @@ def _demo_account(conn: Connection) -> str:
     return password
 
 
-def _demo_recipient(conn: Connection) -> None:
-    """The demo store's manager hears of medium and high-risk incidents by email."""
-    from alerts.outbox import save_recipient
-    from alerts.rules import Recipient
-
-    save_recipient(
-        conn,
-        Recipient(
-            id="demo-manager",
-            name="Demo store manager",
-            email="manager@demo-store.example",
-            channels=("email",),
-            stores=("demo-store",),
-            min_level="medium",
-            max_per_hour=20,
-        ),
-    )
-
-
 def _count_incidents(dsn: str, since: datetime) -> int:
     from warehouse.db import connect
     from warehouse.incidents import count_incidents
@@ -186,8 +167,10 @@ def run_demo(
                 say("== seeding 14 days of synthetic history for the analytics (stores seed-*)")
                 seed_history(conn, days=14, stores=2, cameras=2, progress=lambda m: say(f"  {m}"))
             password = _demo_account(conn)
-            _demo_recipient(conn)
-        say(f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}")
+        say(
+            f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}, "
+            "alert recipient demo-manager"
+        )
         say("== preparing the model")
         source, backend = prepare_model(settings, lambda m: say(f"  {m}"))
         say(f"  {Path(source).name} with {BACKEND_NAMES[backend]}")

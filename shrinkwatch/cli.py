@@ -132,7 +132,8 @@ def sites_apply(
     zones = sum(len(c.zones) for c in config.cameras)
     if check:
         typer.echo(
-            f"{file}: valid ({len(config.stores)} stores, {len(config.cameras)} cameras, {zones} zones)"
+            f"{file}: valid ({len(config.stores)} stores, {len(config.cameras)} cameras, {zones} zones, "
+            f"{len(config.alerts.recipients)} alert recipients)"
         )
         return
     from warehouse.db import connect
@@ -145,6 +146,7 @@ def sites_apply(
     typer.echo(
         f"applied {file}: {result.stores} stores, {result.cameras} cameras, {result.zones} zones"
         + (f" ({result.zones_removed} zones removed)" if result.zones_removed else "")
+        + f", {result.recipients} alert recipients"
     )
 
 

@@ -1,4 +1,6 @@
-"""The site configuration of CONTRACTS §2: stores, cameras and zones, validated as a whole.
+"""The site configuration of CONTRACTS §2: stores, cameras and zones, validated as a whole,
+and (optional, our addition) `alerts.recipients`: who gets alerts and digests, the same
+fields as the dashboard's Alert settings page (shrinkwatch.recipients).
 
 `load_site_file` returns a SiteConfig or raises SiteConfigError listing every problem with
 its key path and line (`cameras[2].zones[0].polygon (line 31): ...`). Applying it to
@@ -18,10 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shrinkwatch.errors import ConfigError, key_path, validation_messages
+from shrinkwatch.recipients import DAYS, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
@@ -202,11 +204,18 @@ class Camera(_Strict):
         return value
 
 
+class Alerts(_Strict):
+    """The site file's `alerts` section: recipients, inserted or updated by id."""
+
+    recipients: list[RecipientEntry] = Field(default_factory=list)
+
+
 class SiteConfig(_Strict):
     """A whole site configuration file."""
 
     stores: list[Store] = Field(default_factory=list)
     cameras: list[Camera] = Field(default_factory=list)
+    alerts: Alerts = Field(default_factory=Alerts)
 
 
 @dataclass(frozen=True)
@@ -268,6 +277,14 @@ def _cross_check(config: SiteConfig) -> list[SiteProblem]:
         for j, zone_id in enumerate(zone_ids):
             if zone_ids.index(zone_id) != j:
                 problems.append(SiteProblem(f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r}"))
+    recipient_ids = [r.id for r in config.alerts.recipients]
+    for i, entry in enumerate(config.alerts.recipients):
+        where = f"alerts.recipients[{i}]"
+        if recipient_ids.index(entry.id) != i:
+            problems.append(SiteProblem(f"{where}.id", f"duplicate recipient id {entry.id!r}"))
+        for problem in recipient_problems(entry.to_recipient()):
+            field, message = problem.split(": ", 1)
+            problems.append(SiteProblem(f"{where}.{field}", message))
     return problems
 
 
@@ -308,6 +325,7 @@ def load_site_file(path: Path) -> SiteConfig:
 
 __all__ = [
     "DAYS",
+    "Alerts",
     "Camera",
     "Economics",
     "SiteConfig",

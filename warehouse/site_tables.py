@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.site_file import Camera, SiteConfig, SiteConfigError, SiteProblem, Store, Zone
+from shrinkwatch.recipients import Recipient
+from shrinkwatch.site_file import (
+    Camera,
+    SiteConfig,
+    SiteConfigError,
+    SiteProblem,
+    Store,
+    Zone,
+    placeholders,
+    resolve_placeholders,
+)
 from warehouse.db import Connection
 
 
@@ -18,11 +30,15 @@ class ApplyResult:
     cameras: int
     zones: int
     zones_removed: int
+    recipients: int = 0
 
 
-def _check_store_references(conn: Connection, config: SiteConfig) -> None:
+def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str, str]) -> list[Recipient]:
+    """Every store a camera or a recipient names exists (in this file or the database), and
+    every ${VAR} in a webhook secret is set; the recipients, secrets resolved."""
     in_file = {s.id for s in config.stores}
-    wanted = {c.store_id for c in config.cameras} - in_file
+    entries = config.alerts.recipients
+    wanted = ({c.store_id for c in config.cameras} | {s for r in entries for s in r.stores}) - in_file
     known = set()
     if wanted:
         rows = conn.execute("SELECT id FROM stores WHERE id = ANY(%s)", (sorted(wanted),))
@@ -32,19 +48,71 @@ def _check_store_references(conn: Connection, config: SiteConfig) -> None:
         for i, cam in enumerate(config.cameras)
         if cam.store_id not in in_file and cam.store_id not in known
     ]
+    recipients = []
+    for i, entry in enumerate(entries):
+        problems += [
+            SiteProblem(
+                f"alerts.recipients[{i}].stores[{j}]", f"no store {store!r} in this file or the database"
+            )
+            for j, store in enumerate(entry.stores)
+            if store not in in_file and store not in known
+        ]
+        secret = entry.webhook_secret
+        if secret and placeholders(secret):
+            try:
+                secret = resolve_placeholders(secret, environ)
+            except KeyError as exc:
+                problems.append(
+                    SiteProblem(
+                        f"alerts.recipients[{i}].webhook_secret", f"not set in the environment: {exc.args[0]}"
+                    )
+                )
+        recipients.append(entry.to_recipient(webhook_secret=secret))
     if problems:
         source = "site configuration"
         raise SiteConfigError(source, problems)
+    return recipients
 
 
-def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
-    """Insert or update stores and cameras by id; each camera's zones become those in the file.
+def save_recipient(conn: Connection, recipient: Recipient) -> None:
+    """Insert or replace an alert recipient (by id), in one transaction (the caller's, if any)."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, channels,
+                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest,
+                   timezone)
+               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
+                       %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s, %(quiet_start)s,
+                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s, %(timezone)s)
+               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
+                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
+                   webhook_secret = EXCLUDED.webhook_secret, channels = EXCLUDED.channels,
+                   stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
+                   incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
+                   quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,
+                   enabled = EXCLUDED.enabled, digest = EXCLUDED.digest, timezone = EXCLUDED.timezone,
+                   updated_at = now()""",
+            {
+                **recipient.__dict__,
+                "channels": list(recipient.channels),
+                "stores": list(recipient.stores),
+                "incident_types": list(recipient.incident_types),
+            },
+        )
+
+
+def apply_site_config(
+    conn: Connection, config: SiteConfig, environ: Mapping[str, str] | None = None
+) -> ApplyResult:
+    """Insert or update stores, cameras and alert recipients by id; each camera's zones become
+    those in the file. `${VAR}` in a webhook secret comes from `environ` (default: this
+    process's environment).
 
     Runs in one transaction: on any error nothing changes.
     """
     removed = 0
     with conn.transaction():
-        _check_store_references(conn, config)
+        recipients = _check_references(conn, config, os.environ if environ is None else environ)
         for store in config.stores:
             conn.execute(
                 """INSERT INTO stores (id, name, city, timezone, hours, subscription_active, economics,
@@ -90,11 +158,14 @@ def apply_site_config(conn: Connection, config: SiteConfig) -> ApplyResult:
                          polygon = EXCLUDED.polygon, updated_at = now()""",
                     (cam.id, zone.id, zone.name, zone.kind, Jsonb([list(p) for p in zone.polygon])),
                 )
+        for recipient in recipients:
+            save_recipient(conn, recipient)
     return ApplyResult(
         stores=len(config.stores),
         cameras=len(config.cameras),
         zones=sum(len(c.zones) for c in config.cameras),
         zones_removed=removed,
+        recipients=len(recipients),
     )
 
 

@@ -7,10 +7,11 @@ from datetime import time
 import pandas as pd
 import streamlit as st
 
-from alerts.outbox import active_mutes, load_recipients, mute, recent_problems, retry, save_recipient
+from alerts.outbox import active_mutes, load_recipients, mute, recent_problems, retry
 from alerts.rules import CHANNELS, LEVELS, Recipient, problems
 from shrinkwatch.contracts import INCIDENT_TYPES
 from streamlit_app import auth, data
+from warehouse.site_tables import save_recipient
 
 signed = auth.page()
 st.title("Alert settings")

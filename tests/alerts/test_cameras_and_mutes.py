@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from alerts.outbox import enqueue_camera_problems, enqueue_incident, load_recipients, mute, save_recipient
+from alerts.outbox import enqueue_camera_problems, enqueue_incident, load_recipients, mute
 from alerts.rules import Recipient
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
 from tests.support import cli_env, run_cli
 from warehouse.db import Connection, connect
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 SITE = """
 stores:

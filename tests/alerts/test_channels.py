@@ -10,7 +10,6 @@ import threading
 from datetime import UTC, datetime
 
 from alerts.dispatcher import run
-from alerts.outbox import save_recipient
 from alerts.rules import Recipient
 from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
@@ -19,7 +18,7 @@ from tests.alerts.local_servers import ACCOUNT_SID, AUTH_TOKEN, twilio_api, webh
 from tests.factories import incident
 from tests.support import produce
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 SITE = "stores: [{id: store-001, name: Leeds, timezone: Europe/London}]"
 

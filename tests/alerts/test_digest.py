@@ -13,7 +13,7 @@ import pytest
 
 from alerts.digest import Schedule, latest_due, parse_schedule, queue_due_digests, start_scheduler
 from alerts.dispatcher import run
-from alerts.outbox import load_recipients, save_recipient
+from alerts.outbox import load_recipients
 from alerts.rules import Recipient
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
@@ -23,7 +23,7 @@ from tests.factories import incident
 from tests.support import cli_env, run_cli
 from warehouse.db import Connection, connect
 from warehouse.incidents import upsert_incidents
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 SITE = """
 stores:

@@ -19,7 +19,6 @@ import numpy as np
 from aiosmtpd.controller import Controller
 
 from alerts.dispatcher import Counts, run
-from alerts.outbox import save_recipient
 from alerts.rules import Recipient
 from shrinkwatch.contracts import Incident, Signal, encode
 from shrinkwatch.settings import Settings
@@ -28,7 +27,7 @@ from tests.alerts.conftest import Mailbox
 from tests.factories import incident
 from tests.support import cli_env, free_port, produce, run_cli, spawn_cli, wait_for
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 SITE = "stores: [{id: store-001, name: Leeds, timezone: Europe/London}]"
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from alerts.outbox import enqueue_incident, load_recipients, save_recipient
+from alerts.outbox import enqueue_incident, load_recipients
 from alerts.rules import Recipient
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
 from warehouse.db import Connection, connect
-from warehouse.site_tables import apply_site_config
+from warehouse.site_tables import apply_site_config, save_recipient
 
 SITE = """
 stores:

@@ -139,3 +139,94 @@ def test_placeholders_resolve_from_the_given_environment() -> None:
     with pytest.raises(KeyError, match="CAM_PASS"):
         resolve_placeholders(template, {"CAM_USER": "admin"})
     assert resolve_placeholders("/videos/aisle.mp4", {}) == "/videos/aisle.mp4"
+
+
+WITH_ALERTS = (
+    SITE_YAML
+    + """\
+alerts:
+  recipients:
+    - id: ana
+      name: Ana Silva
+      email: ana@example.com
+      phone: "+447700900123"
+      channels: [email, sms]
+      stores: [store-001]
+      min_level: medium
+      incident_types: [loitering_high_value, exit_without_checkout]
+      quiet_hours: "22:00-07:00"
+      max_per_hour: 5
+      digest: weekly mon 07:00
+      timezone: Europe/London
+    - id: chain-soc
+      name: Security operations
+      webhook_url: https://soc.example.com/hooks/shrinkwatch
+      webhook_secret: ${SOC_HOOK_SECRET}
+      channels: [webhook]
+      stores: [store-001, store-002]
+"""
+)
+
+
+def test_alert_recipients_in_the_site_file() -> None:
+    from datetime import time
+
+    ana, soc = [r.to_recipient() for r in parse_site_config(WITH_ALERTS).alerts.recipients]
+    assert (ana.channels, ana.stores, ana.min_level, ana.max_per_hour) == (
+        ("email", "sms"),
+        ("store-001",),
+        "medium",
+        5,
+    )
+    assert (ana.quiet_start, ana.quiet_end, ana.digest) == (time(22, 0), time(7, 0), "weekly mon 07:00")
+    assert ana.incident_types == ("loitering_high_value", "exit_without_checkout")
+    assert (soc.webhook_secret, soc.min_level, soc.quiet_start) == ("${SOC_HOOK_SECRET}", "high", None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message"),
+    [
+        ("      email: ana@example.com\n", "", "alerts.recipients[0].email", "needed for the email channel"),
+        ('"+447700900123"', "07700 900123", "alerts.recipients[0].phone", "E.164"),
+        (
+            "channels: [email, sms]",
+            "channels: [email, pager]",
+            "alerts.recipients[0].channels",
+            "one or more",
+        ),
+        ("min_level: medium", "min_level: urgent", "alerts.recipients[0].min_level", "one of low, medium"),
+        ("[loitering_high_value,", "[loitering,", "alerts.recipients[0].incident_types", "unknown loitering"),
+        ('"22:00-07:00"', '"10pm-7am"', "alerts.recipients[0].quiet_hours", "HH:MM-HH:MM"),
+        ("max_per_hour: 5", "max_per_hour: 0", "alerts.recipients[0].max_per_hour", "at least 1"),
+        ("weekly mon 07:00", "every monday", "alerts.recipients[0].digest", "'daily 07:00' or"),
+        (
+            "timezone: Europe/London\n    -",
+            "timezone: London\n    -",
+            "alerts.recipients[0].timezone",
+            "IANA",
+        ),
+        ("id: chain-soc", "id: ana", "alerts.recipients[1].id", "duplicate recipient id"),
+        (
+            "      webhook_secret: ${SOC_HOOK_SECRET}\n",
+            "",
+            "alerts.recipients[1].webhook_url",
+            "and a secret",
+        ),
+        ("      name: Security operations\n", "", "alerts.recipients[1].name", "Field required"),
+        (
+            "      max_per_hour: 5\n",
+            "      max_per_hour: 5\n      pager: 1234\n",
+            "alerts.recipients[0].pager",
+            "Extra",
+        ),
+        ("id: chain-soc", "id: Chain SOC", "alerts.recipients[1].id", "use 1-64 of a-z"),
+    ],
+)
+def test_each_recipient_error_names_its_key_path(old: str, new: str, path: str, message: str) -> None:
+    assert old in WITH_ALERTS
+    with pytest.raises(SiteConfigError) as info:
+        parse_site_config(WITH_ALERTS.replace(old, new, 1), "site.yaml")
+    problems = {p.path: p for p in info.value.problems}
+    assert path in problems, info.value
+    assert message in problems[path].message
+    assert problems[path].line is not None

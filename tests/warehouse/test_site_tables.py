@@ -103,3 +103,56 @@ def test_apply_to_an_unmigrated_database_says_to_migrate(
     assert result.returncode == 2, result.stderr
     assert "has no Shrinkwatch schema yet: run `shrinkwatch db migrate` first" in result.stderr
     assert "Traceback" not in result.stderr and "relation" not in result.stderr
+
+
+def test_alert_recipients_are_applied_with_the_site(settings: Settings, tmp_path: Path) -> None:
+    from tests.shrinkwatch.test_site_file import WITH_ALERTS
+
+    site = WITH_ALERTS.replace("[store-001, store-002]", "[store-001]")
+    with connect(settings.database_dsn) as conn:
+        # Someone made a recipient on the dashboard: the file leaves them alone.
+        apply_site_config(conn, parse_site_config(SITE_YAML))
+        conn.execute(
+            """INSERT INTO alert_recipients (id, name, email, channels, stores)
+               VALUES ('bo', 'Bo', 'bo@example.com', '{email}', '{store-001}')"""
+        )
+        conn.commit()
+        result = apply_site_config(conn, parse_site_config(site), environ={"SOC_HOOK_SECRET": "s3cret"})
+        assert result.recipients == 2
+        rows = conn.execute(
+            "SELECT id, channels, stores, quiet_start::text, webhook_secret FROM alert_recipients ORDER BY id"
+        ).fetchall()
+        assert [(r["id"], r["channels"], r["quiet_start"], r["webhook_secret"]) for r in rows] == [
+            ("ana", ["email", "sms"], "22:00:00", None),
+            ("bo", ["email"], None, None),
+            ("chain-soc", ["webhook"], None, "s3cret"),
+        ]
+        # Applied again with a change: updated by id, nothing added.
+        apply_site_config(
+            conn,
+            parse_site_config(site.replace("max_per_hour: 5", "max_per_hour: 7")),
+            {"SOC_HOOK_SECRET": "x"},
+        )
+        assert conn.execute(
+            "SELECT count(*) AS n, max(max_per_hour) AS m FROM alert_recipients"
+        ).fetchone() == {
+            "n": 3,
+            "m": 10,
+        }
+        assert conn.execute("SELECT max_per_hour FROM alert_recipients WHERE id = 'ana'").fetchone() == {
+            "max_per_hour": 7
+        }
+
+
+def test_a_recipient_of_an_unknown_store_or_a_missing_secret_changes_nothing(settings: Settings) -> None:
+    from tests.shrinkwatch.test_site_file import WITH_ALERTS
+
+    with connect(settings.database_dsn) as conn:
+        with pytest.raises(SiteConfigError) as info:
+            apply_site_config(conn, parse_site_config(WITH_ALERTS), environ={})
+        assert [str(p) for p in info.value.problems] == [
+            "alerts.recipients[1].stores[1]: no store 'store-002' in this file or the database",
+            "alerts.recipients[1].webhook_secret: not set in the environment: SOC_HOOK_SECRET",
+        ]
+        assert conn.execute("SELECT count(*) AS n FROM alert_recipients").fetchone() == {"n": 0}
+        assert conn.execute("SELECT count(*) AS n FROM stores").fetchone() == {"n": 0}

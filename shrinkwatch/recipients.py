@@ -1,0 +1,160 @@
+"""Alert recipients as data: who they are, how to reach them, their rule, and what makes a
+recipient invalid. One definition for every place a recipient is written: the dashboard's
+Alert settings page, the site file's `alerts.recipients` (shrinkwatch.site_file) and the
+tests. How alerts use a rule (who hears of what, quiet hours) is `alerts.rules`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shrinkwatch.contracts import INCIDENT_TYPES
+from shrinkwatch.errors import ShrinkwatchError
+
+LEVELS = ("low", "medium", "high")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CHANNELS = ("email", "sms", "webhook")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A person (or system) alerts go to, and their rule."""
+
+    id: str
+    name: str
+    channels: tuple[str, ...]
+    stores: tuple[str, ...]
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    min_level: str = "high"
+    incident_types: tuple[str, ...] = ()
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    max_per_hour: int = 10
+    enabled: bool = True
+    digest: str | None = None  # 'daily 07:00' or 'weekly mon 07:00' (recipient's timezone)
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When digests are due: at `at` on `weekday` (0 = Monday), or every day when None."""
+
+    at: time
+    weekday: int | None = None
+
+
+def parse_schedule(text: str) -> Schedule:
+    """'daily HH:MM' or 'weekly DAY HH:MM'; ShrinkwatchError saying what is wrong."""
+    parts = text.strip().lower().split()
+    try:
+        if len(parts) == 2 and parts[0] == "daily":
+            return Schedule(time.fromisoformat(parts[1]))
+        if len(parts) == 3 and parts[0] == "weekly" and parts[1] in DAYS:
+            return Schedule(time.fromisoformat(parts[2]), DAYS.index(parts[1]))
+    except ValueError:
+        pass
+    msg = f"digest schedule {text!r}: write 'daily 07:00' or 'weekly mon 07:00'"
+    raise ShrinkwatchError(msg)
+
+
+def recipient_problems(recipient: Recipient) -> list[str]:
+    """What is wrong with a recipient, each as 'field: what' (empty: nothing). Whether its
+    stores exist is for the caller, who knows them."""
+    found = []
+    if not _ID.match(recipient.id):
+        found.append("id: use 1-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
+    if not recipient.name.strip():
+        found.append("name: required")
+    if not recipient.channels or set(recipient.channels) - set(CHANNELS):
+        found.append(f"channels: one or more of {', '.join(CHANNELS)}")
+    if "email" in recipient.channels and not (recipient.email and "@" in recipient.email):
+        found.append("email: an address is needed for the email channel")
+    if "sms" in recipient.channels and not (recipient.phone and _PHONE.match(recipient.phone)):
+        found.append("phone: an E.164 number (+447700900123) is needed for the sms channel")
+    if "webhook" in recipient.channels and not (
+        recipient.webhook_url
+        and recipient.webhook_url.startswith(("https://", "http://"))
+        and recipient.webhook_secret
+    ):
+        found.append("webhook_url: a URL and a secret are needed for the webhook channel")
+    if not recipient.stores:
+        found.append("stores: at least one")
+    unknown_types = sorted(set(recipient.incident_types) - set(INCIDENT_TYPES))
+    if unknown_types:
+        found.append(
+            f"incident_types: unknown {', '.join(unknown_types)} (one of {', '.join(INCIDENT_TYPES)})"
+        )
+    if recipient.min_level not in LEVELS:
+        found.append(f"min_level: one of {', '.join(LEVELS)}")
+    if (recipient.quiet_start is None) != (recipient.quiet_end is None):
+        found.append("quiet_hours: give both ends, or neither")
+    if recipient.max_per_hour < 1:
+        found.append("max_per_hour: at least 1")
+    try:
+        ZoneInfo(recipient.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        found.append(f"timezone: {recipient.timezone!r} is not an IANA time zone")
+    if recipient.digest:
+        try:
+            parse_schedule(recipient.digest)
+        except ShrinkwatchError as exc:
+            found.append(f"digest: {exc}")
+    return found
+
+
+class RecipientEntry(BaseModel):
+    """A recipient as the site file writes it (`alerts.recipients[]`): lists for tuples,
+    `quiet_hours: "22:00-07:00"` (the stores' local time) for the two ends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    channels: list[str] = Field(default_factory=lambda: ["email"])
+    stores: list[str]
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # may be ${VAR}: read from the environment when applied
+    min_level: str = "high"
+    incident_types: list[str] = Field(default_factory=list)
+    quiet_hours: str | None = None
+    max_per_hour: int = 10
+    enabled: bool = True
+    digest: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_span(cls, value: str | None) -> str | None:
+        if value is not None and not _QUIET.match(value):
+            msg = f"expected 'HH:MM-HH:MM' (for example 22:00-07:00), got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    def to_recipient(self, **changes: Any) -> Recipient:
+        start = end = None
+        if self.quiet_hours:
+            first, second = self.quiet_hours.split("-")
+            start, end = time.fromisoformat(first), time.fromisoformat(second)
+        values = self.model_dump(exclude={"quiet_hours"})
+        values |= {
+            "channels": tuple(self.channels),
+            "stores": tuple(self.stores),
+            "incident_types": tuple(self.incident_types),
+            "quiet_start": start,
+            "quiet_end": end,
+        }
+        return Recipient(**(values | changes))
