@@ -53,6 +53,31 @@ def previous_due(schedule: Schedule, timezone: str, moment: datetime) -> datetim
     return latest_due(schedule, timezone, moment - timedelta(seconds=1))
 
 
+CHART_DAYS = 14  # the digest's chart: incidents per day over the last two weeks
+
+
+def _per_day(conn: Connection, scope: Scope, timezone: str, end: datetime) -> list[dict[str, Any]]:
+    """Incidents per local day (the recipient's time zone) over the CHART_DAYS up to `end`:
+    [{day, incidents, high}], from the base table (the rollups may lag a refresh behind)."""
+    zone = ZoneInfo(timezone)
+    last = end.astimezone(zone).date()
+    out = []
+    for offset in range(CHART_DAYS - 1, -1, -1):
+        day = last - timedelta(days=offset)
+        since = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+        until = min(end, datetime.combine(day + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC))
+        window = IncidentFilter(started_after=since, started_before=until)
+        high = IncidentFilter(started_after=since, started_before=until, levels=("high",))
+        out.append(
+            {
+                "day": day.isoformat(),
+                "incidents": incident_count(conn, scope, window),
+                "high": incident_count(conn, scope, high),
+            }
+        )
+    return out
+
+
 def digest_payload(conn: Connection, recipient: Recipient, start: datetime, end: datetime) -> dict[str, Any]:
     """What the digest says, within the recipient's stores only."""
     scope = Scope(frozenset(recipient.stores))
@@ -83,6 +108,7 @@ def digest_payload(conn: Connection, recipient: Recipient, start: datetime, end:
             currency: {
                 "prevented_loss": float(rows["prevented_loss"].sum()),
                 "net_benefit": float(rows["net_benefit"].sum()),
+                "cost": float(rows["monthly_cost"].sum()),
             }
             for currency, rows in year.groupby("currency")
         }
@@ -92,6 +118,7 @@ def digest_payload(conn: Connection, recipient: Recipient, start: datetime, end:
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
+        "days": _per_day(conn, scope, recipient.timezone, end),
         "total": int(sum(by_level.values())),
         "by_store": by_store,
         "by_level": by_level,

@@ -108,7 +108,14 @@ def deliver(
     elif reason in ("camera_problem", "camera_recovered"):
         email = camera_email(settings, message.id, recipient.email, reason, payload)
     elif reason == "digest":
-        email = digest_email(settings, message.id, recipient.email, recipient.name, payload)
+        email = digest_email(
+            settings,
+            message.id,
+            recipient.email,
+            recipient.name,
+            payload,
+            lambda ref: evidence_file(settings.evidence_dir(), ref),
+        )
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -224,10 +225,58 @@ def camera_email(
     return message
 
 
+def _chart_png(days: list[dict[str, Any]]) -> bytes:
+    """The digest's chart: incidents per day, high risk darker (a PNG, 640x220)."""
+    import io
+
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(6.4, 2.2), dpi=100)
+    axes = figure.add_subplot()
+    labels = [d["day"][5:] for d in days]
+    high = [d["high"] for d in days]
+    other = [d["incidents"] - d["high"] for d in days]
+    axes.bar(labels, other, color="#f7a8a8", label="low and medium")
+    axes.bar(labels, high, bottom=other, color="#d62728", label="high")
+    axes.set_title("Incidents per day", fontsize=10, loc="left")
+    axes.tick_params(axis="x", labelsize=7, rotation=45)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(fontsize=7, frameon=False)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+def _thumbnail(path: Path, width: int = 320) -> bytes | None:
+    """A small JPEG of a snapshot for an email (None when it cannot be read)."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        return None
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    ok, data = cv2.imencode(".jpg", cv2.resize(image, (width, height)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return data.tobytes() if ok else None
+
+
 def digest_email(
-    settings: Settings, outbox_id: int, to: str, name: str, payload: dict[str, Any]
+    settings: Settings,
+    outbox_id: int,
+    to: str,
+    name: str,
+    payload: dict[str, Any],
+    snapshot: Callable[[str | None], Path | None] = lambda _ref: None,
 ) -> EmailMessage:
-    """The digest: counts by store, level and type, the top incidents, verdicts, ROI to date."""
+    """The digest: counts by store, level and type, a chart of the last two weeks, the top
+    incidents with their snapshots (`snapshot` finds an evidence file by reference),
+    verdicts, and ROI this year."""
     start, end = payload["start"][:16].replace("T", " "), payload["end"][:16].replace("T", " ")
     total = payload["total"]
     message = EmailMessage()
@@ -238,18 +287,21 @@ def digest_email(
     message["To"] = to
     message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     levels = ", ".join(f"{n} {level}" for level, n in payload["by_level"].items())
+    by_type = sorted(payload["by_type"].items(), key=lambda kv: -kv[1])
     stores = "\n".join(f"- {store}: {n}" for store, n in payload["by_store"].items())
-    kinds = "\n".join(
-        f"- {_label(kind)}: {n}" for kind, n in sorted(payload["by_type"].items(), key=lambda kv: -kv[1])
-    )
+    kinds = "\n".join(f"- {_label(kind)}: {n}" for kind, n in by_type)
     top = "\n".join(
         f"- {t['risk_level']} ({t['risk_score']:.2f}): {_label(t['incident_type'])} at {t['store_name']} "
         f"({t['camera_id']}) {incident_link(settings, t['incident_id'])}"
         for t in payload["top"]
     )
-    money = "\n".join(
-        f"- {currency}: prevented loss {m['prevented_loss']:,.0f}, net benefit {m['net_benefit']:,.0f}"
+    money = {
+        currency: (m, f" (ROI {m['net_benefit'] / m['cost'] * 100:,.0f}%)" if m.get("cost") else "")
         for currency, m in payload["year_to_date"].items()
+    }
+    money_text = "\n".join(
+        f"- {currency}: prevented loss {m['prevented_loss']:,.0f}, net benefit {m['net_benefit']:,.0f}{roi}"
+        for currency, (m, roi) in money.items()
     )
     rate = (
         f"{payload['confirmed']} of {payload['reviewed']} reviewed were confirmed"
@@ -260,6 +312,67 @@ def digest_email(
         f"Hello {name},\n\nfrom {start} to {end} UTC: {total} incidents ({levels}).\n\n"
         f"By store:\n{stores or '- none'}\n\n"
         f"By type:\n{kinds or '- none'}\n\nThe top ones:\n{top or '- none'}\n\nVerdicts: {rate}.\n\n"
-        f"This year so far:\n{money or '- no ROI figures yet'}\n"
+        f"This year so far:\n{money_text or '- no ROI figures yet'}\n"
     )
+
+    pictures: list[tuple[str, bytes, str]] = []  # (content id, data, subtype)
+    chart_cid = make_msgid(domain="shrinkwatch")
+    if payload.get("days"):
+        pictures.append((chart_cid, _chart_png(payload["days"]), "png"))
+    cells = []
+    for t in payload["top"]:
+        found = snapshot(t.get("snapshot"))
+        thumb = _thumbnail(found) if found else None
+        image = ""
+        if thumb:
+            cid = make_msgid(domain="shrinkwatch")
+            pictures.append((cid, thumb, "jpeg"))
+            image = f'<img src="cid:{cid[1:-1]}" alt="snapshot" width="240" style="border-radius:4px"><br>'
+        link = html.escape(incident_link(settings, t["incident_id"]))
+        cells.append(
+            f'<td valign="top" style="padding:4px 8px 12px 0;font-size:13px">{image}'
+            f"<b>{html.escape(t['risk_level'])}</b> {t['risk_score']:.2f} · "
+            f"{html.escape(_label(t['incident_type']))}<br>{html.escape(t['store_name'])} · "
+            f'{html.escape(t["camera_id"])}<br><a href="{link}">Review</a></td>'
+        )
+    rows = "".join("<tr>" + "".join(cells[i : i + 2]) + "</tr>" for i in range(0, len(cells), 2))
+    heading = "<tr><th colspan='2' align='left' style='padding-top:8px'>{}</th></tr>"
+    listing = (
+        heading.format("By store")
+        + "".join(
+            f"<tr><td>{html.escape(store)}</td><td align='right'>{n}</td></tr>"
+            for store, n in payload["by_store"].items()
+        )
+        + heading.format("By type")
+        + "".join(
+            f"<tr><td>{html.escape(_label(kind))}</td><td align='right'>{n}</td></tr>" for kind, n in by_type
+        )
+    )
+    money_html = "".join(
+        f"<li>{html.escape(currency)}: prevented loss <b>{m['prevented_loss']:,.0f}</b>, net benefit "
+        f"<b>{m['net_benefit']:,.0f}</b>{html.escape(roi)}</li>"
+        for currency, (m, roi) in money.items()
+    )
+    chart = (
+        f'<p><img src="cid:{chart_cid[1:-1]}" alt="incidents per day" width="640"></p>' if pictures else ""
+    )
+    message.add_alternative(
+        f"""<html><body style="font-family:sans-serif;color:#1f2933">
+<h2 style="margin:0 0 4px">{total} incident{"s" if total != 1 else ""}</h2>
+<p style="margin:0 0 12px;color:#52606d">Hello {html.escape(name)}: from {start} to {end} UTC
+({html.escape(levels)}).</p>
+{chart}
+<table cellpadding="3" style="border-collapse:collapse;font-size:14px">{listing}</table>
+<h3 style="margin:16px 0 6px">The top ones</h3>
+<table>{rows or "<tr><td>none</td></tr>"}</table>
+<p>Verdicts: {html.escape(rate)}.</p>
+<h3 style="margin:16px 0 6px">This year so far</h3>
+<ul>{money_html or "<li>no ROI figures yet</li>"}</ul>
+</body></html>""",
+        subtype="html",
+    )
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    for cid, data, subtype in pictures:
+        html_part.add_related(data, "image", subtype, cid=cid)
     return message

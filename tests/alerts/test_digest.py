@@ -160,10 +160,22 @@ def test_the_scheduler_keeps_its_job_in_postgresql(settings: Settings, conn: Con
 
 
 def test_the_digest_email(settings: Settings, conn: Connection, mailbox: Mailbox, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
     ready = settings.model_copy(update={"smtp_port": mailbox.port, "smtp_security": "none"})
+    snapshot = ready.evidence_dir() / "cam-1" / "d1.jpg"
+    snapshot.parent.mkdir(parents=True)
+    cv2.imwrite(str(snapshot), np.full((360, 640, 3), 120, np.uint8))
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     upsert_incidents(
         conn,
-        [incident(1, incident_id="d1", started_at=datetime.now(UTC) - timedelta(hours=2), risk_level="high")],
+        [
+            incident(
+                1, incident_id="d1", started_at=two_hours_ago, risk_level="high", snapshot="cam-1/d1.jpg"
+            ),
+            incident(1, incident_id="d2", started_at=two_hours_ago, store_id="store-002", camera_id="cam-9"),
+        ],
     )
     done = run_cli(["alerts", "digest", "--now", "--recipient", "ana"], env=cli_env(ready, tmp_path))
     assert done.returncode == 0, done.stderr
@@ -172,8 +184,19 @@ def test_the_digest_email(settings: Settings, conn: Connection, mailbox: Mailbox
     assert to == ["ana@example.com"] and message["Subject"].startswith(
         "[Shrinkwatch] Digest: 1 incident since "
     )
-    text = message.get_content()
+    text = message.get_body(preferencelist=("plain",)).get_content()
     assert "- Leeds: 1" in text and "review?id=d1" in text
+    assert "Boston" not in text and "d2" not in text  # not one of Ana's stores
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "review?id=d1" in html
+    images = {p.get_content_type(): p for p in message.walk() if p.get_content_maintype() == "image"}
+    assert sorted(images) == ["image/jpeg", "image/png"]  # the chart, and d1's snapshot
+    for part in images.values():
+        assert f"cid:{part['Content-ID'][1:-1]}" in html
+    thumbnail = cv2.imdecode(np.frombuffer(images["image/jpeg"].get_content(), np.uint8), cv2.IMREAD_COLOR)
+    assert thumbnail.shape[:2] == (180, 320)
+    chart = cv2.imdecode(np.frombuffer(images["image/png"].get_content(), np.uint8), cv2.IMREAD_COLOR)
+    assert chart.shape[:2] == (220, 640)
     # The dispatcher's scheduler has nothing due now: this digest moved the watermark.
     counts = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
     assert counts.sent == 0 and len(mailbox.received) == 1
