@@ -53,6 +53,21 @@ def previous_due(schedule: Schedule, timezone: str, moment: datetime) -> datetim
     return latest_due(schedule, timezone, moment - timedelta(seconds=1))
 
 
+def next_due(schedule: Schedule, timezone: str, now: datetime) -> datetime:
+    """The first scheduled moment after `now` (UTC)."""
+    zone = ZoneInfo(timezone)
+    day = now.astimezone(zone).date()
+    for ahead in range(9):
+        candidate = day + timedelta(days=ahead)
+        if schedule.weekday is not None and candidate.weekday() != schedule.weekday:
+            continue
+        moment = _at(candidate, schedule, zone)
+        if moment > now:
+            return moment
+    msg = "unreachable: a week always has the day"
+    raise AssertionError(msg)
+
+
 CHART_DAYS = 14  # the digest's chart: incidents per day over the last two weeks
 
 

@@ -136,6 +136,31 @@ def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> lis
     return results
 
 
+def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, str | None]]:
+    """`--check`: can each of the recipient's channels be used, sending nothing? (channel,
+    problem or None) for each. Email logs in to the SMTP server and leaves; SMS needs the
+    Twilio settings; a webhook needs its URL and secret (it is not called)."""
+    results: list[tuple[str, str | None]] = []
+    for channel in recipient.channels:
+        problem = None
+        if channel == "email":
+            try:
+                Mailer(settings).check()
+            except SendError as exc:
+                problem = str(exc)
+        elif channel == "sms":
+            missing = [
+                name
+                for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from")
+                if not getattr(settings, name)
+            ]
+            problem = f"settings not set: {', '.join(missing)}" if missing else None
+        elif not (recipient.webhook_url and recipient.webhook_secret):
+            problem = "the recipient has no webhook URL or secret"
+        results.append((channel, problem))
+    return results
+
+
 def _send_one(
     settings: Settings, conn: Connection, message: Outgoing, mailer: Mailer, recipient: Recipient
 ) -> str | None:

@@ -165,6 +165,18 @@ class Mailer:
             msg = f"SMTP {host}:{port}: {exc}"
             raise SendError(msg, permanent=False) from None
 
+    def check(self) -> None:
+        """Connect, say hello, STARTTLS and log in as a send would, then leave; SendError
+        saying what failed."""
+        try:
+            self._open().quit()
+        except smtplib.SMTPResponseException as exc:
+            msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+            raise SendError(msg, permanent=True) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            msg = f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}"
+            raise SendError(msg, permanent=False) from None
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is None:

@@ -14,6 +14,9 @@ from shrinkwatch.logs import configure_logging
 from shrinkwatch.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from shrinkwatch.recipients import Recipient
     from warehouse.db import Connection
 
 app = typer.Typer(
@@ -474,7 +477,7 @@ def users_list(ctx: typer.Context) -> None:
 def alerts_run(
     ctx: typer.Context,
     check: Annotated[
-        bool, typer.Option("--check", help="Check Kafka, PostgreSQL and SMTP settings; send nothing.")
+        bool, typer.Option("--check", help="Check Kafka, PostgreSQL and the SMTP login; send nothing.")
     ] = False,
 ) -> None:
     """Read sw.incidents and send the alerts recipients' rules call for (until Ctrl-C)."""
@@ -492,9 +495,16 @@ def alerts_run(
         recipients = conn.execute("SELECT count(*) AS n FROM alert_recipients WHERE enabled").fetchone()
     count = recipients["n"] if recipients else 0
     if check:
+        from alerts.email import Mailer, SendError
+
+        try:
+            Mailer(settings).check()
+            smtp = f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) answers"
+        except SendError as exc:
+            typer.echo(f"alerts: Kafka and PostgreSQL answer; {count} recipient(s); but {exc}")
+            raise typer.Exit(1) from None
         typer.echo(
-            f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); "
-            f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
+            f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); {smtp}"
         )
         return
     _say(f"alerts: {count} recipient(s); SMTP {settings.smtp_host}:{settings.smtp_port}; Ctrl-C stops")
@@ -514,6 +524,10 @@ def alerts_digest(
     recipient: Annotated[
         str | None, typer.Option(help="Only this recipient (default: all with a digest).")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Say who would get a digest and what it would cover; send nothing."),
+    ] = False,
 ) -> None:
     """Send digests now: what happened since each recipient's last one (or the last day)."""
     from datetime import UTC, datetime, timedelta
@@ -524,8 +538,8 @@ def alerts_digest(
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
 
-    if not now:
-        msg = "say --now (scheduled digests are sent by `shrinkwatch alerts run`)"
+    if not now and not check:
+        msg = "say --now, or --check (scheduled digests are sent by `shrinkwatch alerts run`)"
         raise ShrinkwatchError(msg)
     settings = _settings(ctx)
     with connect(settings.database_dsn) as conn:
@@ -535,6 +549,9 @@ def alerts_digest(
             msg = f"no enabled recipient {recipient!r}"
             raise ShrinkwatchError(msg)
         moment = datetime.now(UTC)
+        if check:
+            _check_digests(conn, chosen, moment)
+            return
         for person in chosen:
             with conn.transaction():
                 row = conn.execute(
@@ -550,6 +567,34 @@ def alerts_digest(
     for error in counts.errors:
         typer.echo(f"  {error}")
     raise typer.Exit(1 if counts.retried + counts.failed else 0)
+
+
+def _check_digests(conn: Connection, chosen: list[Recipient], moment: datetime) -> None:
+    """`alerts digest --check`: each recipient's schedule, last digest and next one."""
+    from datetime import timedelta
+
+    from alerts.digest import latest_due, next_due
+    from alerts.rules import parse_schedule
+
+    if not chosen:
+        typer.echo("no enabled recipient has a digest schedule")
+    for person in chosen:
+        row = conn.execute(
+            "SELECT watermark FROM alert_digests WHERE recipient_id = %s", (person.id,)
+        ).fetchone()
+        since = row["watermark"] if row else moment - timedelta(days=1)
+        schedule = f"{person.digest} {person.timezone}" if person.digest else "no schedule"
+        last = f"last digest up to {row['watermark']:%Y-%m-%d %H:%M} UTC" if row else "no digest yet"
+        upcoming = ""
+        if person.digest:
+            plan = parse_schedule(person.digest)
+            upcoming = f"; next {next_due(plan, person.timezone, moment):%Y-%m-%d %H:%M} UTC"
+            if row is None or row["watermark"] < latest_due(plan, person.timezone, moment):
+                upcoming += " (one is due now: `alerts run` sends it)"
+        typer.echo(
+            f"{person.id}: {schedule}; {last}{upcoming}; --now would cover {since:%Y-%m-%d %H:%M} to "
+            f"{moment:%Y-%m-%d %H:%M} UTC on {', '.join(person.channels)}"
+        )
 
 
 @alerts_app.command("mute")
@@ -588,9 +633,15 @@ def alerts_mute(
 def alerts_test(
     ctx: typer.Context,
     recipient: Annotated[str, typer.Option("--recipient", help="The recipient's id.")],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check each channel can be used (SMTP login, SMS settings); send nothing."
+        ),
+    ] = False,
 ) -> None:
     """Send a test message on each of a recipient's channels; say which failed and why."""
-    from alerts.dispatcher import send_test
+    from alerts.dispatcher import check_channels, send_test
     from alerts.outbox import load_recipients
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
@@ -602,10 +653,11 @@ def alerts_test(
         if not found:
             msg = f"no enabled recipient {recipient!r}"
             raise ShrinkwatchError(msg)
-        results = send_test(settings, conn, found[0])
+        results = check_channels(settings, found[0]) if check else send_test(settings, conn, found[0])
     failed = 0
+    done = "ready" if check else "sent"
     for channel, error in results:
-        typer.echo(f"{channel}: {'sent' if error is None else 'FAILED: ' + error}")
+        typer.echo(f"{channel}: {done if error is None else 'FAILED: ' + error}")
         failed += error is not None
     raise typer.Exit(1 if failed else 0)
 

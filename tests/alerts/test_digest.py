@@ -200,3 +200,16 @@ def test_the_digest_email(settings: Settings, conn: Connection, mailbox: Mailbox
     # The dispatcher's scheduler has nothing due now: this digest moved the watermark.
     counts = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
     assert counts.sent == 0 and len(mailbox.received) == 1
+
+
+def test_digest_check_says_what_would_go_out_and_sends_nothing(
+    settings: Settings, conn: Connection, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    ready = settings.model_copy(update={"smtp_port": mailbox.port, "smtp_security": "none"})
+    done = run_cli(["alerts", "digest", "--check"], env=cli_env(ready, tmp_path))
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    assert line.startswith("ana: daily 07:00 Europe/London; no digest yet; next ")
+    assert "(one is due now: `alerts run` sends it)" in line and line.endswith("UTC on email")
+    assert mailbox.received == []
+    assert conn.execute("SELECT count(*) AS n FROM alert_outbox").fetchone() == {"n": 0}

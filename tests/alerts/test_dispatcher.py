@@ -141,6 +141,34 @@ def test_alerts_test_says_what_worked(settings: Settings, mailbox: Mailbox, tmp_
     assert unknown.returncode == 2 and "no enabled recipient 'nobody'" in unknown.stderr
 
 
+def test_check_sends_nothing_and_says_what_would_fail(
+    settings: Settings, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    ready = configured(settings, mailbox)
+    with connect(ready.database_dsn) as conn:
+        save_recipient(
+            conn,
+            Recipient(
+                id="bo", name="Bo", phone="+447700900123", channels=("email", "sms"), stores=("store-001",)
+            ),
+        )
+    env, down = (
+        cli_env(ready, tmp_path),
+        cli_env(ready.model_copy(update={"smtp_port": free_port()}), tmp_path),
+    )
+    ok = run_cli(["alerts", "test", "--recipient", "ana", "--check"], env=env)
+    assert (ok.returncode, ok.stdout) == (0, "email: ready\n")
+    two = run_cli(["alerts", "test", "--recipient", "bo", "--check"], env=down)
+    assert two.returncode == 1
+    email, sms = two.stdout.splitlines()
+    assert email.startswith("email: FAILED: SMTP 127.0.0.1:") and "refused" in email
+    assert sms == "sms: FAILED: settings not set: twilio_account_sid, twilio_auth_token, twilio_from"
+    running = run_cli(["alerts", "run", "--check"], env=env)
+    assert running.returncode == 0 and "2 recipient(s); SMTP 127.0.0.1:" in running.stdout, running.stderr
+    assert run_cli(["alerts", "run", "--check"], env=down).returncode == 1
+    assert mailbox.received == []
+
+
 def test_a_message_a_killed_run_left_half_sent_goes_out_on_restart(
     settings: Settings, mailbox: Mailbox
 ) -> None:
