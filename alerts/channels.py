@@ -1,4 +1,5 @@
-"""The other channels: SMS through Twilio's client library, and signed webhooks.
+"""The other channels: SMS through Twilio's client library, signed webhooks, and whatever
+the Apprise library speaks (Slack, Microsoft Teams, Discord, Telegram, ...).
 
 SMS: a short text with the link, sent with the `twilio` client (`twilio_account_sid`,
 `twilio_auth_token`, `twilio_from`); `twilio_api_base` points the same client at another
@@ -14,6 +15,11 @@ is permanent; the rest is retried.
     {"schema": "shrinkwatch.alert/1", "id": "alert-42", "reason": "new", "sent_at": "...",
      "recipient": "ops-feed", "incident": {... the incident as alerts/outbox.incident_payload
      says ...}, "link": "https://.../review?id=..."}
+
+Apprise: the recipient's one Apprise URL (`slack://...`, `msteams://...`, `json://...`), sent
+the SMS's short text under a title. One target per call: Apprise answers one yes/no for all
+the targets it was given, so with two a failure of one would have the outbox resend to the
+other. A URL Apprise cannot use is permanent; a failed notification is retried.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
     if reason == "camera_problem":
         return (
             f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is {payload['status']}."
+        )
+    if reason == "digest":
+        since = payload["start"][:16].replace("T", " ")
+        return (
+            f"Shrinkwatch digest: {payload['total']} incidents since {since} UTC; "
+            "the details are in your email and on the dashboard."
         )
     if reason == "camera_recovered":
         return f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is back online."
@@ -124,3 +136,36 @@ def send_webhook(url: str, secret: str | None, outbox_id: int, reason: str, body
         raise SendError(
             msg, permanent=400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
         )
+
+
+def send_apprise(url: str, title: str, body: str) -> None:
+    """Notify the one target this Apprise URL names; SendError (with what Apprise said, the
+    URL left out: it holds the service's token) when it fails."""
+    import apprise
+
+    scheme = url.split("://", 1)[0]
+    notifier = apprise.Apprise()
+    with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as said:
+        added = notifier.add(url)
+        sent = added and bool(notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT))
+    reason = " ".join(said.getvalue().replace(url, f"{scheme}://...").split())[:500]
+    if not added:
+        msg = f"Apprise cannot use this {scheme}:// URL{': ' + reason if reason else ''}"
+        raise SendError(msg, permanent=True)
+    if not sent:
+        msg = f"Apprise {scheme}://: {reason or 'the notification failed'}"
+        raise SendError(msg, permanent=False)
+
+
+def apprise_title(reason: str, payload: dict[str, Any]) -> str:
+    """A title for an Apprise notification."""
+    if reason in ("new", "escalated"):
+        level = "Escalated to high" if reason == "escalated" else payload["risk_level"].capitalize()
+        return f"{level} risk: {payload['incident_type'].replace('_', ' ')} at {payload['store_name']}"
+    return {
+        "summary": "More incidents this hour",
+        "camera_problem": "A camera needs attention",
+        "camera_recovered": "A camera is back",
+        "digest": "Digest",
+        "test": "Test",
+    }.get(reason, "Shrinkwatch")

@@ -44,6 +44,7 @@ from alerts.outbox import (
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode
 from shrinkwatch.paths import evidence_file
+from shrinkwatch.recipients import recipient_problems
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
 
@@ -80,7 +81,7 @@ def deliver(
 ) -> None:
     """Send one claimed message on its channel to its recipient as they are now (None: gone
     or disabled), with the incident's snapshot as its row has it now; SendError when it fails."""
-    from alerts.channels import send_sms, send_webhook, sms_text, webhook_body
+    from alerts.channels import apprise_title, send_apprise, send_sms, send_webhook, sms_text, webhook_body
 
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
@@ -91,6 +92,13 @@ def deliver(
             msg = f"recipient {recipient.id} has no phone number"
             raise SendError(msg, permanent=True)
         send_sms(settings, recipient.phone, sms_text(settings, reason, payload))
+        return
+    if message.channel == "apprise":
+        if not recipient.apprise_url:
+            msg = f"recipient {recipient.id} has no Apprise URL"
+            raise SendError(msg, permanent=True)
+        text = sms_text(settings, reason, payload)
+        send_apprise(recipient.apprise_url, f"Shrinkwatch: {apprise_title(reason, payload)}", text)
         return
     if message.channel == "webhook":
         if not recipient.webhook_url:
@@ -139,7 +147,8 @@ def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> lis
 def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, str | None]]:
     """`--check`: can each of the recipient's channels be used, sending nothing? (channel,
     problem or None) for each. Email logs in to the SMTP server and leaves; SMS needs the
-    Twilio settings; a webhook needs its URL and secret (it is not called)."""
+    Twilio settings; a webhook needs its URL and secret, Apprise a URL it can use (neither is
+    called)."""
     results: list[tuple[str, str | None]] = []
     for channel in recipient.channels:
         problem = None
@@ -155,6 +164,9 @@ def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, 
                 if not getattr(settings, name)
             ]
             problem = f"settings not set: {', '.join(missing)}" if missing else None
+        elif channel == "apprise":
+            found = recipient_problems(recipient)
+            problem = next((p for p in found if p.startswith("apprise_url:")), None)
         elif not (recipient.webhook_url and recipient.webhook_secret):
             problem = "the recipient has no webhook URL or secret"
         results.append((channel, problem))
@@ -209,7 +221,16 @@ def _send_batch(
     for message in claimed:
         try:
             snapshot = snapshots.get(str(message.payload.get("incident_id")))
-            deliver(settings, message, mailer, recipients.get(message.recipient_id), snapshot)
+            try:
+                deliver(settings, message, mailer, recipients.get(message.recipient_id), snapshot)
+            except SendError:
+                raise
+            except Exception as exc:
+                # A message we cannot even build (a bug, a payload from an older version) must
+                # not stop every alert behind it: retried like a failed send, then failed.
+                log.exception("alert %s: could not be sent", message.id)
+                msg = f"could not be sent: {type(exc).__name__}: {exc}"
+                raise SendError(msg, permanent=False) from exc
         except SendError as exc:
             status = mark_failed(
                 conn, message, str(exc), permanent=exc.permanent, max_attempts=settings.alerts_max_attempts

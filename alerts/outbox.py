@@ -53,8 +53,8 @@ def load_recipients(conn: Connection, only: str | Sequence[str] | None = None) -
     """Every enabled recipient (or just the one with id `only`, or those with these ids)."""
     ids = None if only is None else [only] if isinstance(only, str) else list(only)
     rows = conn.execute(
-        """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, min_level,
-                  incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
+        """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, apprise_url,
+                  min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
            FROM alert_recipients WHERE enabled AND (%s::text[] IS NULL OR id = ANY(%s)) ORDER BY id""",
         (ids, ids),
     ).fetchall()

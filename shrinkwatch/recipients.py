@@ -19,7 +19,7 @@ from shrinkwatch.errors import ShrinkwatchError
 
 LEVELS = ("low", "medium", "high")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-CHANNELS = ("email", "sms", "webhook")
+CHANNELS = ("email", "sms", "webhook", "apprise")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -37,6 +37,7 @@ class Recipient:
     phone: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    apprise_url: str | None = None  # one Apprise URL (slack://..., msteams://...): a secret
     min_level: str = "high"
     incident_types: tuple[str, ...] = ()
     quiet_start: time | None = None
@@ -69,6 +70,29 @@ def parse_schedule(text: str) -> Schedule:
     raise ShrinkwatchError(msg)
 
 
+def _apprise_problems(url: str | None) -> list[str]:
+    if not url:
+        return ["apprise_url: an Apprise URL (slack://..., msteams://...) is needed for the apprise channel"]
+    if "${" in url:
+        return []  # resolved from the environment when the site file is applied
+    import logging
+
+    import apprise
+
+    logger = logging.getLogger("apprise")
+    quiet, logger.disabled = logger.disabled, True  # it would log the URL it refuses, token and all
+    try:
+        known = apprise.Apprise.instantiate(url) is not None
+    finally:
+        logger.disabled = quiet
+    if not known:
+        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        return [
+            f"apprise_url: Apprise cannot use a {scheme}:// URL like this one (see its wiki for the form)"
+        ]
+    return []
+
+
 def recipient_problems(recipient: Recipient) -> list[str]:
     """What is wrong with a recipient, each as 'field: what' (empty: nothing). Whether its
     stores exist is for the caller, who knows them."""
@@ -89,6 +113,8 @@ def recipient_problems(recipient: Recipient) -> list[str]:
         and recipient.webhook_secret
     ):
         found.append("webhook_url: a URL and a secret are needed for the webhook channel")
+    if "apprise" in recipient.channels:
+        found += _apprise_problems(recipient.apprise_url)
     if not recipient.stores:
         found.append("stores: at least one")
     unknown_types = sorted(set(recipient.incident_types) - set(INCIDENT_TYPES))
@@ -128,6 +154,7 @@ class RecipientEntry(BaseModel):
     phone: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None  # may be ${VAR}: read from the environment when applied
+    apprise_url: str | None = None  # may be ${VAR} too
     min_level: str = "high"
     incident_types: list[str] = Field(default_factory=list)
     quiet_hours: str | None = None

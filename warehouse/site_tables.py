@@ -57,17 +57,17 @@ def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str
             for j, store in enumerate(entry.stores)
             if store not in in_file and store not in known
         ]
-        secret = entry.webhook_secret
-        if secret and placeholders(secret):
-            try:
-                secret = resolve_placeholders(secret, environ)
-            except KeyError as exc:
-                problems.append(
-                    SiteProblem(
-                        f"alerts.recipients[{i}].webhook_secret", f"not set in the environment: {exc.args[0]}"
-                    )
-                )
-        recipients.append(entry.to_recipient(webhook_secret=secret))
+        secrets = {}
+        for key in ("webhook_secret", "apprise_url"):
+            value = getattr(entry, key)
+            if value and placeholders(value):
+                try:
+                    value = resolve_placeholders(value, environ)
+                except KeyError as exc:
+                    where = f"alerts.recipients[{i}].{key}"
+                    problems.append(SiteProblem(where, f"not set in the environment: {exc.args[0]}"))
+            secrets[key] = value
+        recipients.append(entry.to_recipient(**secrets))
     if problems:
         source = "site configuration"
         raise SiteConfigError(source, problems)
@@ -78,15 +78,17 @@ def save_recipient(conn: Connection, recipient: Recipient) -> None:
     """Insert or replace an alert recipient (by id), in one transaction (the caller's, if any)."""
     with conn.transaction():
         conn.execute(
-            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, channels,
-                   stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest,
-                   timezone)
+            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, apprise_url,
+                   channels, stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled,
+                   digest, timezone)
                VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
-                       %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s, %(quiet_start)s,
-                       %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s, %(timezone)s)
+                       %(apprise_url)s, %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s,
+                       %(quiet_start)s, %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s,
+                       %(timezone)s)
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
                    phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
-                   webhook_secret = EXCLUDED.webhook_secret, channels = EXCLUDED.channels,
+                   webhook_secret = EXCLUDED.webhook_secret, apprise_url = EXCLUDED.apprise_url,
+                   channels = EXCLUDED.channels,
                    stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
                    incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
                    quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,

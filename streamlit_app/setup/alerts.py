@@ -72,6 +72,12 @@ with st.form(f"recipient_{chosen}"):
     cols = list(st.columns(2))
     webhook = cols[0].text_input("Webhook URL", current.webhook_url or "")
     secret = cols[1].text_input("Webhook secret", current.webhook_secret or "", type="password")
+    apprise_url = st.text_input(
+        "Apprise URL: Slack, Teams, Discord, ... (one per recipient; it holds the service's token)",
+        current.apprise_url or "",
+        type="password",
+        placeholder="slack://TokenA/TokenB/TokenC/#store-team",
+    )
     chosen_stores = st.multiselect(
         "Stores",
         list(stores["id"]),
@@ -103,6 +109,7 @@ with st.form(f"recipient_{chosen}"):
             phone=phone.strip() or None,
             webhook_url=webhook.strip() or None,
             webhook_secret=secret or None,
+            apprise_url=apprise_url.strip() or None,
             min_level=level,
             incident_types=tuple(types),
             quiet_start=quiet_start if quiet else None,

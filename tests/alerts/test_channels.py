@@ -97,3 +97,44 @@ def test_sms_and_webhook(settings: Settings) -> None:
     assert sent["schema"] == "shrinkwatch.alert/1" and sent["reason"] == "new"
     assert sent["incident"]["incident_id"] == "i1" and sent["link"] == "https://sw.example.com/review?id=i1"
     assert call["headers"]["Idempotency-Key"] == sent["id"]
+
+
+def test_apprise_one_target_per_message_retried_until_delivered_once(settings: Settings) -> None:
+    with webhook_receiver() as chat:
+        ready = settings.model_copy(update={"dashboard_public_url": "https://sw.example.com"})
+        port = chat.url.rsplit(":", 1)[1]
+        with connect(ready.database_dsn) as conn:
+            apply_site_config(conn, parse_site_config(SITE))
+            save_recipient(
+                conn,
+                Recipient(
+                    id="team-chat",
+                    name="Store team chat",
+                    apprise_url=f"json://127.0.0.1:{port}/chat",  # Apprise's generic JSON target
+                    channels=("apprise",),
+                    stores=("store-001",),
+                ),
+            )
+        produce(
+            ready,
+            ready.topic("incidents"),
+            [(b"a1", encode(incident(1, incident_id="a1", risk_level="high", started_at=datetime.now(UTC))))],
+        )
+        chat.status = 500
+        first = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+        assert (first.sent, first.retried) == (0, 1) and len(chat.requests) == 1
+        [row] = outbox(ready)
+        assert row["status"] == "pending" and str(row["last_error"]).startswith("Apprise json://:")
+        assert f"127.0.0.1:{port}/chat" not in str(row["last_error"])  # the URL is a secret
+
+        chat.status = 200
+        with connect(ready.database_dsn) as conn:
+            conn.execute("UPDATE alert_outbox SET not_before = now() - interval '1 second'")
+            conn.commit()
+        second = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+        third = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+    assert (second.sent, third.sent) == (1, 0) and len(chat.requests) == 2
+    posted = json.loads(chat.requests[-1]["body"])
+    assert posted["title"] == "Shrinkwatch: High risk: loitering high value at Leeds"
+    assert posted["message"].endswith("https://sw.example.com/review?id=a1")
+    assert outbox(ready)[0]["status"] == "sent"

@@ -220,6 +220,18 @@ def test_alert_recipients_in_the_site_file() -> None:
             "Extra",
         ),
         ("id: chain-soc", "id: Chain SOC", "alerts.recipients[1].id", "use 1-64 of a-z"),
+        (
+            "channels: [webhook]",
+            "channels: [webhook, apprise]",
+            "alerts.recipients[1].apprise_url",
+            "is needed",
+        ),
+        (
+            "channels: [webhook]",
+            "channels: [apprise]\n      apprise_url: pager://x",
+            "alerts.recipients[1].apprise_url",
+            "cannot use a pager:// URL",
+        ),
     ],
 )
 def test_each_recipient_error_names_its_key_path(old: str, new: str, path: str, message: str) -> None:
