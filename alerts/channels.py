@@ -27,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from alerts.email import SendError
+from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings
 
 SIGNATURE_HEADER = "X-Shrinkwatch-Signature"
@@ -138,17 +140,27 @@ def send_webhook(url: str, secret: str | None, outbox_id: int, reason: str, body
         )
 
 
+def _scrub(text: str, url: str) -> str:
+    """Apprise's words without the URL or any piece of it (its tokens)."""
+    scheme, _, rest = url.partition("://")
+    for piece in sorted({rest, *re.split(r"[/:@?&=#,]+", rest)}, key=len, reverse=True):
+        if len(piece) >= 4:
+            text = text.replace(piece, "***")
+    return " ".join(text.split())[:500]
+
+
 def send_apprise(url: str, title: str, body: str) -> None:
     """Notify the one target this Apprise URL names; SendError (with what Apprise said, the
-    URL left out: it holds the service's token) when it fails."""
+    URL and its pieces left out: they hold the service's token) when it fails."""
     import apprise
 
+    quiet_apprise()
     scheme = url.split("://", 1)[0]
     notifier = apprise.Apprise()
     with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as said:
         added = notifier.add(url)
         sent = added and bool(notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT))
-    reason = " ".join(said.getvalue().replace(url, f"{scheme}://...").split())[:500]
+    reason = _scrub(said.getvalue(), url)
     if not added:
         msg = f"Apprise cannot use this {scheme}:// URL{': ' + reason if reason else ''}"
         raise SendError(msg, permanent=True)

@@ -75,7 +75,7 @@ def _per_day(conn: Connection, scope: Scope, timezone: str, end: datetime) -> li
     """Incidents per local day (the recipient's time zone) over the CHART_DAYS up to `end`:
     [{day, incidents, high}], from the base table (the rollups may lag a refresh behind)."""
     zone = ZoneInfo(timezone)
-    last = end.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()  # a window ending at midnight
     out = []
     for offset in range(CHART_DAYS - 1, -1, -1):
         day = last - timedelta(days=offset)

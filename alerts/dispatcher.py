@@ -146,29 +146,26 @@ def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> lis
 
 def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, str | None]]:
     """`--check`: can each of the recipient's channels be used, sending nothing? (channel,
-    problem or None) for each. Email logs in to the SMTP server and leaves; SMS needs the
-    Twilio settings; a webhook needs its URL and secret, Apprise a URL it can use (neither is
-    called)."""
+    problem or None) for each. The recipient must have what the channel needs (an address, a
+    number, a URL); email also logs in to the SMTP server and leaves, SMS needs the Twilio
+    settings. A webhook or an Apprise target is not called."""
+    needs = {"email": "email:", "sms": "phone:", "webhook": "webhook_url:", "apprise": "apprise_url:"}
+    found = recipient_problems(recipient)
     results: list[tuple[str, str | None]] = []
     for channel in recipient.channels:
-        problem = None
-        if channel == "email":
+        problem = next((p for p in found if p.startswith(needs.get(channel, "?"))), None)
+        if problem is None and channel == "email":
             try:
                 Mailer(settings).check()
             except SendError as exc:
                 problem = str(exc)
-        elif channel == "sms":
+        elif problem is None and channel == "sms":
             missing = [
                 name
                 for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from")
                 if not getattr(settings, name)
             ]
             problem = f"settings not set: {', '.join(missing)}" if missing else None
-        elif channel == "apprise":
-            found = recipient_problems(recipient)
-            problem = next((p for p in found if p.startswith("apprise_url:")), None)
-        elif not (recipient.webhook_url and recipient.webhook_secret):
-            problem = "the recipient has no webhook URL or secret"
         results.append((channel, problem))
     return results
 
@@ -179,9 +176,10 @@ def _send_one(
     """`alerts test`'s send: no retries, the error said at once."""
     try:
         deliver(settings, message, mailer, recipient)
-    except SendError as exc:
-        mark_failed(conn, message, str(exc), permanent=True, max_attempts=1)
-        return str(exc)
+    except Exception as exc:  # noqa: BLE001 (whatever it was, the row must not stay claimed)
+        error = str(exc) if isinstance(exc, SendError) else f"{type(exc).__name__}: {exc}"
+        mark_failed(conn, message, error, permanent=True, max_attempts=1)
+        return error
     mark_sent(conn, message)
     return None
 
@@ -279,6 +277,9 @@ def run(
             # not librdkafka's 45 s (the broker's floor is 6 s).
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 2_000,
+            # Sending a batch can take long when channels time out (each is bounded, and an SMTP
+            # server that is down is tried once per batch); not long enough to leave the group.
+            "max.poll.interval.ms": 900_000,
         }
     )
     consumer.subscribe([settings.topic("incidents")])
@@ -287,6 +288,11 @@ def run(
     scheduler = None
     try:
         with connect(settings.database_dsn) as conn, connect(settings.database_dsn, autocommit=True) as lock:
+            with conn.transaction():
+                # Our claims are ours while this session lives (alerts.outbox): if this machine
+                # is lost, PostgreSQL notices within about a minute, not TCP's two hours.
+                for name, value in (("idle", 30), ("interval", 10), ("count", 3)):
+                    conn.execute(f"SET tcp_keepalives_{name} = {value}")
             # One digest scheduler among all dispatchers: whoever holds the lock runs it.
             held = lock.execute("SELECT pg_try_advisory_lock(%s) AS ok", (DIGEST_LOCK,)).fetchone()
             if digests and held is not None and held["ok"]:

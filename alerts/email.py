@@ -121,11 +121,15 @@ def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str
 class Mailer:
     """One SMTP connection for a batch of messages (a new connection per message costs more
     than the message): opened on the first send, closed on `close()` or after a failure, so
-    the next send starts afresh. Errors become SendError (permanent for 5xx refusals)."""
+    the next send starts afresh. Errors become SendError: permanent only for a 5xx answer to
+    the message or all its recipients; a server that cannot be reached or refuses the login
+    is retried later (a setting may be fixed meanwhile), and the rest of the batch is not
+    tried against it, so a batch never waits one time-out per message."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: smtplib.SMTP | None = None
+        self._down: SendError | None = None
 
     def _open(self) -> smtplib.SMTP:
         settings = self.settings
@@ -146,16 +150,33 @@ class Mailer:
             raise
         return client
 
+    def _connection(self) -> smtplib.SMTP:
+        if self._down is not None:
+            raise self._down
+        if self._client is None:
+            try:
+                self._client = self._open()
+            except smtplib.SMTPResponseException as exc:
+                self._down = SendError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=False)
+                raise self._down from None
+            except (OSError, smtplib.SMTPException) as exc:
+                self._down = SendError(
+                    f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}", permanent=False
+                )
+                raise self._down from None
+        return self._client
+
     def send(self, message: EmailMessage) -> None:
         host, port = self.settings.smtp_host, self.settings.smtp_port
+        client = self._connection()
         try:
-            if self._client is None:
-                self._client = self._open()
-            self._client.send_message(message)
+            client.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
-            # The connection is fine; only these addresses were refused.
+            codes = [code for code, _text in exc.recipients.values()]
+            if 421 in codes:  # the server is closing the connection (smtplib has closed it)
+                self._client = None
             msg = f"SMTP refused the recipients: {exc.recipients}"
-            raise SendError(msg, permanent=True) from None
+            raise SendError(msg, permanent=all(500 <= code < 600 for code in codes)) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
             msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
@@ -168,14 +189,8 @@ class Mailer:
     def check(self) -> None:
         """Connect, say hello, STARTTLS and log in as a send would, then leave; SendError
         saying what failed."""
-        try:
-            self._open().quit()
-        except smtplib.SMTPResponseException as exc:
-            msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-            raise SendError(msg, permanent=True) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            msg = f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}"
-            raise SendError(msg, permanent=False) from None
+        self._connection()
+        self.close()
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -366,7 +381,9 @@ def digest_email(
         for currency, (m, roi) in money.items()
     )
     chart = (
-        f'<p><img src="cid:{chart_cid[1:-1]}" alt="incidents per day" width="640"></p>' if pictures else ""
+        f'<p><img src="cid:{chart_cid[1:-1]}" alt="incidents per day" width="640"></p>'
+        if payload.get("days")
+        else ""
     )
     message.add_alternative(
         f"""<html><body style="font-family:sans-serif;color:#1f2933">

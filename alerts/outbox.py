@@ -216,7 +216,10 @@ def recover_interrupted(conn: Connection) -> int:
 
 def in_flight(conn: Connection) -> bool:
     """Is any message being sent (claimed and not yet marked)?"""
-    return conn.execute("SELECT 1 FROM alert_outbox WHERE status = 'sending' LIMIT 1").fetchone() is not None
+    with conn.transaction():
+        return (
+            conn.execute("SELECT 1 FROM alert_outbox WHERE status = 'sending' LIMIT 1").fetchone() is not None
+        )
 
 
 def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
@@ -247,9 +250,12 @@ def claim_ids(conn: Connection, ids: list[int]) -> list[Outgoing]:
 
 
 def mark_sent(conn: Connection, message: Outgoing) -> None:
+    """The channel took it: `sent` (true whoever holds the row now; a row already `sent` or
+    `failed` keeps its record)."""
     with conn.transaction():
         conn.execute(
-            "UPDATE alert_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = %s",
+            """UPDATE alert_outbox SET status = 'sent', sent_at = now(), last_error = NULL, claimed_by = NULL
+               WHERE id = %s AND status IN ('sending', 'pending')""",
             (message.id,),
         )
 
@@ -257,13 +263,15 @@ def mark_sent(conn: Connection, message: Outgoing) -> None:
 def mark_failed(
     conn: Connection, message: Outgoing, error: str, *, permanent: bool, max_attempts: int
 ) -> str:
-    """Record a failed send: retried later with backoff, or `failed` for good. Returns the
-    new status."""
+    """Record a failed send: retried later with backoff, or `failed` for good, if the row is
+    still this sender's claim (never over another sender's result). Returns the new status."""
     final = permanent or message.attempts >= max_attempts
     delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (message.attempts - 1))
     with conn.transaction():
         conn.execute(
-            """UPDATE alert_outbox SET status = %s, last_error = %s, not_before = now() + %s WHERE id = %s""",
+            """UPDATE alert_outbox
+               SET status = %s, last_error = %s, not_before = now() + %s, claimed_by = NULL
+               WHERE id = %s AND status = 'sending' AND claimed_by = pg_backend_pid()""",
             ("failed" if final else "pending", error[:2000], delay, message.id),
         )
     return "failed" if final else "pending"

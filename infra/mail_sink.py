@@ -8,6 +8,7 @@ mail program, or read it as text). Nothing leaves the machine.
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ class MailSink:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
         self._controller = Controller(_Keep(folder), hostname="127.0.0.1", port=self.port)
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command
 
     def start(self) -> None:
         self._controller.start()

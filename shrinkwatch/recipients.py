@@ -70,22 +70,29 @@ def parse_schedule(text: str) -> Schedule:
     raise ShrinkwatchError(msg)
 
 
-def _apprise_problems(url: str | None) -> list[str]:
+def quiet_apprise() -> None:
+    """Apprise's log lines can carry pieces of a URL, which are the service's tokens: they
+    stay within Apprise's own logger (read with apprise.LogCapture, scrubbed) and never
+    reach ours."""
+    import logging
+
+    logger = logging.getLogger("apprise")
+    if logger.propagate:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def _apprise_problems(url: str | None, placeholders: bool) -> list[str]:
     if not url:
         return ["apprise_url: an Apprise URL (slack://..., msteams://...) is needed for the apprise channel"]
     if "${" in url:
-        return []  # resolved from the environment when the site file is applied
-    import logging
-
+        return (
+            [] if placeholders else ["apprise_url: ${VAR} is read from the environment only in a site file"]
+        )
     import apprise
 
-    logger = logging.getLogger("apprise")
-    quiet, logger.disabled = logger.disabled, True  # it would log the URL it refuses, token and all
-    try:
-        known = apprise.Apprise.instantiate(url) is not None
-    finally:
-        logger.disabled = quiet
-    if not known:
+    quiet_apprise()
+    if apprise.Apprise.instantiate(url) is None:
         scheme = url.split("://", 1)[0] if "://" in url else "(none)"
         return [
             f"apprise_url: Apprise cannot use a {scheme}:// URL like this one (see its wiki for the form)"
@@ -93,9 +100,10 @@ def _apprise_problems(url: str | None) -> list[str]:
     return []
 
 
-def recipient_problems(recipient: Recipient) -> list[str]:
+def recipient_problems(recipient: Recipient, *, placeholders: bool = False) -> list[str]:
     """What is wrong with a recipient, each as 'field: what' (empty: nothing). Whether its
-    stores exist is for the caller, who knows them."""
+    stores exist is for the caller, who knows them. `placeholders`: `${VAR}` in the secrets is
+    fine (a site file, before the environment is read)."""
     found = []
     if not _ID.match(recipient.id):
         found.append("id: use 1-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
@@ -114,7 +122,9 @@ def recipient_problems(recipient: Recipient) -> list[str]:
     ):
         found.append("webhook_url: a URL and a secret are needed for the webhook channel")
     if "apprise" in recipient.channels:
-        found += _apprise_problems(recipient.apprise_url)
+        found += _apprise_problems(recipient.apprise_url, placeholders)
+    if not placeholders and "${" in (recipient.webhook_secret or ""):
+        found.append("webhook_secret: ${VAR} is read from the environment only in a site file")
     if not recipient.stores:
         found.append("stores: at least one")
     unknown_types = sorted(set(recipient.incident_types) - set(INCIDENT_TYPES))

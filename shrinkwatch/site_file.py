@@ -282,7 +282,7 @@ def _cross_check(config: SiteConfig) -> list[SiteProblem]:
         where = f"alerts.recipients[{i}]"
         if recipient_ids.index(entry.id) != i:
             problems.append(SiteProblem(f"{where}.id", f"duplicate recipient id {entry.id!r}"))
-        for problem in recipient_problems(entry.to_recipient()):
+        for problem in recipient_problems(entry.to_recipient(), placeholders=True):
             field, message = problem.split(": ", 1)
             problems.append(SiteProblem(f"{where}.{field}", message))
     return problems

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.recipients import Recipient
+from shrinkwatch.recipients import Recipient, recipient_problems
 from shrinkwatch.site_file import (
     Camera,
     SiteConfig,
@@ -67,7 +67,15 @@ def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str
                     where = f"alerts.recipients[{i}].{key}"
                     problems.append(SiteProblem(where, f"not set in the environment: {exc.args[0]}"))
             secrets[key] = value
-        recipients.append(entry.to_recipient(**secrets))
+        recipient = entry.to_recipient(**secrets)
+        if not any(p.path.startswith(f"alerts.recipients[{i}].") for p in problems):
+            # What the environment gave is checked like the rest (an empty or malformed value).
+            for problem in recipient_problems(recipient):
+                field, message = problem.split(": ", 1)
+                problems.append(
+                    SiteProblem(f"alerts.recipients[{i}].{field}", f"{message} (from the environment)")
+                )
+        recipients.append(recipient)
     if problems:
         source = "site configuration"
         raise SiteConfigError(source, problems)

@@ -149,7 +149,12 @@ def test_check_sends_nothing_and_says_what_would_fail(
         save_recipient(
             conn,
             Recipient(
-                id="bo", name="Bo", phone="+447700900123", channels=("email", "sms"), stores=("store-001",)
+                id="bo",
+                name="Bo",
+                email="bo@example.com",
+                phone="+447700900123",
+                channels=("email", "sms"),
+                stores=("store-001",),
             ),
         )
     env, down = (
@@ -293,3 +298,89 @@ def test_a_live_senders_claims_are_left_alone(settings: Settings, mailbox: Mailb
         other.close()  # ... and now it is gone
         wait_for(lambda: recover_interrupted(conn) == 1, 30, 0.1, what="its claim to come back")
         assert conn.execute("SELECT status FROM alert_outbox").fetchone() == {"status": "pending"}
+
+
+class Refusing:
+    """An SMTP server that refuses whoever connects (554 in its greeting), counting them."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            client.sendall(b"554 no service here\r\n")
+            client.close()
+
+
+class Greylisting(Mailbox):
+    """Accepts everyone but grey@example.com, whom it asks to try later (450)."""
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's name)
+        self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any
+    ) -> str:
+        if address == "grey@example.com":
+            return "450 4.2.0 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_refusing_server_is_tried_once_per_batch_and_a_greylisted_address_again_later(
+    settings: Settings, mailbox: Mailbox
+) -> None:
+    refusing = Refusing()
+    down = configured(settings, mailbox, smtp_port=refusing.port)
+    with connect(down.database_dsn) as conn:
+        save_recipient(
+            conn,
+            Recipient(
+                id="grey",
+                name="Grey",
+                email="grey@example.com",
+                channels=("email",),
+                stores=("store-001",),
+                min_level="high",
+            ),
+        )
+    now = datetime.now(UTC)
+    publish(
+        down,
+        *[
+            incident(1, incident_id=f"g{n}", camera_id=f"cam-{n}", risk_level="high", started_at=now)
+            for n in range(3)
+        ],
+    )
+    first = dispatch(down)
+    assert (first.sent, first.retried, first.failed) == (0, 6, 0)  # 3 incidents x 2 recipients
+    assert refusing.connections == 1  # one try for the whole batch, not one time-out per message
+    refusing.sock.close()
+    with connect(down.database_dsn) as conn:
+        errors = {r["last_error"] for r in conn.execute("SELECT last_error FROM alert_outbox")}
+        assert len(errors) == 1 and "554" in errors.pop()
+        conn.execute("UPDATE alert_outbox SET not_before = now() - interval '1 second'")
+        conn.commit()
+
+    grey = Greylisting(free_port())
+    server = Controller(grey, hostname="127.0.0.1", port=grey.port)
+    server.start()
+    try:
+        second = dispatch(down.model_copy(update={"smtp_port": grey.port}))
+    finally:
+        server.stop()
+    assert (second.sent, second.retried, second.failed) == (3, 3, 0)  # grey's wait, Ana's went
+    assert sorted(to for (to,), _m in grey.received) == ["ana@example.com"] * 3
+    with connect(down.database_dsn) as conn:
+        states = Counter(
+            (r["recipient_id"], r["status"])
+            for r in conn.execute("SELECT recipient_id, status FROM alert_outbox")
+        )
+    assert states == {("ana", "sent"): 3, ("grey", "pending"): 3}

@@ -124,3 +124,22 @@ def test_old_news_is_not_alerted(conn: Connection) -> None:
             for v in (old, fresh)
         ]
     assert added == [0, 1]
+
+
+def test_a_stale_sender_never_overwrites_another_senders_result(conn: Connection, settings: Settings) -> None:
+    from alerts.outbox import claim_due, mark_failed, mark_sent, recover_interrupted
+
+    enqueue(conn, incident(1, incident_id="s1", risk_level="high", updated_at=NOON), now=NOON)
+    with connect(settings.database_dsn) as stale:
+        [mine] = claim_due(stale)
+        # Suppose the row was taken from it (its session looked dead) and another sender sent it.
+        conn.execute("UPDATE alert_outbox SET status = 'pending', claimed_by = NULL")
+        conn.commit()
+        [theirs] = claim_due(conn)
+        mark_sent(conn, theirs)
+        assert mark_failed(stale, mine, "SMTP timed out", permanent=False, max_attempts=5) == "pending"
+        row = conn.execute("SELECT status, last_error FROM alert_outbox").fetchone()
+        assert row == {"status": "sent", "last_error": None}  # the stale failure changed nothing
+        mark_sent(stale, mine)  # it did go out: still sent, once
+        assert conn.execute("SELECT status FROM alert_outbox").fetchone() == {"status": "sent"}
+        assert recover_interrupted(conn) == 0

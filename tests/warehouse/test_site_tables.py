@@ -156,3 +156,22 @@ def test_a_recipient_of_an_unknown_store_or_a_missing_secret_changes_nothing(set
         ]
         assert conn.execute("SELECT count(*) AS n FROM alert_recipients").fetchone() == {"n": 0}
         assert conn.execute("SELECT count(*) AS n FROM stores").fetchone() == {"n": 0}
+
+
+def test_what_the_environment_gives_is_checked_too(settings: Settings) -> None:
+    from tests.shrinkwatch.test_site_file import WITH_ALERTS
+
+    site = WITH_ALERTS.replace("[store-001, store-002]", "[store-001]").replace(
+        "channels: [webhook]", "channels: [webhook, apprise]\n      apprise_url: ${SOC_CHAT}"
+    )
+    with connect(settings.database_dsn) as conn:
+        with pytest.raises(SiteConfigError) as info:
+            apply_site_config(
+                conn, parse_site_config(site), environ={"SOC_HOOK_SECRET": "", "SOC_CHAT": "pager://nothing"}
+            )
+        assert [p.path for p in info.value.problems] == [
+            "alerts.recipients[1].webhook_url",
+            "alerts.recipients[1].apprise_url",
+        ]
+        assert all(p.message.endswith("(from the environment)") for p in info.value.problems)
+        assert conn.execute("SELECT count(*) AS n FROM alert_recipients").fetchone() == {"n": 0}
