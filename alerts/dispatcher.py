@@ -33,6 +33,7 @@ from alerts.email import (
 from alerts.outbox import (
     Outgoing,
     claim_due,
+    defer,
     enqueue_camera_problems,
     enqueue_incident,
     in_flight,
@@ -202,9 +203,35 @@ def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 
         )
     }
     conn.commit()
+    claimed = _without_waiting(settings, conn, claimed, snapshots)
     with Mailer(settings) as mailer:
         _send_batch(settings, conn, claimed, counts, mailer, recipients, snapshots)
     return len(claimed)
+
+
+SNAPSHOT_POLL_S = 0.25  # how often a message waiting for its snapshot looks again
+
+
+def _without_waiting(
+    settings: Settings, conn: Connection, claimed: list[Outgoing], snapshots: dict[str, str | None]
+) -> list[Outgoing]:
+    """The messages to send now. An incident alert whose snapshot is not saved yet waits for it
+    (the detector saves one within a second of the incident), looking again every
+    SNAPSHOT_POLL_S, for at most `alerts_snapshot_wait_s` after it was queued; then it goes
+    without. The others go now."""
+    now = datetime.now(UTC)
+    ready = []
+    for message in claimed:
+        if message.reason in ("new", "escalated") and message.channel == "email":
+            has_picture = snapshots.get(str(message.payload.get("incident_id"))) or message.payload.get(
+                "snapshot"
+            )
+            give_up = message.created_at + timedelta(seconds=settings.alerts_snapshot_wait_s)
+            if not has_picture and now < give_up:
+                defer(conn, message, min(give_up, now + timedelta(seconds=SNAPSHOT_POLL_S)))
+                continue
+        ready.append(message)
+    return ready
 
 
 def _send_batch(

@@ -47,6 +47,7 @@ class Outgoing:
     reason: str
     payload: dict[str, Any]
     attempts: int
+    created_at: datetime
 
 
 def load_recipients(conn: Connection, only: str | Sequence[str] | None = None) -> list[Recipient]:
@@ -214,12 +215,16 @@ def recover_interrupted(conn: Connection) -> int:
         ).rowcount
 
 
-def in_flight(conn: Connection) -> bool:
-    """Is any message being sent (claimed and not yet marked)?"""
+def in_flight(conn: Connection, within: timedelta = timedelta(seconds=1)) -> bool:
+    """Is any message being sent (claimed and not yet marked), or due `within` from now (one
+    waiting a moment for its snapshot; not one waiting out a backoff)?"""
     with conn.transaction():
-        return (
-            conn.execute("SELECT 1 FROM alert_outbox WHERE status = 'sending' LIMIT 1").fetchone() is not None
-        )
+        row = conn.execute(
+            """SELECT 1 FROM alert_outbox
+               WHERE status = 'sending' OR (status = 'pending' AND not_before <= now() + %s) LIMIT 1""",
+            (within,),
+        ).fetchone()
+    return row is not None
 
 
 def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
@@ -230,7 +235,7 @@ def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
                SET status = 'sending', attempts = attempts + 1, claimed_by = pg_backend_pid()
                WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' AND not_before <= now()
                             ORDER BY not_before, id LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
+               RETURNING id, subject, recipient_id, channel, reason, payload, attempts, created_at""",
             (limit,),
         ).fetchall()
     return [Outgoing(**r) for r in sorted(rows, key=lambda r: r["id"])]
@@ -243,10 +248,21 @@ def claim_ids(conn: Connection, ids: list[int]) -> list[Outgoing]:
             """UPDATE alert_outbox
                SET status = 'sending', attempts = attempts + 1, claimed_by = pg_backend_pid()
                WHERE id = ANY(%s) AND status = 'pending'
-               RETURNING id, subject, recipient_id, channel, reason, payload, attempts""",
+               RETURNING id, subject, recipient_id, channel, reason, payload, attempts, created_at""",
             (ids,),
         ).fetchall()
     return [Outgoing(**r) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def defer(conn: Connection, message: Outgoing, until: datetime) -> None:
+    """Put a claimed message back until `until`, as if it had not been tried (it was not)."""
+    with conn.transaction():
+        conn.execute(
+            """UPDATE alert_outbox SET status = 'pending', attempts = attempts - 1, not_before = %s,
+                   claimed_by = NULL
+               WHERE id = %s AND status = 'sending' AND claimed_by = pg_backend_pid()""",
+            (until, message.id),
+        )
 
 
 def mark_sent(conn: Connection, message: Outgoing) -> None:

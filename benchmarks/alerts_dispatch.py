@@ -9,6 +9,9 @@ SMTP server in a process of its own that stamps each message as it arrives (wall
   arrives (alerts/s), against plain smtplib sending the same alert emails, built beforehand,
   on one connection (messages/s): the ratio is what Kafka, the outbox and building each
   message cost on top of SMTP itself.
+Each incident's snapshot is saved already (a frame of the sample video), so every email
+inlines it, as when the detector has saved it (it does within a second; an alert waits at
+most `alerts_snapshot_wait_s` for it).
 Usage: python -m benchmarks.alerts_dispatch [--seconds 60] [--every-s 10] [--burst 1000]
 """
 
@@ -27,13 +30,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import cv2
 from confluent_kafka import Producer
 
 from alerts.dispatcher import run
 from alerts.email import incident_email
 from alerts.outbox import incident_payload
 from alerts.rules import Recipient
-from benchmarks.common import bench_settings, machine, services
+from benchmarks.common import bench_settings, frames, machine, services
 from shrinkwatch.contracts import Incident, Signal, encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
@@ -42,6 +46,7 @@ from warehouse.site_tables import apply_site_config, save_recipient
 
 CAMERAS = 50
 STORE = "bench-alerts"
+SNAPSHOT = "bench-alerts/snapshot.jpg"  # a frame of the sample video, as evidence
 # The incident id in the email's link; quoted-printable writes its "=" as "=3D".
 LINK = re.compile(rb"review\?id=(?:3D)?([\w-]+)")
 
@@ -118,6 +123,7 @@ def high(incident_id: str, camera: int) -> Incident:
         ended_at=None,
         zone_ids=["z-shelf"],
         signals=[Signal(name="dwell_high_value_s", value=40.0, contribution=0.8)],
+        snapshot=SNAPSHOT,  # saved by the detector: the email inlines it
     )
 
 
@@ -127,7 +133,12 @@ def plain_smtp(settings: Settings, inbox: Inbox, count: int) -> tuple[list[float
     ids = [f"plain-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
     messages = [
         incident_email(
-            settings, n, "bench@example.com", "new", incident_payload(high(i, n % CAMERAS), "Bench"), None
+            settings,
+            n,
+            "bench@example.com",
+            "new",
+            incident_payload(high(i, n % CAMERAS), "Bench"),
+            settings.evidence_dir() / SNAPSHOT,
         )
         for n, i in enumerate(ids)
     ]
@@ -163,6 +174,9 @@ def main() -> None:
         smtp_security="none",
         dashboard_public_url="https://sw.example.com",
     )
+    picture = settings.evidence_dir() / SNAPSHOT
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(picture), frames(1)[0])
     try:
         with services(settings):
             with connect(settings.database_dsn) as conn:

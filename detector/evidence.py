@@ -1,11 +1,13 @@
 """Evidence for incidents, and the live view of each camera.
 
 Each camera keeps the last few seconds of analysed frames (as JPEG) in a ring. When a new
-incident about one of this process's cameras appears on `sw.incidents`, a recorder waits
-until the ring holds the seconds after it too, then saves an annotated snapshot and a short
-clip (about `before_s` before to `after_s` after) under the evidence folder, and points the
-incident's `snapshot` at it. The live view is the newest annotated frame per camera,
-written to SHRINKWATCH_HOME/live/<camera>.jpg about once a second, without Kafka.
+incident about one of this process's cameras appears on `sw.incidents`, a recorder saves an
+annotated snapshot at once (the frames up to now: alerts go out within seconds and show it)
+and points the incident's `snapshot` at it; once the ring holds the seconds after the
+incident too, it saves the snapshot again with the person's whole path, under the same name,
+and a short clip (about `before_s` before to `after_s` after) beside it. The live view is
+the newest annotated frame per camera, written to SHRINKWATCH_HOME/live/<camera>.jpg about
+once a second, without Kafka.
 """
 
 from __future__ import annotations
@@ -208,6 +210,22 @@ class EvidenceRecorder(threading.Thread):
             return
         if incident.incident_id not in self.pending and incident.snapshot is None:
             self.pending[incident.incident_id] = (incident, time.monotonic())
+            try:
+                self._first_look(incident, self.rings[incident.camera_id])
+            except Exception:
+                log.exception("could not save the first snapshot of incident %s", incident.incident_id)
+
+    def _window(self, incident: Incident, ring: FrameRing) -> list[RingFrame]:
+        trigger = incident.updated_at
+        return ring.between(
+            trigger - timedelta(seconds=self.before_s), trigger + timedelta(seconds=self.after_s)
+        )
+
+    def _first_look(self, incident: Incident, ring: FrameRing) -> None:
+        """The snapshot from the frames there are now, pointed at by the incident at once."""
+        reference = self._write_snapshot(incident, self._window(incident, ring))
+        if reference is not None:
+            self._point_incident(incident.incident_id, reference)
 
     def _flush_due(self, force: bool = False) -> None:
         for incident_id, (incident, seen_at) in list(self.pending.items()):
@@ -228,28 +246,35 @@ class EvidenceRecorder(threading.Thread):
 
     def save(self, incident: Incident, ring: FrameRing) -> str | None:
         """Write snapshot and clip; point the incident at the snapshot; return its reference."""
-        trigger = incident.updated_at
-        frames = ring.between(
-            trigger - timedelta(seconds=self.before_s), trigger + timedelta(seconds=self.after_s)
-        )
+        frames = self._window(incident, ring)
         if not frames:
             log.warning("no frames kept around incident %s; no evidence", incident.incident_id)
             return None
-        key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
-        label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
-        # The person's path over the evidence window (about before_s + after_s seconds).
-        path = track_path(frames, incident.track_id)
-        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
-        reference = f"{incident.camera_id}/{incident.incident_id}.jpg"
-        ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if ok:
-            _write_atomic(self.root / reference, buf.tobytes())
+        reference = self._write_snapshot(incident, frames)
+        assert reference is not None
         self._write_clip(incident, frames, self.root / incident.camera_id / f"{incident.incident_id}.mp4")
         self._point_incident(incident.incident_id, reference)
         self.saved += 1
         log.info(
             "evidence for incident %s: %s (+ clip of %d frames)", incident.incident_id, reference, len(frames)
         )
+        return reference
+
+    def _write_snapshot(self, incident: Incident, frames: list[RingFrame]) -> str | None:
+        """The annotated frame nearest the incident, with the person's path over `frames`,
+        written (atomically: a reader sees the old or the new one) as <camera>/<incident>.jpg;
+        its reference, or None without frames."""
+        if not frames:
+            return None
+        trigger = incident.updated_at
+        key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
+        label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
+        path = track_path(frames, incident.track_id)
+        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
+        reference = f"{incident.camera_id}/{incident.incident_id}.jpg"
+        ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            _write_atomic(self.root / reference, buf.tobytes())
         return reference
 
     def _write_clip(self, incident: Incident, frames: list[RingFrame], target: Path) -> None:

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     alerts_max_attempts: int = Field(
         8, ge=1, description="Tries per alert message before it is marked failed."
     )
+    alerts_snapshot_wait_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="An incident alert waits at most this long for the camera's snapshot to inline "
+        "(the detector saves one within a second); then it goes without.",
+    )
     dashboard_secure_cookie: bool = Field(
         False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
     )

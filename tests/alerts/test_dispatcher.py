@@ -384,3 +384,34 @@ def test_a_refusing_server_is_tried_once_per_batch_and_a_greylisted_address_agai
             for r in conn.execute("SELECT recipient_id, status FROM alert_outbox")
         )
     assert states == {("ana", "sent"): 3, ("grey", "pending"): 3}
+
+
+def test_an_alert_waits_for_the_snapshot_the_detector_is_saving(settings: Settings, mailbox: Mailbox) -> None:
+    from warehouse.incidents import set_snapshot, upsert_incidents
+
+    ready = configured(settings, mailbox, alerts_snapshot_wait_s=30)
+    opened = incident(1, incident_id="w1", risk_level="high", started_at=datetime.now(UTC))
+    with connect(ready.database_dsn) as conn:
+        upsert_incidents(conn, [opened])
+    publish(ready, opened)
+    sender = threading.Thread(target=dispatch, args=(ready,))
+    sender.start()
+    try:
+        with connect(ready.database_dsn) as conn:
+            wait_for(
+                lambda: conn.execute("SELECT 1 FROM alert_outbox").fetchone(),
+                60,
+                0.1,
+                what="the queued alert",
+            )
+            assert mailbox.received == []  # waiting for the picture
+            snapshot = ready.evidence_dir() / "cam-1" / "w1.jpg"
+            snapshot.parent.mkdir(parents=True)
+            cv2.imwrite(str(snapshot), np.full((48, 64, 3), 200, np.uint8))
+            set_snapshot(conn, "w1", "cam-1/w1.jpg")
+    finally:
+        sender.join(timeout=60)
+    [(_to, message)] = mailbox.received
+    assert [p.get_content_type() for p in message.walk() if p.get_content_maintype() == "image"] == [
+        "image/jpeg"
+    ]
