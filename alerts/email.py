@@ -35,6 +35,15 @@ def incident_link(settings: Settings, incident_id: str) -> str:
     return f"{base}/review?id={incident_id}"
 
 
+def _local_time(moment: str, timezone: str | None) -> str:
+    """An ISO instant as the store's clock reads it: '30 Nov 2026 11:13:42 (Europe/London)'."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = timezone or "UTC"
+    return f"{datetime.fromisoformat(moment).astimezone(ZoneInfo(zone)):%d %b %Y %H:%M:%S} ({zone})"
+
+
 def incident_email(
     settings: Settings, outbox_id: int, to: str, reason: str, payload: dict[str, Any], evidence: Path | None
 ) -> EmailMessage:
@@ -45,14 +54,15 @@ def incident_email(
     link = incident_link(settings, payload["incident_id"])
     signals = sorted(payload.get("signals") or [], key=lambda s: -s.get("contribution", 0.0))
     lines = [
-        f"- {_label(s['name']).removesuffix(' s')}: {s['value']:g} (adds {s['contribution']:.2f})"
+        f"- {_label(s['name']).removesuffix(' s')}: {s['value']:.3g} (adds {s['contribution']:.2f})"
         for s in signals
     ]
+    started = _local_time(payload["started_at"], payload.get("store_timezone"))
     text = "\n".join(
         [
             f"{prefix}: {kind}",
             f"Store: {payload['store_name']} · camera {payload['camera_id']}",
-            f"Started: {payload['started_at']} (UTC) · score {payload['risk_score']:.2f}",
+            f"Started: {started} · score {payload['risk_score']:.2f}",
             "",
             "Why:",
             *lines,
@@ -69,7 +79,7 @@ def incident_email(
     message.set_content(text)
     cid = make_msgid(domain="shrinkwatch")
     rows = "".join(
-        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{s['value']:g}</td>"
+        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{s['value']:.3g}</td>"
         f"<td><b>+{s['contribution']:.2f}</b></td></tr>"
         for s in signals
     )
@@ -82,7 +92,7 @@ def incident_email(
         f"""<html><body style="font-family:sans-serif;color:#1f2933">
 <h2 style="margin:0 0 4px">{html.escape(prefix)}: {html.escape(kind)}</h2>
 <p style="margin:0 0 12px;color:#52606d">{html.escape(payload["store_name"])} · camera
-{html.escape(payload["camera_id"])} · started {html.escape(payload["started_at"])} UTC · score
+{html.escape(payload["camera_id"])} · started {html.escape(started)} · score
 {payload["risk_score"]:.2f}</p>
 {picture}
 <table cellpadding="4" style="border-collapse:collapse"><tr><th align="left">signal</th>

@@ -72,7 +72,7 @@ def load_recipients(conn: Connection, only: str | Sequence[str] | None = None) -
     ]
 
 
-def incident_payload(incident: Incident, store_name: str) -> dict[str, Any]:
+def incident_payload(incident: Incident, store_name: str, store_timezone: str = "UTC") -> dict[str, Any]:
     """What a message about this incident says (rendered when it is sent)."""
     return {
         "incident_id": incident.incident_id,
@@ -83,6 +83,7 @@ def incident_payload(incident: Incident, store_name: str) -> dict[str, Any]:
         "status": incident.status,
         "store_id": incident.store_id,
         "store_name": store_name,
+        "store_timezone": store_timezone,
         "camera_id": incident.camera_id,
         "started_at": incident.started_at.isoformat(),
         "zone_ids": list(incident.zone_ids),
@@ -112,7 +113,7 @@ def enqueue_incident(
     if max_age is not None and now - latest > max_age:
         return 0
     name, timezone = stores.get(incident.store_id, (incident.store_id, "UTC"))
-    payload = incident_payload(incident, name)
+    payload = incident_payload(incident, name, timezone)
     silenced = muted(conn, now)
     if ("camera", incident.camera_id) in silenced or ("store", incident.store_id) in silenced:
         return 0
