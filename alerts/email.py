@@ -144,15 +144,16 @@ class Mailer:
     def _open(self) -> smtplib.SMTP:
         settings = self.settings
         host, port = settings.smtp_host, settings.smtp_port
+        context = ssl.create_default_context()  # verifies the certificate and the host name
+        if settings.smtp_ca_file:
+            context.load_verify_locations(cafile=settings.smtp_ca_file)
         if settings.smtp_security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, port, timeout=30, context=ssl.create_default_context()
-            )
+            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=30, context=context)
         else:
             client = smtplib.SMTP(host, port, timeout=30)
         try:
             if settings.smtp_security == "starttls":
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=context)
             if settings.smtp_user:
                 client.login(settings.smtp_user, settings.smtp_password or "")
         except BaseException:

@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         pattern=r"^(starttls|ssl|none)$",
         description="SMTP transport security: starttls, ssl or none.",
     )
+    smtp_ca_file: Path | None = Field(
+        None,
+        description="Certificates (PEM) to trust for the SMTP server's TLS, beside the system's: a "
+        "mail relay with a private CA.",
+    )
     smtp_user: str | None = Field(None, description="SMTP login (none: no login).")
     smtp_password: str | None = Field(None, repr=False, description="SMTP password.")
     twilio_account_sid: str | None = Field(None, description="SMS alerts: the Twilio account SID.")
