@@ -219,7 +219,9 @@ def _without_waiting(
     (the detector saves one within a second of the incident), looking again every
     SNAPSHOT_POLL_S, for at most `alerts_snapshot_wait_s` after it was queued; then it goes
     without. The others go now."""
-    now = datetime.now(UTC)
+    row = conn.execute("SELECT now() AS now").fetchone()  # the clock created_at was read from
+    conn.commit()
+    now = row["now"] if row else datetime.now(UTC)
     ready = []
     for message in claimed:
         if message.reason in ("new", "escalated") and message.channel == "email":

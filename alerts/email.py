@@ -35,6 +35,11 @@ def incident_link(settings: Settings, incident_id: str) -> str:
     return f"{base}/review?id={incident_id}"
 
 
+def _number(value: float) -> str:
+    """A signal's value as people read it: 11.4, 41, 1,235 (never 1.23e+03)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
 def _local_time(moment: str, timezone: str | None) -> str:
     """An ISO instant as the store's clock reads it: '30 Nov 2026 11:13:42 (Europe/London)'."""
     from datetime import datetime
@@ -54,7 +59,7 @@ def incident_email(
     link = incident_link(settings, payload["incident_id"])
     signals = sorted(payload.get("signals") or [], key=lambda s: -s.get("contribution", 0.0))
     lines = [
-        f"- {_label(s['name']).removesuffix(' s')}: {s['value']:.3g} (adds {s['contribution']:.2f})"
+        f"- {_label(s['name']).removesuffix(' s')}: {_number(s['value'])} (adds {s['contribution']:.2f})"
         for s in signals
     ]
     started = _local_time(payload["started_at"], payload.get("store_timezone"))
@@ -79,7 +84,7 @@ def incident_email(
     message.set_content(text)
     cid = make_msgid(domain="shrinkwatch")
     rows = "".join(
-        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{s['value']:.3g}</td>"
+        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{_number(s['value'])}</td>"
         f"<td><b>+{s['contribution']:.2f}</b></td></tr>"
         for s in signals
     )

@@ -165,6 +165,8 @@ class EvidenceRecorder(threading.Thread):
         self.saved = 0
         self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
         self._conn: Connection | None = None
+        # First snapshots whose incident row was not written yet: reference, give up at.
+        self.unpointed: dict[str, tuple[str, float]] = {}
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -186,6 +188,7 @@ class EvidenceRecorder(threading.Thread):
                 for msg in consumer.consume(100, timeout=0.5):
                     if msg.error() is None:
                         self._consider(msg.value())
+                self._point_first_looks()
                 self._flush_due()
             # Shutting down: take what is still arriving for a moment, then save everything
             # pending with the frames there are.
@@ -222,10 +225,25 @@ class EvidenceRecorder(threading.Thread):
         )
 
     def _first_look(self, incident: Incident, ring: FrameRing) -> None:
-        """The snapshot from the frames there are now, pointed at by the incident at once."""
+        """The snapshot from the frames there are now, pointed at by the incident at once, or
+        as soon as its row is written (looked at on each pass of the loop, never waited for)."""
         reference = self._write_snapshot(incident, self._window(incident, ring))
         if reference is not None:
-            self._point_incident(incident.incident_id, reference)
+            self.unpointed[incident.incident_id] = (reference, time.monotonic() + 10.0)
+            self._point_first_looks()
+
+    def _point_first_looks(self) -> None:
+        from warehouse.incidents import set_snapshot
+
+        for incident_id, (reference, give_up) in list(self.unpointed.items()):
+            try:
+                pointed = set_snapshot(self._database(), incident_id, reference) is not None
+            except (psycopg.OperationalError, ShrinkwatchError) as exc:
+                log.warning("evidence: cannot reach PostgreSQL (%s)", exc)
+                self._close_database()
+                return  # the next pass tries again
+            if pointed or time.monotonic() > give_up:  # the full save points it in any case
+                del self.unpointed[incident_id]
 
     def _flush_due(self, force: bool = False) -> None:
         for incident_id, (incident, seen_at) in list(self.pending.items()):

@@ -415,3 +415,19 @@ def test_an_alert_waits_for_the_snapshot_the_detector_is_saving(settings: Settin
     assert [p.get_content_type() for p in message.walk() if p.get_content_maintype() == "image"] == [
         "image/jpeg"
     ]
+
+
+def test_an_alert_whose_snapshot_never_comes_goes_without_it(settings: Settings, mailbox: Mailbox) -> None:
+    ready = configured(settings, mailbox, alerts_snapshot_wait_s=0.5)
+    publish(ready, incident(1, incident_id="n1", risk_level="high", started_at=datetime.now(UTC)))
+    done = dispatch(ready)
+    assert (done.sent, done.retried, done.failed) == (1, 0, 0)
+    [(_to, message)] = mailbox.received
+    assert [p for p in message.walk() if p.get_content_maintype() == "image"] == []
+    assert (
+        "No snapshot was saved for this incident." in message.get_body(preferencelist=("html",)).get_content()
+    )
+    with connect(ready.database_dsn) as conn:
+        assert conn.execute("SELECT attempts FROM alert_outbox").fetchone() == {
+            "attempts": 1
+        }  # waits don't count
