@@ -152,6 +152,7 @@ def run_demo(
     stop = stop_event_on_signals()
     children: list[Child] = []
     sink: MailSink | None = None
+    mail_before = 0  # the sink's folder keeps earlier runs' mail
     try:
         from warehouse.db import connect
         from warehouse.migrate import migrate
@@ -177,6 +178,7 @@ def run_demo(
 
         sink = MailSink(settings.home / "mail")
         sink.start()
+        mail_before = len(sink.messages())
         settings = settings.model_copy(
             update={
                 "smtp_host": "127.0.0.1",
@@ -209,7 +211,8 @@ def run_demo(
         _stop_children(children, say)
         if sink is not None:
             sink.stop()
-            say(f"  stopped the mail sink ({len(sink.messages())} alert email(s) in {sink.folder})")
+            new_mail = len(sink.messages()) - mail_before
+            say(f"  stopped the mail sink ({new_mail} alert email(s) this run, in {sink.folder})")
         if started:
             services.down(settings, progress=lambda m: say(f"  {m}"), only=set(started))
         say(f"demo ran {time.monotonic() - t0:.0f} s")

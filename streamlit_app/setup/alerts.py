@@ -19,8 +19,9 @@ if not signed.user.is_admin:
     st.warning("Only admins manage alerts.")
     st.stop()
 st.caption(
-    "Who is told of which incidents, by email, text or webhook, and when. `shrinkwatch alerts run` "
-    "sends them, once each; failures are retried and listed below."
+    "Who is told of which incidents, by email, text, webhook or chat (Slack, Teams, ... through "
+    "Apprise), and when. `shrinkwatch alerts run` sends them, once each; failures are retried and "
+    "listed below. Recipients can also live in the site file (`alerts.recipients`, docs/ALERTS.md)."
 )
 conn = data.connection()
 stores = data.stores(signed.scope)
