@@ -86,6 +86,16 @@ def ensure_jars(progress: Progress = print) -> Path:
     return target
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (16 bytes, URL-safe base64 as Kafka writes it), never one
+    starting with "-": the storage tool would take it for an option (one id in 64 did, and
+    made the broker fail to start). Kafka's own Uuid.randomUuid avoids those too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _java() -> str:
     java = shutil.which("java")
     if java is None:
@@ -147,7 +157,7 @@ class KafkaBroker:
     def _format(self, jars: Path, progress: Progress) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         progress(f"formatting Kafka storage in {self.data}")
         result = subprocess.run(
             [

@@ -95,3 +95,12 @@ def test_external_services_are_not_started(base_settings: Settings, tmp_path: Pa
     assert services.up(settings, progress=lambda _m: None) == []
     assert not (tmp_path / "ext" / "kafka").exists() and not (tmp_path / "ext" / "postgres").exists()
     assert all(s.healthy and not s.managed for s in services.status(settings))
+
+
+def test_a_cluster_id_never_looks_like_an_option() -> None:
+    from infra.kafka import new_cluster_id
+
+    # One random id in 64 starts with "-", which the storage tool took for an option.
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert [i for i in ids if i.startswith("-")] == []
+    assert len(set(ids)) == 2000 and {len(i) for i in ids} == {22}
