@@ -14,6 +14,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+from shrinkwatch.net import dashboard_url
 from shrinkwatch.settings import Settings
 
 
@@ -29,10 +30,25 @@ def _label(kind: str) -> str:
     return kind.replace("_", " ")
 
 
+def dashboard_base(settings: Settings) -> str:
+    """The dashboard as people reach it (`dashboard_public_url`), else as this machine does."""
+    return (settings.dashboard_public_url or dashboard_url(settings)).rstrip("/")
+
+
 def incident_link(settings: Settings, incident_id: str) -> str:
     """The incident's review page on the dashboard."""
-    base = (settings.dashboard_public_url or f"http://127.0.0.1:{settings.dashboard_port}").rstrip("/")
-    return f"{base}/review?id={incident_id}"
+    return f"{dashboard_base(settings)}/review?id={incident_id}"
+
+
+def _message(settings: Settings, outbox_id: int, to: str, subject: str) -> EmailMessage:
+    """A message's headers. Its Message-ID is the same every time this outbox row is sent: a
+    resend after a crash is recognisable."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.alerts_from
+    message["To"] = to
+    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    return message
 
 
 def _number(value: float) -> str:
@@ -75,12 +91,7 @@ def incident_email(
             f"Review it: {link}",
         ]
     )
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.alerts_from
-    message["To"] = to
-    # The same id every time this outbox row is sent: a resend after a crash is recognisable.
-    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message = _message(settings, outbox_id, to, subject)
     message.set_content(text)
     cid = make_msgid(domain="shrinkwatch")
     rows = "".join(
@@ -117,11 +128,12 @@ text-decoration:none">Review the incident</a></p>
 def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str, Any]) -> EmailMessage:
     """'N more incidents': what came past the hourly limit."""
     entries = payload.get("entries") or []
-    message = EmailMessage()
-    message["Subject"] = f"[Shrinkwatch] {len(entries)} more incidents in the hour from {payload['hour']}"
-    message["From"] = settings.alerts_from
-    message["To"] = to
-    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message = _message(
+        settings,
+        outbox_id,
+        to,
+        f"[Shrinkwatch] {len(entries)} more incidents in the hour from {payload['hour']}",
+    )
     lines = [
         f"- {e['risk_level']} risk: {_label(e['incident_type'])} at {e['store_name']} ({e['camera_id']}): "
         f"{incident_link(settings, e['incident_id'])}"
@@ -224,22 +236,12 @@ class Mailer:
         self.close()
 
 
-def send_email(settings: Settings, message: EmailMessage) -> None:
-    """Send one message on a connection of its own (SendError on failure)."""
-    with Mailer(settings) as mailer:
-        mailer.send(message)
-
-
 def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailMessage:
     """`shrinkwatch alerts test`: proves the way to this recipient works."""
-    message = EmailMessage()
-    message["Subject"] = "[Shrinkwatch] Test alert"
-    message["From"] = settings.alerts_from
-    message["To"] = to
-    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message = _message(settings, outbox_id, to, "[Shrinkwatch] Test alert")
     message.set_content(
         f"Hello {name},\n\nthis is a test from Shrinkwatch: alerts for your stores will reach you here.\n"
-        f"Dashboard: {incident_link(settings, '').removesuffix('/review?id=')}\n"
+        f"Dashboard: {dashboard_base(settings)}\n"
     )
     return message
 
@@ -259,11 +261,7 @@ def camera_email(
             f"The camera {camera} has been {payload['status']} since {payload['since']} (UTC): "
             f"incidents there may go unseen.{why}\n\nYou will hear again when it is back."
         )
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.alerts_from
-    message["To"] = to
-    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
+    message = _message(settings, outbox_id, to, subject)
     message.set_content(text)
     return message
 
@@ -322,13 +320,12 @@ def digest_email(
     verdicts, and ROI this year."""
     start, end = payload["start"][:16].replace("T", " "), payload["end"][:16].replace("T", " ")
     total = payload["total"]
-    message = EmailMessage()
-    message["Subject"] = (
-        f"[Shrinkwatch] Digest: {total} incident{'s' if total != 1 else ''} since {start} UTC"
+    message = _message(
+        settings,
+        outbox_id,
+        to,
+        f"[Shrinkwatch] Digest: {total} incident{'s' if total != 1 else ''} since {start} UTC",
     )
-    message["From"] = settings.alerts_from
-    message["To"] = to
-    message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     levels = ", ".join(f"{n} {level}" for level, n in payload["by_level"].items())
     by_type = sorted(payload["by_type"].items(), key=lambda kv: -kv[1])
     stores = "\n".join(f"- {store}: {n}" for store, n in payload["by_store"].items())

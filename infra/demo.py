@@ -30,12 +30,11 @@ from infra import services
 from infra.mail_sink import MailSink
 from infra.process import tail
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.net import port_open
+from shrinkwatch.net import dashboard_url, port_open
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
 from shrinkwatch.site_file import parse_site_config
-from streamlit_app.serve import dashboard_url
 from warehouse.db import Connection
 
 Say = Callable[[str], None]

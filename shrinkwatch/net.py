@@ -1,8 +1,11 @@
-"""Is anything listening on a local port (for start-up checks and clear errors)."""
+"""Is anything listening on a local port (for start-up checks and clear errors), and where the
+dashboard is found."""
 
 from __future__ import annotations
 
 import socket
+
+from shrinkwatch.settings import Settings
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
@@ -10,3 +13,13 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         return sock.connect_ex((host, port)) == 0
+
+
+def dashboard_url(settings: Settings, port: int | None = None) -> str:
+    """Where a browser on this machine finds the dashboard."""
+    host = settings.dashboard_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or settings.dashboard_port}"

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from shrinkwatch.net import dashboard_url
 from shrinkwatch.settings import Settings
 
 SERVER = Path(__file__).with_name("server.py")
@@ -35,16 +36,6 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
         "--theme.base",
         "light",
     ]
-
-
-def dashboard_url(settings: Settings, port: int | None = None) -> str:
-    """Where a browser on this machine finds the dashboard."""
-    host = settings.dashboard_address
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port or settings.dashboard_port}"
 
 
 def serve(settings: Settings, port: int | None = None) -> int:
