@@ -67,13 +67,22 @@ def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
     return f"Shrinkwatch {prefix}: {kind} at {where} {incident_link(settings, payload['incident_id'])}"
 
 
+def missing_sms_settings(settings: Settings) -> list[str]:
+    """The Twilio settings SMS needs that are not set."""
+    return [
+        name
+        for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from")
+        if not getattr(settings, name)
+    ]
+
+
 def send_sms(settings: Settings, to: str, body: str) -> str:
     """Send through Twilio's client; return the message SID."""
     from twilio.base.exceptions import TwilioRestException
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
-    if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from):
+    if missing_sms_settings(settings):
         msg = "SMS is not set up (twilio_account_sid, twilio_auth_token, twilio_from)"
         raise SendError(msg, permanent=True)
     base = settings.twilio_api_base

@@ -19,6 +19,15 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer
 
+from alerts.channels import (
+    apprise_title,
+    missing_sms_settings,
+    send_apprise,
+    send_sms,
+    send_webhook,
+    sms_text,
+    webhook_body,
+)
 from alerts.digest import DIGEST_LOCK, start_scheduler
 from alerts.email import (
     Mailer,
@@ -82,8 +91,6 @@ def deliver(
 ) -> None:
     """Send one claimed message on its channel to its recipient as they are now (None: gone
     or disabled), with the incident's snapshot as its row has it now; SendError when it fails."""
-    from alerts.channels import apprise_title, send_apprise, send_sms, send_webhook, sms_text, webhook_body
-
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)
@@ -160,13 +167,8 @@ def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, 
                 Mailer(settings).check()
             except SendError as exc:
                 problem = str(exc)
-        elif problem is None and channel == "sms":
-            missing = [
-                name
-                for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from")
-                if not getattr(settings, name)
-            ]
-            problem = f"settings not set: {', '.join(missing)}" if missing else None
+        elif problem is None and channel == "sms" and (missing := missing_sms_settings(settings)):
+            problem = f"settings not set: {', '.join(missing)}"
         results.append((channel, problem))
     return results
 
@@ -203,9 +205,9 @@ def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 
         )
     }
     conn.commit()
-    claimed = _without_waiting(settings, conn, claimed, snapshots)
+    ready = _without_waiting(settings, conn, claimed, snapshots)
     with Mailer(settings) as mailer:
-        _send_batch(settings, conn, claimed, counts, mailer, recipients, snapshots)
+        _send_batch(settings, conn, ready, counts, mailer, recipients, snapshots)
     return len(claimed)
 
 
@@ -219,21 +221,25 @@ def _without_waiting(
     (the detector saves one within a second of the incident), looking again every
     SNAPSHOT_POLL_S, for at most `alerts_snapshot_wait_s` after it was queued; then it goes
     without. The others go now."""
+    waiting = [
+        m
+        for m in claimed
+        if m.reason in ("new", "escalated")
+        and m.channel == "email"
+        and not (snapshots.get(str(m.payload.get("incident_id"))) or m.payload.get("snapshot"))
+    ]
+    if not waiting:
+        return claimed
     row = conn.execute("SELECT now() AS now").fetchone()  # the clock created_at was read from
     conn.commit()
     now = row["now"] if row else datetime.now(UTC)
-    ready = []
-    for message in claimed:
-        if message.reason in ("new", "escalated") and message.channel == "email":
-            has_picture = snapshots.get(str(message.payload.get("incident_id"))) or message.payload.get(
-                "snapshot"
-            )
-            give_up = message.created_at + timedelta(seconds=settings.alerts_snapshot_wait_s)
-            if not has_picture and now < give_up:
-                defer(conn, message, min(give_up, now + timedelta(seconds=SNAPSHOT_POLL_S)))
-                continue
-        ready.append(message)
-    return ready
+    deferred = set()
+    for message in waiting:
+        give_up = message.created_at + timedelta(seconds=settings.alerts_snapshot_wait_s)
+        if now < give_up:
+            defer(conn, message, min(give_up, now + timedelta(seconds=SNAPSHOT_POLL_S)))
+            deferred.add(message.id)
+    return [m for m in claimed if m.id not in deferred]
 
 
 def _send_batch(
