@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shrinkwatch.errors import ConfigError, key_path, validation_messages
-from shrinkwatch.recipients import DAYS, RecipientEntry, recipient_problems
+from shrinkwatch.recipients import DAYS, Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
@@ -282,10 +282,20 @@ def _cross_check(config: SiteConfig) -> list[SiteProblem]:
         where = f"alerts.recipients[{i}]"
         if recipient_ids.index(entry.id) != i:
             problems.append(SiteProblem(f"{where}.id", f"duplicate recipient id {entry.id!r}"))
-        for problem in recipient_problems(entry.to_recipient(), placeholders=True):
-            field, message = problem.split(": ", 1)
-            problems.append(SiteProblem(f"{where}.{field}", message))
+        problems += recipient_site_problems(entry.to_recipient(), i, placeholders=True)
     return problems
+
+
+def recipient_site_problems(
+    recipient: Recipient, index: int, *, placeholders: bool, note: str = ""
+) -> list[SiteProblem]:
+    """What is wrong with the site file's `alerts.recipients[index]`, at each field's key path
+    (`note` follows each message)."""
+    out = []
+    for problem in recipient_problems(recipient, placeholders=placeholders):
+        field, message = problem.split(": ", 1)
+        out.append(SiteProblem(f"alerts.recipients[{index}].{field}", message + note))
+    return out
 
 
 def parse_site_config(text: str, source: str = "<site>") -> SiteConfig:
@@ -340,4 +350,5 @@ __all__ = [
     "resolve_placeholders",
     "load_site_file",
     "parse_site_config",
+    "recipient_site_problems",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.recipients import Recipient, recipient_problems
+from shrinkwatch.recipients import Recipient
 from shrinkwatch.site_file import (
     Camera,
     SiteConfig,
@@ -17,6 +17,7 @@ from shrinkwatch.site_file import (
     Store,
     Zone,
     placeholders,
+    recipient_site_problems,
     resolve_placeholders,
 )
 from warehouse.db import Connection
@@ -70,11 +71,9 @@ def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str
         recipient = entry.to_recipient(**secrets)
         if not any(p.path.startswith(f"alerts.recipients[{i}].") for p in problems):
             # What the environment gave is checked like the rest (an empty or malformed value).
-            for problem in recipient_problems(recipient):
-                field, message = problem.split(": ", 1)
-                problems.append(
-                    SiteProblem(f"alerts.recipients[{i}].{field}", f"{message} (from the environment)")
-                )
+            problems += recipient_site_problems(
+                recipient, i, placeholders=False, note=" (from the environment)"
+            )
         recipients.append(recipient)
     if problems:
         source = "site configuration"
@@ -115,8 +114,8 @@ def apply_site_config(
     conn: Connection, config: SiteConfig, environ: Mapping[str, str] | None = None
 ) -> ApplyResult:
     """Insert or update stores, cameras and alert recipients by id; each camera's zones become
-    those in the file. `${VAR}` in a webhook secret comes from `environ` (default: this
-    process's environment).
+    those in the file. `${VAR}` in a webhook secret or an Apprise URL comes from `environ`
+    (default: this process's environment).
 
     Runs in one transaction: on any error nothing changes.
     """
