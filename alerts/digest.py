@@ -168,14 +168,29 @@ def queue_due_digests(conn: Connection, recipients: list[Recipient], now: dateti
         schedule = parse_schedule(recipient.digest)
         due = latest_due(schedule, recipient.timezone, now)
         with conn.transaction():
-            row = conn.execute(
-                "SELECT watermark FROM alert_digests WHERE recipient_id = %s FOR UPDATE", (recipient.id,)
-            ).fetchone()
-            start = row["watermark"] if row else previous_due(schedule, recipient.timezone, due)
-            if row is not None and start >= due:
+            last = watermark(conn, recipient.id, lock=True)
+            if not is_due(last, due):
                 continue
-            queued += queue_digest(conn, recipient, start, due)
+            queued += queue_digest(
+                conn, recipient, last or previous_due(schedule, recipient.timezone, due), due
+            )
     return queued
+
+
+FIRST_MANUAL = timedelta(days=1)  # what `alerts digest --now` covers for a recipient with no digest yet
+
+
+def watermark(conn: Connection, recipient_id: str, *, lock: bool = False) -> datetime | None:
+    """Up to when the recipient's digests have gone (None: none yet); `lock` holds the row for
+    the caller's transaction."""
+    query = "SELECT watermark FROM alert_digests WHERE recipient_id = %s"
+    row = conn.execute(f"{query} FOR UPDATE" if lock else query, (recipient_id,)).fetchone()
+    return row["watermark"] if row else None
+
+
+def is_due(last: datetime | None, due: datetime) -> bool:
+    """Whether a digest scheduled at `due` has not gone yet."""
+    return last is None or last < due
 
 
 def queue_digest(conn: Connection, recipient: Recipient, start: datetime, end: datetime) -> int:

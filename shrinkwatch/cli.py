@@ -535,9 +535,9 @@ def alerts_digest(
     ] = False,
 ) -> None:
     """Send digests now: what happened since each recipient's last one (or the last day)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
-    from alerts.digest import queue_digest
+    from alerts.digest import FIRST_MANUAL, queue_digest, watermark
     from alerts.dispatcher import Counts, send_due
     from alerts.outbox import load_recipients
     from warehouse.db import connect
@@ -559,10 +559,7 @@ def alerts_digest(
             return
         for person in chosen:
             with conn.transaction():
-                row = conn.execute(
-                    "SELECT watermark FROM alert_digests WHERE recipient_id = %s", (person.id,)
-                ).fetchone()
-                queue_digest(conn, person, row["watermark"] if row else moment - timedelta(days=1), moment)
+                queue_digest(conn, person, watermark(conn, person.id) or moment - FIRST_MANUAL, moment)
         counts = Counts()
         while send_due(settings, conn, counts):
             pass
@@ -576,28 +573,24 @@ def alerts_digest(
 
 def _check_digests(conn: Connection, chosen: list[Recipient], moment: datetime) -> None:
     """`alerts digest --check`: each recipient's schedule, last digest and next one."""
-    from datetime import timedelta
-
-    from alerts.digest import latest_due, next_due
+    from alerts.digest import FIRST_MANUAL, is_due, latest_due, next_due, watermark
     from alerts.rules import parse_schedule
 
     if not chosen:
         typer.echo("no enabled recipient has a digest schedule")
     for person in chosen:
-        row = conn.execute(
-            "SELECT watermark FROM alert_digests WHERE recipient_id = %s", (person.id,)
-        ).fetchone()
-        since = row["watermark"] if row else moment - timedelta(days=1)
+        last = watermark(conn, person.id)
         schedule = f"{person.digest} {person.timezone}" if person.digest else "no schedule"
-        last = f"last digest up to {row['watermark']:%Y-%m-%d %H:%M} UTC" if row else "no digest yet"
+        said = f"last digest up to {last:%Y-%m-%d %H:%M} UTC" if last else "no digest yet"
         upcoming = ""
         if person.digest:
             plan = parse_schedule(person.digest)
             upcoming = f"; next {next_due(plan, person.timezone, moment):%Y-%m-%d %H:%M} UTC"
-            if row is None or row["watermark"] < latest_due(plan, person.timezone, moment):
+            if is_due(last, latest_due(plan, person.timezone, moment)):
                 upcoming += " (one is due now: `alerts run` sends it)"
+        since = last or moment - FIRST_MANUAL
         typer.echo(
-            f"{person.id}: {schedule}; {last}{upcoming}; --now would cover {since:%Y-%m-%d %H:%M} to "
+            f"{person.id}: {schedule}; {said}{upcoming}; --now would cover {since:%Y-%m-%d %H:%M} to "
             f"{moment:%Y-%m-%d %H:%M} UTC on {', '.join(person.channels)}"
         )
 
