@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import re
 import smtplib
-import socket
 import statistics
 import threading
 import time
@@ -40,6 +39,7 @@ from alerts.outbox import incident_payload
 from alerts.rules import Recipient
 from benchmarks.common import bench_settings, frames, machine, services
 from shrinkwatch.contracts import Incident, Signal, encode
+from shrinkwatch.net import free_port
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from warehouse.db import connect
@@ -94,12 +94,6 @@ class Inbox:
             self.count += 1
             self.at.setdefault(incident_id, at)
             missing.discard(incident_id)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def p95(values: list[float]) -> float:

@@ -15,7 +15,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import urllib.request
 import yaml
 
 from benchmarks.common import BENCH_HOME, bench_settings, machine, services
+from shrinkwatch.net import free_port
 from streamlit_app.browser import PAGES, browser_page, first_render_s, sign_in
 from warehouse.db import connect
 from warehouse.rollups import run_rollups
@@ -35,12 +35,6 @@ from warehouse.users import add_user, get_user, set_password
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:

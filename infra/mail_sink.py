@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from shrinkwatch.net import free_port
 
 
 class _Keep:
@@ -34,9 +35,7 @@ class MailSink:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         self._controller = Controller(_Keep(folder), hostname="127.0.0.1", port=self.port)
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command
 

@@ -15,6 +15,13 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
         return sock.connect_ex((host, port)) == 0
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def dashboard_url(settings: Settings, port: int | None = None) -> str:
     """Where a browser on this machine finds the dashboard."""
     host = settings.dashboard_address

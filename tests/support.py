@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shrinkwatch.net import free_port  # noqa: F401 (the tests take it from here)
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, Settings
 
@@ -167,12 +168,3 @@ def wait_until_stable(fetch: Any, quiet_s: float, timeout_s: float) -> Any:
             return value
         time.sleep(0.5)
     pytest.fail(f"no stable result within {timeout_s:.0f} s (last: {last!r})")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

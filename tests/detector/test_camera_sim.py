@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +14,12 @@ import numpy as np
 import pytest
 
 from shrinkwatch.contracts import Detection, decode
+from shrinkwatch.net import free_port
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML
 from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.site_tables import apply_site_config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def health(port: int) -> dict[str, Any] | None:

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shrinkwatch.net import port_open
+from shrinkwatch.net import free_port, port_open
 from tests.support import cli_env, needs_footage, run_cli
 from warehouse.db import connect
 from warehouse.incidents import list_incidents
 from warehouse.seed import seeded_stores
 from warehouse.users import authenticate
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow
