@@ -1,11 +1,17 @@
-"""Helpers for tests that run `shrinkwatch` commands as child processes."""
+"""Helpers for tests that run `shrinkwatch` commands as child processes, and for the local
+HTTP servers that stand in for outside services."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +174,30 @@ def wait_until_stable(fetch: Any, quiet_s: float, timeout_s: float) -> Any:
             return value
         time.sleep(0.5)
     pytest.fail(f"no stable result within {timeout_s:.0f} s (last: {last!r})")
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler for the tests' local HTTP servers: no access log, JSON answers."""
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+    def send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve with this handler on a free port of 127.0.0.1 for the block; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

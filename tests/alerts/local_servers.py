@@ -4,15 +4,15 @@ like Twilio's Messages API (used through the real `twilio` client), and a webhoo
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.support import QuietHandler, serving
 
 ACCOUNT_SID, AUTH_TOKEN = "AC" + "0" * 32, "test-auth-token"
 
@@ -27,25 +27,14 @@ class Recorded:
 
 
 def _twilio_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
             if self.headers.get("Authorization") != expected:
-                self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                self.send_json(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 return
             if self.path != f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
-                self._json(
+                self.send_json(
                     404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
                 )
                 return
@@ -54,7 +43,7 @@ def _twilio_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
                 for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
             }
             if not form.get("To", "").startswith("+"):
-                self._json(
+                self.send_json(
                     400,
                     {
                         "code": 21211,
@@ -64,13 +53,13 @@ def _twilio_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             if state.status >= 500:
-                self._json(
+                self.send_json(
                     state.status, {"code": 20500, "message": "Internal Server Error", "status": state.status}
                 )
                 return
             state.requests.append(form)
             sid = "SM" + secrets.token_hex(16)
-            self._json(
+            self.send_json(
                 201,
                 {
                     "sid": sid,
@@ -90,10 +79,7 @@ def _twilio_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
 
 
 def _webhook_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
@@ -105,23 +91,10 @@ def _webhook_handler(state: Recorded) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler], state: Recorded) -> Iterator[Recorded]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
 def twilio_api() -> Iterator[Recorded]:
     """A server answering like Twilio's Messages API (status 201 JSON, its error codes)."""
     state = Recorded()
-    with _serving(_twilio_handler(state), state):
+    with serving(_twilio_handler(state)) as state.url:
         yield state
 
 
@@ -129,5 +102,5 @@ def twilio_api() -> Iterator[Recorded]:
 def webhook_receiver() -> Iterator[Recorded]:
     """A receiver that records every POST and answers `status`."""
     state = Recorded()
-    with _serving(_webhook_handler(state), state):
+    with serving(_webhook_handler(state)) as state.url:
         yield state

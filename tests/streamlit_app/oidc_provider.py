@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from tests.support import QuietHandler, serving
 
 CLIENT_ID, CLIENT_SECRET = "shrinkwatch-dashboard", "a-client-secret"
 
@@ -37,23 +37,13 @@ class Provider:
 
 
 def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-        def _json(self, body: dict[str, Any], status: int = 200) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/.well-known/openid-configuration":
-                self._json(
+                self.send_json(
+                    200,
                     {
                         "issuer": provider.url,
                         "authorization_endpoint": f"{provider.url}/authorize",
@@ -61,13 +51,13 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                         "jwks_uri": f"{provider.url}/jwks",
                         "response_types_supported": ["code"],
                         "code_challenge_methods_supported": ["S256"],
-                    }
+                    },
                 )
             elif parts.path == "/jwks":
-                self._json({"keys": [provider.key.as_dict(private=False)]})
+                self.send_json(200, {"keys": [provider.key.as_dict(private=False)]})
             elif parts.path == "/authorize":
                 if query.get("client_id") != CLIENT_ID or query.get("code_challenge_method") != "S256":
-                    self._json({"error": "invalid_request"}, 400)
+                    self.send_json(400, {"error": "invalid_request"})
                     return
                 code = secrets.token_urlsafe(16)
                 provider.codes[code] = query
@@ -76,11 +66,11 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Location", target)
                 self.end_headers()
             else:
-                self._json({"error": "not_found"}, 404)
+                self.send_json(404, {"error": "not_found"})
 
         def do_POST(self) -> None:  # noqa: N802
             if urlsplit(self.path).path != "/token":
-                self._json({"error": "not_found"}, 404)
+                self.send_json(404, {"error": "not_found"})
                 return
             form = {
                 k: v[0]
@@ -94,7 +84,7 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 form.get("client_id"),
                 form.get("client_secret"),
             ) != (CLIENT_ID, CLIENT_SECRET):
-                self._json({"error": "invalid_client"}, 401)
+                self.send_json(401, {"error": "invalid_client"})
                 return
             asked = provider.codes.pop(form.get("code", ""), None)
             verifier = form.get("code_verifier", "")
@@ -106,7 +96,7 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 or asked["redirect_uri"] != form.get("redirect_uri")
                 or asked["code_challenge"] != challenge
             ):
-                self._json({"error": "invalid_grant"}, 400)
+                self.send_json(400, {"error": "invalid_grant"})
                 return
             now = int(time.time())
             claims = {
@@ -121,8 +111,8 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
             if provider.email_verified is not None:
                 claims["email_verified"] = provider.email_verified
             id_token = jwt.encode({"alg": "RS256", "kid": provider.key.kid}, claims, provider.key)
-            self._json(
-                {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": id_token}
+            self.send_json(
+                200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": id_token}
             )
 
     return Handler
@@ -132,12 +122,5 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
 def running_provider() -> Iterator[Provider]:
     """The provider on a free port of 127.0.0.1, for the block."""
     provider = Provider()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(provider)) as provider.url:
         yield provider
-    finally:
-        server.shutdown()
-        server.server_close()
