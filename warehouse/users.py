@@ -13,7 +13,11 @@ Wrong passwords are throttled per account and per client address: after FREE_FAI
 failures within FAILURE_WINDOW, the next attempt must wait 30 s, then twice as long after
 each further failure, up to the window. A throttled attempt is refused without looking at
 the password (so guessing gains nothing), and unknown accounts cost the same argon2 work as
-known ones (so timing does not tell which accounts exist).
+known ones (so timing does not tell which accounts exist). The check and the count are one
+step: an attempt is recorded as a failure, under a lock on its account and address, before
+its password is looked at, and takes that record back only if it succeeds; so eight guesses
+sent at once are counted as eight, and only the first five are checked. Starting single
+sign-on is limited per address the same way (FREE_FAILURES["sso"] starts in the window).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ ROLES = ("admin", "analyst", "store_manager")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 10
 FAILURE_WINDOW = timedelta(minutes=15)
-FREE_FAILURES = {"user": 5, "ip": 20}
+FREE_FAILURES = {"user": 5, "ip": 20, "sso": 20}
 FIRST_WAIT = timedelta(seconds=30)
 _HASHER = PasswordHasher()  # argon2id, the library's (RFC 9106 low-memory) parameters
 _DUMMY_HASH = _HASHER.hash("not a password anybody has")
@@ -255,6 +259,33 @@ def _wait(conn: Connection, kind: str, value: str) -> timedelta:
     return max(left, timedelta(0))
 
 
+_WHAT = {"user": "failed sign-ins for this account", "ip": "failed sign-ins for this address"}
+_WHAT["sso"] = "single sign-on attempts from this address"
+
+
+def _count_attempt(conn: Connection, keys: list[tuple[str, str]]) -> list[int]:
+    """Throttled if any of these (kind, value) keys must wait; otherwise record this attempt
+    against each of them, and return the records' ids. Reading the counts and recording
+    the attempt happen in one transaction holding a lock per key, so attempts sent in
+    parallel are counted one after another and none slips past the limit. (The caller's
+    open transaction is committed first: rolling it back must not undo the count.)"""
+    conn.commit()
+    with conn.transaction():
+        for kind, value in sorted(keys):
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 17))", (f"{kind}:{value}",))
+        for kind, value in keys:
+            wait = _wait(conn, kind, value)
+            if wait > timedelta(0):
+                seconds = int(wait.total_seconds()) + 1
+                msg = f"Too many {_WHAT[kind]}. Try again in {seconds} s."
+                raise Throttled(msg, wait)
+        rows = conn.execute(
+            "INSERT INTO sign_in_failures (key) SELECT unnest(%s::text[]) RETURNING id",
+            ([f"{kind}:{value}" for kind, value in keys],),
+        ).fetchall()
+    return [r["id"] for r in rows]
+
+
 def _dummy_check(password: str) -> None:
     """The argon2 work of a real check, for attempts that cannot succeed."""
     with contextlib.suppress(VerificationError, InvalidHashError):
@@ -263,22 +294,17 @@ def _dummy_check(password: str) -> None:
 
 def authenticate(conn: Connection, username: str, password: str, *, client: str) -> User:
     """The account if the password is right; AuthError (Throttled) if not. `client` is the
-    address the attempt came from."""
+    address the attempt came from. The attempt counts as a failure of the account and the
+    address from before its password is checked (one atomic step with the limit's check);
+    a success takes that back and forgets the account's failures."""
     username = username.strip().lower()
+    client = client[:64]
     if not USERNAME.match(username):  # no such account can exist: the same work, one failure
+        _count_attempt(conn, [("ip", client)])
         _dummy_check(password)
-        with conn.transaction():
-            conn.execute("INSERT INTO sign_in_failures (key) VALUES (%s)", (f"ip:{client[:64]}",))
         msg = "Wrong username or password."
         raise AuthError(msg)
-    for kind, value in (("user", username), ("ip", client)):
-        wait = _wait(conn, kind, value)
-        if wait > timedelta(0):
-            seconds = int(wait.total_seconds()) + 1
-            what = "this account" if kind == "user" else "this address"
-            conn.commit()
-            msg = f"Too many failed sign-ins for {what}. Try again in {seconds} s."
-            raise Throttled(msg, wait)
+    attempt = _count_attempt(conn, [("user", username), ("ip", client)])
     row = conn.execute(
         f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = %s",  # noqa: S608
         (username,),
@@ -289,20 +315,24 @@ def authenticate(conn: Connection, username: str, password: str, *, client: str)
         ok = _HASHER.verify(stored, password) and row is not None and row["password_hash"] is not None
     except (VerificationError, InvalidHashError):
         ok = False
-    if not ok or row is None or row["disabled"]:
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO sign_in_failures (key) VALUES (%s), (%s)", (f"user:{username}", f"ip:{client}")
-            )
+    if not ok or row is None or row["disabled"]:  # counted already
         msg = "This account is disabled." if ok and row is not None else "Wrong username or password."
         raise AuthError(msg)
     with conn.transaction():
-        conn.execute("DELETE FROM sign_in_failures WHERE key = %s", (f"user:{username}",))
+        conn.execute(
+            "DELETE FROM sign_in_failures WHERE key = %s OR id = ANY(%s)", (f"user:{username}", attempt)
+        )
         if _HASHER.check_needs_rehash(stored):
             conn.execute(
                 "UPDATE users SET password_hash = %s WHERE username = %s", (hash_password(password), username)
             )
     return _user(row)
+
+
+def count_sso_start(conn: Connection, *, client: str) -> None:
+    """Record that single sign-on was started from this address; Throttled when it has
+    started too many lately (each start costs a provider round trip and a stored request)."""
+    _count_attempt(conn, [("sso", client[:64])])
 
 
 def _digest(token: str) -> bytes:
@@ -336,6 +366,22 @@ def session_user(conn: Connection, token: str | None) -> User | None:
     ).fetchone()
     conn.commit()
     return _user(row) if row else None
+
+
+def open_sessions(conn: Connection, tokens: Iterable[str]) -> set[str]:
+    """Those of these tokens whose session is still open (not ended or expired, account not
+    disabled): one query for every websocket the dashboard holds open."""
+    by_digest = {_digest(t): t for t in tokens if t and len(t) <= 200}
+    if not by_digest:
+        return set()
+    rows = conn.execute(
+        """SELECT s.token_sha256 FROM user_sessions s JOIN users u ON u.username = s.username
+           WHERE s.token_sha256 = ANY(%s) AND s.ended_at IS NULL AND s.expires_at > now()
+             AND u.disabled_at IS NULL""",
+        (list(by_digest),),
+    ).fetchall()
+    conn.commit()
+    return {by_digest[bytes(r["token_sha256"])] for r in rows}
 
 
 def session_expires(conn: Connection, token: str) -> datetime | None:

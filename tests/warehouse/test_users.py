@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from warehouse.users import (
     disable_user,
     enable_user,
     end_session,
+    open_sessions,
     scope_of,
     session_user,
     set_password,
@@ -109,6 +111,52 @@ def test_wrong_passwords_are_throttled_per_account_and_address(conn: Connection)
         authenticate(conn, "ana", PASSWORD, client="10.9.9.9")
 
 
+def test_parallel_guesses_are_counted_before_any_is_checked(settings: Settings, conn: Connection) -> None:
+    """Eight wrong passwords sent at once, each on its own connection (as the web server's
+    threads send them): only the first five are checked, the other three are throttled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_user(conn, "ana", "analyst", password=PASSWORD)
+    conn.commit()
+    start = threading.Barrier(8)
+
+    def guess(i: int) -> str:
+        with connect(settings.database_dsn) as own:
+            start.wait()
+            try:
+                authenticate(own, "ana", f"guess-number-{i}", client=f"10.0.1.{i}")
+            except Throttled:
+                return "throttled"
+            except AuthError:
+                return "checked"
+        return "signed in"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(guess, range(8)))
+    assert outcomes == ["checked"] * FREE_FAILURES["user"] + ["throttled"] * (8 - FREE_FAILURES["user"])
+    counted = conn.execute("SELECT count(*) AS n FROM sign_in_failures WHERE key = 'user:ana'").fetchone()
+    assert counted == {"n": FREE_FAILURES["user"]}
+
+
+def test_a_success_takes_back_only_its_own_record(conn: Connection) -> None:
+    add_user(conn, "ana", "analyst", password=PASSWORD)
+    with pytest.raises(AuthError):
+        authenticate(conn, "bob", "guess-guess-guess", client="10.0.0.7")
+    assert authenticate(conn, "ana", PASSWORD, client="10.0.0.7").username == "ana"
+    keys = [r["key"] for r in conn.execute("SELECT key FROM sign_in_failures ORDER BY id")]
+    assert keys == ["user:bob", "ip:10.0.0.7"]  # bob's failure stays; ana's attempt is gone
+
+
+def test_starting_single_sign_on_is_limited_per_address(conn: Connection) -> None:
+    from warehouse.users import count_sso_start
+
+    for _ in range(FREE_FAILURES["sso"]):
+        count_sso_start(conn, client="10.0.0.9")
+    with pytest.raises(Throttled, match=r"Too many single sign-on attempts from this address"):
+        count_sso_start(conn, client="10.0.0.9")
+    count_sso_start(conn, client="10.0.0.10")  # another address is not held up
+
+
 def test_sessions_end_on_sign_out_password_change_disable_and_expiry(conn: Connection) -> None:
     add_user(conn, "ana", "analyst", password=PASSWORD)
     first, second = (start_session(conn, "ana", hours=1) for _ in range(2))
@@ -138,6 +186,8 @@ def test_sessions_end_on_sign_out_password_change_disable_and_expiry(conn: Conne
     assert session_user(conn, fourth) is None
     assert session_user(conn, "not-a-token") is None
     assert session_user(conn, None) is None
+    fifth = start_session(conn, "ana", hours=1)
+    assert open_sessions(conn, [first, fourth, fifth, "not-a-token", ""]) == {fifth}
 
 
 def test_scope_follows_the_role(conn: Connection) -> None:
