@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.spreadsheets import csv_bytes
 from warehouse.db import Connection
 from warehouse.rollups import ROI_MONTHLY
 
@@ -270,7 +271,8 @@ def record_verdict(
 
 def incidents_csv(conn: Connection, scope: Scope, filters: IncidentFilter, *, limit: int = 100_000) -> bytes:
     """The filtered list as CSV (newest first, at most `limit` rows; signals as
-    name=contribution pairs), for spreadsheets."""
+    name=contribution pairs), for spreadsheets: no cell runs as a formula
+    (shrinkwatch.spreadsheets)."""
     params = _params(scope, filters) | {"limit": limit}
     columns = [c for c in INCIDENT_COLUMNS if c not in ("signals", "snapshot")]
     rows = conn.execute(
@@ -282,10 +284,9 @@ def incidents_csv(conn: Connection, scope: Scope, filters: IncidentFilter, *, li
             ORDER BY i.started_at DESC, i.incident_id DESC LIMIT %(limit)s""",  # noqa: S608
         params,
     ).fetchall()
-    frame = pd.DataFrame(rows, columns=[*columns, "signals"])
-    if not frame.empty:
-        frame["zone_ids"] = [" ".join(z or []) for z in frame["zone_ids"]]
-    return frame.to_csv(index=False).encode("utf-8")
+    header = [*columns, "signals"]
+    cells = ({**row, "zone_ids": " ".join(row["zone_ids"] or [])} for row in rows)
+    return csv_bytes(header, ([row[c] for c in header] for row in cells))
 
 
 def stores_in_scope(conn: Connection, scope: Scope) -> pd.DataFrame:

