@@ -6,6 +6,7 @@ then reads the signed-in account and its scope from `auth.page()`.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import streamlit as st
@@ -14,7 +15,14 @@ from streamlit_app import auth
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="Shrinkwatch", page_icon=":material/shield:", layout="wide")
+# The tab's icon, drawn here: a Material icon or an emoji as favicon is fetched from another
+# site, which the server's Content-Security-Policy refuses (and a store's network may too).
+SHIELD = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path fill="#ff4b4b" '
+    'd="M12 1 3 5v6c0 5.55 3.84 10.74 9 12 5.16-1.26 9-6.45 9-12V5z"/></svg>'
+)
+ICON = "data:image/svg+xml;base64," + base64.b64encode(SHIELD.encode()).decode("ascii")
+st.set_page_config(page_title="Shrinkwatch", page_icon=ICON, layout="wide")
 signed = auth.require()
 st.session_state[auth.SIGNED_IN_KEY] = signed
 auth.sidebar(signed)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from streamlit_app import data
-from streamlit_app.gate_rules import COOKIE
+from streamlit_app.gate_rules import cookie_name
 from warehouse.queries import Scope
 from warehouse.users import User, end_session, scope_of, session_user
 
@@ -36,7 +36,7 @@ class SignedIn:
 
 
 def _token() -> str | None:
-    cookie = st.context.cookies.get(COOKIE)
+    cookie = st.context.cookies.get(cookie_name(data.settings().dashboard_secure_cookie))
     if isinstance(cookie, str) and cookie:  # (AppTest has no browser: a stand-in object)
         return cookie
     token = st.session_state.get(TOKEN_KEY)

@@ -98,6 +98,19 @@ def evidence_file(reference: str | None, suffix: str | None = None) -> Path | No
     return resolve(settings().evidence_dir(), reference, suffix)
 
 
+def served_url(path: str) -> str:
+    """The full address of one of the server's own routes (streamlit_app.served), on the
+    site the browser is on (Streamlit's image and video elements take only full URLs)."""
+    from urllib.parse import urlsplit
+
+    from shrinkwatch.net import dashboard_url
+
+    parts = urlsplit(st.context.url or "")
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}{path}"
+    return dashboard_url(settings()) + path
+
+
 def live_frames(camera_ids: set[str]) -> dict[str, Path]:
     """The newest annotated frame of each of these cameras that has one, by camera id."""
     folder = settings().live_dir()

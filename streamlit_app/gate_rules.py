@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 COOKIE = "shrinkwatch_session"
+# Behind TLS the cookie is Secure and named with the `__Host-` prefix: browsers then take it
+# only from a secure origin, for the whole site, never set by a subdomain.
+SECURE_COOKIE = f"__Host-{COOKIE}"
 # Reachable signed out: the sign-in routes, the health check, and the frontend's static
 # bundle (the same public code for everyone; no data).
 OPEN_PATHS = (
@@ -18,6 +21,11 @@ OPEN_PATHS = (
     "/favicon.png",
 )
 OPEN_PREFIXES = ("/static/",)
+# Streamlit's own media store (st.image, st.video, download buttons of bytes) answers any
+# signed-in account that knows a file's address, whoever the file was made for: the
+# dashboard serves store data only through routes that check the viewer's scope when they
+# serve (streamlit_app.served), so nothing is served from here at all.
+CLOSED_PREFIXES = ("/media/",)
 
 
 def is_open(path: str) -> bool:
@@ -25,15 +33,25 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-def session_cookie(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+def is_closed(path: str) -> bool:
+    """Whether a path is never served, signed in or not."""
+    return path.startswith(CLOSED_PREFIXES)
+
+
+def cookie_name(secure: bool) -> str:
+    """The session cookie's name: `__Host-` prefixed when it is Secure."""
+    return SECURE_COOKIE if secure else COOKIE
+
+
+def session_cookie(headers: Iterable[tuple[bytes, bytes]], name: str = COOKIE) -> str | None:
     """The session token from raw ASGI headers' Cookie, if any, read as Starlette reads it
     for the pages (the last of several of one name), so the gate and the pages always judge
     the same token."""
     from starlette.requests import cookie_parser
 
-    for name, value in headers:
-        if name == b"cookie":
-            return cookie_parser(value.decode("latin-1")).get(COOKIE) or None
+    for header, value in headers:
+        if header == b"cookie":
+            return cookie_parser(value.decode("latin-1")).get(name) or None
     return None
 
 

@@ -33,6 +33,8 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
         "false",
         "--client.toolbarMode",
         "viewer",
+        "--client.showErrorDetails",  # people see that something failed, never a traceback or a path
+        "none",
         "--theme.base",
         "light",
     ]
@@ -41,6 +43,9 @@ def streamlit_args(settings: Settings, port: int | None = None) -> list[str]:
 def serve(settings: Settings, port: int | None = None) -> int:
     """Replace this process with Streamlit (it handles SIGINT/SIGTERM itself)."""
     args = streamlit_args(settings, port)
+    # uvicorn would take the client's address from X-Forwarded-For of any loopback peer:
+    # only the configured proxies are trusted (streamlit_app.server judges their header).
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(settings.dashboard_trusted_proxies)
     print(f"dashboard: {dashboard_url(settings, port)}", file=sys.stderr, flush=True)
     os.execv(args[0], args)
     return 0  # not reached

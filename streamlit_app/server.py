@@ -2,15 +2,25 @@
 
 Signed out, nothing but the sign-in form answers. `SignInGate` runs before Streamlit on
 every HTTP request and on the websocket that carries all of the app's data: without a
-cookie naming an open session (warehouse.users.session_user, asked in PostgreSQL every
-time, so sign-out and disabled accounts take effect at once) a page request is sent to
-/signin, any other request gets 401 and the websocket is refused. Only the sign-in routes,
-the health check and the frontend's static bundle (the same public code for everyone) pass.
+cookie naming an open session (asked in PostgreSQL every time, so sign-out and disabled
+accounts take effect at once) a page request is sent to /signin, any other request gets
+401 and the websocket is refused. Only the sign-in routes, the health check and the
+frontend's static bundle (the same public code for everyone) pass. An open websocket is
+closed when its session ends (streamlit_app.sessions); store data outside the websocket is
+served only by routes that check the viewer's scope when they serve (streamlit_app.served);
+Streamlit's own media store is closed.
 
 The cookie holds the session token, HttpOnly (page scripts cannot read it), SameSite=Lax
 (another site's form cannot send it: sign-out and sign-in are POSTs; a link from an alert
-email still arrives signed in), and Secure when `dashboard_secure_cookie` is on (behind
-TLS). The pages read the same cookie through `st.context.cookies` (streamlit_app.auth).
+email still arrives signed in), and, when `dashboard_secure_cookie` is on (behind TLS),
+Secure and named `__Host-shrinkwatch_session`. The pages read the same cookie through
+`st.context.cookies` (streamlit_app.auth).
+
+Every response carries the security headers of SECURITY_HEADERS: a Content-Security-Policy
+that lets the page load and connect only to this site (a hostile name rendered by mistake
+still cannot fetch an outside image) and no site frame it, no MIME sniffing, no referrer
+to other sites. The client address for throttling is the peer's, or a configured trusted
+proxy's X-Forwarded-For: uvicorn is told to trust no proxy of its own (FORWARDED_ALLOW_IPS).
 
 `shrinkwatch app` runs this file with `streamlit run`, which finds `app` and serves it.
 """
@@ -20,7 +30,6 @@ from __future__ import annotations
 import html
 import os
 import secrets
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -31,17 +40,17 @@ import streamlit as st
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from shrinkwatch.settings import Settings, load_settings
-from streamlit_app import sso
-from streamlit_app.gate_rules import COOKIE, client_address, is_open, safe_next, same_origin, session_cookie
-from warehouse.db import Connection, connect
+from streamlit_app import served, sso
+from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
+from streamlit_app.sessions import DB, STREAMS, cookie, on_own_connection, token_of
 from warehouse.users import (
     AuthError,
     Throttled,
     authenticate,
+    count_sso_start,
     end_session,
     save_sso_request,
     session_user,
@@ -56,42 +65,59 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-
-class _Database:
-    """One connection for the gate and the sign-in routes, used by one thread at a time."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._conn: Connection | None = None
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            path = os.environ.get("SHRINKWATCH_SETTINGS_FILE")
-            self._settings = load_settings(Path(path) if path else None)
-        return self._settings
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                self._conn = connect(self.settings.database_dsn, autocommit=True)
-            try:
-                return fn(self._conn, *args, **kwargs)
-            except Exception:
-                self._conn.rollback()
-                raise
-
-
-DB = _Database()
 SSO_COOKIE = "shrinkwatch_sso"
+# uvicorn rewrites the client address from X-Forwarded-For for peers it trusts (loopback by
+# default): trust only the proxies the settings name, and judge their header ourselves.
+os.environ["FORWARDED_ALLOW_IPS"] = ",".join(DB.settings.dashboard_trusted_proxies)
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",  # Streamlit's bundle and its charts need both
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "frame-src 'self' blob: data:",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    ]
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
 
 
-def _on_own_connection(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Sign-in work (an argon2 check takes ~0.1 s) on a connection of its own, so it never
-    holds up the gate's session checks on the shared one."""
-    with connect(DB.settings.database_dsn) as conn:
-        return fn(conn, *args, **kwargs)
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS on every HTTP response (they replace any the
+    response set itself)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+        self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                ours = {k for k, _ in self.headers}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                message["headers"] = kept + self.headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _warm_up_charts() -> None:
@@ -105,19 +131,33 @@ _warm_up_charts()
 
 
 class SignInGate:
-    """ASGI middleware: lets a request through only with an open session (or to OPEN_PATHS)."""
+    """ASGI middleware: lets a request through only with an open session (or to OPEN_PATHS);
+    a websocket is closed when its session ends; CLOSED_PREFIXES answer nobody."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or is_open(scope.get("path", "")):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        token = session_cookie(scope.get("headers", []))
-        user = await run_in_threadpool(DB.call, session_user, token) if token else None
-        if user is not None:
+        path = scope.get("path", "")
+        if is_closed(path):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4404})
+            else:
+                await PlainTextResponse("not found", status_code=404)(scope, receive, send)
+            return
+        if is_open(path):
             await self.app(scope, receive, send)
+            return
+        token = token_of(scope.get("headers", []))
+        user = await run_in_threadpool(DB.call, session_user, token) if token else None
+        if user is not None and token is not None:
+            if scope["type"] == "websocket":
+                await STREAMS.serve(token, lambda r, s: self.app(scope, r, s), receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4401, "reason": "sign in first"})
@@ -130,7 +170,7 @@ class SignInGate:
         else:
             response = Response("sign in first", status_code=401, media_type="text/plain")
         if token:  # a cookie of a session that ended: forget it
-            response.delete_cookie(COOKIE, path="/")
+            response.delete_cookie(cookie(), path="/")
         await response(scope, receive, send)
 
 
@@ -212,9 +252,9 @@ async def signin(request: Request) -> Response:
         response = HTMLResponse(
             _page(message=message, kind="info", next_path=safe_next(request.query_params.get("next")))
         )
-        token = request.cookies.get(COOKIE)
+        token = request.cookies.get(cookie())
         if token and await run_in_threadpool(DB.call, session_user, token) is None:
-            response.delete_cookie(COOKIE, path="/")
+            response.delete_cookie(cookie(), path="/")
         return response
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()
@@ -224,7 +264,7 @@ async def signin(request: Request) -> Response:
         return HTMLResponse(_page(message="Sign in from the sign-in page.", next_path=next_path), 403)
     try:
         user = await run_in_threadpool(
-            _on_own_connection, authenticate, username, password, client=_client(request)
+            on_own_connection, authenticate, username, password, client=_client(request)
         )
     except Throttled as exc:
         retry = str(int(exc.retry_after.total_seconds()) + 1)
@@ -247,7 +287,7 @@ def _signed_in_response(next_path: str, token: str) -> Response:
     hours = DB.settings.dashboard_session_hours
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
-        COOKIE,
+        cookie(),
         token,
         max_age=int(hours * 3600),
         path="/",
@@ -263,6 +303,12 @@ async def signin_sso(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
     if not sso.enabled(DB.settings):
         return HTMLResponse(_page(message="Single sign-on is not set up here.", next_path=next_path), 404)
+    try:
+        await run_in_threadpool(DB.call, count_sso_start, client=_client(request))
+    except Throttled as exc:
+        retry = str(int(exc.retry_after.total_seconds()) + 1)
+        page = _page(message=str(exc), next_path=next_path)
+        return HTMLResponse(page, status_code=429, headers={"Retry-After": retry})
     try:
         started = await run_in_threadpool(sso.start, DB.settings, _sso_return(request))
     except sso.SsoError as exc:
@@ -309,13 +355,31 @@ async def signin_sso_callback(request: Request) -> Response:
     return signed_in
 
 
+_SIGN_OUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign out · Shrinkwatch</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; display: flex; justify-content: center; margin-top: 20vh">
+<form method="post" action="/signout"><p>Sign out of Shrinkwatch?</p>
+<button type="submit">Sign out</button> <a href="/">Stay signed in</a></form></body></html>
+"""
+
+
 async def signout(request: Request) -> Response:
-    """End the session (in PostgreSQL, so every tab is signed out) and forget the cookie."""
-    token = request.cookies.get(COOKIE)
-    if token and (request.method == "POST" and _same_origin(request)):
+    """End the session on the server (every tab and websocket of it closes) and forget the
+    cookie. Only a POST from a page of this site does that; a GET while the session is open
+    asks for a POST (a link or an image on another site cannot sign anyone out), and a
+    cross-site POST changes nothing. A cookie whose session has already ended is forgotten."""
+    token = request.cookies.get(cookie())
+    still_open = bool(token) and await run_in_threadpool(DB.call, session_user, token) is not None
+    if still_open and request.method == "GET":
+        return HTMLResponse(_SIGN_OUT_PAGE, headers={"Cache-Control": "no-store"})
+    if still_open and not _same_origin(request):
+        return HTMLResponse(_page(message="Sign out from Shrinkwatch's own page."), 403)
+    if still_open:
         await run_in_threadpool(DB.call, end_session, token)
+        STREAMS.recheck()
     response = RedirectResponse("/signin?signed_out=1", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(cookie(), path="/")
     return response
 
 
@@ -326,6 +390,7 @@ app = st.App(
         Route("/signin/sso", signin_sso, methods=["GET"]),
         Route("/signin/sso/callback", signin_sso_callback, methods=["GET"]),
         Route("/signout", signout, methods=["GET", "POST"]),
+        *served.ROUTES,
     ],
-    middleware=[Middleware(SignInGate)],
+    middleware=[Middleware(SecurityHeaders), Middleware(SignInGate)],
 )

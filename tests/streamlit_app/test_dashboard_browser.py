@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import urllib.request
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from flows.calibration import calibrate
@@ -70,11 +73,19 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
                 ),
             ],
         )
+    settings.live_dir().mkdir(parents=True)
+    cv2.imwrite(str(settings.live_dir() / "cam-1.jpg"), np.full((90, 160, 3), 90, np.uint8))
     with browser_page() as page:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         browser_sign_in(page, url, "ana", PASSWORD)
         # Live: a new high-risk incident appears without a reload, with a toast.
         page.get_by_role("link", name="Live").click()
         expect(page.get_by_role("heading", name="Live")).to_be_visible(timeout=30_000)
+        # The camera's frame comes from the server's live route (scope checked when served).
+        frame = page.get_by_test_id("stImage").locator("img").first
+        expect(frame).to_have_attribute("src", re.compile(r"/camera/cam-1/live\.jpg\?v=\d+$"), timeout=30_000)
+        wait_for(lambda: frame.evaluate("img => img.naturalWidth") == 160, 30, what="the live frame drawn")
         with connect(settings.database_dsn) as conn:
             upsert_incidents(
                 conn,
@@ -114,6 +125,9 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
         page.get_by_role("link", name="Analytics and ROI").click()
         confirmed = page.get_by_test_id("stMetric").filter(has_text="Confirmed")
         expect(confirmed.first).to_contain_text("1", timeout=30_000)
+        # The Content-Security-Policy let every page do all of this.
+        blocked = [m for m in console if "Content Security Policy" in m]
+        assert blocked == [], "\n".join(blocked)
 
 
 def test_a_store_manager_cannot_open_another_stores_incident(dashboard: tuple[str, Any]) -> None:

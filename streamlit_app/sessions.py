@@ -1,0 +1,196 @@
+"""The web server's view of sessions: who a request's cookie signs in, asked in PostgreSQL
+when the request is served, and the open websockets, closed when their session ends.
+
+Everything the dashboard serves goes through one of two doors. HTTP responses (pages,
+evidence, live frames, exports) ask `signed_in` at the moment they are served. The
+websocket that carries the pages' data stays open for as long as a tab does; `STREAMS`
+keeps each one beside its session's token and asks PostgreSQL about all of them together
+every RECHECK_S seconds (and at once after a sign-out here). When a session has ended
+(sign-out anywhere, a password change, new stores or role, a disabled account, expiry),
+its websockets are closed and nothing more is sent on them: no page data outlives the
+session it was computed for. The pages check the session on every run besides
+(streamlit_app.auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from shrinkwatch.settings import Settings, load_settings
+from streamlit_app.gate_rules import cookie_name, session_cookie
+from warehouse.db import Connection, connect
+from warehouse.queries import Scope
+from warehouse.users import User, open_sessions, scope_of, session_user
+
+log = logging.getLogger(__name__)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+RECHECK_S = 1.0
+ENDED = 4401  # the websocket close code for "the session ended: sign in again"
+
+
+class _Database:
+    """One connection for the gate and the sign-in routes, used by one thread at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            path = os.environ.get("SHRINKWATCH_SETTINGS_FILE")
+            self._settings = load_settings(Path(path) if path else None)
+        return self._settings
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = connect(self.settings.database_dsn, autocommit=True)
+            try:
+                return fn(self._conn, *args, **kwargs)
+            except Exception:
+                self._conn.rollback()
+                raise
+
+
+DB = _Database()
+
+
+def on_own_connection(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Slow work (an argon2 check, a large export) on a connection of its own, so it never
+    holds up the gate's session checks on the shared one."""
+    with connect(DB.settings.database_dsn) as conn:
+        return fn(conn, *args, **kwargs)
+
+
+def cookie() -> str:
+    """The session cookie's name here (`__Host-` prefixed when it is Secure)."""
+    return cookie_name(DB.settings.dashboard_secure_cookie)
+
+
+def token_of(headers: Any) -> str | None:
+    """The session token a request (raw ASGI headers) carries, if any."""
+    return session_cookie(headers, cookie())
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The account a request signs in, and the stores it may see, as of now."""
+
+    user: User
+    scope: Scope
+
+
+def _viewer(conn: Connection, token: str) -> Viewer | None:
+    user = session_user(conn, token)
+    return None if user is None else Viewer(user, scope_of(conn, user))
+
+
+async def signed_in(headers: Any) -> Viewer | None:
+    """The open session's account and scope for these request headers, asked now."""
+    token = token_of(headers)
+    return await run_in_threadpool(DB.call, _viewer, token) if token else None
+
+
+class _Stream:
+    """One open websocket: its receive and send, cut off when its session ends."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive, self._send = receive, send
+        self.ended = asyncio.Event()
+
+    async def receive(self) -> Message:
+        if not self.ended.is_set():
+            message = asyncio.ensure_future(self._receive())
+            ended = asyncio.ensure_future(self.ended.wait())
+            await asyncio.wait({message, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            if message.done():
+                return message.result()
+            message.cancel()
+        return {"type": "websocket.disconnect", "code": ENDED}
+
+    async def send(self, message: Message) -> None:
+        if self.ended.is_set():
+            return  # the session ended: nothing more goes out on this socket
+        await self._send(message)
+
+    async def end(self) -> None:
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        with contextlib.suppress(Exception):  # the browser may have gone already
+            await self._send({"type": "websocket.close", "code": ENDED, "reason": "session ended"})
+
+
+class OpenStreams:
+    """The dashboard's open websockets by session token, closed when the session ends."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, set[_Stream]] = {}
+        self._wake: asyncio.Event | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    def count(self) -> int:
+        return sum(len(s) for s in self._streams.values())
+
+    async def serve(
+        self, token: str, app: Callable[[Receive, Send], Awaitable[None]], receive: Receive, send: Send
+    ) -> None:
+        """Run the websocket app on a stream that is closed when `token`'s session ends."""
+        stream = _Stream(receive, send)
+        self._streams.setdefault(token, set()).add(stream)
+        self._ensure_watcher()
+        try:
+            await app(stream.receive, stream.send)
+        finally:
+            streams = self._streams.get(token, set())
+            streams.discard(stream)
+            if not streams:
+                self._streams.pop(token, None)
+
+    def recheck(self) -> None:
+        """Ask about every open session now (after a sign-out in this process)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _ensure_watcher(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._wake = asyncio.Event()
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), RECHECK_S)
+            self._wake.clear()
+            tokens = list(self._streams)
+            if not tokens:
+                continue
+            try:
+                still_open = await run_in_threadpool(DB.call, open_sessions, tokens)
+            except Exception as exc:  # the database is away: keep asking, say so
+                log.warning("could not check the dashboard's open sessions: %s", exc)
+                continue
+            for token in tokens:
+                if token not in still_open:
+                    for stream in list(self._streams.get(token, ())):
+                        await stream.end()
+
+
+STREAMS = OpenStreams()
