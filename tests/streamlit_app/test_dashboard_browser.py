@@ -165,3 +165,24 @@ def verdict(settings: Any, incident_id: str) -> tuple[Any, Any]:
             "SELECT user_confirmed, reviewed_by FROM incidents WHERE incident_id = %s", (incident_id,)
         ).fetchone()
     return (row["user_confirmed"], row["reviewed_by"]) if row else (None, None)
+
+
+def test_a_failing_page_shows_no_traceback_or_path(dashboard: tuple[str, Any], tmp_path: Path) -> None:
+    """A page that fails (here: a table it reads has gone) says so, and shows neither the
+    exception, its traceback, nor a path on the server."""
+    from playwright.sync_api import expect
+
+    url, settings = dashboard
+    sign_in(settings, "ana")
+    with browser_page() as page:
+        browser_sign_in(page, url, "ana", PASSWORD)
+        with connect(settings.database_dsn) as conn:
+            conn.execute("ALTER TABLE incidents RENAME TO incidents_gone")
+        page.reload()
+        error = page.get_by_test_id("stException").or_(page.get_by_test_id("stAlertContainer"))
+        expect(error.first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(tmp_path / "failing-page.png"))
+        shown = page.locator("body").inner_text()
+    assert "error" in shown.lower()
+    for leak in ("Traceback", "incidents_gone", "psycopg", "UndefinedTable", ".py", "/work", "site-packages"):
+        assert leak not in shown, leak

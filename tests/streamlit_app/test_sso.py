@@ -108,3 +108,26 @@ def test_what_the_provider_says_is_checked(
     assert done.status_code == status
     assert says in done.text
     assert not any("shrinkwatch_session" in r.cookies for r in [*done.history, done])
+
+
+def test_starting_single_sign_on_is_limited_per_address(
+    sso_dashboard: tuple[str, Provider, Settings],
+) -> None:
+    """Each start stores a pending request and sends the browser to the provider: one address
+    may start only so many in the throttling window (a forged X-Forwarded-For changes nothing)."""
+    from warehouse.users import FREE_FAILURES
+
+    url, _provider, _settings = sso_dashboard
+    starts = [
+        requests.get(
+            f"{url}/signin/sso",
+            headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            timeout=30,
+            allow_redirects=False,
+        ).status_code
+        for i in range(FREE_FAILURES["sso"] + 1)
+    ]
+    assert starts == [303] * FREE_FAILURES["sso"] + [429]
+    refused = requests.get(f"{url}/signin/sso", timeout=30, allow_redirects=False)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "Too many single sign-on attempts from this address" in refused.text
