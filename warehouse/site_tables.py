@@ -111,11 +111,18 @@ def save_recipient(conn: Connection, recipient: Recipient) -> None:
 
 
 def apply_site_config(
-    conn: Connection, config: SiteConfig, environ: Mapping[str, str] | None = None
+    conn: Connection,
+    config: SiteConfig,
+    environ: Mapping[str, str] | None = None,
+    *,
+    new_cameras: bool = False,
 ) -> ApplyResult:
     """Insert or update stores, cameras and alert recipients by id; each camera's zones become
     those in the file. `${VAR}` in a webhook secret or an Apprise URL comes from `environ`
     (default: this process's environment).
+
+    With `new_cameras`, the cameras are added, never replaced: one whose id exists (in any
+    store) is a problem and nothing changes.
 
     Runs in one transaction: on any error nothing changes.
     """
@@ -143,16 +150,24 @@ def apply_site_config(
                     Jsonb(store.thresholds.model_dump(exclude_none=True)),
                 ),
             )
-        for cam in config.cameras:
-            conn.execute(
+        for i, cam in enumerate(config.cameras):
+            # One statement decides "new or taken", so two admins adding one id cannot both win.
+            written = conn.execute(
                 """INSERT INTO cameras (id, store_id, name, location, stream_url, fps, motion_gating)
                    VALUES (%s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET
                      store_id = EXCLUDED.store_id, name = EXCLUDED.name,
                      location = EXCLUDED.location, stream_url = EXCLUDED.stream_url,
-                     fps = EXCLUDED.fps, motion_gating = EXCLUDED.motion_gating, updated_at = now()""",
-                (cam.id, cam.store_id, cam.name, cam.location, cam.stream_url, cam.fps, cam.motion_gating),
-            )
+                     fps = EXCLUDED.fps, motion_gating = EXCLUDED.motion_gating, updated_at = now()
+                   WHERE %s
+                   RETURNING id""",
+                (cam.id, cam.store_id, cam.name, cam.location, cam.stream_url, cam.fps, cam.motion_gating)
+                + (not new_cameras,),
+            ).fetchone()
+            if written is None:  # the same words whoever holds the id: nothing about that camera
+                source = "site configuration"
+                taken = SiteProblem(f"cameras[{i}].id", f"{cam.id!r} is taken: choose another id")
+                raise SiteConfigError(source, [taken])
             cur = conn.execute(
                 "DELETE FROM zones WHERE camera_id = %s AND NOT (id = ANY(%s))",
                 (cam.id, [z.id for z in cam.zones]),

@@ -45,11 +45,12 @@ if stores.empty:
 store_names = dict(zip(stores["id"], stores["name"], strict=True))
 
 
-def apply(document: dict[str, Any]) -> bool:
-    """Validate a site document like `sites apply` does, then apply it atomically."""
+def apply(document: dict[str, Any], *, new_cameras: bool = False) -> bool:
+    """Validate a site document like `sites apply` does, then apply it atomically (with
+    `new_cameras`, a camera whose id exists is refused instead of replaced)."""
     try:
         config = parse_site_config(yaml.safe_dump(document, sort_keys=False), "this change")
-        apply_site_config(conn, config)
+        apply_site_config(conn, config, new_cameras=new_cameras)
     except SiteConfigError as exc:
         st.error(str(exc).replace("\n", "  \n"))
         return False
@@ -108,7 +109,7 @@ if admin:
                 "motion_gating": new_gating,
                 "zones": [],
             } | ({"location": new_location.strip()} if new_location.strip() else {})
-            if apply({"cameras": [camera]}):
+            if apply({"cameras": [camera]}, new_cameras=True):
                 st.success(f"Camera {new_id} added. Restart `shrinkwatch detect` to start reading it.")
 
 if cameras.empty:

@@ -83,3 +83,55 @@ def test_an_admin_edits_a_camera_and_a_bad_value_changes_nothing(
     assert "cameras[0].name" in texts(at) and "nothing was applied" in texts(at)
     with connect(two_stores.database_dsn) as conn:
         assert conn.execute("SELECT name FROM cameras WHERE id = 'cam-1'").fetchone() == {"name": "Aisle"}
+
+
+def cameras_and_zones(settings: Settings) -> list[dict[str, object]]:
+    with connect(settings.database_dsn) as conn:
+        return conn.execute(
+            """SELECT c.id, c.store_id, c.name, c.stream_url, c.updated_at,
+                      array(SELECT z.id FROM zones z WHERE z.camera_id = c.id ORDER BY z.id) AS zones
+               FROM cameras c ORDER BY c.id"""
+        ).fetchall()
+
+
+def test_adding_a_camera_never_replaces_one(open_page: Open, two_stores: Settings) -> None:
+    before = cameras_and_zones(two_stores)
+    at = open_page(two_stores, "setup/cameras.py", user="root", role="admin")
+    # cam-2 is Boston's ("Door"); the form adds to Leeds. Then cam-1, with its zone, in Leeds.
+    for taken in ("cam-2", "cam-1"):
+        form_inputs = {t.label: t for t in reversed(at.text_input)}
+        form_inputs["Camera id"].input(taken)
+        form_inputs["Name"].input("Back door")
+        form_inputs["Stream URL"].input("rtsp://10.0.0.9/stream1")
+        next(b for b in at.button if b.label == "Add camera").click().run()
+        [error] = [e.value for e in at.error]
+        said = texts(at)
+        assert f"cameras[0].id: '{taken}' is taken: choose another id" in said
+        assert "nothing was applied" in said and "added" not in said
+        for other in ("store-002", "Boston", "Door", "Aisle", "/dev/null", "z-razors"):
+            assert other not in error  # nothing about the camera that holds the id
+        assert cameras_and_zones(two_stores) == before
+
+    # A free id is added; an existing camera is still changed through its own form.
+    next(t for t in at.text_input if t.label == "Camera id").input("cam-3")
+    next(b for b in at.button if b.label == "Add camera").click().run()
+    assert "Camera cam-3 added" in texts(at)
+    name = next(t for t in at.text_input if t.label == "Name" and t.value == "Aisle")
+    name.input("Aisle 2")
+    next(b for b in at.button if b.label == "Save camera").click().run()
+    assert "Camera saved" in texts(at)
+    after = {c["id"]: (c["store_id"], c["name"], c["zones"]) for c in cameras_and_zones(two_stores)}
+    assert after == {
+        "cam-1": ("store-001", "Aisle 2", ["z-razors"]),
+        "cam-2": ("store-002", "Door", []),
+        "cam-3": ("store-001", "Back door", []),
+    }
+
+
+def test_a_store_manager_has_no_way_to_add_a_camera(open_page: Open, two_stores: Settings) -> None:
+    before = cameras_and_zones(two_stores)
+    at = open_page(two_stores, "setup/cameras.py", user="mo", role="store_manager", stores=("store-001",))
+    assert list(at.dataframe[0].value["id"]) == ["cam-1"]
+    assert not [b for b in at.button if b.label in ("Add camera", "Save camera", "Save zones", "Add zone")]
+    assert not [t for t in at.text_input if t.label == "Camera id"]
+    assert cameras_and_zones(two_stores) == before
