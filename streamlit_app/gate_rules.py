@@ -24,8 +24,9 @@ OPEN_PREFIXES = ("/static/",)
 # Streamlit's own media store (st.image, st.video, download buttons of bytes) answers any
 # signed-in account that knows a file's address, whoever the file was made for: the
 # dashboard serves store data only through routes that check the viewer's scope when they
-# serve (streamlit_app.served), so nothing is served from here at all.
-CLOSED_PREFIXES = ("/media/",)
+# serve (streamlit_app.served), so nothing is served from here at all. Streamlit's agent API
+# (driving the app without a browser; off by default) is closed the same way.
+CLOSED_PREFIXES = ("/media/", "/_stcore/agent/")
 
 
 def is_open(path: str) -> bool:

@@ -78,6 +78,8 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
     with browser_page() as page:
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
         browser_sign_in(page, url, "ana", PASSWORD)
         # Live: a new high-risk incident appears without a reload, with a toast.
         page.get_by_role("link", name="Live").click()
@@ -128,6 +130,9 @@ def test_sign_in_review_confirm_and_see_it_counted(dashboard: tuple[str, Any], t
         # The Content-Security-Policy let every page do all of this.
         blocked = [m for m in console if "Content Security Policy" in m]
         assert blocked == [], "\n".join(blocked)
+        # Nothing came from Streamlit's media store (closed) or from another site.
+        media = [u for u in asked if u.startswith(f"{url}/media/")]
+        assert media == [] and [u for u in asked if not u.startswith((url, "data:", "blob:"))] == []
 
 
 def test_a_store_manager_cannot_open_another_stores_incident(dashboard: tuple[str, Any]) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from streamlit_app.gate_rules import client_address, is_open, safe_next, same_origin, session_cookie
+from streamlit_app.gate_rules import (
+    SECURE_COOKIE,
+    client_address,
+    cookie_name,
+    is_closed,
+    is_open,
+    safe_next,
+    same_origin,
+    session_cookie,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +34,30 @@ from streamlit_app.gate_rules import client_address, is_open, safe_next, same_or
 )
 def test_only_sign_in_health_and_the_bundle_answer_signed_out(path: str, answers_signed_out: bool) -> None:
     assert is_open(path) is answers_signed_out
+
+
+@pytest.mark.parametrize(
+    ("path", "closed"),
+    [
+        ("/media/abc.jpg", True),
+        ("/media/", True),
+        ("/_stcore/agent/interact", True),
+        ("/_stcore/agent/openapi.json", True),
+        ("/mediax", False),
+        ("/evidence/inc-1/snapshot.jpg", False),
+        ("/_stcore/stream", False),
+    ],
+)
+def test_streamlits_media_store_and_agent_api_answer_nobody(path: str, closed: bool) -> None:
+    assert is_closed(path) is closed
+
+
+def test_the_cookie_is_host_prefixed_when_secure() -> None:
+    assert cookie_name(secure=True) == SECURE_COOKIE == "__Host-shrinkwatch_session"
+    assert cookie_name(secure=False) == "shrinkwatch_session"
+    headers = [(b"cookie", b"shrinkwatch_session=plain; __Host-shrinkwatch_session=prefixed")]
+    assert session_cookie(headers, SECURE_COOKIE) == "prefixed"
+    assert session_cookie(headers) == "plain"
 
 
 @pytest.mark.parametrize(
