@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from streamlit_app.charts import camera_view
 from warehouse.queries import QueryError, camera_heatmap
 from warehouse.site_tables import load_zones
@@ -64,11 +64,11 @@ frames = data.live_frames(set(chosen))
 panels = st.columns(min(2, len(chosen)))
 for index, camera_id in enumerate(chosen):
     with panels[index % len(panels)]:
-        st.markdown(f"**{labels[camera_id]}**")
+        st.markdown(f"**{text.markdown(labels[camera_id])}**")
         try:
             heat = camera_heatmap(conn, scope, camera_id, first_day, last_day, hours=(start, end))
         except QueryError as exc:
-            st.error(str(exc))
+            st.error(text.markdown(exc))
             continue
         if heat is None:
             st.info("No one seen here in this range (or the rollup has not run since).")

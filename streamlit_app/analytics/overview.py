@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from flows.risk import Weights
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from warehouse.queries import (
     QueryError,
     detection_quality,
@@ -59,7 +59,7 @@ try:
     quality = detection_quality(conn, scope, selected)
     roi = roi_by_month(conn, scope, first_day.replace(day=1), last_day, selected)
 except QueryError as exc:
-    st.error(str(exc))
+    st.error(text.markdown(exc))
     st.stop()
 
 # -- KPIs ---------------------------------------------------------------------------------
@@ -79,9 +79,10 @@ if roi.empty:
     st.caption(
         "No ROI for these months yet: set the stores' economics (in the site file, or below for admins)."
     )
-for currency, money in (
+for currency_code, money in (
     roi.groupby("currency")[["prevented_loss", "monthly_cost", "net_benefit"]].sum().iterrows()
 ):
+    currency = text.markdown(currency_code)
     row = st.columns(4)
     row[0].metric(
         f"Prevented loss ({currency})", f"{money['prevented_loss']:,.0f}", help="Months overlapping the range"
@@ -108,7 +109,7 @@ with left:
     if not trend.empty:
         chart = go.Figure(
             [
-                go.Bar(x=rows["local_day"], y=rows["incidents"], name=kind.replace("_", " "))
+                go.Bar(x=rows["local_day"], y=rows["incidents"], name=text.chart(kind.replace("_", " ")))
                 for kind, rows in trend.groupby("incident_type")
             ]
         )
@@ -187,7 +188,9 @@ if roi.empty:
     st.info("No ROI yet for these months: set the stores' economics (below, or in the site file).")
 else:
     monthly = roi.groupby(["month", "currency"], as_index=False)[["prevented_loss", "monthly_cost"]].sum()
-    label = [f"{m:%b %Y} · {c}" for m, c in zip(monthly["month"], monthly["currency"], strict=True)]
+    label = [
+        text.chart(f"{m:%b %Y} · {c}") for m, c in zip(monthly["month"], monthly["currency"], strict=True)
+    ]
     bars = go.Figure(
         [
             go.Bar(x=label, y=monthly["prevented_loss"], name="prevented loss", marker_color="#2e7d32"),
@@ -269,7 +272,7 @@ if signed.user.is_admin:
                         f"{row['store']} {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                     ]
             if problems:
-                st.error("Nothing was saved: " + " · ".join(problems))
+                st.error("Nothing was saved: " + " · ".join(map(text.markdown, problems)))
             else:
                 for store_id, economics in changes.items():
                     set_economics(conn, scope, store_id, economics)

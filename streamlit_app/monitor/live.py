@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from warehouse.queries import IncidentFilter, camera_status, incidents_page
 from warehouse.site_tables import load_zones
 
@@ -35,9 +35,10 @@ def incoming() -> None:
     if known is not None:
         for row in recent[recent["incident_id"].isin(ids - known)].itertuples():
             if row.risk_level == "high":
+                what = row.incident_type.replace("_", " ")
+                where = f"{store_names.get(row.store_id, row.store_id)} ({row.camera_id})"
                 st.toast(
-                    f"High risk: {row.incident_type.replace('_', ' ')} at "
-                    f"{store_names.get(row.store_id, row.store_id)} ({row.camera_id})",
+                    f"High risk: {text.markdown(what)} at {text.markdown(where)}",
                     icon=":material/warning:",
                     duration="long",
                 )
@@ -96,7 +97,7 @@ def cameras() -> None:
                 "offline": ":red-badge[offline]",
             }.get(status or "", ":gray-badge[no report]")
             fps = f" · {row['fps_analysed']:.1f} of {row['fps_in']:.1f} fps" if status is not None else ""
-            st.markdown(f"**{row['name']}** `{camera_id}` {badge}{fps}")
+            st.markdown(f"**{text.markdown(row['name'])}** {text.code(camera_id)} {badge}{fps}")
             if camera_id in frames:
                 path = frames[camera_id]
                 age = time.time() - path.stat().st_mtime
@@ -106,9 +107,9 @@ def cameras() -> None:
                 )
             if status == "offline":
                 since = row["status_since"]
-                st.error(
-                    f"Offline since {since:%H:%M:%S} UTC" + (f": {row['error']}" if row["error"] else "")
-                )
+                # Why it is offline names the stream or the file it reads: for admins only.
+                why = row["error"] if row["error"] and signed.user.is_admin else None
+                st.error(f"Offline since {since:%H:%M:%S} UTC" + (f": {text.markdown(why)}" if why else ""))
             elif status == "degraded":
                 st.warning("Degraded: analysing fewer frames than the camera sends (the machine is busy).")
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import streamlit as st
 
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from streamlit_app.charts import camera_view
 from warehouse.queries import IncidentFilter, QueryError, incident_detail, next_unreviewed, record_verdict
 from warehouse.site_tables import load_zones
@@ -61,7 +61,7 @@ if not incident_id:  # the newest awaiting a verdict, shown in this same run
     try:
         incident_id = next_id()
     except QueryError as exc:
-        st.error(str(exc))
+        st.error(text.markdown(exc))
         st.stop()
     if incident_id is None:
         all_done()
@@ -79,11 +79,12 @@ if not row["seen"]:
 local = ZoneInfo(row["store_timezone"])
 started = row["started_at"].astimezone(local)
 duration = (row["ended_at"] or row["updated_at"]) - row["started_at"]
-st.title(row["incident_type"].replace("_", " ").capitalize())
+st.title(text.markdown(row["incident_type"].replace("_", " ").capitalize()))
 st.markdown(
-    f"{LEVEL_ICON.get(row['risk_level'], row['risk_level'])} · score **{row['risk_score']:.2f}** · "
-    f"{row['store_name']} · camera `{row['camera_id']}` · {started:%a %d %b %Y, %H:%M:%S} store time · "
-    f"{duration.total_seconds():.0f} s · {row['status']}"
+    f"{LEVEL_ICON.get(row['risk_level'], text.markdown(row['risk_level']))} · "
+    f"score **{row['risk_score']:.2f}** · {text.markdown(row['store_name'])} · "
+    f"camera {text.code(row['camera_id'])} · {started:%a %d %b %Y, %H:%M:%S} store time · "
+    f"{duration.total_seconds():.0f} s · {text.markdown(row['status'])}"
 )
 
 # -- verdict ----------------------------------------------------------------------------
@@ -94,7 +95,7 @@ with st.container(border=True):
         verdict = "confirmed" if row["user_confirmed"] else "rejected"
         when = row["reviewed_at"].astimezone(local)
         st.markdown(
-            f"**{verdict.capitalize()}** by {row['reviewed_by']} on {when:%d %b %Y, %H:%M}. "
+            f"**{verdict.capitalize()}** by {text.markdown(row['reviewed_by'])} on {when:%d %b %Y, %H:%M}. "
             "You can change it."
         )
     note = st.text_input(
@@ -118,7 +119,8 @@ if confirm or reject:
     if record_verdict(
         conn, scope, row["incident_id"], confirmed=bool(confirm), reviewer=signed.user.username, note=note
     ):
-        st.toast(("Confirmed" if confirm else "Rejected") + f": {row['incident_type'].replace('_', ' ')}")
+        kind = text.markdown(row["incident_type"].replace("_", " "))
+        st.toast(("Confirmed" if confirm else "Rejected") + f": {kind}")
     go_next(done=row["incident_id"])
 if skip:
     skipped.append(row["incident_id"])
@@ -151,7 +153,7 @@ with right:
         bars = go.Figure(
             go.Bar(
                 x=[s["contribution"] for s in signals],
-                y=[data.signal_label(s["name"]) for s in signals],
+                y=[text.chart(data.signal_label(s["name"])) for s in signals],
                 orientation="h",
                 text=[f"{s['contribution']:.2f}" for s in signals],
                 hovertext=[f"value {s['value']:g}" for s in signals],
@@ -170,8 +172,8 @@ with right:
         )
     st.subheader("Details")
     st.markdown(
-        f"- Zones: {', '.join(row['zone_ids'] or []) or '—'}\n"
+        f"- Zones: {text.markdown(', '.join(row['zone_ids'] or [])) or '—'}\n"
         f"- Track: {row['track_id'] if row['track_id'] is not None else '— (a group)'}\n"
         f"- Version {row['version']}, last updated {row['updated_at'].astimezone(local):%H:%M:%S}\n"
-        f"- Incident id `{row['incident_id']}`"
+        f"- Incident id {text.code(row['incident_id'])}"
     )

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from shrinkwatch.contracts import INCIDENT_TYPES
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from warehouse.queries import (
     REVIEW_STATES,
     RISK_LEVELS,
@@ -105,7 +105,7 @@ try:
         conn, scope, filters, after=cursors[-1], page_size=PAGE_SIZE, viewer=signed.user.username
     )
 except QueryError as exc:
-    st.error(str(exc))
+    st.error(text.markdown(exc))
     st.stop()
 
 metrics = st.columns(4)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from flows.risk import Weights
-from streamlit_app import auth
+from streamlit_app import auth, text
 from streamlit_app.data import risk_weights, stores, weights_history
 
 st.title("Risk weights")
@@ -45,7 +45,7 @@ else:
             "rejected": [in_force.evidence.get(n, {}).get("rejected", 0) for n in names],
         }
     )
-    st.caption(f"Method `{in_force.method}`, prior strength {in_force.prior_strength:g} verdicts.")
+    st.caption(f"Method {text.code(in_force.method)}, prior strength {in_force.prior_strength:g} verdicts.")
 table["change"] = table["weight"] - table["default"]
 st.dataframe(
     table,

@@ -16,7 +16,7 @@ import streamlit as st
 import yaml
 
 from shrinkwatch.site_file import SiteConfigError, parse_site_config
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from streamlit_app.charts import camera_view
 from warehouse.queries import camera_status
 from warehouse.site_tables import apply_site_config, load_cameras, load_zones
@@ -52,7 +52,7 @@ def apply(document: dict[str, Any], *, new_cameras: bool = False) -> bool:
         config = parse_site_config(yaml.safe_dump(document, sort_keys=False), "this change")
         apply_site_config(conn, config, new_cameras=new_cameras)
     except SiteConfigError as exc:
-        st.error(str(exc).replace("\n", "  \n"))
+        st.error("  \n".join(text.markdown(line.strip()) for line in str(exc).splitlines()))
         return False
     data.cameras.clear()
     return True
@@ -110,7 +110,10 @@ if admin:
                 "zones": [],
             } | ({"location": new_location.strip()} if new_location.strip() else {})
             if apply({"cameras": [camera]}, new_cameras=True):
-                st.success(f"Camera {new_id} added. Restart `shrinkwatch detect` to start reading it.")
+                st.success(
+                    f"Camera {text.markdown(camera['id'])} added. "
+                    "Restart `shrinkwatch detect` to start reading it."
+                )
 
 if cameras.empty:
     st.info("No cameras yet." + (" Add one above." if admin else ""))
@@ -283,5 +286,5 @@ with right:
             }
             if apply(camera_document(camera_id, zones=[*existing, new_zone])):
                 draft.clear()
-                st.toast(f"Zone {zone_id} added.")
+                st.toast(f"Zone {text.markdown(new_zone['id'])} added.")
                 st.rerun()

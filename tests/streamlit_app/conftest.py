@@ -3,6 +3,7 @@ session in PostgreSQL (the token goes where a browser's cookie would)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from shrinkwatch.settings import REPO_ROOT, Settings
 from shrinkwatch.site_file import parse_site_config
+from streamlit_app.text import WORD_JOINER
 from tests.support import settings_file
 from warehouse.db import connect
 from warehouse.site_tables import apply_site_config
@@ -86,8 +88,15 @@ def open_page(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
 
 
 def texts(at: AppTest) -> str:
-    """Everything a page wrote, as one string (for assertions on what a user reads)."""
+    """Everything a page wrote, as one string of what a user reads (names and messages are
+    escaped Markdown, streamlit_app.text: `shown`)."""
     parts: list[Any] = []
     for kind in ("title", "markdown", "caption", "info", "warning", "error", "success", "subheader"):
         parts += [e.value for e in at.get(kind)]
-    return "\n".join(str(p) for p in parts)
+    return shown("\n".join(str(p) for p in parts))
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown written by streamlit_app.text: no backslash escapes,
+    no word joiners."""
+    return re.sub(r"""\\([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""", r"\1", markdown).replace(WORD_JOINER, "")
