@@ -50,14 +50,18 @@ class Outgoing:
     created_at: datetime
 
 
-def load_recipients(conn: Connection, only: str | Sequence[str] | None = None) -> list[Recipient]:
-    """Every enabled recipient (or just the one with id `only`, or those with these ids)."""
+def load_recipients(
+    conn: Connection, only: str | Sequence[str] | None = None, *, disabled_too: bool = False
+) -> list[Recipient]:
+    """Every enabled recipient (or just the one with id `only`, or those with these ids);
+    with `disabled_too`, the disabled ones as well (for the settings page)."""
     ids = None if only is None else [only] if isinstance(only, str) else list(only)
     rows = conn.execute(
         """SELECT id, name, channels, stores, email, phone, webhook_url, webhook_secret, apprise_url,
                   min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled, digest, timezone
-           FROM alert_recipients WHERE enabled AND (%s::text[] IS NULL OR id = ANY(%s)) ORDER BY id""",
-        (ids, ids),
+           FROM alert_recipients WHERE (enabled OR %s) AND (%s::text[] IS NULL OR id = ANY(%s))
+           ORDER BY id""",
+        (disabled_too, ids, ids),
     ).fetchall()
     return [
         Recipient(

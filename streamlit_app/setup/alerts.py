@@ -10,7 +10,7 @@ import streamlit as st
 from alerts.outbox import active_mutes, load_recipients, mute, recent_problems, retry
 from alerts.rules import CHANNELS, LEVELS, Recipient, problems
 from shrinkwatch.contracts import INCIDENT_TYPES
-from streamlit_app import auth, data
+from streamlit_app import auth, data, text
 from warehouse.site_tables import save_recipient
 
 signed = auth.page()
@@ -27,8 +27,7 @@ conn = data.connection()
 stores = data.stores(signed.scope)
 store_names = dict(zip(stores["id"], stores["name"], strict=True))
 cameras = data.cameras(signed.scope)
-recipients = {r.id: r for r in load_recipients(conn)}
-everyone = {r["id"] for r in conn.execute("SELECT id FROM alert_recipients").fetchall()}
+recipients = {r.id: r for r in load_recipients(conn, disabled_too=True)}
 
 st.subheader("Recipients")
 if recipients:
@@ -37,6 +36,7 @@ if recipients:
             [
                 {
                     "id": r.id,
+                    "status": "enabled" if r.enabled else "disabled",
                     "name": r.name,
                     "channels": ", ".join(r.channels),
                     "stores": ", ".join(store_names.get(s, s) for s in r.stores),
@@ -57,7 +57,13 @@ if recipients:
 else:
     st.info("No recipients yet: add the first one below.")
 
-chosen = st.selectbox("Add or edit", ["(new recipient)", *sorted(recipients)], key="alert_recipient")
+chosen = st.selectbox(
+    "Add or edit",
+    ["(new recipient)", *sorted(recipients)],
+    format_func=lambda r: f"{r} (disabled)" if r in recipients and not recipients[r].enabled else r,
+    key="alert_recipient",
+    help="A disabled recipient is told of nothing until it is enabled again here.",
+)
 current = recipients.get(chosen) or Recipient(
     id="", name="", channels=("email",), stores=tuple(stores["id"][:1])
 )
@@ -121,19 +127,23 @@ with st.form(f"recipient_{chosen}"):
             timezone=zone.strip() or "UTC",
         )
         wrong = problems(wanted, set(store_names))
-        if chosen not in recipients and wanted.id in everyone:
-            wrong.append(f"id: {wanted.id} exists already")
+        if chosen not in recipients and wanted.id in recipients:
+            held = recipients[wanted.id]
+            what = "change it" if held.enabled else "enable it again"
+            state = "" if held.enabled else ", disabled"
+            wrong.append(f"id: {wanted.id} exists already{state}: choose it under Add or edit to {what}")
         if wrong:
-            st.error("Nothing was saved:  \n" + "  \n".join(wrong))
+            # As text: messages quote what was typed (two ${VAR} would read as math between the dollars).
+            st.error("Nothing was saved:  \n" + "  \n".join(map(text.markdown, wrong)))
         else:
             save_recipient(conn, wanted)
-            st.toast(f"Saved {wanted.name}")
+            st.toast(f"Saved {text.markdown(wanted.name)}")
             st.rerun()
 if chosen in recipients and st.button("Send a test message", icon=":material/send:"):
     from alerts.dispatcher import send_test
 
     for channel, error in send_test(data.settings(), conn, recipients[chosen]):
-        (st.success if error is None else st.error)(f"{channel}: {'sent' if error is None else error}")
+        (st.success if error is None else st.error)(text.markdown(f"{channel}: {error or 'sent'}"))
 
 st.subheader("Mutes")
 cols = list(st.columns([2, 3, 1, 1]))
@@ -143,7 +153,7 @@ target = cols[1].selectbox("Which", options, format_func=lambda t: store_names.g
 minutes = cols[2].number_input("Minutes", 5, 7 * 24 * 60, 60, step=15)
 if cols[3].button("Mute", icon=":material/notifications_off:") and target:
     until = mute(conn, kind, target, float(minutes), signed.user.username)
-    st.toast(f"No alerts about {target} until {until:%H:%M} UTC")
+    st.toast(f"No alerts about {text.markdown(store_names.get(target, target))} until {until:%H:%M} UTC")
     st.rerun()
 muted = active_mutes(conn)
 if muted:

@@ -78,3 +78,59 @@ def test_mute_and_retry(open_page: Open, two_stores: Settings) -> None:
     with connect(two_stores.database_dsn) as conn:
         mutes = conn.execute("SELECT kind, target, muted_by FROM alert_mutes").fetchall()
     assert mutes == [{"kind": "camera", "target": "cam-1", "muted_by": "root"}]
+
+
+def test_a_disabled_recipient_is_listed_and_enabled_again(open_page: Open, two_stores: Settings) -> None:
+    with connect(two_stores.database_dsn) as conn:
+        for rid, enabled in (("leeds-manager", False), ("boston-manager", True)):
+            save_recipient(
+                conn,
+                Recipient(
+                    id=rid,
+                    name=rid.replace("-", " ").capitalize(),
+                    email=f"{rid}@example.com",
+                    channels=("email",),
+                    stores=("store-001",),
+                    enabled=enabled,
+                ),
+            )
+    at = open_page(two_stores, "setup/alerts.py", user="root", role="admin")
+    listed = at.dataframe[0].value
+    assert dict(zip(listed["id"], listed["status"], strict=True)) == {
+        "boston-manager": "enabled",
+        "leeds-manager": "disabled",
+    }
+    chooser = next(s for s in at.selectbox if s.label == "Add or edit")
+    assert [chooser.format_func(o) for o in chooser.options] == [
+        "(new recipient)",
+        "boston-manager",
+        "leeds-manager (disabled)",
+    ]
+
+    # Adding an id that exists, disabled or not, says so and changes nothing.
+    for rid, said in (
+        (
+            "leeds-manager",
+            "id: leeds-manager exists already, disabled: choose it under Add or edit to enable it again",
+        ),
+        ("boston-manager", "id: boston-manager exists already: choose it under Add or edit to change it"),
+    ):
+        field(at, "Id").input(rid)
+        field(at, "Name").input("Someone else")
+        field(at, "Email").input("someone@example.com")
+        next(b for b in at.button if b.label == "Save recipient").click().run()
+        assert "Nothing was saved" in texts(at) and said in texts(at)
+    with connect(two_stores.database_dsn) as conn:
+        rows = conn.execute("SELECT id, name, email, enabled FROM alert_recipients ORDER BY id").fetchall()
+    assert [(r["id"], r["name"], r["enabled"]) for r in rows] == [
+        ("boston-manager", "Boston manager", True),
+        ("leeds-manager", "Leeds manager", False),
+    ]
+
+    # The disabled one is edited and enabled again through its own form.
+    next(s for s in at.selectbox if s.label == "Add or edit").set_value("leeds-manager").run()
+    assert field(at, "Name").value == "Leeds manager"
+    next(c for c in at.checkbox if c.label == "Enabled").check()
+    next(b for b in at.button if b.label == "Save recipient").click().run()
+    with connect(two_stores.database_dsn) as conn:
+        assert [r.id for r in load_recipients(conn)] == ["boston-manager", "leeds-manager"]
