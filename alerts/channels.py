@@ -4,7 +4,8 @@ the Apprise library speaks (Slack, Microsoft Teams, Discord, Telegram, ...).
 SMS: a short text with the link, sent with the `twilio` client (`twilio_account_sid`,
 `twilio_auth_token`, `twilio_from`); `twilio_api_base` points the same client at another
 server speaking Twilio's API (the tests' local one). Twilio's 4xx answers (a bad number, an
-unsubscribed recipient) are permanent; anything else is retried.
+unsubscribed recipient) are permanent; anything else is retried, as is a token whose
+`${VAR}` is not set.
 
 Webhook: `POST` of the JSON body below to the recipient's URL, with
 `X-Shrinkwatch-Signature: sha256=<hex HMAC-SHA256 of the body with the recipient's secret>`,
@@ -34,6 +35,7 @@ from typing import Any
 import requests
 
 from alerts.email import SendError
+from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings
 
@@ -76,6 +78,15 @@ def missing_sms_settings(settings: Settings) -> list[str]:
     ]
 
 
+def twilio_token(settings: Settings) -> str:
+    """The Twilio auth token as it is used now (its `${VAR}` read); SendError, to be retried,
+    naming the variable when it is not set."""
+    try:
+        return settings.secret("twilio_auth_token") or ""
+    except UnsetVariable as exc:
+        raise SendError(str(exc), permanent=False) from None
+
+
 def send_sms(settings: Settings, to: str, body: str) -> str:
     """Send through Twilio's client; return the message SID."""
     from twilio.base.exceptions import TwilioRestException
@@ -93,7 +104,7 @@ def send_sms(settings: Settings, to: str, body: str) -> str:
                 url = url.replace("https://api.twilio.com", base.rstrip("/"), 1)
             return super().request(method, url, *args, **kwargs)
 
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=_Http(timeout=20))
+    client = Client(settings.twilio_account_sid, twilio_token(settings), http_client=_Http(timeout=20))
     try:
         message = client.messages.create(to=to, from_=settings.twilio_from, body=body)
     except TwilioRestException as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shrinkwatch.net import dashboard_url
+from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.settings import Settings
 
 
@@ -161,6 +162,7 @@ class Mailer:
     def _open(self) -> smtplib.SMTP:
         settings = self.settings
         host, port = settings.smtp_host, settings.smtp_port
+        password = (settings.secret("smtp_password") or "") if settings.smtp_user else None
         context = ssl.create_default_context()  # verifies the certificate and the host name
         if settings.smtp_ca_file:
             context.load_verify_locations(cafile=settings.smtp_ca_file)
@@ -171,8 +173,8 @@ class Mailer:
         try:
             if settings.smtp_security == "starttls":
                 client.starttls(context=context)
-            if settings.smtp_user:
-                client.login(settings.smtp_user, settings.smtp_password or "")
+            if password is not None:
+                client.login(settings.smtp_user or "", password)
         except BaseException:
             client.close()
             raise
@@ -191,6 +193,9 @@ class Mailer:
                 self._down = SendError(
                     f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}", permanent=False
                 )
+                raise self._down from None
+            except UnsetVariable as exc:  # the password's ${VAR}: it may be set before the retry
+                self._down = SendError(str(exc), permanent=False)
                 raise self._down from None
         return self._client
 

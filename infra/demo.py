@@ -32,7 +32,7 @@ from infra.process import tail
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.net import dashboard_url, port_open
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import Settings
+from shrinkwatch.settings import Settings, secret_environment
 from shrinkwatch.shutdown import stop_event_on_signals
 from shrinkwatch.site_file import parse_site_config
 from warehouse.db import Connection
@@ -69,6 +69,7 @@ def _child_env(settings: Settings, settings_file: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
     env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(secret_environment(settings))  # never written to the settings file
     return env
 
 

@@ -1,4 +1,6 @@
-"""Logging set-up with a filter that keeps credentials out of every log line."""
+"""Logging set-up with a filter that keeps credentials out of every log line: credentials in
+URLs, `password=...` values, and every secret this process has read from its environment
+(`hide`, called by shrinkwatch.placeholders when a `${VAR}` secret is used)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,22 @@ _KEY_VALUE_SECRETS = re.compile(
     r"(?P<q>['\"]?)[^\s'\"&,;]+(?P=q)",
     re.IGNORECASE,
 )
+_HIDDEN_MIN = 4  # shorter values would blank out ordinary words
+_hidden: tuple[str, ...] = ()  # longest first: a longer secret may hold a shorter one
+
+
+def hide(secret: str) -> None:
+    """Show this value as `***` wherever `scrub` (and so every log line) meets it from now on."""
+    global _hidden  # one list for the process, read by every log record
+    if len(secret) >= _HIDDEN_MIN and secret not in _hidden:
+        _hidden = tuple(sorted({*_hidden, secret}, key=len, reverse=True))
 
 
 def scrub(text: str) -> str:
-    """Replace URL credentials (`rtsp://user:pass@`) and `password=...` values with `***`."""
+    """Replace URL credentials (`rtsp://user:pass@`), `password=...` values and the secrets
+    given to `hide` with `***`."""
+    for secret in _hidden:
+        text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
     return _KEY_VALUE_SECRETS.sub(r"\g<key>\g<q>***\g<q>", text)
 

@@ -1,19 +1,35 @@
-"""Typed settings (CONTRACTS §1): environment variables win over the settings file."""
+"""Typed settings (CONTRACTS §1): environment variables win over the settings file.
+
+The secrets among them (`SECRET_SETTINGS`) are pydantic SecretStr (masked in reprs and
+dumps) and may be written as `${VAR}` references, in the settings file above all: the
+reference is what is kept and written out (a settings file for another process holds it,
+never the value); `Settings.secret` reads the value from the environment when it is used.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shrinkwatch.errors import ConfigError, format_validation_error
+from shrinkwatch.placeholders import FORM, placeholders, resolve_secret, well_formed
 from shrinkwatch.site_file import THRESHOLD_DEFAULTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "camera-health", "incidents", "dlq")
+SecretSetting = Literal["smtp_password", "twilio_auth_token", "sso_client_secret"]
+SECRET_SETTINGS: tuple[SecretSetting, ...] = ("smtp_password", "twilio_auth_token", "sso_client_secret")
+
+
+def _plain(value: SecretStr | str | None) -> str | None:
+    # A SecretStr as validated; a str where a test's model_copy put one without validation.
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 class Settings(BaseSettings):
@@ -144,8 +160,8 @@ class Settings(BaseSettings):
         description="OpenID Connect issuer URL of the chain's identity provider: turns on single sign-on.",
     )
     sso_client_id: str | None = Field(None, description="Single sign-on: this dashboard's client id.")
-    sso_client_secret: str | None = Field(
-        None, repr=False, description="Single sign-on: this dashboard's client secret."
+    sso_client_secret: SecretStr | None = Field(
+        None, description="Single sign-on: this dashboard's client secret (may be ${VAR})."
     )
     sso_label: str = Field("single sign-on", description="Single sign-on: the provider's name on the button.")
     smtp_host: str = Field("127.0.0.1", description="SMTP server for alert email.")
@@ -161,9 +177,11 @@ class Settings(BaseSettings):
         "mail relay with a private CA.",
     )
     smtp_user: str | None = Field(None, description="SMTP login (none: no login).")
-    smtp_password: str | None = Field(None, repr=False, description="SMTP password.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (may be ${VAR}).")
     twilio_account_sid: str | None = Field(None, description="SMS alerts: the Twilio account SID.")
-    twilio_auth_token: str | None = Field(None, repr=False, description="SMS alerts: the Twilio auth token.")
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="SMS alerts: the Twilio auth token (may be ${VAR})."
+    )
     twilio_from: str | None = Field(None, description="SMS alerts: the sending number (E.164) or service.")
     twilio_api_base: str | None = Field(
         None,
@@ -198,6 +216,30 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator(*SECRET_SETTINGS)
+    @classmethod
+    def _references_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not well_formed(value.get_secret_value()):
+            raise ValueError(FORM)
+        return value
+
+    @field_serializer(*SECRET_SETTINGS, when_used="json")
+    def _never_the_value(self, value: SecretStr | str | None) -> str | None:
+        """In JSON (what a settings file for another process is written from) a `${VAR}`
+        reference stays as it is and a secret's value is left out (None): `secret_environment`
+        hands it over."""
+        text = _plain(value)
+        return text if text and placeholders(text) else None
+
+    def secret(self, name: SecretSetting, environ: Mapping[str, str] | None = None) -> str | None:
+        """A secret setting's value, to use now and not keep: each `${VAR}` in it read from
+        `environ` (default: this process's environment); UnsetVariable names the setting and
+        the variable when it is not set."""
+        text = _plain(getattr(self, name))
+        if not text:
+            return None
+        return resolve_secret(text, name, os.environ if environ is None else environ)
 
     @classmethod
     def settings_customise_sources(
@@ -255,6 +297,19 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         """Folder for the log files of services and background processes."""
         return self.home / "logs"
+
+
+def secret_environment(settings: Settings) -> dict[str, str]:
+    """The environment that hands `settings`' secrets to a child process beside a settings file
+    written from `model_dump(mode="json")`, which never holds them: each secret given as a
+    value, as its `SHRINKWATCH_` variable (one given as `${VAR}` is in that file, and the child
+    reads VAR from the environment it inherits)."""
+    out = {}
+    for name in SECRET_SETTINGS:
+        text = _plain(getattr(settings, name))
+        if text and not placeholders(text):
+            out[f"SHRINKWATCH_{name.upper()}"] = text
+    return out
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -17,6 +17,7 @@ return link of their own sign-in).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,11 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.settings import Settings
 
 TIMEOUT_S = 10
+log = logging.getLogger(__name__)
 
 
 class SsoError(ShrinkwatchError):
@@ -69,9 +72,15 @@ def discover(issuer: str) -> Provider:
 
 
 def _client(settings: Settings, redirect_uri: str) -> OAuth2Session:
+    try:
+        secret = settings.secret("sso_client_secret")  # its ${VAR} read now, kept nowhere
+    except UnsetVariable as exc:
+        log.error("single sign-on: %s", exc)  # for the operator; the browser is told less
+        msg = "single sign-on is not set up on this server (its log says why)"
+        raise SsoError(msg) from None
     return OAuth2Session(
         client_id=settings.sso_client_id,
-        client_secret=settings.sso_client_secret,
+        client_secret=secret,
         scope="openid email profile",
         redirect_uri=redirect_uri,
         code_challenge_method="S256",

@@ -20,13 +20,14 @@ import yaml
 
 from shrinkwatch.net import free_port  # noqa: F401 (the tests take it from here)
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import REPO_ROOT, Settings
+from shrinkwatch.settings import REPO_ROOT, Settings, secret_environment
 
 TEST_HOME = REPO_ROOT / ".shrinkwatch-test"
 
 
 def settings_file(settings: Settings, path: Path) -> Path:
-    """Write settings to a YAML file that a child `shrinkwatch` process can read."""
+    """Write settings to a YAML file that a child `shrinkwatch` process can read (a secret given
+    as a value is not in it: `cli_env` hands it over in the environment)."""
     path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
     return path
 
@@ -38,6 +39,7 @@ def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
         settings_file(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml")
     )
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(secret_environment(settings))
     return env
 
 

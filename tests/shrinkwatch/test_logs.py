@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from shrinkwatch.logs import ScrubSecretsFilter, scrub
+from shrinkwatch.logs import ScrubSecretsFilter, hide, scrub
+from shrinkwatch.placeholders import resolve_secret
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,17 @@ def test_filter_scrubs_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture
             logger.exception("boom")
     assert "hunter2" not in caplog.text
     assert "rtsp://***@10.0.0.5/s" in caplog.text
+
+
+def test_a_secret_read_from_the_environment_never_reaches_a_later_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    value = resolve_secret("${HOOK}", "webhook_secret", {"HOOK": "9f8e-7d6c-hook"})
+    assert value == "9f8e-7d6c-hook"
+    logger = logging.getLogger("test.scrub.known")
+    logger.addFilter(ScrubSecretsFilter())
+    with caplog.at_level(logging.INFO, logger="test.scrub.known"):
+        logger.info("the receiver answered %r", "bad signature for key 9f8e-7d6c-hook")
+    assert "9f8e-7d6c-hook" not in caplog.text and "bad signature for key ***" in caplog.text
+    hide("abc")  # too short to hide without blanking out ordinary words
+    assert scrub("abcdef") == "abcdef"
