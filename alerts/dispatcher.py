@@ -11,11 +11,13 @@ two batches.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from confluent_kafka import Consumer
 
@@ -54,7 +56,8 @@ from alerts.outbox import (
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode
 from shrinkwatch.paths import evidence_file
-from shrinkwatch.recipients import recipient_problems
+from shrinkwatch.placeholders import UnsetVariable
+from shrinkwatch.recipients import SECRET_FIELDS, literal_secrets, recipient_problems, with_secret
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
 
@@ -82,15 +85,27 @@ def _stores(conn: Connection) -> dict[str, tuple[str, str]]:
     }
 
 
+def _secret(recipient: Recipient, name: str, environ: Mapping[str, str] | None) -> str | None:
+    """The recipient's secret as its channel uses it now: its `${VAR}` read from `environ`
+    (default: this process's environment). Not set: a failure naming the recipient and the
+    variable, retried (it may be set meanwhile)."""
+    try:
+        return with_secret(recipient, name, os.environ if environ is None else environ)
+    except UnsetVariable as exc:
+        raise SendError(str(exc), permanent=False) from None
+
+
 def deliver(
     settings: Settings,
     message: Outgoing,
     mailer: Mailer,
     recipient: Recipient | None,
     snapshot: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Send one claimed message on its channel to its recipient as they are now (None: gone
-    or disabled), with the incident's snapshot as its row has it now; SendError when it fails."""
+    or disabled), with the incident's snapshot as its row has it now, the recipient's secrets
+    read from `environ` (default: this process's environment); SendError when it fails."""
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)
@@ -102,11 +117,12 @@ def deliver(
         send_sms(settings, recipient.phone, sms_text(settings, reason, payload))
         return
     if message.channel == "apprise":
-        if not recipient.apprise_url:
+        url = _secret(recipient, "apprise_url", environ)
+        if not url:
             msg = f"recipient {recipient.id} has no Apprise URL"
             raise SendError(msg, permanent=True)
         text = sms_text(settings, reason, payload)
-        send_apprise(recipient.apprise_url, f"Shrinkwatch: {apprise_title(reason, payload)}", text)
+        send_apprise(url, f"Shrinkwatch: {apprise_title(reason, payload)}", text)
         return
     if message.channel == "webhook":
         if not recipient.webhook_url:
@@ -114,7 +130,8 @@ def deliver(
             raise SendError(msg, permanent=True)
         link = incident_link(settings, payload["incident_id"]) if "incident_id" in payload else None
         body = webhook_body(message.id, recipient.id, reason, payload, link)
-        send_webhook(recipient.webhook_url, recipient.webhook_secret, message.id, reason, body)
+        secret = _secret(recipient, "webhook_secret", environ)
+        send_webhook(recipient.webhook_url, secret, message.id, reason, body)
         return
     if not recipient.email:
         msg = f"recipient {recipient.id} has no email address"
@@ -152,25 +169,76 @@ def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> lis
     return results
 
 
-def check_channels(settings: Settings, recipient: Recipient) -> list[tuple[str, str | None]]:
+def check_channels(
+    settings: Settings, recipient: Recipient, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, str | None]]:
     """`--check`: can each of the recipient's channels be used, sending nothing? (channel,
     problem or None) for each. The recipient must have what the channel needs (an address, a
-    number, a URL); email also logs in to the SMTP server and leaves, SMS needs the Twilio
-    settings. A webhook or an Apprise target is not called."""
+    number, a URL), its secrets' `${VAR}` set in `environ` (default: this process's
+    environment) to values that work; email also logs in to the SMTP server and leaves, SMS
+    needs the Twilio settings. A webhook or an Apprise target is not called."""
+    environ = os.environ if environ is None else environ
     needs = {"email": "email:", "sms": "phone:", "webhook": "webhook_url:", "apprise": "apprise_url:"}
-    found = recipient_problems(recipient)
+    secret_of = {"webhook": "webhook_secret", "apprise": "apprise_url"}
+    used: dict[str, Any] = {}
+    unset: dict[str, str] = {}
+    for name in SECRET_FIELDS:
+        try:
+            used[name] = with_secret(recipient, name, environ)
+        except UnsetVariable as exc:
+            unset[name] = str(exc)
+    found = recipient_problems(replace(recipient, **used))
     results: list[tuple[str, str | None]] = []
     for channel in recipient.channels:
-        problem = next((p for p in found if p.startswith(needs.get(channel, "?"))), None)
+        problem = unset.get(secret_of.get(channel, "")) or next(
+            (p for p in found if p.startswith(needs.get(channel, "?"))), None
+        )
         if problem is None and channel == "email":
             try:
                 Mailer(settings).check()
             except SendError as exc:
                 problem = str(exc)
-        elif problem is None and channel == "sms" and (missing := missing_sms_settings(settings)):
-            problem = f"settings not set: {', '.join(missing)}"
+        elif problem is None and channel == "sms":
+            if missing := missing_sms_settings(settings):
+                problem = f"settings not set: {', '.join(missing)}"
+            else:
+                try:
+                    settings.secret("twilio_auth_token", environ)
+                except UnsetVariable as exc:
+                    problem = str(exc)
         results.append((channel, problem))
     return results
+
+
+def secret_report(
+    settings: Settings, recipients: list[Recipient], environ: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """`alerts run --check` on secrets, reading nothing but `environ` (default: this process's
+    environment): (problems, warnings). A problem: a `${VAR}` that a channel in use needs and
+    that is not set (a recipient's webhook secret or Apprise URL; the Twilio token when anyone
+    gets SMS; the SMTP password is the SMTP check's), for the enabled recipients. A warning:
+    each recipient secret, disabled recipients' too, stored as a value, from before references
+    were required: it works, but it is a secret at rest."""
+    environ = os.environ if environ is None else environ
+    problems, warnings = [], []
+    for recipient in recipients:
+        for channel, name in (("webhook", "webhook_secret"), ("apprise", "apprise_url")):
+            if recipient.enabled and channel in recipient.channels:
+                try:
+                    with_secret(recipient, name, environ)
+                except UnsetVariable as exc:
+                    problems.append(str(exc))
+        warnings += [
+            f"recipient {recipient.id}: {name} is stored as a value, not as a ${{VAR}} reference; "
+            "write it as ${VAR} (site file or Alert settings) so that the database holds no secret"
+            for name in literal_secrets(recipient)
+        ]
+    if any(r.enabled and "sms" in r.channels for r in recipients) and not missing_sms_settings(settings):
+        try:
+            settings.secret("twilio_auth_token", environ)
+        except UnsetVariable as exc:
+            problems.append(str(exc))
+    return problems, warnings
 
 
 def _send_one(

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.rules import Recipient, interested, quiet_until
 from shrinkwatch.contracts import Incident
+from shrinkwatch.logs import scrub
 from warehouse.db import Connection
 
 BACKOFF_FIRST = timedelta(seconds=5)
@@ -285,7 +286,8 @@ def mark_failed(
     conn: Connection, message: Outgoing, error: str, *, permanent: bool, max_attempts: int
 ) -> str:
     """Record a failed send: retried later with backoff, or `failed` for good, if the row is
-    still this sender's claim (never over another sender's result). Returns the new status."""
+    still this sender's claim (never over another sender's result). The error is kept scrubbed
+    as a log line is (no secret this process has read). Returns the new status."""
     final = permanent or message.attempts >= max_attempts
     delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (message.attempts - 1))
     with conn.transaction():
@@ -293,7 +295,7 @@ def mark_failed(
             """UPDATE alert_outbox
                SET status = %s, last_error = %s, not_before = now() + %s, claimed_by = NULL
                WHERE id = %s AND status = 'sending' AND claimed_by = pg_backend_pid()""",
-            ("failed" if final else "pending", error[:2000], delay, message.id),
+            ("failed" if final else "pending", scrub(error)[:2000], delay, message.id),
         )
     return "failed" if final else "pending"
 

@@ -9,6 +9,7 @@ clocks change, "07:00" is the 07:00 of that night's local time).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from shrinkwatch.recipients import (
     LEVELS,
     Recipient,
     Schedule,
+    environment_problems,
     parse_schedule,
     recipient_problems,
 )
@@ -71,9 +73,10 @@ def quiet_until(recipient: Recipient, when: datetime, timezone: str) -> datetime
     return datetime.combine(end_day, end, zone).astimezone(UTC)
 
 
-def problems(recipient: Recipient, known_stores: set[str]) -> list[str]:
-    """What is wrong with a recipient, each naming the field (empty: nothing)."""
-    found = recipient_problems(recipient)
+def problems(recipient: Recipient, known_stores: set[str], environ: Mapping[str, str]) -> list[str]:
+    """What is wrong with a recipient as written (the dashboard), each naming the field (empty:
+    nothing): its secrets must be `${VAR}` references that `environ` sets to values that work."""
+    found = recipient_problems(recipient, references=True) or environment_problems(recipient, environ)
     unknown = sorted(set(recipient.stores) - known_stores)
     if unknown:
         found.append(f"stores: unknown {', '.join(unknown)}")

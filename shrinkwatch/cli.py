@@ -477,7 +477,11 @@ def users_list(ctx: typer.Context) -> None:
 def alerts_run(
     ctx: typer.Context,
     check: Annotated[
-        bool, typer.Option("--check", help="Check Kafka, PostgreSQL and the SMTP login; send nothing.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Check Kafka, PostgreSQL, the SMTP login and the secrets' ${VAR}; send nothing.",
+        ),
     ] = False,
 ) -> None:
     """Read sw.incidents and send the alerts recipients' rules call for (until Ctrl-C)."""
@@ -498,19 +502,28 @@ def alerts_run(
         ).fetchone()
     count = recipients["n"] if recipients else 0
     if check:
+        from alerts.dispatcher import secret_report
         from alerts.email import Mailer, SendError
+        from alerts.outbox import load_recipients
 
+        with connect(settings.database_dsn) as conn:
+            problems, warnings = secret_report(settings, load_recipients(conn, disabled_too=True))
+        failed = bool(problems)
         try:
             smtp = "SMTP not checked: no recipient gets email"
             if recipients and recipients["by_email"]:
                 Mailer(settings).check()
                 smtp = f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) answers"
+            typer.echo(
+                f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); {smtp}"
+            )
         except SendError as exc:
             typer.echo(f"alerts: Kafka and PostgreSQL answer; {count} recipient(s); but {exc}")
-            raise typer.Exit(1) from None
-        typer.echo(
-            f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); {smtp}"
-        )
+            failed = True
+        for line in [*problems, *(f"warning: {w}" for w in warnings)]:
+            typer.echo(f"  {line}")
+        if failed:
+            raise typer.Exit(1)
         return
     _say(f"alerts: {count} recipient(s); SMTP {settings.smtp_host}:{settings.smtp_port}; Ctrl-C stops")
     done = run(settings, stop_event_on_signals(), progress=_say)

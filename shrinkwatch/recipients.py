@@ -2,12 +2,18 @@
 recipient invalid. One definition for every place a recipient is written: the dashboard's
 Alert settings page, the site file's `alerts.recipients` (shrinkwatch.site_file) and the
 tests. How alerts use a rule (who hears of what, quiet hours) is `alerts.rules`.
+
+Secrets (`SECRET_FIELDS`: the webhook secret, the Apprise URL that holds a service's token)
+are written as `${VAR}` references and stored so (shrinkwatch.placeholders); `with_secret`
+reads one from the environment when a message is sent. Values stored before references were
+required still work (`literal_secrets` lists them, for `alerts run --check` to warn).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.placeholders import FORM, placeholders, resolve_placeholders, resolve_secret, well_formed
 
 LEVELS = ("low", "medium", "high")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("email", "sms", "webhook", "apprise")
+SECRET_FIELDS = ("webhook_secret", "apprise_url")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -36,8 +44,8 @@ class Recipient:
     email: str | None = None
     phone: str | None = None
     webhook_url: str | None = None
-    webhook_secret: str | None = None
-    apprise_url: str | None = None  # one Apprise URL (slack://..., msteams://...): a secret
+    webhook_secret: str | None = field(default=None, repr=False)  # ${VAR}
+    apprise_url: str | None = field(default=None, repr=False)  # ${VAR}: slack://..., msteams://...
     min_level: str = "high"
     incident_types: tuple[str, ...] = ()
     quiet_start: time | None = None
@@ -82,13 +90,9 @@ def quiet_apprise() -> None:
         logger.propagate = False
 
 
-def _apprise_problems(url: str | None, placeholders: bool) -> list[str]:
+def _apprise_problems(url: str | None) -> list[str]:
     if not url:
         return ["apprise_url: an Apprise URL (slack://..., msteams://...) is needed for the apprise channel"]
-    if "${" in url:
-        return (
-            [] if placeholders else ["apprise_url: ${VAR} is read from the environment only in a site file"]
-        )
     import apprise
 
     quiet_apprise()
@@ -100,10 +104,28 @@ def _apprise_problems(url: str | None, placeholders: bool) -> list[str]:
     return []
 
 
-def recipient_problems(recipient: Recipient, *, placeholders: bool = False) -> list[str]:
+def _reference_problems(recipient: Recipient) -> list[str]:
+    """Each secret must be written as a `${VAR}` reference, never as the secret itself."""
+    found = []
+    for name in SECRET_FIELDS:
+        value = getattr(recipient, name)
+        if not value:
+            continue
+        if not well_formed(value):
+            found.append(f"{name}: {FORM}")
+        elif not placeholders(value):
+            what = "the URL (or each token in it)" if name == "apprise_url" else "it"
+            found.append(
+                f"{name}: write {what} as ${{VAR}}, with VAR set in the environment: secrets are never stored"
+            )
+    return found
+
+
+def recipient_problems(recipient: Recipient, *, references: bool = False) -> list[str]:
     """What is wrong with a recipient, each as 'field: what' (empty: nothing). Whether its
-    stores exist is for the caller, who knows them. `placeholders`: `${VAR}` in the secrets is
-    fine (a site file, before the environment is read)."""
+    stores exist is for the caller, who knows them. `references`: the recipient as it is
+    written (a site file, the dashboard), whose secrets must be `${VAR}` references (what
+    they give is `environment_problems`); otherwise, as it is used, its secrets read."""
     found = []
     if not _ID.match(recipient.id):
         found.append("id: use 1-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
@@ -121,10 +143,12 @@ def recipient_problems(recipient: Recipient, *, placeholders: bool = False) -> l
         and recipient.webhook_secret
     ):
         found.append("webhook_url: a URL and a secret are needed for the webhook channel")
-    if "apprise" in recipient.channels:
-        found += _apprise_problems(recipient.apprise_url, placeholders)
-    if not placeholders and "${" in (recipient.webhook_secret or ""):
-        found.append("webhook_secret: ${VAR} is read from the environment only in a site file")
+    if references:
+        found += _reference_problems(recipient)
+        if "apprise" in recipient.channels and not recipient.apprise_url:
+            found += _apprise_problems(None)
+    elif "apprise" in recipient.channels:
+        found += _apprise_problems(recipient.apprise_url)
     if not recipient.stores:
         found.append("stores: at least one")
     unknown_types = sorted(set(recipient.incident_types) - set(INCIDENT_TYPES))
@@ -150,6 +174,42 @@ def recipient_problems(recipient: Recipient, *, placeholders: bool = False) -> l
     return found
 
 
+def environment_problems(recipient: Recipient, environ: Mapping[str, str]) -> list[str]:
+    """What is wrong with the secrets the environment gives a recipient written with `${VAR}`
+    references (valid as written), each as 'field: what': a variable that is not set, or a
+    value that is empty or malformed (nothing of the value is said)."""
+    unset = {}
+    for name in SECRET_FIELDS:
+        if value := getattr(recipient, name):
+            try:
+                resolve_placeholders(value, environ)
+            except KeyError as exc:
+                unset[name] = exc.args[0]
+    if unset:
+        return [f"{name}: not set in the environment: {names}" for name, names in unset.items()]
+    values: dict[str, Any] = {
+        name: resolve_placeholders(value, environ)
+        for name in SECRET_FIELDS
+        if (value := getattr(recipient, name))
+    }
+    used = replace(recipient, **values)
+    return [f"{problem} (from the environment)" for problem in recipient_problems(used)]
+
+
+def with_secret(recipient: Recipient, name: str, environ: Mapping[str, str]) -> str | None:
+    """One of the recipient's secrets as a channel uses it now (never to store or log):
+    `${VAR}` read from `environ`; UnsetVariable names the recipient, the field and the
+    variable."""
+    value: str | None = getattr(recipient, name)
+    return resolve_secret(value, f"recipient {recipient.id}: {name}", environ) if value else None
+
+
+def literal_secrets(recipient: Recipient) -> list[str]:
+    """The recipient's secrets stored as values, not `${VAR}` references (written before
+    references were required): they still work, but they are secrets at rest in clear."""
+    return [name for name in SECRET_FIELDS if (value := getattr(recipient, name)) and not placeholders(value)]
+
+
 class RecipientEntry(BaseModel):
     """A recipient as the site file writes it (`alerts.recipients[]`): lists for tuples,
     `quiet_hours: "22:00-07:00"` (the stores' local time) for the two ends."""
@@ -163,8 +223,8 @@ class RecipientEntry(BaseModel):
     email: str | None = None
     phone: str | None = None
     webhook_url: str | None = None
-    webhook_secret: str | None = None  # may be ${VAR}: read from the environment when applied
-    apprise_url: str | None = None  # may be ${VAR} too
+    webhook_secret: str | None = None  # ${VAR}: read from the environment when used
+    apprise_url: str | None = None  # ${VAR} too
     min_level: str = "high"
     incident_types: list[str] = Field(default_factory=list)
     quiet_hours: str | None = None

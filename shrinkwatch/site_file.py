@@ -10,7 +10,6 @@ PostgreSQL lives in `warehouse.site_tables`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,11 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shrinkwatch.errors import ConfigError, key_path, validation_messages
+from shrinkwatch.placeholders import FORM, placeholders, resolve_placeholders, well_formed
 from shrinkwatch.recipients import DAYS, Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
@@ -165,19 +164,6 @@ class Zone(_Strict):
         return value
 
 
-def placeholders(template: str) -> list[str]:
-    """The environment variables a stream URL names as `${VAR}`, in order."""
-    return _PLACEHOLDER.findall(template)
-
-
-def resolve_placeholders(template: str, environ: Mapping[str, str]) -> str:
-    """The stream URL with each `${VAR}` replaced from `environ`; KeyError names what is missing."""
-    missing = [name for name in placeholders(template) if name not in environ]
-    if missing:
-        raise KeyError(", ".join(dict.fromkeys(missing)))
-    return _PLACEHOLDER.sub(lambda m: environ[m[1]], template)
-
-
 class Camera(_Strict):
     """A camera of a store, where to read it and how fast to analyse it.
 
@@ -198,9 +184,8 @@ class Camera(_Strict):
     @field_validator("stream_url")
     @classmethod
     def _placeholders_well_formed(cls, value: str) -> str:
-        if value.count("${") != len(placeholders(value)):
-            msg = "a placeholder must read ${NAME} (letters, digits and _; not starting with a digit)"
-            raise ValueError(msg)
+        if not well_formed(value):
+            raise ValueError(FORM)
         return value
 
 
@@ -282,19 +267,20 @@ def _cross_check(config: SiteConfig) -> list[SiteProblem]:
         where = f"alerts.recipients[{i}]"
         if recipient_ids.index(entry.id) != i:
             problems.append(SiteProblem(f"{where}.id", f"duplicate recipient id {entry.id!r}"))
-        problems += recipient_site_problems(entry.to_recipient(), i, placeholders=True)
+        problems += recipient_site_problems(entry.to_recipient(), i)
     return problems
 
 
 def recipient_site_problems(
-    recipient: Recipient, index: int, *, placeholders: bool, note: str = ""
+    recipient: Recipient, index: int, found: list[str] | None = None
 ) -> list[SiteProblem]:
-    """What is wrong with the site file's `alerts.recipients[index]`, at each field's key path
-    (`note` follows each message)."""
+    """The site file's `alerts.recipients[index]` problems, at each field's key path: `found`
+    ('field: what', as shrinkwatch.recipients says them), or else what is wrong with it as
+    written."""
     out = []
-    for problem in recipient_problems(recipient, placeholders=placeholders):
+    for problem in recipient_problems(recipient, references=True) if found is None else found:
         field, message = problem.split(": ", 1)
-        out.append(SiteProblem(f"alerts.recipients[{index}].{field}", message + note))
+        out.append(SiteProblem(f"alerts.recipients[{index}].{field}", message))
     return out
 
 

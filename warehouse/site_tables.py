@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from shrinkwatch.recipients import Recipient
+from shrinkwatch.recipients import Recipient, environment_problems
 from shrinkwatch.site_file import (
     Camera,
     SiteConfig,
@@ -16,9 +16,7 @@ from shrinkwatch.site_file import (
     SiteProblem,
     Store,
     Zone,
-    placeholders,
     recipient_site_problems,
-    resolve_placeholders,
 )
 from warehouse.db import Connection
 
@@ -36,7 +34,8 @@ class ApplyResult:
 
 def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str, str]) -> list[Recipient]:
     """Every store a camera or a recipient names exists (in this file or the database), and
-    every ${VAR} in a webhook secret is set; the recipients, secrets resolved."""
+    every ${VAR} of a recipient's secrets is set to a value that works; the recipients, their
+    secrets still references (they are read again when a message is sent, never stored)."""
     in_file = {s.id for s in config.stores}
     entries = config.alerts.recipients
     wanted = ({c.store_id for c in config.cameras} | {s for r in entries for s in r.stores}) - in_file
@@ -58,22 +57,8 @@ def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str
             for j, store in enumerate(entry.stores)
             if store not in in_file and store not in known
         ]
-        secrets = {}
-        for key in ("webhook_secret", "apprise_url"):
-            value = getattr(entry, key)
-            if value and placeholders(value):
-                try:
-                    value = resolve_placeholders(value, environ)
-                except KeyError as exc:
-                    where = f"alerts.recipients[{i}].{key}"
-                    problems.append(SiteProblem(where, f"not set in the environment: {exc.args[0]}"))
-            secrets[key] = value
-        recipient = entry.to_recipient(**secrets)
-        if not any(p.path.startswith(f"alerts.recipients[{i}].") for p in problems):
-            # What the environment gave is checked like the rest (an empty or malformed value).
-            problems += recipient_site_problems(
-                recipient, i, placeholders=False, note=" (from the environment)"
-            )
+        recipient = entry.to_recipient()
+        problems += recipient_site_problems(recipient, i, environment_problems(recipient, environ))
         recipients.append(recipient)
     if problems:
         source = "site configuration"
@@ -118,8 +103,8 @@ def apply_site_config(
     new_cameras: bool = False,
 ) -> ApplyResult:
     """Insert or update stores, cameras and alert recipients by id; each camera's zones become
-    those in the file. `${VAR}` in a webhook secret or an Apprise URL comes from `environ`
-    (default: this process's environment).
+    those in the file. A recipient's `${VAR}` secrets must be set in `environ` (default: this
+    process's environment) to values that work; what is stored is the reference.
 
     With `new_cameras`, the cameras are added, never replaced: one whose id exists (in any
     store) is a problem and nothing changes.

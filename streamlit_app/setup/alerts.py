@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import time
 
 import pandas as pd
@@ -10,6 +11,7 @@ import streamlit as st
 from alerts.outbox import active_mutes, load_recipients, mute, recent_problems, retry
 from alerts.rules import CHANNELS, LEVELS, Recipient, problems
 from shrinkwatch.contracts import INCIDENT_TYPES
+from shrinkwatch.recipients import SECRET_FIELDS, literal_secrets
 from streamlit_app import auth, data, text
 from warehouse.site_tables import save_recipient
 
@@ -76,15 +78,26 @@ with st.form(f"recipient_{chosen}"):
     email = cols[0].text_input("Email", current.email or "")
     phone = cols[1].text_input("Phone (E.164)", current.phone or "", placeholder="+447700900123")
     level = cols[2].selectbox("From risk level", list(LEVELS), index=LEVELS.index(current.min_level))
+    # Secrets are ${VAR} references, read from the environment when a message is sent; a value
+    # stored before that (literal_secrets) is never sent to the browser: it must be replaced.
+    stored = {
+        name: getattr(current, name) or "" for name in SECRET_FIELDS if name not in literal_secrets(current)
+    }
     cols = list(st.columns(2))
     webhook = cols[0].text_input("Webhook URL", current.webhook_url or "")
-    secret = cols[1].text_input("Webhook secret", current.webhook_secret or "", type="password")
-    apprise_url = st.text_input(
-        "Apprise URL: Slack, Teams, Discord, ... (one per recipient; it holds the service's token)",
-        current.apprise_url or "",
-        type="password",
-        placeholder="slack://TokenA/TokenB/TokenC/#store-team",
+    secret = cols[1].text_input(
+        "Webhook secret, as `${VAR}`", stored.get("webhook_secret", ""), placeholder="${LEEDS_HOOK_SECRET}"
     )
+    apprise_url = st.text_input(
+        "Apprise URL: Slack, Teams, Discord, ... (one per recipient), as `${VAR}`",
+        stored.get("apprise_url", ""),
+        placeholder="${LEEDS_SLACK_URL}",
+    )
+    if literal_secrets(current):
+        st.warning(
+            f"{' and '.join(literal_secrets(current))}: stored as a value from an earlier version; "
+            "give it as `${VAR}` here, with VAR set in the environment, so that no secret is stored."
+        )
     chosen_stores = st.multiselect(
         "Stores",
         list(stores["id"]),
@@ -115,7 +128,7 @@ with st.form(f"recipient_{chosen}"):
             email=email.strip() or None,
             phone=phone.strip() or None,
             webhook_url=webhook.strip() or None,
-            webhook_secret=secret or None,
+            webhook_secret=secret.strip() or None,
             apprise_url=apprise_url.strip() or None,
             min_level=level,
             incident_types=tuple(types),
@@ -126,7 +139,7 @@ with st.form(f"recipient_{chosen}"):
             digest=digest.strip() or None,
             timezone=zone.strip() or "UTC",
         )
-        wrong = problems(wanted, set(store_names))
+        wrong = problems(wanted, set(store_names), os.environ)
         if chosen not in recipients and wanted.id in recipients:
             held = recipients[wanted.id]
             what = "change it" if held.enabled else "enable it again"

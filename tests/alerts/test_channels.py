@@ -1,5 +1,6 @@
 """SMS through the real twilio client (pointed at a local server that answers like Twilio's
-Messages API) and signed webhooks, end to end through the dispatcher."""
+Messages API), signed webhooks and Apprise, end to end through the dispatcher; their secrets
+stored as ${VAR} and read when a message is sent."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import hmac
 import json
 import threading
 from datetime import UTC, datetime
+
+import pytest
 
 from alerts.dispatcher import run
 from alerts.rules import Recipient
@@ -138,3 +141,63 @@ def test_apprise_one_target_per_message_retried_until_delivered_once(settings: S
     assert posted["title"] == "Shrinkwatch: High risk: loitering high value at Leeds"
     assert posted["message"].endswith("https://sw.example.com/review?id=a1")
     assert outbox(ready)[0]["status"] == "sent"
+
+
+def test_secrets_are_read_when_sent_and_one_not_set_is_retried(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database holds `${VAR}`; each send reads the environment it has then (a rotated
+    secret needs no new apply); a variable that is not set is a failure on the row, retried."""
+    with webhook_receiver() as hook, webhook_receiver() as chat:
+        ready = settings.model_copy(update={"dashboard_public_url": "https://sw.example.com"})
+        site = SITE + (
+            "\nalerts:\n  recipients:\n"
+            f"    - {{id: feed, name: Feed, channels: [webhook], stores: [store-001],\n"
+            f"       webhook_url: '{hook.url}/in', webhook_secret: '${{FEED_SECRET}}'}}\n"
+            "    - {id: chat, name: Chat, channels: [apprise], stores: [store-001],\n"
+            "       apprise_url: '${FEED_CHAT}'}\n"
+        )
+        chat_url = f"json://{chat.url.removeprefix('http://')}/chat"
+        with connect(ready.database_dsn) as conn:
+            apply_site_config(
+                conn, parse_site_config(site), {"FEED_SECRET": "at-apply", "FEED_CHAT": chat_url}
+            )
+            stored = conn.execute(
+                "SELECT webhook_secret, apprise_url FROM alert_recipients ORDER BY id"
+            ).fetchall()
+        assert stored == [
+            {"webhook_secret": None, "apprise_url": "${FEED_CHAT}"},
+            {"webhook_secret": "${FEED_SECRET}", "apprise_url": None},
+        ]
+        monkeypatch.delenv("FEED_SECRET", raising=False)
+        monkeypatch.delenv("FEED_CHAT", raising=False)
+        produce(
+            ready,
+            ready.topic("incidents"),
+            [(b"s1", encode(incident(1, incident_id="s1", risk_level="high", started_at=datetime.now(UTC))))],
+        )
+        first = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+        assert (first.sent, first.retried, first.failed) == (0, 2, 0)
+        assert hook.requests == [] and chat.requests == []
+        assert {r["recipient_id"]: (r["status"], r["last_error"]) for r in outbox(ready)} == {
+            "feed": (
+                "pending",
+                "recipient feed: webhook_secret names ${FEED_SECRET}, not set in this process's environment",
+            ),
+            "chat": (
+                "pending",
+                "recipient chat: apprise_url names ${FEED_CHAT}, not set in this process's environment",
+            ),
+        }
+
+        monkeypatch.setenv("FEED_SECRET", "rotated-since-apply")
+        monkeypatch.setenv("FEED_CHAT", chat_url)
+        with connect(ready.database_dsn) as conn:
+            conn.execute("UPDATE alert_outbox SET not_before = now() - interval '1 second'")  # backoff over
+            conn.commit()
+        second = run(ready, threading.Event(), progress=lambda _m: None, poll_s=0.2, until_idle=True)
+    assert second.sent == 2 and {r["status"] for r in outbox(ready)} == {"sent"}
+    [call] = hook.requests
+    expected = "sha256=" + hmac.new(b"rotated-since-apply", call["body"], hashlib.sha256).hexdigest()
+    assert call["headers"]["X-Shrinkwatch-Signature"] == expected
+    assert json.loads(chat.requests[0]["body"])["title"].startswith("Shrinkwatch: High risk")

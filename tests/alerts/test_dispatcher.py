@@ -431,3 +431,62 @@ def test_an_alert_whose_snapshot_never_comes_goes_without_it(settings: Settings,
         assert conn.execute("SELECT attempts FROM alert_outbox").fetchone() == {
             "attempts": 1
         }  # waits don't count
+
+
+def test_check_names_a_secret_not_set_and_warns_of_one_stored_as_a_value(
+    settings: Settings, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    ready = configured(settings, mailbox)
+    feed = (
+        "\nalerts:\n  recipients:\n"
+        "    - {id: feed, name: Feed, channels: [webhook], stores: [store-001],\n"
+        "       webhook_url: 'https://soc.example.com/in', webhook_secret: '${FEED_SECRET}'}\n"
+    )
+    with connect(ready.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(SITE + feed), {"FEED_SECRET": "set-when-applied"})
+        # As an earlier version stored it: the secret itself.
+        save_recipient(
+            conn,
+            Recipient(
+                id="old-hook",
+                name="Old hook",
+                channels=("webhook",),
+                stores=("store-001",),
+                webhook_url="https://soc.example.com/old",
+                webhook_secret="old-literal-secret",
+            ),
+        )
+        save_recipient(
+            conn,
+            Recipient(
+                id="gone",
+                name="Gone",
+                channels=("apprise",),
+                stores=("store-001",),
+                apprise_url="json://127.0.0.1/old",
+                enabled=False,  # disabled, but the secret is still at rest
+            ),
+        )
+    env = cli_env(ready, tmp_path)
+    env.pop("FEED_SECRET", None)
+    unset = "recipient feed: webhook_secret names ${FEED_SECRET}, not set in this process's environment"
+    literal = [
+        f"  warning: recipient {who}: {name} is stored as a value, not as a ${{VAR}} reference; "
+        "write it as ${VAR} (site file or Alert settings) so that the database holds no secret"
+        for who, name in (("gone", "apprise_url"), ("old-hook", "webhook_secret"))
+    ]
+    running = run_cli(["alerts", "run", "--check"], env=env)
+    assert running.returncode == 1, running.stderr
+    assert running.stdout.splitlines()[1:] == [f"  {unset}", *literal]
+    tested = run_cli(["alerts", "test", "--recipient", "feed", "--check"], env=env)
+    assert (tested.returncode, tested.stdout) == (1, f"webhook: FAILED: {unset}\n")
+
+    env["FEED_SECRET"] = "set-now"
+    running = run_cli(["alerts", "run", "--check"], env=env)
+    assert running.returncode == 0 and running.stdout.splitlines()[1:] == literal
+    assert run_cli(["alerts", "test", "--recipient", "feed", "--check"], env=env).stdout == "webhook: ready\n"
+    assert (
+        run_cli(["alerts", "test", "--recipient", "old-hook", "--check"], env=env).stdout
+        == "webhook: ready\n"
+    )
+    assert mailbox.received == []

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from alerts.rules import Recipient, interested, quiet_until
+from alerts.rules import Recipient, interested, problems, quiet_until
 
 ANA = Recipient(id="ana", name="Ana", channels=("email",), stores=("store-001",), min_level="medium")
 
@@ -98,3 +98,39 @@ def test_quiet_hours_are_the_stores_local_time(
     recipient: Recipient, when: datetime, timezone: str, until: datetime | None
 ) -> None:
     assert quiet_until(recipient, when, timezone) == until
+
+
+HOOK = Recipient(
+    id="feed",
+    name="Feed",
+    channels=("webhook",),
+    stores=("store-001",),
+    webhook_url="https://soc.example.com/in",
+    webhook_secret="${FEED_SECRET}",
+)
+
+
+@pytest.mark.parametrize(
+    ("secret", "environ", "said"),
+    [
+        ("${FEED_SECRET}", {"FEED_SECRET": "k3y-value"}, []),
+        ("${FEED_SECRET}", {}, ["webhook_secret: not set in the environment: FEED_SECRET"]),
+        (
+            "k3y-value",
+            {"FEED_SECRET": "k3y-value"},
+            ["webhook_secret: write it as ${VAR}, with VAR set in the environment: secrets are never stored"],
+        ),
+        (
+            "${FEED_SECRET}",
+            {"FEED_SECRET": ""},
+            ["webhook_url: a URL and a secret are needed for the webhook channel (from the environment)"],
+        ),
+    ],
+)
+def test_the_alert_settings_page_takes_a_secret_only_as_a_reference(
+    secret: str, environ: dict[str, str], said: list[str]
+) -> None:
+    """What the dashboard checks before it saves a recipient: the secret as ${VAR}, set (in
+    the dashboard's environment) to a value that works; never the secret itself."""
+    wanted = Recipient(**{**HOOK.__dict__, "webhook_secret": secret})
+    assert problems(wanted, {"store-001"}, environ) == said

@@ -228,10 +228,17 @@ def test_alert_recipients_in_the_site_file() -> None:
         ),
         (
             "channels: [webhook]",
-            "channels: [apprise]\n      apprise_url: pager://x",
+            "channels: [apprise]\n      apprise_url: slack://T1/B2/c3d4",
             "alerts.recipients[1].apprise_url",
-            "cannot use a pager:// URL",
+            "write the URL (or each token in it) as ${VAR}, with VAR set in the environment",
         ),
+        (
+            "${SOC_HOOK_SECRET}",
+            "s3cret",
+            "alerts.recipients[1].webhook_secret",
+            "write it as ${VAR}, with VAR set in the environment: secrets are never stored",
+        ),
+        ("${SOC_HOOK_SECRET}", "${SOC-HOOK}", "alerts.recipients[1].webhook_secret", "must read ${NAME}"),
     ],
 )
 def test_each_recipient_error_names_its_key_path(old: str, new: str, path: str, message: str) -> None:
