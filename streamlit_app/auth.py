@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from streamlit_app import data
+from streamlit_app import data, text
 from streamlit_app.gate_rules import cookie_name
 from warehouse.queries import Scope
 from warehouse.users import User, end_session, scope_of, session_user
@@ -111,6 +111,7 @@ def sidebar(signed: SignedIn) -> None:
     with st.sidebar:
         user = signed.user
         stores = ", ".join(user.stores) if user.role == "store_manager" else "all stores"
-        st.caption(f"Signed in as **{user.label}** · {user.role.replace('_', ' ')} · {stores}")
+        role = user.role.replace("_", " ")
+        st.caption(f"Signed in as **{text.markdown(user.label)}** · {role} · {text.markdown(stores)}")
         if st.button("Sign out", icon=":material/logout:", key="sign_out"):
             sign_out(signed)

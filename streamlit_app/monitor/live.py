@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import auth, data, text
+from streamlit_app import auth, data, served, text
 from warehouse.queries import IncidentFilter, camera_status, incidents_page
-from warehouse.site_tables import load_zones
 
 signed = auth.page()
 scope = signed.scope
@@ -85,7 +84,6 @@ def cameras() -> None:
             "and `shrinkwatch flows run health` for their health)."
         )
         return
-    zones = load_zones(data.connection(), shown)
     columns = st.columns(min(3, len(shown)))
     for i, camera_id in enumerate(shown):
         row = health.loc[camera_id]
@@ -99,11 +97,10 @@ def cameras() -> None:
             fps = f" · {row['fps_analysed']:.1f} of {row['fps_in']:.1f} fps" if status is not None else ""
             st.markdown(f"**{text.markdown(row['name'])}** {text.code(camera_id)} {badge}{fps}")
             if camera_id in frames:
-                path = frames[camera_id]
-                age = time.time() - path.stat().st_mtime
-                st.image(
-                    data.with_zones(path.read_bytes(), zones.get(camera_id, [])),
-                    caption=f"{age:.0f} s ago · zones outlined",
+                changed = frames[camera_id].stat().st_mtime
+                st.image(  # the server's live route draws the zones and checks the viewer's stores
+                    data.served_url(served.live_path(camera_id, changed * 1000)),
+                    caption=f"{time.time() - changed:.0f} s ago · zones outlined",
                 )
             if status == "offline":
                 since = row["status_since"]

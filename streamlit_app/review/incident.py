@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import streamlit as st
 
-from streamlit_app import auth, data, text
+from streamlit_app import auth, data, served, text
 from streamlit_app.charts import camera_view
 from warehouse.queries import IncidentFilter, QueryError, incident_detail, next_unreviewed, record_verdict
 from warehouse.site_tables import load_zones
@@ -140,9 +140,10 @@ with left:
             "Snapshot when the incident opened: the person in red, their path in amber (ring: where it "
             "starts), and the camera's zones (the incident's in red)."
         )
-    clip = data.evidence_file(row["snapshot"], ".mp4")
-    if clip is not None:
-        st.video(str(clip))
+    if data.evidence_file(row["snapshot"], ".mp4") is not None:
+        # Served by the server's evidence route, which checks the viewer's stores when the
+        # player asks for it (never through Streamlit's media store).
+        st.video(data.served_url(served.evidence_path(row["incident_id"], "clip.mp4")))
         st.caption("Clip: about 5 s before to 5 s after")
 with right:
     st.subheader("Why this score")

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from shrinkwatch.contracts import INCIDENT_TYPES
-from streamlit_app import auth, data, text
+from streamlit_app import auth, data, served, text
 from warehouse.queries import (
     REVIEW_STATES,
     RISK_LEVELS,
@@ -18,7 +18,6 @@ from warehouse.queries import (
     IncidentFilter,
     QueryError,
     incident_count,
-    incidents_csv,
     incidents_page,
 )
 from warehouse.users import mark_seen
@@ -175,11 +174,9 @@ if actions[2].button("Newer", icon=":material/arrow_back:", disabled=len(cursors
 if actions[3].button("Older", icon=":material/arrow_forward:", disabled=next_cursor is None):
     cursors.append(next_cursor)
     st.rerun()
-actions[4].download_button(
+actions[4].link_button(  # the server's export route checks the viewer's stores when it is fetched
     "Export CSV",
-    data=lambda: incidents_csv(data.connection(), scope, filters),
-    file_name=f"incidents-{datetime.now(UTC):%Y%m%d-%H%M}.csv",
-    mime="text/csv",
+    data.served_url(served.export_path(filters)),
     icon=":material/download:",
     help="All matching incidents (up to 100,000), not only this page",
 )

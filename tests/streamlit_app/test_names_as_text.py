@@ -156,3 +156,18 @@ def test_the_live_page(open_page: Open, hostile: Settings) -> None:
     at = open_page(hostile, "monitor/live.py", user="mo", role="store_manager", stores=("store-001",))
     assert [v for v in markdown_values(at) if v.startswith("Offline since")][0].endswith(" UTC")
     assert not [v for v in markdown_values(at) if "srv" in v]  # what the reader says: admins only
+
+
+def test_the_sidebar_shows_a_display_name_as_typed(open_page: Open, hostile: Settings) -> None:
+    from warehouse.users import add_user, start_session
+
+    name = "[Ana](http://evil.example) ![i](http://evil.example/i.png)"
+    with connect(hostile.database_dsn) as conn:
+        add_user(
+            conn, "ana2", "store_manager", password="correct-horse-9", stores=["store-001"], display_name=name
+        )
+        token = start_session(conn, "ana2", hours=1)
+    at = open_page(hostile, token=token)
+    [signed_in] = [v for v in markdown_values(at) if v.startswith("Signed in as")]
+    assert f"**{text.markdown(name)}**" in signed_in
+    assert_no_markup(markdown_values(at))
