@@ -23,7 +23,7 @@ from websockets.sync.client import connect as websocket
 from shrinkwatch.settings import Settings
 from tests.streamlit_app.conftest import sign_in
 from tests.streamlit_app.test_incidents_page import recent, write
-from tests.streamlit_app.test_signin_server import running_dashboard, stream_opens
+from tests.streamlit_app.test_signin_server import post_signout, running_dashboard, stream_opens
 from warehouse.db import connect
 from warehouse.users import disable_user, set_password, update_user
 
@@ -151,14 +151,7 @@ def closed_by_server(stream: ClientConnection, wait_s: float = 60) -> int | None
 
 
 def sign_out(url: str, token: str) -> None:
-    out = requests.post(
-        f"{url}/signout",
-        cookies={"shrinkwatch_session": token},
-        headers={"Origin": url},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert out.status_code == 303
+    assert post_signout(url, token, origin=url).status_code == 303
 
 
 def expire(settings: Settings, user: str) -> None:

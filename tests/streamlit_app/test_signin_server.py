@@ -59,6 +59,17 @@ def post_signin(
     )
 
 
+def post_signout(url: str, token: str, *, origin: str) -> requests.Response:
+    """Sign-out as a page of `origin` asks for it (the dashboard's own, or another site)."""
+    return requests.post(
+        f"{url}/signout",
+        cookies={"shrinkwatch_session": token},
+        headers={"Origin": origin},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 def stream_opens(url: str, cookie: str | None) -> bool:
     headers = {"Cookie": f"shrinkwatch_session={cookie}"} if cookie else {}
     try:
@@ -103,24 +114,12 @@ def test_sign_in_cookie_and_sign_out(server: str, two_stores: Settings) -> None:
     # Sign-out ends the session on the server, or does nothing at all.
     ask = get(f"{server}/signout", cookies={"shrinkwatch_session": token})  # a link, an <img> elsewhere
     assert ask.status_code == 200 and 'method="post"' in ask.text
-    cross = requests.post(
-        f"{server}/signout",
-        cookies={"shrinkwatch_session": token},
-        headers={"Origin": "http://evil.example"},
-        allow_redirects=False,
-        timeout=30,
-    )
+    cross = post_signout(server, token, origin="http://evil.example")
     assert cross.status_code == 403 and "set-cookie" not in cross.headers
     assert get(f"{server}/", cookies={"shrinkwatch_session": token}).status_code == 200  # still signed in
     assert stream_opens(server, token)
 
-    out = requests.post(
-        f"{server}/signout",
-        cookies={"shrinkwatch_session": token},
-        headers={"Origin": server},
-        allow_redirects=False,
-        timeout=30,
-    )
+    out = post_signout(server, token, origin=server)
     assert out.headers["location"] == "/signin?signed_out=1"
     assert get(f"{server}/", cookies={"shrinkwatch_session": token}).status_code == 303
     assert not stream_opens(server, token)
