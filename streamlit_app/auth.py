@@ -52,7 +52,20 @@ def current() -> SignedIn | None:
     user = session_user(conn, token)
     if user is None:
         return None
+    _note_tab(token)
     return SignedIn(user, scope_of(conn, user), token)
+
+
+def _note_tab(token: str) -> None:
+    """Tell the web server which session this tab runs under: when the session ends, the
+    server runs the page once more, so that it says "Signed out" (streamlit_app.sessions)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from streamlit_app.sessions import STREAMS
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        STREAMS.note_tab(token, ctx.session_id)
 
 
 def _signed_out() -> None:

@@ -28,6 +28,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from shrinkwatch.paths import evidence_file
+from shrinkwatch.site_file import Zone
 from streamlit_app.sessions import DB, Viewer, on_own_connection, signed_in
 from warehouse.db import Connection
 from warehouse.queries import IncidentFilter, QueryError, cameras_in_scope, incident_detail, incidents_csv
@@ -122,29 +123,37 @@ async def evidence(request: Request) -> Response:
     return FileResponse(path, media_type=media_type, headers=PRIVATE)
 
 
-def _live_frame(conn: Connection, viewer: Viewer, camera_id: str) -> bytes | None:
-    from streamlit_app.data import with_zones
+def _zones_if_in_scope(conn: Connection, viewer: Viewer, camera_id: str) -> list[Zone] | None:
+    """The camera's zones, or None when it is not one of the viewer's stores' cameras."""
     from warehouse.site_tables import load_zones
 
     if camera_id not in set(cameras_in_scope(conn, viewer.scope)["id"]):
         return None
-    path = DB.settings.live_dir() / f"{camera_id}.jpg"
+    return load_zones(conn, [camera_id]).get(camera_id, [])
+
+
+def _drawn_frame(camera_id: str, zones: list[Zone]) -> bytes | None:
+    from streamlit_app.data import with_zones
+
     try:
-        jpeg = path.read_bytes()
+        jpeg = (DB.settings.live_dir() / f"{camera_id}.jpg").read_bytes()
     except OSError:
         return None
-    return with_zones(jpeg, load_zones(conn, [camera_id]).get(camera_id, []))
+    return with_zones(jpeg, zones)
 
 
 async def live_frame(request: Request) -> Response:
-    """A camera's newest frame with its zones, if the camera is in the viewer's stores now."""
+    """A camera's newest frame with its zones, if the camera is in the viewer's stores now.
+    (The frame is decoded and drawn off the shared connection's lock: it guards every
+    session check at the door.)"""
     viewer = await _viewer(request)
     if viewer is None:
         return _signed_out()
     camera_id = request.path_params["camera_id"]
     if not _ID.match(camera_id):
         return _not_found()
-    jpeg = await run_in_threadpool(DB.call, _live_frame, viewer, camera_id)
+    zones = await run_in_threadpool(DB.call, _zones_if_in_scope, viewer, camera_id)
+    jpeg = await run_in_threadpool(_drawn_frame, camera_id, zones) if zones is not None else None
     if jpeg is None:
         return _not_found()
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)

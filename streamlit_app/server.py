@@ -170,8 +170,15 @@ class SignInGate:
         else:
             response = Response("sign in first", status_code=401, media_type="text/plain")
         if token:  # a cookie of a session that ended: forget it
-            response.delete_cookie(cookie(), path="/")
+            _forget_session(response)
         await response(scope, receive, send)
+
+
+def _forget_session(response: Response) -> None:
+    """Tell the browser to drop the session cookie, with the attributes it was set with (a
+    browser ignores a `__Host-` cookie's deletion that is not itself Secure)."""
+    secure = DB.settings.dashboard_secure_cookie
+    response.delete_cookie(cookie(), path="/", secure=secure, httponly=True, samesite="lax")
 
 
 _PAGE = """<!doctype html>
@@ -254,7 +261,7 @@ async def signin(request: Request) -> Response:
         )
         token = request.cookies.get(cookie())
         if token and await run_in_threadpool(DB.call, session_user, token) is None:
-            response.delete_cookie(cookie(), path="/")
+            _forget_session(response)
         return response
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()
@@ -379,7 +386,7 @@ async def signout(request: Request) -> Response:
         await run_in_threadpool(DB.call, end_session, token)
         STREAMS.recheck()
     response = RedirectResponse("/signin?signed_out=1", status_code=303)
-    response.delete_cookie(cookie(), path="/")
+    _forget_session(response)
     return response
 
 

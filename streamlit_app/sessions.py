@@ -7,9 +7,12 @@ websocket that carries the pages' data stays open for as long as a tab does; `ST
 keeps each one beside its session's token and asks PostgreSQL about all of them together
 every RECHECK_S seconds (and at once after a sign-out here). When a session has ended
 (sign-out anywhere, a password change, new stores or role, a disabled account, expiry),
-its websockets are closed and nothing more is sent on them: no page data outlives the
-session it was computed for. The pages check the session on every run besides
-(streamlit_app.auth).
+each of its tabs is made to run its page once more, which finds the session gone, shows
+"Signed out" and takes the browser to the sign-in form (streamlit_app.auth); GRACE_S
+later its websockets are closed and nothing more is sent on them, whatever the browser
+does. A socket whose client has stopped reading cannot hold the others up: each close is
+sent on its own, and given up after CLOSE_WAIT_S. The pages check the session on every run
+besides, so no page data outlives the session it was computed for.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 RECHECK_S = 1.0
+GRACE_S = 3.0  # for the tab's last run, which only says "Signed out"
+CLOSE_WAIT_S = 5.0
 ENDED = 4401  # the websocket close code for "the session ended: sign in again"
 
 
@@ -130,11 +135,14 @@ class _Stream:
         await self._send(message)
 
     async def end(self) -> None:
+        """Send nothing more, tell the app the client left, and close the socket (given up
+        after CLOSE_WAIT_S: a client that stopped reading never lets a send finish)."""
         if self.ended.is_set():
             return
         self.ended.set()
+        close = {"type": "websocket.close", "code": ENDED, "reason": "session ended"}
         with contextlib.suppress(Exception):  # the browser may have gone already
-            await self._send({"type": "websocket.close", "code": ENDED, "reason": "session ended"})
+            await asyncio.wait_for(self._send(close), CLOSE_WAIT_S)
 
 
 class OpenStreams:
@@ -142,8 +150,18 @@ class OpenStreams:
 
     def __init__(self) -> None:
         self._streams: dict[str, set[_Stream]] = {}
+        self._tabs: dict[str, set[str]] = {}  # token -> Streamlit session ids that ran a page
+        self._tabs_lock = threading.Lock()
+        self._ending: set[str] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
+
+    def note_tab(self, token: str, app_session_id: str) -> None:
+        """A page ran for this session in this Streamlit session (called by the pages, from
+        the script's thread): told to run again when the session ends."""
+        with self._tabs_lock:
+            self._tabs.setdefault(token, set()).add(app_session_id)
 
     def count(self) -> int:
         return sum(len(s) for s in self._streams.values())
@@ -162,6 +180,8 @@ class OpenStreams:
             streams.discard(stream)
             if not streams:
                 self._streams.pop(token, None)
+                with self._tabs_lock:
+                    self._tabs.pop(token, None)
 
     def recheck(self) -> None:
         """Ask about every open session now (after a sign-out in this process)."""
@@ -179,7 +199,7 @@ class OpenStreams:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECHECK_S)
             self._wake.clear()
-            tokens = list(self._streams)
+            tokens = [t for t in self._streams if t not in self._ending]
             if not tokens:
                 continue
             try:
@@ -189,8 +209,36 @@ class OpenStreams:
                 continue
             for token in tokens:
                 if token not in still_open:
-                    for stream in list(self._streams.get(token, ())):
-                        await stream.end()
+                    self._ending.add(token)
+                    task = asyncio.get_running_loop().create_task(self._end(token))
+                    self._closing.add(task)  # (a reference, until it is done)
+                    task.add_done_callback(self._closing.discard)
+
+    async def _end(self, token: str) -> None:
+        """A session ended: its tabs run their page once more (it says "Signed out" and goes
+        to the sign-in form), then, GRACE_S later, every websocket of it is closed."""
+        with self._tabs_lock:
+            tabs = self._tabs.pop(token, set())
+        for app_session_id in tabs:
+            _rerun(app_session_id)
+        try:
+            await asyncio.sleep(GRACE_S)
+            streams = list(self._streams.get(token, ()))
+            await asyncio.gather(*(stream.end() for stream in streams), return_exceptions=True)
+        finally:
+            self._ending.discard(token)
+
+
+def _rerun(app_session_id: str) -> None:
+    """Ask Streamlit to run a tab's page again, as if its browser had asked."""
+    try:
+        from streamlit.runtime import Runtime
+
+        info = Runtime.instance()._session_mgr.get_active_session_info(app_session_id)
+        if info is not None:
+            info.session.request_rerun(None)
+    except Exception as exc:  # the close that follows still ends the tab
+        log.warning("could not tell a dashboard tab that its session ended: %s", exc)
 
 
 STREAMS = OpenStreams()

@@ -24,6 +24,7 @@ from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 from warehouse.rollups import run_rollups
+from warehouse.users import disable_user
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")
@@ -191,3 +192,20 @@ def test_a_failing_page_shows_no_traceback_or_path(dashboard: tuple[str, Any], t
     assert "error" in shown.lower()
     for leak in ("Traceback", "incidents_gone", "psycopg", "UndefinedTable", ".py", "/work", "site-packages"):
         assert leak not in shown, leak
+
+
+def test_a_tab_whose_session_ends_elsewhere_goes_to_the_sign_in_form(dashboard: tuple[str, Any]) -> None:
+    """An admin disables the account while its page is open: the tab does not stay on the old
+    data, reconnecting for ever; it says so and lands on the sign-in form."""
+    from playwright.sync_api import expect
+
+    url, settings = dashboard
+    sign_in(settings, "mo", "store_manager", ("store-001",))
+    with browser_page() as page:
+        browser_sign_in(page, url, "mo", PASSWORD)
+        with connect(settings.database_dsn) as conn:
+            disable_user(conn, "mo")
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+        assert page.url == f"{url}/signin?signed_out=1"
+        expect(page.get_by_text("You are signed out.")).to_be_visible()
+        assert [c for c in page.context.cookies() if c["name"] == "shrinkwatch_session"] == []

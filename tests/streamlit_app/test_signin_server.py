@@ -199,3 +199,14 @@ def test_behind_tls_the_cookie_is_secure_and_host_only(two_stores: Settings, tmp
         assert get(f"{url}/", cookies={"__Host-shrinkwatch_session": token}).status_code == 200
         # The unprefixed name (which a subdomain or plain http could set) signs nobody in.
         assert get(f"{url}/", cookies={"shrinkwatch_session": token}).status_code == 303
+        # Sign-out's deletion carries Secure too, or a browser would keep the __Host- cookie.
+        out = requests.post(
+            f"{url}/signout",
+            cookies={"__Host-shrinkwatch_session": token},
+            headers={"Origin": url},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert out.status_code == 303
+        deletion = out.headers["set-cookie"]
+        assert deletion.startswith('__Host-shrinkwatch_session="";') and "Secure" in deletion, deletion
