@@ -24,9 +24,10 @@ OPEN_PREFIXES = ("/static/",)
 # Streamlit's own media store (st.image, st.video, download buttons of bytes) answers any
 # signed-in account that knows a file's address, whoever the file was made for: the
 # dashboard serves store data only through routes that check the viewer's scope when they
-# serve (streamlit_app.served), so nothing is served from here at all. Streamlit's agent API
-# (driving the app without a browser; off by default) is closed the same way.
-CLOSED_PREFIXES = ("/media/", "/_stcore/agent/")
+# serve (streamlit_app.served), so nothing is served from here at all. Closed the same way:
+# Streamlit's agent API (driving the app without a browser; off by default), its own sign-in
+# routes (st.login, unused: sign-in is ours) and its metrics (sessions and caches).
+CLOSED_PREFIXES = ("/media/", "/_stcore/agent/", "/auth/", "/oauth2callback", "/_stcore/metrics")
 
 
 def is_open(path: str) -> bool:

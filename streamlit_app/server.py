@@ -55,6 +55,7 @@ from warehouse.users import (
     save_sso_request,
     session_user,
     start_session,
+    take_back_sso_start,
     take_sso_request,
     user_by_email,
 )
@@ -205,9 +206,9 @@ _PAGE = """<!doctype html>
   .info {{ background: #e8f1fb; color: #1c4f8a; }}
   footer {{ margin-top: 1.4rem; font-size: .8rem; color: #7b8794; }}
   .or {{ margin: 1.2rem 0 0; text-align: center; font-size: .85rem; color: #7b8794; }}
-  a.sso {{ display: block; margin-top: .6rem; padding: .65rem; text-align: center; font-weight: 600;
-           color: #1f2933; border: 1px solid #cbd2d9; border-radius: 8px; text-decoration: none; }}
-  a.sso:hover {{ background: #f4f6f8; }}
+  button.sso {{ margin-top: .6rem; padding: .65rem; font-weight: 600;
+                color: #1f2933; background: #fff; border: 1px solid #cbd2d9; }}
+  button.sso:hover {{ background: #f4f6f8; }}
 </style></head>
 <body><main>
   <h1><span aria-hidden="true">&#128737;</span> Shrinkwatch</h1>
@@ -230,12 +231,12 @@ _PAGE = """<!doctype html>
 def _page(*, message: str = "", kind: str = "error", next_path: str = "/", username: str = "") -> str:
     box = f'<p class="message {kind}" role="alert">{html.escape(message)}</p>' if message else ""
     sso_block = ""
-    if sso.enabled(DB.settings):
-        target = f"/signin/sso?next={quote(next_path)}"
+    if sso.enabled(DB.settings):  # a POST from this page: no other site can start it
         sso_block = (
-            '<p class="or">or</p>'
-            f'<a class="sso" href="{html.escape(target)}">'
-            f"Sign in with {html.escape(DB.settings.sso_label)}</a>"
+            '<p class="or">or</p><form method="post" action="/signin/sso">'
+            f'<input type="hidden" name="next" value="{html.escape(next_path)}">'
+            f'<button class="sso" type="submit">Sign in with {html.escape(DB.settings.sso_label)}</button>'
+            "</form>"
         )
     return _PAGE.format(
         message=box, next=html.escape(next_path), username=html.escape(username), sso=sso_block
@@ -306,8 +307,16 @@ def _signed_in_response(next_path: str, token: str) -> Response:
 
 
 async def signin_sso(request: Request) -> Response:
-    """Send the browser to the identity provider (single sign-on), remembering the attempt."""
-    next_path = safe_next(request.query_params.get("next"))
+    """POST from the sign-in page: send the browser to the identity provider (single sign-on),
+    remembering the attempt. A GET (an old link, an image on another site) only shows the
+    sign-in page: starting counts against the address's limit, so only this site may."""
+    if request.method == "GET":
+        next_path = safe_next(request.query_params.get("next"))
+        return RedirectResponse(f"/signin?next={quote(next_path)}", status_code=303)
+    form = await request.form()
+    next_path = safe_next(str(form.get("next", "/")))
+    if not _same_origin(request):
+        return HTMLResponse(_page(message="Sign in from the sign-in page.", next_path=next_path), 403)
     if not sso.enabled(DB.settings):
         return HTMLResponse(_page(message="Single sign-on is not set up here.", next_path=next_path), 404)
     try:
@@ -357,6 +366,7 @@ async def signin_sso_callback(request: Request) -> Response:
         return HTMLResponse(_page(message=message, next_path=next_path), 403)
     hours = DB.settings.dashboard_session_hours
     token: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
+    await run_in_threadpool(DB.call, take_back_sso_start, client=_client(request))
     signed_in = _signed_in_response(next_path, token)
     signed_in.delete_cookie(SSO_COOKIE, path="/signin/sso")
     return signed_in
@@ -394,7 +404,7 @@ app = st.App(
     HERE / "app.py",
     routes=[
         Route("/signin", signin, methods=["GET", "POST"]),
-        Route("/signin/sso", signin_sso, methods=["GET"]),
+        Route("/signin/sso", signin_sso, methods=["GET", "POST"]),
         Route("/signin/sso/callback", signin_sso_callback, methods=["GET"]),
         Route("/signout", signout, methods=["GET", "POST"]),
         *served.ROUTES,

@@ -335,6 +335,17 @@ def count_sso_start(conn: Connection, *, client: str) -> None:
     _count_attempt(conn, [("sso", client[:64])])
 
 
+def take_back_sso_start(conn: Connection, *, client: str) -> None:
+    """A single sign-on from this address succeeded: its start no longer counts (so a store's
+    staff signing in at a shift change, behind one address, never lock each other out)."""
+    with conn.transaction():
+        conn.execute(
+            """DELETE FROM sign_in_failures WHERE id = (
+                   SELECT max(id) FROM sign_in_failures WHERE key = %s)""",
+            (f"sso:{client[:64]}",),
+        )
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 

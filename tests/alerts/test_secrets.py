@@ -18,7 +18,6 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
 import yaml
 
 from shrinkwatch.contracts import encode
@@ -27,6 +26,7 @@ from tests.alerts.conftest import PASSWORD, USER, Mailbox
 from tests.alerts.local_servers import ACCOUNT_SID, AUTH_TOKEN, twilio_api, webhook_receiver
 from tests.factories import incident
 from tests.streamlit_app.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
+from tests.streamlit_app.test_sso import sign_in_with_sso
 from tests.support import cli_env, free_port, produce, run_cli, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.users import add_user
@@ -235,7 +235,7 @@ def test_the_sign_in_client_secret_is_read_when_used_and_never_kept(
         try:
             wait_for(lambda: _healthy(url), 90, what="the dashboard")
             # The whole round trip: the provider's token endpoint checks the client secret.
-            done = requests.Session().get(f"{url}/signin/sso", params={"next": "/review"}, timeout=30)
+            done = sign_in_with_sso(url)
             assert done.url == f"{url}/review" and done.status_code == 200
         finally:
             app.send_signal(signal.SIGTERM)

@@ -43,12 +43,15 @@ def test_only_sign_in_health_and_the_bundle_answer_signed_out(path: str, answers
         ("/media/", True),
         ("/_stcore/agent/interact", True),
         ("/_stcore/agent/openapi.json", True),
+        ("/auth/login", True),
+        ("/oauth2callback", True),
+        ("/_stcore/metrics", True),
         ("/mediax", False),
         ("/evidence/inc-1/snapshot.jpg", False),
         ("/_stcore/stream", False),
     ],
 )
-def test_streamlits_media_store_and_agent_api_answer_nobody(path: str, closed: bool) -> None:
+def test_streamlits_media_store_agent_api_login_and_metrics_answer_nobody(path: str, closed: bool) -> None:
     assert is_closed(path) is closed
 
 

@@ -118,6 +118,9 @@ def test_a_store_manager_gets_nothing_of_another_store(
         "/evidence/inc-001/clip.avi",
         "/camera/..%2Fcam-2/live.jpg",
         "/media/0123456789abcdef.jpg",  # Streamlit's media store is closed to everyone
+        "/_stcore/metrics",  # and its metrics, its own sign-in routes and its agent API
+        "/auth/login",
+        "/_stcore/agent/openapi.json",
     ):
         assert fetch(server + hostile, mo).status_code in (400, 404), (
             hostile

@@ -49,7 +49,27 @@ def sign_in_with_sso(
 ) -> requests.Response:
     """Follow the whole round trip: us -> provider -> us, as a browser (with its cookies) would."""
     browser = browser or requests.Session()
-    return browser.get(f"{url}/signin/sso", params={"next": next_path}, timeout=30, allow_redirects=True)
+    return start_sso(url, browser, next_path, allow_redirects=True)
+
+
+def start_sso(
+    url: str,
+    browser: requests.Session | None = None,
+    next_path: str = "/",
+    *,
+    allow_redirects: bool = False,
+    forwarded_for: str | None = None,
+) -> requests.Response:
+    """Press "Sign in with ..." on the sign-in page: a POST from that page."""
+    browser = browser or requests.Session()
+    headers = {"Origin": url} | ({"X-Forwarded-For": forwarded_for} if forwarded_for else {})
+    return browser.post(
+        f"{url}/signin/sso",
+        data={"next": next_path},
+        headers=headers,
+        timeout=30,
+        allow_redirects=allow_redirects,
+    )
 
 
 def test_single_sign_on_signs_in_an_account_by_its_email(
@@ -79,7 +99,7 @@ def test_a_return_link_only_works_in_the_browser_that_left(
     somebody else to sign them in as themselves."""
     url, _provider, _settings = sso_dashboard
     attacker = requests.Session()
-    to_provider = attacker.get(f"{url}/signin/sso", timeout=30, allow_redirects=False)
+    to_provider = start_sso(url, attacker)
     answer = attacker.get(to_provider.headers["location"], timeout=30, allow_redirects=False)
     callback = answer.headers["location"]
     victim = requests.Session()
@@ -114,20 +134,29 @@ def test_starting_single_sign_on_is_limited_per_address(
     sso_dashboard: tuple[str, Provider, Settings],
 ) -> None:
     """Each start stores a pending request and sends the browser to the provider: one address
-    may start only so many in the throttling window (a forged X-Forwarded-For changes nothing)."""
+    may start only so many in the throttling window (a forged X-Forwarded-For changes nothing),
+    only this site's sign-in page may start one, and a start that signs someone in is taken back."""
     from warehouse.users import FREE_FAILURES
 
-    url, _provider, _settings = sso_dashboard
+    url, _provider, settings = sso_dashboard
+    # Another site (a form, an <img> or a link) cannot start one, nor use up the limit.
+    assert requests.get(f"{url}/signin/sso", timeout=30, allow_redirects=False).headers["location"] == (
+        "/signin?next=/"
+    )
+    cross = requests.post(
+        f"{url}/signin/sso", headers={"Origin": "http://evil.example"}, timeout=30, allow_redirects=False
+    )
+    assert cross.status_code == 403
+    # Signing in for real costs nothing (ana has an account at the provider and here).
+    assert sign_in_with_sso(url).url.endswith("/review")
+    with connect(settings.database_dsn) as conn:
+        counted = conn.execute("SELECT count(*) AS n FROM sign_in_failures WHERE key LIKE 'sso:%'").fetchone()
+    assert counted == {"n": 0}
+
     starts = [
-        requests.get(
-            f"{url}/signin/sso",
-            headers={"X-Forwarded-For": f"203.0.113.{i}"},
-            timeout=30,
-            allow_redirects=False,
-        ).status_code
-        for i in range(FREE_FAILURES["sso"] + 1)
+        start_sso(url, forwarded_for=f"203.0.113.{i}").status_code for i in range(FREE_FAILURES["sso"] + 1)
     ]
     assert starts == [303] * FREE_FAILURES["sso"] + [429]
-    refused = requests.get(f"{url}/signin/sso", timeout=30, allow_redirects=False)
+    refused = start_sso(url)
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
     assert "Too many single sign-on attempts from this address" in refused.text
