@@ -20,6 +20,29 @@ class UnsetVariable(ShrinkwatchError):
     """A `${VAR}` names an environment variable that this process does not have."""
 
 
+# Site data (a site file, the dashboard's pages) may name only variables of its own. Naming
+# one of Shrinkwatch's settings or libpq's would let whoever edits a camera or a recipient
+# have the server send its own secrets (the database password, the single sign-on client
+# secret) to an address of their choosing.
+RESERVED_PREFIXES = ("SHRINKWATCH_", "PG")
+
+
+def reserved(template: str) -> list[str]:
+    """The variables a text names that site data may not: Shrinkwatch's and PostgreSQL's own."""
+    return [name for name in placeholders(template) if name.upper().startswith(RESERVED_PREFIXES)]
+
+
+def reserved_message(names: list[str]) -> str:
+    """What to say of reserved variables named in site data."""
+    listed = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
+    return f"{listed}: Shrinkwatch's own settings and PostgreSQL's (SHRINKWATCH_*, PG*) are not for site data"
+
+
+def whole_reference(template: str) -> bool:
+    """Whether the text is one `${VAR}` and nothing else."""
+    return _PLACEHOLDER.fullmatch(template.strip()) is not None
+
+
 def placeholders(template: str) -> list[str]:
     """The environment variables a text names as `${VAR}`, in order."""
     return _PLACEHOLDER.findall(template)

@@ -22,7 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.placeholders import FORM, placeholders, resolve_placeholders, resolve_secret, well_formed
+from shrinkwatch.placeholders import (
+    FORM,
+    placeholders,
+    reserved,
+    reserved_message,
+    resolve_placeholders,
+    resolve_secret,
+    well_formed,
+    whole_reference,
+)
 
 LEVELS = ("low", "medium", "high")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -113,11 +122,13 @@ def _reference_problems(recipient: Recipient) -> list[str]:
             continue
         if not well_formed(value):
             found.append(f"{name}: {FORM}")
-        elif not placeholders(value):
-            what = "the URL (or each token in it)" if name == "apprise_url" else "it"
-            found.append(
-                f"{name}: write {what} as ${{VAR}}, with VAR set in the environment: secrets are never stored"
-            )
+        elif not whole_reference(value):
+            # The whole value: an Apprise URL with a ${VAR} inside would send that variable's
+            # value to whatever host the rest of it names.
+            what = "the whole URL as one ${VAR}" if name == "apprise_url" else "it as ${VAR}"
+            found.append(f"{name}: write {what}, with VAR set in the environment: secrets are never stored")
+        elif names := reserved(value):
+            found.append(f"{name}: {reserved_message(names)}")
     return found
 
 

@@ -19,7 +19,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shrinkwatch.errors import ConfigError, key_path, validation_messages
-from shrinkwatch.placeholders import FORM, placeholders, resolve_placeholders, well_formed
+from shrinkwatch.placeholders import (
+    FORM,
+    placeholders,
+    reserved,
+    reserved_message,
+    resolve_placeholders,
+    well_formed,
+)
 from shrinkwatch.recipients import DAYS, Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
@@ -186,6 +193,8 @@ class Camera(_Strict):
     def _placeholders_well_formed(cls, value: str) -> str:
         if not well_formed(value):
             raise ValueError(FORM)
+        if names := reserved(value):
+            raise ValueError(reserved_message(names))
         return value
 
 

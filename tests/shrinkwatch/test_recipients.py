@@ -30,14 +30,23 @@ HOOK = Recipient(
 
 def test_secrets_are_written_as_references_never_as_values() -> None:
     assert recipient_problems(HOOK, references=True) == []
-    partly = replace(HOOK, apprise_url="slack://${SOC_SLACK_TOKENS}/#store-team")
-    assert recipient_problems(partly, references=True) == []
     literal = replace(HOOK, webhook_secret="s3cret-value", apprise_url="slack://T1/B2/c3d4e5")
     said = recipient_problems(literal, references=True)
     assert said == [
         "webhook_secret: write it as ${VAR}, with VAR set in the environment: secrets are never stored",
-        "apprise_url: write the URL (or each token in it) as ${VAR}, with VAR set in the environment: "
+        "apprise_url: write the whole URL as one ${VAR}, with VAR set in the environment: "
         "secrets are never stored",
+    ]
+    # A ${VAR} inside a URL whose host the writer chooses would send that variable's value there.
+    partly = replace(HOOK, apprise_url="json://evil.example/${LEEDS_HOOK_SECRET}")
+    assert recipient_problems(partly, references=True) == [said[1]]
+    # Shrinkwatch's own settings and libpq's are not for site data, even as the whole value.
+    own = replace(HOOK, webhook_secret="${SHRINKWATCH_SSO_CLIENT_SECRET}", apprise_url="${PGPASSWORD}")
+    assert recipient_problems(own, references=True) == [
+        "webhook_secret: ${SHRINKWATCH_SSO_CLIENT_SECRET}: Shrinkwatch's own settings and PostgreSQL's "
+        "(SHRINKWATCH_*, PG*) are not for site data",
+        "apprise_url: ${PGPASSWORD}: Shrinkwatch's own settings and PostgreSQL's (SHRINKWATCH_*, PG*) "
+        "are not for site data",
     ]
     assert literal_secrets(literal) == ["webhook_secret", "apprise_url"] and literal_secrets(HOOK) == []
     assert recipient_problems(replace(HOOK, webhook_secret="${SOC SECRET}"), references=True) == [

