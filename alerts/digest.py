@@ -188,6 +188,30 @@ def watermark(conn: Connection, recipient_id: str, *, lock: bool = False) -> dat
     return row["watermark"] if row else None
 
 
+def digest_plan(conn: Connection, recipients: list[Recipient], moment: datetime) -> list[str]:
+    """For `alerts digest --check`: each recipient's schedule, last digest, the next one, and
+    what `--now` would cover, a line each."""
+    if not recipients:
+        return ["no enabled recipient has a digest schedule"]
+    lines = []
+    for person in recipients:
+        last = watermark(conn, person.id)
+        schedule = f"{person.digest} {person.timezone}" if person.digest else "no schedule"
+        said = f"last digest up to {last:%Y-%m-%d %H:%M} UTC" if last else "no digest yet"
+        upcoming = ""
+        if person.digest:
+            plan = parse_schedule(person.digest)
+            upcoming = f"; next {next_due(plan, person.timezone, moment):%Y-%m-%d %H:%M} UTC"
+            if is_due(last, latest_due(plan, person.timezone, moment)):
+                upcoming += " (one is due now: `alerts run` sends it)"
+        since = last or moment - FIRST_MANUAL
+        lines.append(
+            f"{person.id}: {schedule}; {said}{upcoming}; --now would cover {since:%Y-%m-%d %H:%M} to "
+            f"{moment:%Y-%m-%d %H:%M} UTC on {', '.join(person.channels)}"
+        )
+    return lines
+
+
 def is_due(last: datetime | None, due: datetime) -> bool:
     """Whether a digest scheduled at `due` has not gone yet."""
     return last is None or last < due

@@ -241,6 +241,60 @@ def secret_report(
     return problems, warnings
 
 
+def prepare_run(settings: Settings) -> tuple[int, int]:
+    """Before `alerts run`: wait for Kafka, make the topics, check the schema; (enabled
+    recipients, those of them who get email)."""
+    from alerts.outbox import recipient_counts
+    from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
+    from warehouse.migrate import require_current_schema
+
+    wait_for_kafka(settings.kafka_servers, timeout_s=30)
+    ensure_topics(settings)
+    with connect(settings.database_dsn) as conn:
+        require_current_schema(conn)
+        return recipient_counts(conn)
+
+
+def check_run(settings: Settings) -> tuple[list[str], bool]:
+    """`alerts run --check`, sending nothing: what to say (the first line the summary), and
+    whether all is well: Kafka and PostgreSQL answer, the SMTP login works when anyone gets
+    email, and every `${VAR}` the recipients' channels need is set."""
+    from alerts.outbox import load_recipients
+
+    count, by_email = prepare_run(settings)
+    with connect(settings.database_dsn) as conn:
+        problems, warnings = secret_report(settings, load_recipients(conn, disabled_too=True))
+    ok = not problems
+    try:
+        smtp = "SMTP not checked: no recipient gets email"
+        if by_email:
+            Mailer(settings).check()
+            smtp = f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) answers"
+        summary = (
+            f"alerts: Kafka {settings.kafka_servers} and PostgreSQL answer; {count} recipient(s); {smtp}"
+        )
+    except SendError as exc:
+        summary = f"alerts: Kafka and PostgreSQL answer; {count} recipient(s); but {exc}"
+        ok = False
+    return [summary, *(f"  {line}" for line in [*problems, *(f"warning: {w}" for w in warnings)])], ok
+
+
+def send_digests_now(
+    settings: Settings, conn: Connection, recipients: list[Recipient], moment: datetime
+) -> Counts:
+    """`alerts digest --now`: queue each recipient's digest from its last one (or the last
+    day) up to `moment`, and send everything due."""
+    from alerts.digest import FIRST_MANUAL, queue_digest, watermark
+
+    for person in recipients:
+        with conn.transaction():
+            queue_digest(conn, person, watermark(conn, person.id) or moment - FIRST_MANUAL, moment)
+    counts = Counts()
+    while send_due(settings, conn, counts):
+        pass
+    return counts
+
+
 def _send_one(
     settings: Settings, conn: Connection, message: Outgoing, mailer: Mailer, recipient: Recipient
 ) -> str | None:

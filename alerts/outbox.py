@@ -51,6 +51,15 @@ class Outgoing:
     created_at: datetime
 
 
+def recipient_counts(conn: Connection) -> tuple[int, int]:
+    """(enabled recipients, those of them who get email)."""
+    row = conn.execute(
+        """SELECT count(*) AS n, count(*) FILTER (WHERE 'email' = ANY(channels)) AS by_email
+           FROM alert_recipients WHERE enabled"""
+    ).fetchone()
+    return (int(row["n"]), int(row["by_email"])) if row else (0, 0)
+
+
 def load_recipients(
     conn: Connection, only: str | Sequence[str] | None = None, *, disabled_too: bool = False
 ) -> list[Recipient]:
@@ -322,6 +331,10 @@ def mute(conn: Connection, kind: str, target: str, minutes: float, by: str) -> d
         msg = "mute a camera or a store, for a positive number of minutes"
         raise ValueError(msg)
     with conn.transaction():
+        table = "cameras" if kind == "camera" else "stores"
+        if conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (target,)).fetchone() is None:  # noqa: S608
+            msg = f"no {kind} {target!r}"
+            raise ValueError(msg)
         row = conn.execute(
             """INSERT INTO alert_mutes (kind, target, until, muted_by) VALUES (%s, %s, now() + %s, %s)
                ON CONFLICT (kind, target) DO UPDATE SET until = EXCLUDED.until, muted_by = EXCLUDED.muted_by,

@@ -77,7 +77,7 @@ def main() -> None:
         env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
         log = (BENCH_HOME / "dashboard.log").open("wb")
         app = subprocess.Popen(
-            [sys.executable, "-m", "shrinkwatch.cli", "app", "--port", str(port)],
+            [sys.executable, "-m", "cli", "app", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=log,

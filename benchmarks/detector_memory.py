@@ -67,7 +67,7 @@ def main() -> None:
         ids = [a for i in range(args.cameras) for a in ("--camera", f"mem-{i}")]
         log = (settings.home / "memory-detect.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shrinkwatch.cli", "detect", "--loop", *ids],
+            [sys.executable, "-m", "cli", "detect", "--loop", *ids],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

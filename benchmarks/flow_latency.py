@@ -92,7 +92,7 @@ def main() -> None:
 
         shutil.rmtree(settings.home / "recovery" / "incidents", ignore_errors=True)
         flow = subprocess.Popen(
-            [sys.executable, "-m", "shrinkwatch.cli", "flows", "run", "incidents"],
+            [sys.executable, "-m", "cli", "flows", "run", "incidents"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

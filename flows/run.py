@@ -118,7 +118,7 @@ def run_cluster(
         carry_renamed_steps(_recovery_dir(settings, name), flow_id)
     base = settings.flow_cluster_port
     addresses = ";".join(f"127.0.0.1:{base + i}" for i in range(processes))
-    command = [sys.executable, "-m", "shrinkwatch.cli"]
+    command = [sys.executable, "-m", "cli"]
     if settings_file is not None:
         command += ["--settings", str(settings_file)]
     children = [

@@ -48,7 +48,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `shrinkwatch ARGS` and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "shrinkwatch.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -62,7 +62,7 @@ def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     """Start `shrinkwatch ARGS` in the background, logging to a file."""
     out = log.open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "shrinkwatch.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
     )
 
 

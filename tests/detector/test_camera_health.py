@@ -41,7 +41,7 @@ class CameraSim:
             [
                 sys.executable,
                 "-m",
-                "shrinkwatch.cli",
+                "cli",
                 "camera-sim",
                 str(VTEST),
                 "--port",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from shrinkwatch.cli import app
+from cli.main import app
 from tests.support import run_cli
 
 COMMANDS = [

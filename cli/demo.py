@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
+import typer
 import yaml
 from confluent_kafka import Consumer
 
+from cli.context import say, settings_of
 from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
 from infra.mail_sink import MailSink
@@ -79,7 +82,7 @@ def _spawn(name: str, args: list[str], settings: Settings, env: dict[str, str]) 
     with log.open("wb") as out:
         # Own session: Ctrl-C reaches only the demo, which then stops the parts in order.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shrinkwatch.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -278,3 +281,25 @@ def _watch(
         return 0
     finally:
         consumer.close()
+
+
+def demo(
+    ctx: typer.Context,
+    video: Annotated[
+        Path | None, typer.Option(help="Sample video (default: ../shared/video/vtest.avi).")
+    ] = None,
+    loiter_threshold_s: Annotated[float, typer.Option(help="Dwell that opens a loitering incident.")] = 6.0,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    until_incidents: Annotated[int | None, typer.Option(help="Stop once this many incidents exist.")] = None,
+) -> None:
+    """Everything on the sample video: services, site, camera-sim, detector, flow and dashboard."""
+    raise typer.Exit(
+        run_demo(
+            settings_of(ctx),
+            video=video,
+            loiter_threshold_s=loiter_threshold_s,
+            duration_s=duration_s,
+            until_incidents=until_incidents,
+            say=say,
+        )
+    )
