@@ -13,7 +13,7 @@ def dashboard(
     ctx: typer.Context,
     port: Annotated[int | None, typer.Option(help="HTTP port (default: dashboard_port setting).")] = None,
 ) -> None:
-    """Serve the Streamlit dashboard on 127.0.0.1."""
-    from streamlit_app.serve import serve
+    """Serve the dashboard (sign-in required) on dashboard_address, 127.0.0.1 by default."""
+    from streamlit_app.launch import serve
 
     raise typer.Exit(serve(settings_of(ctx), port=port))

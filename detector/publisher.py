@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -106,16 +105,6 @@ class Publisher:
     def backlog(self) -> int:
         """Messages not yet acknowledged by the broker (buffered here or in the producer)."""
         return len(self._buffer) + len(self._producer)
-
-    def stats(self) -> dict[str, Any]:
-        """Counters for progress lines and health."""
-        return {
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-            "failed": self.failed,
-            "backlog": self.backlog,
-            "broker_down": self.broker_down,
-        }
 
     def close(self, timeout_s: float = 30.0) -> int:
         """Send what is buffered (up to timeout_s); return how many messages were left unsent."""

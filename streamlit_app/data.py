@@ -1,5 +1,6 @@
 """The dashboard's access to the warehouse: one settings object, cached connections and
-scoped lookups (every function that reads stores takes the signed-in scope)."""
+lookups. Those that list stores or cameras take the signed-in scope; the risk weights are
+read for a store the page has already chosen from the scope's stores."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ import yaml
 from shrinkwatch.net import free_port  # noqa: F401 (the tests take it from here)
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, Settings, secret_environment
+from warehouse.db import Connection
 
 TEST_HOME = REPO_ROOT / ".shrinkwatch-test"
 
@@ -203,3 +204,21 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def stored_incidents(
+    conn: Connection, *, store_id: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """What the warehouse holds, most recent first, as dicts with the incident table's
+    columns: what a test reads back to check what the product wrote."""
+    return conn.execute(
+        """SELECT incident_id, version, store_id, camera_id, track_id, incident_type,
+                  risk_score, risk_level, status, started_at, updated_at, ended_at,
+                  zone_ids, signals, snapshot, user_confirmed, reviewed_by, reviewed_at,
+                  weights_version
+           FROM incidents
+           WHERE %(store)s::text IS NULL OR store_id = %(store)s
+           ORDER BY started_at DESC, incident_id
+           LIMIT %(limit)s""",
+        {"store": store_id, "limit": limit},
+    ).fetchall()

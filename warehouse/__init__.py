@@ -1,1 +1,2 @@
-"""The warehouse: PostgreSQL as the system of record (and, later, DuckDB rollups)."""
+"""The warehouse: PostgreSQL as the system of record, the DuckDB rollups built from it, and
+the queries the dashboard, the alerts and the API ask of both."""

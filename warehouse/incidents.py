@@ -70,23 +70,6 @@ def upsert_incidents(conn: Connection, incidents: Iterable[Incident | tuple[Inci
         cur.executemany(_UPSERT, [_params(i, v) for i, v in latest.values()])
 
 
-def list_incidents(
-    conn: Connection, *, store_id: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Most recent incidents first, as dicts with the incident table's columns."""
-    return conn.execute(
-        """SELECT incident_id, version, store_id, camera_id, track_id, incident_type,
-                  risk_score, risk_level, status, started_at, updated_at, ended_at,
-                  zone_ids, signals, snapshot, user_confirmed, reviewed_by, reviewed_at,
-                  weights_version
-           FROM incidents
-           WHERE %(store)s::text IS NULL OR store_id = %(store)s
-           ORDER BY started_at DESC, incident_id
-           LIMIT %(limit)s""",
-        {"store": store_id, "limit": limit},
-    ).fetchall()
-
-
 def count_incidents(conn: Connection, *, camera_id: str | None = None, since: datetime | None = None) -> int:
     """How many incidents the warehouse holds (of one camera, first written since a time)."""
     row = conn.execute(

@@ -1,4 +1,6 @@
-"""The one query layer the dashboard and the alerts call: typed filters, a required scope.
+"""The questions the dashboard and the digests ask of incidents, analytics and cameras:
+typed filters, a required scope. (Accounts, site tables, weights and the outbox have their
+own modules.)
 
 Every function takes the caller's `Scope` (the store ids it may see) first: a caller limited
 to one store gets nothing of another, whatever filters it passes, because the scope is part

@@ -28,7 +28,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -393,16 +393,6 @@ def open_sessions(conn: Connection, tokens: Iterable[str]) -> set[str]:
     ).fetchall()
     conn.commit()
     return {by_digest[bytes(r["token_sha256"])] for r in rows}
-
-
-def session_expires(conn: Connection, token: str) -> datetime | None:
-    """When this session expires (None: no such open session)."""
-    row = conn.execute(
-        "SELECT expires_at FROM user_sessions WHERE token_sha256 = %s AND ended_at IS NULL",
-        (_digest(token),),
-    ).fetchone()
-    conn.commit()
-    return row["expires_at"] if row else None
 
 
 def end_session(conn: Connection, token: str, why: str = "signed out") -> bool:

@@ -144,7 +144,8 @@ with left:
         # Served by the server's evidence route, which checks the viewer's stores when the
         # player asks for it (never through Streamlit's media store).
         st.video(data.served_url(served.evidence_path(row["incident_id"], "clip.mp4")))
-        st.caption("Clip: about 5 s before to 5 s after")
+        clips = data.settings()
+        st.caption(f"Clip: about {clips.evidence_before_s:g} s before to {clips.evidence_after_s:g} s after")
 with right:
     st.subheader("Why this score")
     signals: list[dict[str, Any]] = sorted(row["signals"] or [], key=lambda s: s.get("contribution", 0.0))

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from shrinkwatch.net import free_port, port_open
-from tests.support import cli_env, needs_footage, run_cli
+from tests.support import cli_env, needs_footage, run_cli, stored_incidents
 from warehouse.db import connect
-from warehouse.incidents import list_incidents
 from warehouse.seed import seeded_stores
 from warehouse.users import authenticate
 
@@ -42,7 +41,7 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
     assert password, out[-2000:]
     with connect(settings.database_dsn) as conn:
         assert authenticate(conn, "demo", password[1], client="test").role == "admin"
-        rows = list_incidents(conn, store_id="demo-store")
+        rows = stored_incidents(conn, store_id="demo-store")
         assert seeded_stores(conn) == 2  # history for the analytics, beside the live store
     assert rows and {r["camera_id"] for r in rows} == {"cam-walkway"}
     assert not port_open(settings.camera_sim_port) and not port_open(settings.dashboard_port)

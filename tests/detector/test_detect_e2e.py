@@ -13,9 +13,17 @@ import pytest
 from flows.zones import ZoneArea
 from shrinkwatch.contracts import Detection, decode
 from shrinkwatch.site_file import parse_site_config
-from tests.support import VTEST, cli_env, consume, needs_footage, run_cli, spawn_cli, wait_until_stable
+from tests.support import (
+    VTEST,
+    cli_env,
+    consume,
+    needs_footage,
+    run_cli,
+    spawn_cli,
+    stored_incidents,
+    wait_until_stable,
+)
 from warehouse.db import connect
-from warehouse.incidents import list_incidents
 from warehouse.site_tables import apply_site_config
 
 SHELF = [(0.30, 0.30), (0.66, 0.30), (0.66, 0.56), (0.30, 0.56)]
@@ -25,7 +33,7 @@ VIDEO_S = 79.5
 
 def incidents(settings: Any) -> list[dict[str, Any]]:
     with connect(settings.database_dsn) as conn:
-        return list_incidents(conn)
+        return stored_incidents(conn)
 
 
 def site() -> str:

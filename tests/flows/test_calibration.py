@@ -15,9 +15,9 @@ from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident, walk
-from tests.support import cli_env, run_cli
+from tests.support import cli_env, run_cli, stored_incidents
 from warehouse.db import connect
-from warehouse.incidents import list_incidents, review_incident, upsert_incidents
+from warehouse.incidents import review_incident, upsert_incidents
 from warehouse.site_tables import apply_site_config
 from warehouse.weights import latest_weights, weights_history
 
@@ -109,7 +109,7 @@ def test_incident_rows_record_the_weights_version(settings: Settings) -> None:
     with connect(settings.database_dsn) as conn:
         upsert_incidents(conn, [(incident(1), 3)])
         upsert_incidents(conn, [(incident(2), 4), (incident(1), 3)])
-        assert list_incidents(conn)[0]["weights_version"] == 4
+        assert stored_incidents(conn)[0]["weights_version"] == 4
 
 
 def test_cli_calibrate(settings: Settings, tmp_path: Any) -> None:

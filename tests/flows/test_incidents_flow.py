@@ -12,15 +12,14 @@ from shrinkwatch.contracts import DeadLetter, Incident, decode, encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
-from tests.support import cli_env, produce, read_all, spawn_cli, wait_for
+from tests.support import cli_env, produce, read_all, spawn_cli, stored_incidents, wait_for
 from warehouse.db import connect
-from warehouse.incidents import list_incidents
 from warehouse.site_tables import apply_site_config
 
 
 def incidents(settings: Settings) -> list[dict[str, Any]]:
     with connect(settings.database_dsn) as conn:
-        return list_incidents(conn)
+        return stored_incidents(conn)
 
 
 def read_at_least(settings: Settings, topic: str, count: int) -> list[Any] | None:

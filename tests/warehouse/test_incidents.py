@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from shrinkwatch.settings import Settings
 from tests.factories import incident
+from tests.support import stored_incidents
 from warehouse.db import connect
 from warehouse.incidents import (
     count_incidents,
-    list_incidents,
     review_incident,
     reviewed_incidents,
     set_snapshot,
@@ -23,7 +23,7 @@ def test_upsert_keeps_highest_version_and_review(settings: Settings) -> None:
         conn.commit()
         upsert_incidents(conn, [incident(2), incident(1)])  # a replay after a restart
         upsert_incidents(conn, [incident(3, "closed")])
-        rows = list_incidents(conn)
+        rows = stored_incidents(conn)
         assert count_incidents(conn) == 1
     row = rows[0]
     assert row["version"] == 3 and row["status"] == "closed"
@@ -39,7 +39,7 @@ def test_snapshot_is_set_once_and_a_missing_row_is_told_apart(settings: Settings
         assert set_snapshot(conn, first.incident_id, "cam-1/a.jpg") is True
         assert set_snapshot(conn, first.incident_id, "cam-1/b.jpg") is False  # the first one stays
         upsert_incidents(conn, [incident(2)])  # a later version keeps the evidence
-        rows = list_incidents(conn)
+        rows = stored_incidents(conn)
     assert [(r["version"], r["snapshot"]) for r in rows] == [(2, "cam-1/a.jpg")]
 
 

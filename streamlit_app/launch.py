@@ -1,5 +1,6 @@
-"""`shrinkwatch app`: run the dashboard (streamlit_app/server.py: Streamlit behind the
-sign-in gate) in this process."""
+"""How `shrinkwatch app` starts the dashboard: the `streamlit run` command line for
+streamlit_app/server.py (the web server itself: Streamlit behind the sign-in gate), run in
+this process."""
 
 from __future__ import annotations
 
