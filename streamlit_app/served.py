@@ -5,19 +5,21 @@
 - `/camera/{camera}/live.jpg`: a camera's newest frame with its zones outlined;
 - `/export/incidents.csv?...`: the incident list as CSV, the filters in the address.
 
-Every request asks PostgreSQL, when it is served, for the session its cookie names and that
-account's stores now (streamlit_app.sessions.signed_in), then reads through the query
-layer with that scope. Nothing is prepared ahead and kept: a link copied from a page, or
-handed to someone else, serves whatever the person holding it may see when they open it,
-and nothing after a sign-out, a password change, a change of stores or a disabled
-account. Something outside the viewer's stores and something that does not exist get the
-same 404. Streamlit's own media store (`/media/`) is closed (streamlit_app.gate_rules).
+Every request is checked by the gate when it arrives (the session its cookie names, asked in
+PostgreSQL: streamlit_app.sessions.signed_in_user); the route then asks for that account's
+stores now and reads through the query layer with that scope. Nothing is prepared ahead and
+kept: a link copied from a page, or handed to someone else, serves whatever the person
+holding it may see when they open it, and nothing after a sign-out, a password change, a
+change of stores or a disabled account. Something outside the viewer's stores and something
+that does not exist get the same 404. Streamlit's own media store (`/media/`) is closed
+(streamlit_app.gate_rules).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -29,9 +31,26 @@ from starlette.routing import Route
 
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.site_file import Zone
-from streamlit_app.sessions import DB, Viewer, on_own_connection, signed_in
+from streamlit_app.sessions import DB, on_own_connection, signed_in_user
 from warehouse.db import Connection
-from warehouse.queries import IncidentFilter, QueryError, cameras_in_scope, incident_detail, incidents_csv
+from warehouse.queries import (
+    IncidentFilter,
+    QueryError,
+    Scope,
+    cameras_in_scope,
+    incident_detail,
+    incidents_csv,
+)
+from warehouse.users import User, scope_of
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The account a request signs in, and the stores it may see, as of now."""
+
+    user: User
+    scope: Scope
+
 
 PRIVATE = {"Cache-Control": "private, no-store"}  # never kept by a browser or a proxy
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -104,7 +123,8 @@ def _signed_out() -> Response:
 
 
 async def _viewer(request: Request) -> Viewer | None:
-    return await signed_in(request.scope.get("headers", []))
+    user = signed_in_user(request.scope)
+    return None if user is None else Viewer(user, await run_in_threadpool(DB.call, scope_of, user))
 
 
 async def evidence(request: Request) -> Response:

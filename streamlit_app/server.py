@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from streamlit_app import served, sso
 from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
-from streamlit_app.sessions import DB, STREAMS, cookie, on_own_connection, token_of
+from streamlit_app.sessions import DB, STREAMS, cookie, hand_on, on_own_connection, token_of
 from warehouse.users import (
     AuthError,
     Throttled,
@@ -105,6 +105,7 @@ class SecurityHeaders:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
         self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+        self.names = {k for k, _ in self.headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,8 +114,7 @@ class SecurityHeaders:
 
         async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                ours = {k for k, _ in self.headers}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in self.names]
                 message["headers"] = kept + self.headers
             await send(message)
 
@@ -155,6 +155,7 @@ class SignInGate:
         token = token_of(scope.get("headers", []))
         user = await run_in_threadpool(DB.call, session_user, token) if token else None
         if user is not None and token is not None:
+            hand_on(scope, user)
             if scope["type"] == "websocket":
                 await STREAMS.serve(token, lambda r, s: self.app(scope, r, s), receive, send)
             else:
@@ -243,6 +244,13 @@ def _page(*, message: str = "", kind: str = "error", next_path: str = "/", usern
     )
 
 
+def _throttled(exc: Throttled, next_path: str, username: str = "") -> Response:
+    """The sign-in page saying how long to wait: 429 with Retry-After."""
+    retry = str(int(exc.retry_after.total_seconds()) + 1)
+    page = _page(message=str(exc), next_path=next_path, username=username)
+    return HTMLResponse(page, status_code=429, headers={"Retry-After": retry})
+
+
 def _client(request: Request) -> str:
     peer = request.client.host if request.client else "unknown"
     return client_address(peer, request.headers.get("x-forwarded-for"), DB.settings.dashboard_trusted_proxies)
@@ -275,9 +283,7 @@ async def signin(request: Request) -> Response:
             on_own_connection, authenticate, username, password, client=_client(request)
         )
     except Throttled as exc:
-        retry = str(int(exc.retry_after.total_seconds()) + 1)
-        page = _page(message=str(exc), next_path=next_path, username=username)
-        return HTMLResponse(page, status_code=429, headers={"Retry-After": retry})
+        return _throttled(exc, next_path, username)
     except AuthError as exc:
         return HTMLResponse(_page(message=str(exc), next_path=next_path, username=username), status_code=401)
     hours = DB.settings.dashboard_session_hours
@@ -322,9 +328,7 @@ async def signin_sso(request: Request) -> Response:
     try:
         await run_in_threadpool(DB.call, count_sso_start, client=_client(request))
     except Throttled as exc:
-        retry = str(int(exc.retry_after.total_seconds()) + 1)
-        page = _page(message=str(exc), next_path=next_path)
-        return HTMLResponse(page, status_code=429, headers={"Retry-After": retry})
+        return _throttled(exc, next_path)
     try:
         started = await run_in_threadpool(sso.start, DB.settings, _sso_return(request))
     except sso.SsoError as exc:

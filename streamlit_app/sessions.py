@@ -1,8 +1,9 @@
 """The web server's view of sessions: who a request's cookie signs in, asked in PostgreSQL
 when the request is served, and the open websockets, closed when their session ends.
 
-Everything the dashboard serves goes through one of two doors. HTTP responses (pages,
-evidence, live frames, exports) ask `signed_in` at the moment they are served. The
+Everything the dashboard serves goes through one of two doors. Each HTTP request (pages,
+evidence, live frames, exports) is checked by the gate when it arrives, which hands the
+account on to the route that serves it (`hand_on`, `signed_in_user`). The
 websocket that carries the pages' data stays open for as long as a tab does; `STREAMS`
 keeps each one beside its session's token and asks PostgreSQL about all of them together
 every RECHECK_S seconds (and at once after a sign-out here). When a session has ended
@@ -23,7 +24,6 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from shrinkwatch.settings import Settings, load_settings
 from streamlit_app.gate_rules import cookie_name, session_cookie
 from warehouse.db import Connection, connect
-from warehouse.queries import Scope
-from warehouse.users import User, open_sessions, scope_of, session_user
+from warehouse.users import User, open_sessions
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ RECHECK_S = 1.0
 GRACE_S = 3.0  # for the tab's last run, which only says "Signed out"
 CLOSE_WAIT_S = 5.0
 ENDED = 4401  # the websocket close code for "the session ended: sign in again"
+_USER = "shrinkwatch_user"
 
 
 class _Database:
@@ -92,23 +92,16 @@ def token_of(headers: Any) -> str | None:
     return session_cookie(headers, cookie())
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """The account a request signs in, and the stores it may see, as of now."""
-
-    user: User
-    scope: Scope
+def hand_on(scope: MutableMapping[str, Any], user: User) -> None:
+    """The gate's answer for this request, for the route that serves it (`signed_in_user`):
+    one session check per request, made when it arrives."""
+    scope.setdefault("state", {})[_USER] = user
 
 
-def _viewer(conn: Connection, token: str) -> Viewer | None:
-    user = session_user(conn, token)
-    return None if user is None else Viewer(user, scope_of(conn, user))
-
-
-async def signed_in(headers: Any) -> Viewer | None:
-    """The open session's account and scope for these request headers, asked now."""
-    token = token_of(headers)
-    return await run_in_threadpool(DB.call, _viewer, token) if token else None
+def signed_in_user(scope: MutableMapping[str, Any]) -> User | None:
+    """The account the gate found this request signed in as (None: it let it through open)."""
+    user = scope.get("state", {}).get(_USER)
+    return user if isinstance(user, User) else None
 
 
 class _Stream:

@@ -259,8 +259,11 @@ def _wait(conn: Connection, kind: str, value: str) -> timedelta:
     return max(left, timedelta(0))
 
 
-_WHAT = {"user": "failed sign-ins for this account", "ip": "failed sign-ins for this address"}
-_WHAT["sso"] = "single sign-on attempts from this address"
+_WHAT = {
+    "user": "failed sign-ins for this account",
+    "ip": "failed sign-ins for this address",
+    "sso": "single sign-on attempts from this address",
+}
 
 
 def _count_attempt(conn: Connection, keys: list[tuple[str, str]]) -> list[int]:
@@ -346,6 +349,10 @@ def take_back_sso_start(conn: Connection, *, client: str) -> None:
         )
 
 
+# What makes a session (s) of an account (u) open: not ended, not expired, account enabled.
+_OPEN = "s.ended_at IS NULL AND s.expires_at > now() AND u.disabled_at IS NULL"
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
@@ -368,11 +375,10 @@ def session_user(conn: Connection, token: str | None) -> User | None:
     if not token or len(token) > 200:
         return None
     row = conn.execute(
-        """UPDATE user_sessions s SET last_seen_at = now()
+        f"""UPDATE user_sessions s SET last_seen_at = now()
             FROM users u
-            WHERE s.token_sha256 = %s AND u.username = s.username AND s.ended_at IS NULL
-              AND s.expires_at > now() AND u.disabled_at IS NULL
-            RETURNING u.username, u.role, u.stores, u.display_name, u.email, false AS disabled""",
+            WHERE s.token_sha256 = %s AND u.username = s.username AND {_OPEN}
+            RETURNING u.username, u.role, u.stores, u.display_name, u.email, false AS disabled""",  # noqa: S608
         (_digest(token),),
     ).fetchone()
     conn.commit()
@@ -386,9 +392,8 @@ def open_sessions(conn: Connection, tokens: Iterable[str]) -> set[str]:
     if not by_digest:
         return set()
     rows = conn.execute(
-        """SELECT s.token_sha256 FROM user_sessions s JOIN users u ON u.username = s.username
-           WHERE s.token_sha256 = ANY(%s) AND s.ended_at IS NULL AND s.expires_at > now()
-             AND u.disabled_at IS NULL""",
+        f"""SELECT s.token_sha256 FROM user_sessions s JOIN users u ON u.username = s.username
+           WHERE s.token_sha256 = ANY(%s) AND {_OPEN}""",  # noqa: S608
         (list(by_digest),),
     ).fetchall()
     conn.commit()
