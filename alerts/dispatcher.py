@@ -57,7 +57,13 @@ from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.placeholders import UnsetVariable
-from shrinkwatch.recipients import SECRET_FIELDS, literal_secrets, recipient_problems, with_secret
+from shrinkwatch.recipients import (
+    SECRET_FIELDS,
+    SECRET_OF_CHANNEL,
+    literal_secrets,
+    recipient_problems,
+    with_secret,
+)
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
 
@@ -179,7 +185,6 @@ def check_channels(
     needs the Twilio settings. A webhook or an Apprise target is not called."""
     environ = os.environ if environ is None else environ
     needs = {"email": "email:", "sms": "phone:", "webhook": "webhook_url:", "apprise": "apprise_url:"}
-    secret_of = {"webhook": "webhook_secret", "apprise": "apprise_url"}
     used: dict[str, Any] = {}
     unset: dict[str, str] = {}
     for name in SECRET_FIELDS:
@@ -190,7 +195,7 @@ def check_channels(
     found = recipient_problems(replace(recipient, **used))
     results: list[tuple[str, str | None]] = []
     for channel in recipient.channels:
-        problem = unset.get(secret_of.get(channel, "")) or next(
+        problem = unset.get(SECRET_OF_CHANNEL.get(channel, "")) or next(
             (p for p in found if p.startswith(needs.get(channel, "?"))), None
         )
         if problem is None and channel == "email":
@@ -202,10 +207,7 @@ def check_channels(
             if missing := missing_sms_settings(settings):
                 problem = f"settings not set: {', '.join(missing)}"
             else:
-                try:
-                    settings.secret("twilio_auth_token", environ)
-                except UnsetVariable as exc:
-                    problem = str(exc)
+                problem = _unset_twilio_token(settings, environ)
         results.append((channel, problem))
     return results
 
@@ -222,7 +224,7 @@ def secret_report(
     environ = os.environ if environ is None else environ
     problems, warnings = [], []
     for recipient in recipients:
-        for channel, name in (("webhook", "webhook_secret"), ("apprise", "apprise_url")):
+        for channel, name in SECRET_OF_CHANNEL.items():
             if recipient.enabled and channel in recipient.channels:
                 try:
                     with_secret(recipient, name, environ)
@@ -233,12 +235,21 @@ def secret_report(
             "write it as ${VAR} (site file or Alert settings) so that the database holds no secret"
             for name in literal_secrets(recipient)
         ]
-    if any(r.enabled and "sms" in r.channels for r in recipients) and not missing_sms_settings(settings):
-        try:
-            settings.secret("twilio_auth_token", environ)
-        except UnsetVariable as exc:
-            problems.append(str(exc))
+    sms_in_use = any(r.enabled and "sms" in r.channels for r in recipients)
+    if sms_in_use and not missing_sms_settings(settings):
+        unset = _unset_twilio_token(settings, environ)
+        if unset is not None:
+            problems.append(unset)
     return problems, warnings
+
+
+def _unset_twilio_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """What is wrong with the Twilio token's `${VAR}` in `environ` (None: it is set)."""
+    try:
+        settings.secret("twilio_auth_token", environ)
+    except UnsetVariable as exc:
+        return str(exc)
+    return None
 
 
 def prepare_run(settings: Settings) -> tuple[int, int]:

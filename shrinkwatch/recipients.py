@@ -36,7 +36,8 @@ from shrinkwatch.placeholders import (
 LEVELS = ("low", "medium", "high")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("email", "sms", "webhook", "apprise")
-SECRET_FIELDS = ("webhook_secret", "apprise_url")
+SECRET_OF_CHANNEL = {"webhook": "webhook_secret", "apprise": "apprise_url"}  # the channel's secret
+SECRET_FIELDS = tuple(SECRET_OF_CHANNEL.values())
 _ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
