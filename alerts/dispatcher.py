@@ -54,7 +54,7 @@ from alerts.outbox import (
     recover_interrupted,
 )
 from alerts.rules import Recipient
-from shrinkwatch.contracts import ContractError, Incident, decode
+from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import (
@@ -106,12 +106,11 @@ def deliver(
     message: Outgoing,
     mailer: Mailer,
     recipient: Recipient | None,
-    snapshot: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """Send one claimed message on its channel to its recipient as they are now (None: gone
-    or disabled), with the incident's snapshot as its row has it now, the recipient's secrets
-    read from `environ` (default: this process's environment); SendError when it fails."""
+    or disabled), with the incident's snapshot if its file is saved by now, the recipient's
+    secrets read from `environ` (default: this process's environment); SendError when it fails."""
     if recipient is None:
         msg = f"recipient {message.recipient_id} is gone or disabled"
         raise SendError(msg, permanent=True)
@@ -158,7 +157,7 @@ def deliver(
     elif reason == "test":
         email = test_email(settings, message.id, recipient.email, recipient.name)
     else:
-        picture = evidence_file(settings.evidence_dir(), snapshot or payload.get("snapshot"))
+        picture = evidence_file(settings.evidence_dir(), _snapshot(payload))
         email = incident_email(settings, message.id, recipient.email, reason, payload, picture)
     mailer.send(email)
 
@@ -327,39 +326,38 @@ def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 
         return 0
     wanted = sorted({m.recipient_id for m in claimed})
     recipients = {r.id: r for r in load_recipients(conn, only=wanted)}
-    # The evidence is saved a few seconds after an incident opens: use what the rows have now.
-    incident_ids = sorted(
-        {str(m.payload["incident_id"]) for m in claimed if m.reason in ("new", "escalated")}
-    )
-    snapshots = {
-        r["incident_id"]: r["snapshot"]
-        for r in conn.execute(
-            "SELECT incident_id, snapshot FROM incidents WHERE incident_id = ANY(%s)", (incident_ids,)
-        )
-    }
-    conn.commit()
-    ready = _without_waiting(settings, conn, claimed, snapshots)
+    ready = _without_waiting(settings, conn, claimed)
     with Mailer(settings) as mailer:
-        _send_batch(settings, conn, ready, counts, mailer, recipients, snapshots)
+        _send_batch(settings, conn, ready, counts, mailer, recipients)
     return len(claimed)
 
 
 SNAPSHOT_POLL_S = 0.25  # how often a message waiting for its snapshot looks again
 
 
-def _without_waiting(
-    settings: Settings, conn: Connection, claimed: list[Outgoing], snapshots: dict[str, str | None]
-) -> list[Outgoing]:
-    """The messages to send now. An incident alert whose snapshot is not saved yet waits for it
-    (the detector saves one within a second of the incident), looking again every
+def _snapshot(payload: dict[str, Any]) -> str | None:
+    """The incident's snapshot name (payloads queued by earlier versions carry None: the same
+    rule names it)."""
+    if payload.get("snapshot"):
+        return str(payload["snapshot"])
+    if "camera_id" in payload and "incident_id" in payload:
+        return snapshot_name(str(payload["camera_id"]), str(payload["incident_id"]))
+    return None
+
+
+def _without_waiting(settings: Settings, conn: Connection, claimed: list[Outgoing]) -> list[Outgoing]:
+    """The messages to send now. An incident email whose snapshot file is not there yet waits
+    for it (the camera reader saves one within a second of the incident), looking again every
     SNAPSHOT_POLL_S, for at most `alerts_snapshot_wait_s` after it was queued; then it goes
-    without. The others go now."""
+    without. The others go now. The file is the only thing looked at: the incident names it
+    from the start."""
+    root = settings.evidence_dir()
     waiting = [
         m
         for m in claimed
         if m.reason in ("new", "escalated")
         and m.channel == "email"
-        and not (snapshots.get(str(m.payload.get("incident_id"))) or m.payload.get("snapshot"))
+        and evidence_file(root, _snapshot(m.payload)) is None
     ]
     if not waiting:
         return claimed
@@ -382,13 +380,11 @@ def _send_batch(
     counts: Counts,
     mailer: Mailer,
     recipients: dict[str, Recipient],
-    snapshots: dict[str, str | None],
 ) -> None:
     for message in claimed:
         try:
-            snapshot = snapshots.get(str(message.payload.get("incident_id")))
             try:
-                deliver(settings, message, mailer, recipients.get(message.recipient_id), snapshot)
+                deliver(settings, message, mailer, recipients.get(message.recipient_id))
             except SendError:
                 raise
             except Exception as exc:

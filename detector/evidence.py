@@ -3,9 +3,11 @@
 Each camera keeps the last few seconds of analysed frames (as JPEG) in a ring. When a new
 incident about one of this process's cameras appears on `sw.incidents`, a recorder saves an
 annotated snapshot at once (the frames up to now: alerts go out within seconds and show it)
-and points the incident's `snapshot` at it; once the ring holds the seconds after the
-incident too, it saves the snapshot again with the person's whole path, under the same name,
-and a short clip (about `before_s` before to `after_s` after) beside it. The live view is
+under the name the incident carries (`shrinkwatch.contracts.snapshot_name`, given by the
+flow); once the ring holds the seconds after the incident too, it saves the snapshot again
+with the person's whole path, under the same name, and a short clip (about `before_s` before
+to `after_s` after) beside it. The recorder only writes files: it never touches the incident
+row, and whoever reads the incident treats a missing file as "not saved yet". The live view is
 the newest annotated frame per camera, written to SHRINKWATCH_HOME/live/<camera>.jpg about
 once a second, without Kafka.
 """
@@ -26,12 +28,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import psycopg
 
-from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode
-from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, snapshot_name
 from shrinkwatch.settings import Settings
-from warehouse.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +163,6 @@ class EvidenceRecorder(threading.Thread):
         self.pending: dict[str, tuple[Incident, float]] = {}
         self.saved = 0
         self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
-        self._conn: Connection | None = None
-        # First snapshots whose incident row was not written yet: reference, give up at.
-        self.unpointed: dict[str, tuple[str, float]] = {}
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -188,7 +184,6 @@ class EvidenceRecorder(threading.Thread):
                 for msg in consumer.consume(100, timeout=0.5):
                     if msg.error() is None:
                         self._consider(msg.value())
-                self._point_first_looks()
                 self._flush_due()
             # Shutting down: take what is still arriving for a moment, then save everything
             # pending with the frames there are.
@@ -202,7 +197,6 @@ class EvidenceRecorder(threading.Thread):
             log.exception("evidence recorder stopped")
         finally:
             consumer.close()
-            self._close_database()
 
     def _consider(self, raw: bytes | None) -> None:
         try:
@@ -211,7 +205,7 @@ class EvidenceRecorder(threading.Thread):
             return
         if incident.camera_id not in self.rings or incident.incident_id in self.done:
             return
-        if incident.incident_id not in self.pending and incident.snapshot is None:
+        if incident.incident_id not in self.pending:
             self.pending[incident.incident_id] = (incident, time.monotonic())
             try:
                 self._first_look(incident, self.rings[incident.camera_id])
@@ -225,25 +219,9 @@ class EvidenceRecorder(threading.Thread):
         )
 
     def _first_look(self, incident: Incident, ring: FrameRing) -> None:
-        """The snapshot from the frames there are now, pointed at by the incident at once, or
-        as soon as its row is written (looked at on each pass of the loop, never waited for)."""
-        reference = self._write_snapshot(incident, self._window(incident, ring))
-        if reference is not None:
-            self.unpointed[incident.incident_id] = (reference, time.monotonic() + 10.0)
-            self._point_first_looks()
-
-    def _point_first_looks(self) -> None:
-        from warehouse.incidents import set_snapshot
-
-        for incident_id, (reference, give_up) in list(self.unpointed.items()):
-            try:
-                pointed = set_snapshot(self._database(), incident_id, reference) is not None
-            except (psycopg.OperationalError, ShrinkwatchError) as exc:
-                log.warning("evidence: cannot reach PostgreSQL (%s)", exc)
-                self._close_database()
-                return  # the next pass tries again
-            if pointed or time.monotonic() > give_up:  # the full save points it in any case
-                del self.unpointed[incident_id]
+        """The snapshot from the frames there are now, so that an alert sent within seconds
+        shows it; the full save overwrites it."""
+        self._write_snapshot(incident, self._window(incident, ring))
 
     def _flush_due(self, force: bool = False) -> None:
         for incident_id, (incident, seen_at) in list(self.pending.items()):
@@ -263,15 +241,15 @@ class EvidenceRecorder(threading.Thread):
                 log.exception("could not save evidence for incident %s", incident_id)
 
     def save(self, incident: Incident, ring: FrameRing) -> str | None:
-        """Write snapshot and clip; point the incident at the snapshot; return its reference."""
+        """Write snapshot and clip; return the snapshot's reference."""
         frames = self._window(incident, ring)
         if not frames:
             log.warning("no frames kept around incident %s; no evidence", incident.incident_id)
             return None
         reference = self._write_snapshot(incident, frames)
-        assert reference is not None
-        self._write_clip(incident, frames, self.root / incident.camera_id / f"{incident.incident_id}.mp4")
-        self._point_incident(incident.incident_id, reference)
+        if reference is None:
+            return None
+        self._write_clip(incident, frames, (self.root / reference).with_suffix(".mp4"))
         self.saved += 1
         log.info(
             "evidence for incident %s: %s (+ clip of %d frames)", incident.incident_id, reference, len(frames)
@@ -289,7 +267,15 @@ class EvidenceRecorder(threading.Thread):
         label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
         path = track_path(frames, incident.track_id)
         snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
-        reference = f"{incident.camera_id}/{incident.incident_id}.jpg"
+        # The rule the flow named it by (messages of earlier flows carry None); never a name
+        # read from the message, so no message can have the reader write outside the folder.
+        reference = snapshot_name(incident.camera_id, incident.incident_id)
+        if self.root.resolve() not in (self.root / reference).resolve().parents:
+            log.warning(
+                "incident %s: no evidence for a camera or incident id that is not a plain name",
+                incident.incident_id,
+            )
+            return None
         ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if ok:
             _write_atomic(self.root / reference, buf.tobytes())
@@ -334,30 +320,3 @@ class EvidenceRecorder(threading.Thread):
         )
         if result.returncode == 0:
             avi.unlink(missing_ok=True)
-
-    def _point_incident(self, incident_id: str, reference: str) -> None:
-        from warehouse.incidents import set_snapshot
-
-        # The flow may write the row a moment after it publishes; try for a while, on one
-        # connection (opened again only if it breaks).
-        for _ in range(20):
-            try:
-                if set_snapshot(self._database(), incident_id, reference) is not None:
-                    return
-            except (psycopg.OperationalError, ShrinkwatchError) as exc:  # lost, or cannot reconnect yet
-                log.warning("evidence: cannot reach PostgreSQL (%s); retrying", exc)
-                self._close_database()
-            if self.stop.wait(0.5):
-                return
-
-    def _database(self) -> Connection:
-        from warehouse.db import connect
-
-        if self._conn is None or self._conn.closed:
-            self._conn = connect(self.settings.database_dsn)
-        return self._conn
-
-    def _close_database(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

@@ -46,7 +46,7 @@ from flows.tracks import (
     seconds,
 )
 from flows.zones import ZoneArea, ZoneIndex
-from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level
+from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level, snapshot_name
 
 # The state types live in flows.tracks; recovery snapshots of earlier versions name them
 # here (pickle stores flows.behaviour.TrackState), and so do older extensions.
@@ -279,6 +279,7 @@ class BehaviourEngine:
             ended_at=draft.last if closed else None,
             zone_ids=draft.zone_ids,
             signals=draft.signals,
+            snapshot=snapshot_name(self.camera_id, draft.incident_id),
         )
 
     # -- zones -----------------------------------------------------------------------------

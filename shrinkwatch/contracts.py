@@ -156,7 +156,18 @@ class Incident(_Message):
     ended_at: Timestamp | None = None
     zone_ids: list[str]
     signals: list[Signal]
+    # Where its evidence snapshot is (or will be) under the evidence folder: named by the
+    # flow when it emits the incident (`snapshot_name`), written by the camera reader that
+    # saw it a moment later. Readers treat a missing file as "not saved yet". None in
+    # messages of earlier flows, which left it to the camera reader to fill in.
     snapshot: str | None = None
+
+
+def snapshot_name(camera_id: str, incident_id: str) -> str:
+    """An incident's evidence snapshot, relative to the evidence folder; its clip is the same
+    name with `.mp4` (`.avi` where ffmpeg is missing). Known when the incident is emitted, so
+    every reader of the incident knows where to look without asking anyone."""
+    return f"{camera_id}/{incident_id}.jpg"
 
 
 class DeadLetter(_Message):

@@ -203,7 +203,7 @@ class Settings(BaseSettings):
         2.0,
         ge=0,
         le=30,
-        description="An incident alert waits at most this long for the camera's snapshot to inline "
+        description="An incident email waits at most this long for the camera's snapshot file to inline "
         "(the detector saves one within a second); then it goes without.",
     )
     dashboard_secure_cookie: bool = Field(

@@ -100,18 +100,3 @@ def review_incident(
         (confirmed, reviewed_by, note, incident_id),
     ).fetchone()
     return row is not None
-
-
-def set_snapshot(conn: Connection, incident_id: str, reference: str) -> bool | None:
-    """Point an incident at its evidence snapshot unless it has one: True when set now, False
-    when it already had one, None when the incident has no row yet (its flow writes the row
-    a moment after publishing it)."""
-    with conn.transaction():
-        updated = conn.execute(
-            "UPDATE incidents SET snapshot = %s WHERE incident_id = %s AND snapshot IS NULL",
-            (reference, incident_id),
-        ).rowcount
-        if updated:
-            return True
-        found = conn.execute("SELECT 1 FROM incidents WHERE incident_id = %s", (incident_id,)).fetchone()
-    return False if found else None

@@ -387,7 +387,7 @@ def test_a_refusing_server_is_tried_once_per_batch_and_a_greylisted_address_agai
 
 
 def test_an_alert_waits_for_the_snapshot_the_detector_is_saving(settings: Settings, mailbox: Mailbox) -> None:
-    from warehouse.incidents import set_snapshot, upsert_incidents
+    from warehouse.incidents import upsert_incidents
 
     ready = configured(settings, mailbox, alerts_snapshot_wait_s=30)
     opened = incident(1, incident_id="w1", risk_level="high", started_at=datetime.now(UTC))
@@ -408,7 +408,6 @@ def test_an_alert_waits_for_the_snapshot_the_detector_is_saving(settings: Settin
             snapshot = ready.evidence_dir() / "cam-1" / "w1.jpg"
             snapshot.parent.mkdir(parents=True)
             cv2.imwrite(str(snapshot), np.full((48, 64, 3), 200, np.uint8))
-            set_snapshot(conn, "w1", "cam-1/w1.jpg")
     finally:
         sender.join(timeout=60)
     [(_to, message)] = mailbox.received

@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from flows.zones import ZoneArea
-from shrinkwatch.contracts import Detection, decode
+from shrinkwatch.contracts import Detection, decode, snapshot_name
 from shrinkwatch.site_file import parse_site_config
 from tests.support import (
     VTEST,
@@ -77,8 +77,10 @@ def test_vtest_produces_incidents_that_agree_with_the_footage(settings: Any, tmp
         flow.wait(timeout=30)
 
     assert len(rows) >= 3, rows
-    # Evidence: the detector saved an annotated snapshot and a clip, and the incident points to it.
-    with_evidence = [r for r in rows if r["snapshot"]]
+    # Evidence: each incident names its snapshot from its first version; the detector saved an
+    # annotated snapshot and a clip under that name (those it saw before it stopped).
+    assert [r["snapshot"] for r in rows] == [snapshot_name(r["camera_id"], r["incident_id"]) for r in rows]
+    with_evidence = [r for r in rows if (settings.evidence_dir() / r["snapshot"]).is_file()]
     assert with_evidence, "no incident got its evidence"
     for row in with_evidence:
         snapshot = settings.evidence_dir() / row["snapshot"]

@@ -10,7 +10,6 @@ from warehouse.incidents import (
     count_incidents,
     review_incident,
     reviewed_incidents,
-    set_snapshot,
     upsert_incidents,
 )
 
@@ -31,16 +30,15 @@ def test_upsert_keeps_highest_version_and_review(settings: Settings) -> None:
     assert row["user_confirmed"] is True and row["reviewed_by"] == "ana"
 
 
-def test_snapshot_is_set_once_and_a_missing_row_is_told_apart(settings: Settings) -> None:
+def test_the_row_has_its_snapshot_name_from_the_first_version(settings: Settings) -> None:
+    named = "cam-1/" + incident(1).incident_id + ".jpg"
     with connect(settings.database_dsn) as conn:
-        first = incident(1)
-        assert set_snapshot(conn, first.incident_id, "cam-1/a.jpg") is None  # no row yet
-        upsert_incidents(conn, [first])
-        assert set_snapshot(conn, first.incident_id, "cam-1/a.jpg") is True
-        assert set_snapshot(conn, first.incident_id, "cam-1/b.jpg") is False  # the first one stays
-        upsert_incidents(conn, [incident(2)])  # a later version keeps the evidence
+        upsert_incidents(conn, [incident(1, snapshot=named)])
+        first = stored_incidents(conn)
+        upsert_incidents(conn, [incident(2)])  # a version from a flow before names: None keeps the name
         rows = stored_incidents(conn)
-    assert [(r["version"], r["snapshot"]) for r in rows] == [(2, "cam-1/a.jpg")]
+    assert [(r["version"], r["snapshot"]) for r in first] == [(1, named)]
+    assert [(r["version"], r["snapshot"]) for r in rows] == [(2, named)]
 
 
 def test_review_is_recorded_and_listed_for_calibration(settings: Settings) -> None:
