@@ -38,14 +38,13 @@ from alerts.email import SendError
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings
+from shrinkwatch.wording import alert_headline, incident_phrase, review_link, utc_minutes
 
 SIGNATURE_HEADER = "X-Shrinkwatch-Signature"
 
 
 def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
     """At most about 160 characters: what, where, and the link."""
-    from alerts.email import incident_link
-
     if reason == "test":
         return "Shrinkwatch: test message. Alerts for your stores will reach this number."
     if reason == "summary":
@@ -56,17 +55,16 @@ def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
             f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is {payload['status']}."
         )
     if reason == "digest":
-        since = payload["start"][:16].replace("T", " ")
+        since = utc_minutes(payload["start"])
         return (
             f"Shrinkwatch digest: {payload['total']} incidents since {since} UTC; "
             "the details are in your email and on the dashboard."
         )
     if reason == "camera_recovered":
         return f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is back online."
-    kind = payload["incident_type"].replace("_", " ")
     prefix = "ESCALATED high" if reason == "escalated" else payload["risk_level"].upper()
-    where = f"{payload['store_name']} ({payload['camera_id']})"
-    return f"Shrinkwatch {prefix}: {kind} at {where} {incident_link(settings, payload['incident_id'])}"
+    what = incident_phrase(payload["incident_type"], payload["store_name"], payload["camera_id"])
+    return f"Shrinkwatch {prefix}: {what} {review_link(settings, payload['incident_id'])}"
 
 
 def missing_sms_settings(settings: Settings) -> list[str]:
@@ -192,8 +190,8 @@ def send_apprise(url: str, title: str, body: str) -> None:
 def apprise_title(reason: str, payload: dict[str, Any]) -> str:
     """A title for an Apprise notification."""
     if reason in ("new", "escalated"):
-        level = "Escalated to high" if reason == "escalated" else payload["risk_level"].capitalize()
-        return f"{level} risk: {payload['incident_type'].replace('_', ' ')} at {payload['store_name']}"
+        what = incident_phrase(payload["incident_type"], payload["store_name"])
+        return f"{alert_headline(reason, payload['risk_level'])}: {what}"
     return {
         "summary": "More incidents this hour",
         "camera_problem": "A camera needs attention",

@@ -37,7 +37,6 @@ from alerts.email import (
     camera_email,
     digest_email,
     incident_email,
-    incident_link,
     summary_email,
     test_email,
 )
@@ -65,6 +64,7 @@ from shrinkwatch.recipients import (
     with_secret,
 )
 from shrinkwatch.settings import Settings
+from shrinkwatch.wording import review_link
 from warehouse.db import Connection, connect
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def deliver(
         if not recipient.webhook_url:
             msg = f"recipient {recipient.id} has no webhook URL"
             raise SendError(msg, permanent=True)
-        link = incident_link(settings, payload["incident_id"]) if "incident_id" in payload else None
+        link = review_link(settings, payload["incident_id"]) if "incident_id" in payload else None
         body = webhook_body(message.id, recipient.id, reason, payload, link)
         secret = _secret(recipient, "webhook_secret", environ)
         send_webhook(recipient.webhook_url, secret, message.id, reason, body)

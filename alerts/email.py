@@ -14,9 +14,20 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from shrinkwatch.net import dashboard_url
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.settings import Settings
+from shrinkwatch.wording import (
+    alert_headline,
+    dashboard_base,
+    incident_label,
+    incident_phrase,
+    level_words,
+    review_link,
+    signal_label,
+    signal_value,
+    store_time,
+    utc_minutes,
+)
 
 
 class SendError(Exception):
@@ -25,20 +36,6 @@ class SendError(Exception):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-def _label(kind: str) -> str:
-    return kind.replace("_", " ")
-
-
-def dashboard_base(settings: Settings) -> str:
-    """The dashboard as people reach it (`dashboard_public_url`), else as this machine does."""
-    return (settings.dashboard_public_url or dashboard_url(settings)).rstrip("/")
-
-
-def incident_link(settings: Settings, incident_id: str) -> str:
-    """The incident's review page on the dashboard."""
-    return f"{dashboard_base(settings)}/review?id={incident_id}"
 
 
 def _message(settings: Settings, outbox_id: int, to: str, subject: str) -> EmailMessage:
@@ -52,34 +49,23 @@ def _message(settings: Settings, outbox_id: int, to: str, subject: str) -> Email
     return message
 
 
-def _number(value: float) -> str:
-    """A signal's value as people read it: 11.4, 41, 1,235 (never 1.23e+03)."""
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _local_time(moment: str, timezone: str | None) -> str:
-    """An ISO instant as the store's clock reads it: '30 Nov 2026 11:13:42 (Europe/London)'."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    zone = timezone or "UTC"
-    return f"{datetime.fromisoformat(moment).astimezone(ZoneInfo(zone)):%d %b %Y %H:%M:%S} ({zone})"
-
-
 def incident_email(
     settings: Settings, outbox_id: int, to: str, reason: str, payload: dict[str, Any], evidence: Path | None
 ) -> EmailMessage:
     """The message for one incident alert (`new` or `escalated`)."""
-    level, kind = payload["risk_level"], _label(payload["incident_type"])
-    prefix = "Escalated to high risk" if reason == "escalated" else f"{level.capitalize()} risk"
-    subject = f"[Shrinkwatch] {prefix}: {kind} at {payload['store_name']} ({payload['camera_id']})"
-    link = incident_link(settings, payload["incident_id"])
+    kind = incident_label(payload["incident_type"])
+    prefix = alert_headline(reason, payload["risk_level"])
+    subject = (
+        f"[Shrinkwatch] {prefix}: "
+        f"{incident_phrase(payload['incident_type'], payload['store_name'], payload['camera_id'])}"
+    )
+    link = review_link(settings, payload["incident_id"])
     signals = sorted(payload.get("signals") or [], key=lambda s: -s.get("contribution", 0.0))
     lines = [
-        f"- {_label(s['name']).removesuffix(' s')}: {_number(s['value'])} (adds {s['contribution']:.2f})"
+        f"- {signal_label(s['name'])}: {signal_value(s['value'])} (adds {s['contribution']:.2f})"
         for s in signals
     ]
-    started = _local_time(payload["started_at"], payload.get("store_timezone"))
+    started = store_time(payload["started_at"], payload.get("store_timezone"))
     text = "\n".join(
         [
             f"{prefix}: {kind}",
@@ -96,7 +82,7 @@ def incident_email(
     message.set_content(text)
     cid = make_msgid(domain="shrinkwatch")
     rows = "".join(
-        f"<tr><td>{html.escape(_label(s['name']).removesuffix(' s'))}</td><td>{_number(s['value'])}</td>"
+        f"<tr><td>{html.escape(signal_label(s['name']))}</td><td>{signal_value(s['value'])}</td>"
         f"<td><b>+{s['contribution']:.2f}</b></td></tr>"
         for s in signals
     )
@@ -136,8 +122,9 @@ def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str
         f"[Shrinkwatch] {len(entries)} more incidents in the hour from {payload['hour']}",
     )
     lines = [
-        f"- {e['risk_level']} risk: {_label(e['incident_type'])} at {e['store_name']} ({e['camera_id']}): "
-        f"{incident_link(settings, e['incident_id'])}"
+        f"- {level_words(e['risk_level'])}: "
+        f"{incident_phrase(e['incident_type'], e['store_name'], e['camera_id'])}: "
+        f"{review_link(settings, e['incident_id'])}"
         for e in entries
     ]
     message.set_content(
@@ -323,7 +310,7 @@ def digest_email(
     """The digest: counts by store, level and type, a chart of the last two weeks, the top
     incidents with their snapshots (`snapshot` finds an evidence file by reference),
     verdicts, and ROI this year."""
-    start, end = payload["start"][:16].replace("T", " "), payload["end"][:16].replace("T", " ")
+    start, end = utc_minutes(payload["start"]), utc_minutes(payload["end"])
     total = payload["total"]
     message = _message(
         settings,
@@ -334,10 +321,11 @@ def digest_email(
     levels = ", ".join(f"{n} {level}" for level, n in payload["by_level"].items())
     by_type = sorted(payload["by_type"].items(), key=lambda kv: -kv[1])
     stores = "\n".join(f"- {store}: {n}" for store, n in payload["by_store"].items())
-    kinds = "\n".join(f"- {_label(kind)}: {n}" for kind, n in by_type)
+    kinds = "\n".join(f"- {incident_label(kind)}: {n}" for kind, n in by_type)
     top = "\n".join(
-        f"- {t['risk_level']} ({t['risk_score']:.2f}): {_label(t['incident_type'])} at {t['store_name']} "
-        f"({t['camera_id']}) {incident_link(settings, t['incident_id'])}"
+        f"- {t['risk_level']} ({t['risk_score']:.2f}): "
+        f"{incident_phrase(t['incident_type'], t['store_name'], t['camera_id'])} "
+        f"{review_link(settings, t['incident_id'])}"
         for t in payload["top"]
     )
     money = {
@@ -373,11 +361,11 @@ def digest_email(
             cid = make_msgid(domain="shrinkwatch")
             pictures.append((cid, thumb, "jpeg"))
             image = f'<img src="cid:{cid[1:-1]}" alt="snapshot" width="240" style="border-radius:4px"><br>'
-        link = html.escape(incident_link(settings, t["incident_id"]))
+        link = html.escape(review_link(settings, t["incident_id"]))
         cells.append(
             f'<td valign="top" style="padding:4px 8px 12px 0;font-size:13px">{image}'
             f"<b>{html.escape(t['risk_level'])}</b> {t['risk_score']:.2f} · "
-            f"{html.escape(_label(t['incident_type']))}<br>{html.escape(t['store_name'])} · "
+            f"{html.escape(incident_label(t['incident_type']))}<br>{html.escape(t['store_name'])} · "
             f'{html.escape(t["camera_id"])}<br><a href="{link}">Review</a></td>'
         )
     rows = "".join("<tr>" + "".join(cells[i : i + 2]) + "</tr>" for i in range(0, len(cells), 2))
@@ -390,7 +378,8 @@ def digest_email(
         )
         + heading.format("By type")
         + "".join(
-            f"<tr><td>{html.escape(_label(kind))}</td><td align='right'>{n}</td></tr>" for kind, n in by_type
+            f"<tr><td>{html.escape(incident_label(kind))}</td><td align='right'>{n}</td></tr>"
+            for kind, n in by_type
         )
     )
     money_html = "".join(
