@@ -29,12 +29,12 @@ BASE_PORT = 31395  # below the ephemeral range, next to the benchmarks' service 
 def child(prefix: str, process_id: int, processes: int) -> None:
     """One process of the cluster: run to the end of the topic, print its timings as JSON."""
 
+    from flows.behaviour.stores import StoreInfo
+    from flows.behaviour.tracks import Thresholds
     from flows.catalog import SiteCatalog
     from flows.incidents import build_flow
     from flows.progress import COUNTERS
     from flows.run import execute, tune_gc
-    from flows.stores import StoreInfo
-    from flows.tracks import Thresholds
 
     settings = bench_settings(topic_prefix=prefix)
     catalog = SiteCatalog.fixed(

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from confluent_kafka import Consumer, Producer
 
 from benchmarks.common import bench_settings, machine, services
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.tracks import Thresholds
+from flows.behaviour.zones import ZoneArea
 from flows.catalog import SiteCatalog
-from flows.stores import StoreInfo
-from flows.tracks import Thresholds
-from flows.zones import ZoneArea
 from shrinkwatch.contracts import DetectedObject, Detection, encode
 
 ZONES = [

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from flows.signals import BUILT_IN_WEIGHTS, default_weight
+from flows.behaviour.signals import BUILT_IN_WEIGHTS, default_weight
 from shrinkwatch.schedule import run_every
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection
@@ -128,7 +128,7 @@ def run_calibration(
     settings: Settings, *, schedule: bool = False, progress: Callable[[str], None] = print
 ) -> None:
     """Calibrate once, or (schedule) now and then every `calibration_interval_s` until stopped."""
-    from flows.signals import load_extensions
+    from flows.behaviour.signals import load_extensions
     from warehouse.db import connect
 
     load_extensions(settings.extensions)

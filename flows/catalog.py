@@ -3,6 +3,12 @@
 Zones by camera, and stores (time zone, opening hours, rule thresholds, the risk weights in
 force) by id; re-read every `refresh_s` seconds, so edits and new calibrations apply to a
 running flow without a restart.
+
+It belongs to the wiring, not to the rules (flows.behaviour): it builds the rules' values
+(`ZoneIndex`, `StoreInfo`, `Thresholds`, `Weights`) from what it reads in PostgreSQL
+(`warehouse`) and refreshes them on the wall clock inside a running flow, neither of which the
+pure rules may do. Like the flows' input, which parses messages where it reads them, it
+converts at the edge: the engine only ever sees its own types.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ import threading
 import time
 from dataclasses import replace
 
-from flows.risk import Weights
-from flows.stores import StoreInfo
-from flows.tracks import Thresholds
-from flows.zones import ZoneArea, ZoneIndex
+from flows.behaviour.risk import Weights
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.tracks import Thresholds
+from flows.behaviour.zones import ZoneArea, ZoneIndex
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import Zone
 

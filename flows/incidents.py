@@ -1,31 +1,30 @@
 """The incidents dataflow: detections become per-track behaviour, then incidents.
 
 sw.detections, parsed as read (bad messages -> sw.dlq) -> by camera -> behaviour state
-(flows.behaviour) -> incidents -> sw.incidents and the `incidents` table.
+(flows.behaviour.engine) -> incidents -> sw.incidents and the `incidents` table.
 
 Every frame of every camera passes through here, so the hot path is lean: messages are
-parsed by the source itself (flows.kafka_io.DetectionsSource, flows.frames), and each
+parsed by the source itself (flows.kafka_io.TopicSource, flows.behaviour.frames), and each
 camera's frames of a batch go through its behaviour engine in one call (`stateful_batch`),
-whose state is snapshotted as pickled bytes (an immutable copy, cheaper than the deep copy
-of `stateful_map`).
+whose state is snapshotted as pickled bytes (flows.snapshots: an immutable copy, cheaper
+than the deep copy of `stateful_map`).
 """
 
 from __future__ import annotations
-
-import pickle
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
-from flows.behaviour import BehaviourEngine
+from flows import snapshots
+from flows.behaviour.engine import BehaviourEngine
+from flows.behaviour.frames import Frame
+from flows.behaviour.tracks import CameraState
 from flows.catalog import SiteCatalog
-from flows.frames import Frame
 from flows.kafka_io import PRODUCER_CONFIG, detections, incident_message
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
-from flows.tracks import CameraState
 from shrinkwatch.contracts import Incident
 from shrinkwatch.settings import Settings
 
@@ -37,7 +36,7 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
 
     def __init__(self, catalog: SiteCatalog, resume: bytes | None) -> None:
         self.catalog = catalog
-        self.state: CameraState | None = pickle.loads(resume) if resume is not None else None
+        self.state: CameraState | None = snapshots.load(resume) if resume is not None else None
 
     def on_batch(self, frames: list[Frame]) -> tuple[list[ScoredIncident], bool]:
         out: list[ScoredIncident] = []
@@ -54,7 +53,7 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+        return snapshots.dump(self.state)
 
 
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:

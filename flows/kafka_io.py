@@ -27,7 +27,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
-from flows.frames import Frame, parse_frame
+from flows.behaviour.frames import Frame, parse_frame
 from flows.progress import COUNTERS
 from shrinkwatch.contracts import ContractError, DeadLetter, Incident, encode
 from shrinkwatch.settings import Settings

@@ -22,7 +22,6 @@ closes with its last minute, by the same watermark; a late frame is left out of 
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,12 +30,13 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
+from flows import snapshots
+from flows.behaviour.frames import MINUTE_US, Frame, from_us
+from flows.behaviour.zones import ZoneIndex
 from flows.catalog import SiteCatalog
-from flows.frames import MINUTE_US, Frame, from_us
 from flows.kafka_io import detections
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
-from flows.zones import ZoneIndex
 from shrinkwatch.settings import Settings
 from warehouse.occupancy import HeatRow, LateFrame, MinuteRow, write_occupancy
 
@@ -208,7 +208,7 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
         self.catalog = catalog
         self.lateness_us = round(lateness_s * 1_000_000)
         self.idle_close = timedelta(seconds=idle_close_s)
-        self.state: CameraMinutes = pickle.loads(resume) if resume is not None else CameraMinutes()
+        self.state: CameraMinutes = snapshots.load(resume) if resume is not None else CameraMinutes()
         self.last_batch = datetime.now(UTC)
 
     def on_batch(self, frames: list[Frame]) -> tuple[list[Any], bool]:
@@ -231,7 +231,7 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
         return close(self.state, self.state.camera_id, 2**62, quiet=True), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+        return snapshots.dump(self.state)
 
 
 def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: bool = True) -> Dataflow:

@@ -32,7 +32,7 @@ RECOVERY_PARTITIONS = 4
 
 def build(settings: Settings, name: str) -> Dataflow:
     """A dataflow by name (see FLOWS) or by module path; the module's `build_flow(settings)`."""
-    from flows.signals import load_extensions
+    from flows.behaviour.signals import load_extensions
 
     load_extensions(settings.extensions)
     module_name = FLOWS.get(name, name)

@@ -14,7 +14,7 @@ import bytewax.operators as op
 from bytewax.connectors.stdio import StdOutSink
 from bytewax.dataflow import Dataflow
 
-from flows.frames import Frame
+from flows.behaviour.frames import Frame
 from flows.kafka_io import detections
 from shrinkwatch.settings import Settings
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flows.signals import register_signal
-from flows.tracks import Thresholds, TrackState
+from flows.behaviour.signals import register_signal
+from flows.behaviour.tracks import Thresholds, TrackState
 
 
 @register_signal("zones_visited", weight=0.15)

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from flows.risk import Weights
+from flows.behaviour.risk import Weights
 from streamlit_app import auth, data, text
 from warehouse.queries import (
     QueryError,

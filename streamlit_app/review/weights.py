@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from flows.risk import Weights
+from flows.behaviour.risk import Weights
 from streamlit_app import auth, text
 from streamlit_app.data import risk_weights, stores, weights_history
 

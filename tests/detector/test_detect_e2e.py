@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import pytest
 
-from flows.zones import ZoneArea
+from flows.behaviour.zones import ZoneArea
 from shrinkwatch.contracts import Detection, decode, snapshot_name
 from shrinkwatch.site_file import parse_site_config
 from tests.support import (

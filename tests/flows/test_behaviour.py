@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from flows.behaviour import BehaviourEngine
-from flows.stores import StoreInfo
-from flows.tracks import CameraState, Sustained, Thresholds, TrackState
-from flows.zones import ZoneArea
+from flows.behaviour.engine import BehaviourEngine
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.tracks import CameraState, Sustained, Thresholds, TrackState
+from flows.behaviour.zones import ZoneArea
 from shrinkwatch.contracts import DetectedObject, Detection, Incident
 from tests.factories import T0, frame, walk
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from flows.behaviour import BehaviourEngine
+from flows.behaviour.engine import BehaviourEngine
+from flows.behaviour.signals import BUILT_IN_WEIGHTS, ramp
+from flows.behaviour.zones import ZoneArea
 from flows.calibration import METHOD, calibrate, posterior_weight
 from flows.catalog import SiteCatalog
-from flows.signals import BUILT_IN_WEIGHTS, ramp
-from flows.zones import ZoneArea
 from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config

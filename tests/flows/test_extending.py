@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
-from flows.signals import register_signal, unregister_signal
+from flows.behaviour.engine import BehaviourEngine
+from flows.behaviour.signals import register_signal, unregister_signal
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.zones import ZoneArea
 from shrinkwatch.contracts import DeadLetter, decode
-from tests.factories import T0, frame, person
-from tests.flows.test_behaviour import final, run, walk
+from tests.factories import T0, frame, person, walk
+from tests.flows.test_behaviour import final, run
 from tests.flows.test_incidents_flow import publish_frames
 from tests.support import cli_env, produce, read_all, run_cli, spawn_cli, wait_for
 
@@ -28,18 +31,35 @@ def zone_hops() -> Iterator[None]:
     unregister_signal("zones_visited")
 
 
-@pytest.mark.usefixtures("zone_hops")
+# The unit test of docs/EXTENDING.md ("Testing a signal"): the engine alone, no Kafka.
+SHOP = [
+    ZoneArea("z-entrance", "entrance", ((0.0, 0.5), (0.1, 0.5), (0.1, 1.0), (0.0, 1.0))),
+    ZoneArea("z-shelf", "high_value", ((0.2, 0.5), (0.4, 0.5), (0.4, 1.0), (0.2, 1.0))),
+    ZoneArea("z-stock", "restricted", ((0.45, 0.0), (0.6, 0.0), (0.6, 0.3), (0.45, 0.3))),
+    ZoneArea("z-checkout", "checkout", ((0.5, 0.5), (0.65, 0.5), (0.65, 1.0), (0.5, 1.0))),
+    ZoneArea("z-exit", "exit", ((0.85, 0.5), (1.0, 0.5), (1.0, 1.0), (0.85, 1.0))),
+]
+
+
+@pytest.mark.usefixtures("zone_hops")  # imports flows.examples.zone_hops, which registers the signal
 def test_extra_signal_adds_to_the_score_and_the_explanation() -> None:
-    # Entrance, past the shelf, the restricted stock room (an incident), checkout, exit.
+    engine = BehaviourEngine("cam-1", SHOP, StoreInfo("store-001"))
+    # Entrance, past the shelf, the stock room (2 s there: an incident), checkout, exit.
     path = [(0, (0.05, 0.8)), (5, (0.52, 0.2)), (7, (0.52, 0.2)), (12, (0.57, 0.8)), (17, (0.95, 0.8))]
-    inc = next(iter(final(run(walk("cam-1", 1, path))).values()))
-    signals = {s.name: s for s in inc.signals}
-    assert inc.zone_ids == ["z-entrance", "z-shelf", "z-stock", "z-checkout", "z-exit"]
+    gone = [frame("cam-1", 100 + i, 17 + i / 5, []) for i in range(1, 20)]  # 4 s on, nobody: the track ends
+    state, incidents = None, []
+    for message in walk("cam-1", 1, path) + gone:  # Detection messages, 5 per second
+        state, new = engine.step(state, message)
+        incidents += new
+    last = incidents[-1]  # the newest version of the person's one incident: closed
+    assert last.status == "closed"
+    signals = {s.name: s for s in last.signals}
+    assert last.incident_type == "restricted_zone"
+    assert last.zone_ids == ["z-entrance", "z-shelf", "z-stock", "z-checkout", "z-exit"]
     assert signals["zones_visited"].value == 5
     assert signals["zones_visited"].contribution == pytest.approx(0.15)
-    assert inc.incident_type == "restricted_zone"
-    assert {s.name for s in inc.signals} == {"restricted_zone_s", "zones_visited"}
-    assert inc.risk_score == pytest.approx(min(1.0, sum(s.contribution for s in inc.signals)), abs=1e-3)
+    assert set(signals) == {"restricted_zone_s", "zones_visited"}
+    assert last.risk_score == pytest.approx(min(1.0, sum(s.contribution for s in last.signals)), abs=1e-3)
 
 
 @pytest.mark.usefixtures("zone_hops")

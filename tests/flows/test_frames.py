@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flows.frames import Frame, _fast, parse_frame
+from flows.behaviour.frames import Frame, _fast, parse_frame
 from shrinkwatch.contracts import ContractError, DetectedObject, Detection, decode, encode
 from tests.factories import frame, person
 

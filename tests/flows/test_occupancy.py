@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from bytewax.testing import run_main
 
-from flows.frames import Frame
+from flows.behaviour.frames import Frame
+from flows.behaviour.zones import ZoneArea, ZoneIndex
 from flows.occupancy import CameraMinutes, build_flow, cell_of, close, observe
-from flows.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import encode
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config

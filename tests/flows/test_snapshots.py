@@ -1,18 +1,25 @@
-"""Recovery snapshots written by the previous release (before the behaviour split and the
-heatmap) resume in this one: pickled state bytes made by that release, read here."""
+"""Recovery snapshots written by earlier releases resume in this one: pickled state bytes made
+by a release from before the behaviour split and the heatmap, and state pickled under the
+module paths from before the behaviour package, read here by the flows' own loader."""
 
 from __future__ import annotations
 
 import base64
 import pickle
+import sys
+from dataclasses import is_dataclass
 from datetime import UTC, datetime
 
-from flows.behaviour import BehaviourEngine
-from flows.frames import Frame
+import pytest
+
+from flows import snapshots
+from flows.behaviour import tracks
+from flows.behaviour.engine import BehaviourEngine
+from flows.behaviour.frames import Frame
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.tracks import CameraState, Sustained, TrackState, Visit
+from flows.behaviour.zones import ZoneArea, ZoneIndex
 from flows.occupancy import CameraMinutes, observe
-from flows.stores import StoreInfo
-from flows.tracks import CameraState, Sustained, TrackState, Visit
-from flows.zones import ZoneIndex
 from tests.factories import frame, person
 
 # Made at commit 2daeb3a: a CameraState with one track (seen after hours since 0.5 s for
@@ -37,7 +44,9 @@ CAMERA_MINUTES = (
 
 
 def test_behaviour_state_of_the_previous_release_resumes() -> None:
-    state = pickle.loads(base64.b64decode(CAMERA_STATE))
+    raw = base64.b64decode(CAMERA_STATE)
+    assert b"flows.behaviour\x94" in raw  # it names the classes flows.behaviour.CameraState, ...
+    state = snapshots.load(raw)
     assert isinstance(state, CameraState)
     track = state.tracks[7]
     assert isinstance(track, TrackState)
@@ -52,9 +61,35 @@ def test_behaviour_state_of_the_previous_release_resumes() -> None:
 
 
 def test_occupancy_state_of_the_previous_release_resumes() -> None:
-    state = pickle.loads(base64.b64decode(CAMERA_MINUTES))
+    state = snapshots.load(base64.b64decode(CAMERA_MINUTES))
     assert isinstance(state, CameraMinutes)
     assert (state.heat, state.last_seen, state.camera_id, state.max_us) == ({}, {}, "", 61_000_000)
     minute = frame("cam-1", 9, 62.0, [person(1, (0.5, 0.8))], t0=datetime(1970, 1, 1, tzinfo=UTC))
     observe(state, Frame.from_detection(minute), ZoneIndex(), 10_000_000)
     assert len(state.heat) == 1 and state.open[60_000_000]["*"].frames == 4
+
+
+def test_state_pickled_under_the_module_paths_before_the_behaviour_package_resumes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shelf = ZoneArea("z-shelf", "high_value", ((0.4, 0.5), (0.6, 0.5), (0.6, 1.0), (0.4, 1.0)))
+    engine = BehaviourEngine("cam-1", [shelf], StoreInfo("store-001"))
+    first = frame("cam-1", 1, 0, [person(7, (0.5, 0.8))], t0=datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    state, _ = engine.step(None, first)
+    assert type(state.tracks[7].visits["z-shelf"]) is tracks.Visit
+    # Pickle it as the previous release did: its classes in the module flows.tracks.
+    monkeypatch.setitem(sys.modules, "flows.tracks", tracks)
+    for cls in vars(tracks).values():
+        if isinstance(cls, type) and is_dataclass(cls) and cls.__module__ == tracks.__name__:
+            monkeypatch.setattr(cls, "__module__", "flows.tracks")
+    old = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    monkeypatch.undo()
+    assert b"flows.tracks" in old and b"flows.behaviour" not in old
+    with pytest.raises(ModuleNotFoundError, match="flows.tracks"):
+        pickle.loads(old)  # no module is left at the old path
+
+    resumed = snapshots.load(old)
+    assert resumed == state  # every class the same as this release's (dataclasses compare types)
+    later = frame("cam-1", 2, 0.2, [person(7, (0.5, 0.8))], t0=first.ts)
+    resumed, _ = engine.step(resumed, later)
+    assert resumed.tracks[7].visits["z-shelf"].seconds == pytest.approx(0.2)  # the visit goes on

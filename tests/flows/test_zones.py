@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.zones import ZoneArea, ZoneIndex
+from flows.behaviour.zones import ZoneArea, ZoneIndex
 
 # A shelf seen in perspective: wider near the camera (bottom of the image).
 TRAPEZOID = ZoneArea("z-shelf", "high_value", ((0.35, 0.4), (0.65, 0.4), (0.8, 0.9), (0.2, 0.9)))

@@ -2,11 +2,11 @@
 
 Built-in signals have a strength in 0..1 (`track_strengths`) and a default weight
 (`BUILT_IN_WEIGHTS`); six of them are incident patterns (`PATTERNS`), and an incident opens
-when one of those fires (`triggered`). The score itself is flows.risk.
+when one of those fires (`triggered`). The score itself is flows.behaviour.risk.
 
 Extra signals: a data team's function over a track's state, registered by name.
 
-    from flows.signals import register_signal
+    from flows.behaviour.signals import register_signal
 
     @register_signal("zones_visited", weight=0.15)
     def zones_visited(track, rules):
@@ -26,7 +26,7 @@ import importlib
 import logging
 from collections.abc import Callable, Iterable
 
-from flows.tracks import Thresholds, TrackState
+from flows.behaviour.tracks import Thresholds, TrackState
 from shrinkwatch.contracts import IncidentType
 
 log = logging.getLogger(__name__)

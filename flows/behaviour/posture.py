@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.frames import Box, Keypoints
+from flows.behaviour.frames import Box, Keypoints
 
 L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST, L_HIP, R_HIP = 5, 6, 9, 10, 11, 12
 MIN_CONF = 0.4

@@ -6,9 +6,9 @@ import functools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flows.frames import MINUTE_US, from_us
-from flows.risk import Weights
-from flows.tracks import Thresholds
+from flows.behaviour.frames import MINUTE_US, from_us
+from flows.behaviour.risk import Weights
+from flows.behaviour.tracks import Thresholds
 from shrinkwatch.site_file import open_at
 
 

@@ -8,7 +8,8 @@ pattern triggers, is updated while the track lives (its type is the pattern cont
 most to its risk) and is closed when the track ends. Crowding is about a zone, not one
 person: its incidents have no track.
 
-The state is flows.tracks, the signals and patterns flows.signals, the score flows.risk.
+The state is flows.behaviour.tracks, the signals and patterns flows.behaviour.signals, the
+score flows.behaviour.risk.
 
 Patterns (thresholds per store, `Thresholds`):
 - loitering_high_value: continuous dwell in a `high_value` zone >= loiter_s
@@ -16,7 +17,7 @@ Patterns (thresholds per store, `Thresholds`):
   `checkout` zone in between
 - restricted_zone: continuous presence in a `restricted` zone >= restricted_s
 - after_hours: tracked for >= after_hours_s while the store is closed (its hours, its zone)
-- concealment_suspected: the pose cue (flows.posture) sustained >= concealment_s in a
+- concealment_suspected: the pose cue (flows.behaviour.posture) sustained >= concealment_s in a
   `high_value` zone
 - running_exit: moving faster than running_speed body-heights per second for running_s,
   then in an `exit` zone within 3 s
@@ -30,37 +31,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from flows.frames import Box, Frame, Person
-from flows.posture import concealment_cue
-from flows.risk import score
-from flows.signals import PATTERNS, crowd_strength, track_strengths, triggered
-from flows.stores import StoreInfo
-from flows.tracks import (
+from flows.behaviour.frames import Box, Frame, Person
+from flows.behaviour.posture import concealment_cue
+from flows.behaviour.risk import score
+from flows.behaviour.signals import PATTERNS, crowd_strength, track_strengths, triggered
+from flows.behaviour.stores import StoreInfo
+from flows.behaviour.tracks import (
     CameraState,
     CrowdState,
     Emitted,
-    Sustained,
-    Thresholds,
     TrackState,
     Visit,
     seconds,
 )
-from flows.zones import ZoneArea, ZoneIndex
+from flows.behaviour.zones import ZoneArea, ZoneIndex
 from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level, snapshot_name
-
-# The state types live in flows.tracks; recovery snapshots of earlier versions name them
-# here (pickle stores flows.behaviour.TrackState), and so do older extensions.
-__all__ = [
-    "BehaviourEngine",
-    "CameraState",
-    "CrowdState",
-    "Emitted",
-    "StoreInfo",
-    "Sustained",
-    "Thresholds",
-    "TrackState",
-    "Visit",
-]
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
 RUN_TO_EXIT_S = 3.0

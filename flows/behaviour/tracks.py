@@ -1,8 +1,9 @@
 """The behaviour state of one camera: its tracks (people), its crowds, and the rule thresholds.
 
-Plain, picklable values: Bytewax snapshots them for recovery. Times are integer
-microseconds since the epoch (`*_us`, exact, cheap to compare); durations are seconds.
-Extension signals (flows.signals) read `TrackState`.
+Plain, picklable values: the incidents flow snapshots them for recovery (and flows.snapshots
+reads the snapshots of earlier versions, which named these classes by older module paths).
+Times are integer microseconds since the epoch (`*_us`, exact, cheap to compare); durations
+are seconds. Extension signals (flows.behaviour.signals) read `TrackState`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each signal has a strength in 0..1 (how strongly the behaviour was seen) and a w
 much it says about theft). Its contribution is weight x strength; the score is the sum of
 contributions, capped at 1, so the contributions on an incident add up to its score.
 Weights are per store and versioned (the feedback calibration adjusts them); the signals'
-default weights (flows.signals) are the starting point.
+default weights (flows.behaviour.signals) are the starting point.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flows.signals import BUILT_IN_WEIGHTS, default_weight
+from flows.behaviour.signals import BUILT_IN_WEIGHTS, default_weight
 from shrinkwatch.contracts import Signal
 
 
