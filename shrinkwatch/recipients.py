@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.hours import DAYS
 from shrinkwatch.placeholders import (
     FORM,
     placeholders,
@@ -34,7 +35,6 @@ from shrinkwatch.placeholders import (
 )
 
 LEVELS = ("low", "medium", "high")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("email", "sms", "webhook", "apprise")
 SECRET_OF_CHANNEL = {"webhook": "webhook_secret", "apprise": "apprise_url"}  # the channel's secret
 SECRET_FIELDS = tuple(SECRET_OF_CHANNEL.values())

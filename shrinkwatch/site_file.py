@@ -27,27 +27,11 @@ from shrinkwatch.placeholders import (
     resolve_placeholders,
     well_formed,
 )
-from shrinkwatch.recipients import DAYS, Recipient, RecipientEntry, recipient_problems
+from shrinkwatch.recipients import Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
-
-
-def open_at(hours: dict[str, str], weekday: int, hhmm: str) -> bool:
-    """Whether opening hours (day -> "HH:MM-HH:MM") include local time `hhmm` on `weekday`
-    (0 = Monday). A span closing before it opens runs past midnight into the next day."""
-    today = hours.get(DAYS[weekday])
-    if today is not None:
-        opens, closes = today.split("-")
-        if opens <= hhmm < closes or (closes < opens and hhmm >= opens):
-            return True
-    yesterday = hours.get(DAYS[(weekday - 1) % 7])
-    if yesterday is not None:
-        opens, closes = yesterday.split("-")
-        if closes < opens and hhmm < closes:
-            return True
-    return False
 
 
 class _Strict(BaseModel):
@@ -63,7 +47,7 @@ class Economics(_Strict):
     monthly_cost: float | None = Field(None, ge=0)
 
 
-# The rule thresholds' defaults, in one place: the behaviour rules (flows.tracks.Thresholds),
+# The rule thresholds' defaults, in one place: the behaviour rules (flows.behaviour.tracks.Thresholds),
 # the settings that override them for every store, and this file's `thresholds` all use it.
 THRESHOLD_DEFAULTS: dict[str, float] = {
     "loiter_s": 30.0,
@@ -107,7 +91,8 @@ class Store(_Strict):
 
     `hours`: a missing day is closed all day; `{}` means closed every day; None (no `hours`
     key) means the hours are unknown, so nothing is ever "after hours". A span whose closing
-    time is before its opening time runs past midnight into the next day (`22:00-06:00`).
+    time is before its opening time runs past midnight into the next day (`22:00-06:00`);
+    shrinkwatch.hours answers whether the store is open at a given time.
     """
 
     id: Identifier
@@ -329,7 +314,6 @@ def load_site_file(path: Path) -> SiteConfig:
 
 
 __all__ = [
-    "DAYS",
     "Alerts",
     "Camera",
     "Economics",
@@ -340,7 +324,6 @@ __all__ = [
     "Store",
     "Zone",
     "key_path",
-    "open_at",
     "placeholders",
     "resolve_placeholders",
     "load_site_file",

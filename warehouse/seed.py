@@ -29,7 +29,8 @@ from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import risk_level
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.site_file import Camera, Economics, SiteConfig, Store, Zone, open_at
+from shrinkwatch.hours import open_at
+from shrinkwatch.site_file import Camera, Economics, SiteConfig, Store, Zone
 from warehouse.db import Connection
 from warehouse.partitions import ensure_partitions
 from warehouse.site_tables import apply_site_config

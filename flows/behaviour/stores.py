@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flows.behaviour.frames import MINUTE_US, from_us
 from flows.behaviour.risk import Weights
 from flows.behaviour.tracks import Thresholds
-from shrinkwatch.site_file import open_at
+from shrinkwatch.hours import open_at
 
 
 @functools.lru_cache(maxsize=8192)
