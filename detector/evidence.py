@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, snapshot_name
+from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, foot, snapshot_name
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ def track_path(frames: list[RingFrame], track_id: int | None) -> list[tuple[floa
     for frame in frames:
         for obj in frame.objects:
             if obj.track_id == track_id:
-                x1, _y1, x2, y2 = obj.box
-                points.append(((x1 + x2) / 2, y2))
+                points.append(foot(obj.box))
                 break
     return points
 

@@ -37,6 +37,7 @@ from flows.catalog import SiteCatalog
 from flows.kafka_io import detections
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
+from shrinkwatch.contracts import foot
 from shrinkwatch.settings import Settings
 from warehouse.occupancy import HeatRow, LateFrame, MinuteRow, write_occupancy
 
@@ -110,7 +111,7 @@ def add_heat(state: CameraMinutes, frame: Frame) -> None:
     tally.frames += 1
     step_s = step_us / 1_000_000
     for person in frame.people:
-        fx, fy = person.foot
+        fx, fy = foot(person.box)
         height = max(person.box[3] - person.box[1], 1e-3)
         before = state.last_seen.get(person.track_id)
         state.last_seen[person.track_id] = (frame.us, fx, fy, height)
@@ -138,7 +139,7 @@ def observe(state: CameraMinutes, frame: Frame, zones: ZoneIndex, lateness_us: i
         inside[zone.zone_id] = []
     for person in frame.people:
         inside[WHOLE_VIEW].append(person.track_id)
-        for zone in zones.containing(*person.foot):
+        for zone in zones.containing(*foot(person.box)):
             inside[zone.zone_id].append(person.track_id)
     for zone_id, tracks in inside.items():
         tally = tallies.get(zone_id)

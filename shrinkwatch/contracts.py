@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
@@ -97,10 +98,12 @@ class DetectedObject(_Message):
             data.pop("keypoints", None)
         return data
 
-    @property
-    def foot(self) -> tuple[float, float]:
-        """Bottom-centre of the box: where the object touches the floor."""
-        return ((self.box[0] + self.box[2]) / 2.0, self.box[3])
+
+def foot(box: Sequence[float]) -> tuple[float, float]:
+    """Where a person stands: the bottom centre of their box (x1, y1, x2, y2), in the box's own
+    coordinates. The one rule for every use of it: which zones a person is in, their speed,
+    the heatmap cells, the path drawn on an incident's snapshot."""
+    return ((box[0] + box[2]) / 2.0, box[3])
 
 
 class Detection(_Message):

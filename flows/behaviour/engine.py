@@ -45,7 +45,7 @@ from flows.behaviour.tracks import (
     seconds,
 )
 from flows.behaviour.zones import ZoneArea, ZoneIndex
-from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, risk_level, snapshot_name
+from shrinkwatch.contracts import Detection, Incident, IncidentType, Signal, foot, risk_level, snapshot_name
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d3c0e-5b0a-4c52-9a43-2f3f7b9e8a10")
 RUN_TO_EXIT_S = 3.0
@@ -140,7 +140,7 @@ class BehaviourEngine:
         now_us = frame.us
         previous_us, track.last_seen, track.last_us = track.last_us, frame.ts, now_us
         box = person.box
-        fx, fy = (box[0] + box[2]) / 2.0, box[3]
+        fx, fy = foot(box)
         height = box[3] - box[1]
         track.samples.append((now_us, fx, fy, height if height > 1e-3 else 1e-3))
         in_high_value: list[str] = []
@@ -198,15 +198,18 @@ class BehaviourEngine:
         samples = track.samples
         cutoff = now_us - SPEED_WINDOW_US
         window = []  # newest first
+        heights = []  # gathered here: a comprehension would cost a call of its own on Python 3.11
         for sample in reversed(samples):
             if sample[0] < cutoff:
                 break
             window.append(sample)
+            heights.append(sample[3])
         speed = 0.0
         if len(window) > 1:
             t1, x1, y1, _ = window[0]
             t0, x0, y0, _ = window[-1]
-            height = sorted([s[3] for s in window])[len(window) // 2]
+            heights.sort()
+            height = heights[len(window) // 2]
             if t1 > t0:
                 speed = math.hypot(x1 - x0, y1 - y0) / height / seconds(t1, t0)
         running = speed >= rules.running_speed

@@ -52,17 +52,11 @@ def from_us(us: int) -> datetime:
 
 @dataclass(slots=True)
 class Person:
-    """A tracked person in one frame."""
+    """A tracked person in one frame (where they stand: shrinkwatch.contracts.foot of the box)."""
 
     track_id: int
     box: Box
     keypoints: Keypoints | None
-
-    @property
-    def foot(self) -> tuple[float, float]:
-        """Bottom-centre of the box: where the person stands."""
-        box = self.box
-        return ((box[0] + box[2]) / 2.0, box[3])
 
 
 @dataclass(slots=True)

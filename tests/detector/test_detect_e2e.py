@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from flows.behaviour.zones import ZoneArea
-from shrinkwatch.contracts import Detection, decode, snapshot_name
+from shrinkwatch.contracts import Detection, decode, foot, snapshot_name
 from shrinkwatch.site_file import parse_site_config
 from tests.support import (
     VTEST,
@@ -108,6 +108,6 @@ def test_vtest_produces_incidents_that_agree_with_the_footage(settings: Any, tmp
             f
             for f in frames
             if row["started_at"] <= f.ts <= end
-            and any(o.track_id == row["track_id"] and zone.contains(*o.foot) for o in f.objects)
+            and any(o.track_id == row["track_id"] and zone.contains(*foot(o.box)) for o in f.objects)
         ]
         assert len(inside) >= THRESHOLD_S * 5 * 0.6

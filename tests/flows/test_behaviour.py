@@ -13,7 +13,7 @@ from flows.behaviour.engine import BehaviourEngine
 from flows.behaviour.stores import StoreInfo
 from flows.behaviour.tracks import CameraState, Sustained, Thresholds, TrackState
 from flows.behaviour.zones import ZoneArea
-from shrinkwatch.contracts import DetectedObject, Detection, Incident
+from shrinkwatch.contracts import DetectedObject, Detection, Incident, foot
 from tests.factories import T0, frame, walk
 
 
@@ -125,7 +125,8 @@ def test_after_hours_and_its_near_misses() -> None:
 
 def with_pose(obj: DetectedObject, wrists: str) -> DetectedObject:
     x1, y1, x2, y2 = obj.box
-    cx, h = (x1 + x2) / 2, y2 - y1
+    cx, _ = foot(obj.box)  # the body's centre line rises from the feet
+    h = y2 - y1
     shoulder_y, hip_y = y1 + 0.25 * h, y1 + 0.55 * h
     points = [(cx, y1 + 0.05 * h, 0.9)] * 17
     points[5], points[6] = (cx - 0.02, shoulder_y, 0.9), (cx + 0.02, shoulder_y, 0.9)

@@ -16,6 +16,7 @@ from shrinkwatch.contracts import (
     Signal,
     decode,
     encode,
+    foot,
     risk_level,
     to_dict,
     validate,
@@ -137,3 +138,8 @@ def test_dead_letter_keeps_binary_as_base64() -> None:
 )
 def test_risk_levels(score: float, level: str) -> None:
     assert risk_level(score) == level
+
+
+def test_feet_are_the_bottom_centre_of_the_box() -> None:
+    assert foot((0.2, 0.1, 0.4, 0.9)) == (0.30000000000000004, 0.9)  # (0.2 + 0.4) / 2, as floats add
+    assert foot(person(1, (0.5, 0.8)).box) == pytest.approx((0.5, 0.8))  # where the factory put them
