@@ -17,8 +17,8 @@ class FlowCounters:
     incident_changes: int = 0
     late_frames: int = 0
 
-    def frame(self, _step: str, _item: Any) -> None:
-        self.frames += 1
+    def add_frames(self, count: int) -> None:
+        self.frames += count
 
     def dead_letter(self, _step: str, _item: Any) -> None:
         self.dead_letters += 1

@@ -155,11 +155,18 @@ def run_cluster(
     return status or max(abs(c.returncode) for c in children)
 
 
-# Steps of the built-in flows renamed since an earlier release, by their id under the flow:
-# their recovered state (the Kafka offsets) moves to the new id before the flow starts, so an
-# upgrade resumes where it stopped instead of reading sw.detections again from its start.
-# (Only the built-in flows: a data team's flow may well have a step called `read`.)
-RENAMED_STEPS = {"read": "detections.read"}  # the input became the `detections` operator
+# Steps of the built-in flows renamed since an earlier release, by flow and by their id under
+# the flow: their recovered state (the Kafka offsets) moves to the new id before the flow
+# starts, so an upgrade resumes where it stopped instead of reading its topic again from the
+# start. (Only the built-in flows: a data team's flow may well have a step called `read`.)
+RENAMED_STEPS = {
+    # The input became the `detections` operator.
+    "incidents": {"read": "detections.read"},
+    "occupancy": {"read": "detections.read"},
+    # The input became `read_topic`, as for every flow. (Earlier versions applied the
+    # renames above to this flow too, once, leaving a `detections.read` that it never reads.)
+    "health": {"read": "camera_health.read"},
+}
 
 
 def carry_renamed_steps(directory: Path, flow_id: str) -> int:
@@ -170,7 +177,7 @@ def carry_renamed_steps(directory: Path, flow_id: str) -> int:
     moved = 0
     for part in sorted(directory.glob("*.sqlite3")):
         with closing(sqlite3.connect(part)) as db, db:
-            for old, new in RENAMED_STEPS.items():
+            for old, new in RENAMED_STEPS.get(flow_id, {}).items():
                 moved += db.execute(
                     """UPDATE snaps SET step_id = :new WHERE step_id = :old
                        AND NOT EXISTS (SELECT 1 FROM snaps WHERE step_id = :new)""",

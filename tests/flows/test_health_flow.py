@@ -6,15 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from bytewax.testing import run_main
 
 from flows.health import build_flow
-from shrinkwatch.contracts import CameraHealth, encode
+from shrinkwatch.contracts import CameraHealth, ContractError, DeadLetter, decode, encode
 from shrinkwatch.settings import Settings
 from tests.support import produce, read_all
 from warehouse.db import connect
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+BROKEN = b'{"schema": "shrinkwatch.camera-health/1", "camera_id": "cam-3"}'
 
 
 def report(camera: str, seconds: float, status: str, fps: float = 5.0) -> tuple[bytes, bytes]:
@@ -49,7 +51,7 @@ def test_latest_state_per_camera_and_since_when(settings: Settings) -> None:
             report("cam-1", 10, "offline", fps=0.0),
             report("cam-1", 15, "offline", fps=0.0),
             report("cam-2", 0, "degraded", fps=2.5),
-            (b"cam-3", b'{"schema": "shrinkwatch.camera-health/1", "camera_id": "cam-3"}'),
+            (b"cam-3", BROKEN),
         ],
     )
     run_main(build_flow(settings, tail=False))
@@ -70,8 +72,12 @@ def test_latest_state_per_camera_and_since_when(settings: Settings) -> None:
         },
     }
     assert stored(settings) == expected
-    dead = read_all(settings, settings.topic("dlq"))
-    assert len(dead) == 1 and b"cam-3" in dead[0].value()
+    dead = [decode(m.value(), DeadLetter) for m in read_all(settings, settings.topic("dlq"))]
+    with pytest.raises(ContractError) as broken:
+        decode(BROKEN, CameraHealth)
+    assert [(d.source_topic, d.offset, d.error, d.value) for d in dead] == [
+        (settings.topic("camera-health"), 5, str(broken.value), BROKEN.decode())
+    ]
 
     # A replay (a restart without recovery reads everything again) changes nothing.
     run_main(build_flow(settings, tail=False))

@@ -9,6 +9,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
 from tests.flows.test_incidents_flow import incidents, publish_frames
@@ -150,7 +152,18 @@ def test_a_second_run_on_the_same_recovery_store_is_refused(make_settings: Any, 
         assert first.wait(timeout=60) == 0
 
 
-def test_offsets_recovered_under_an_earlier_step_name_carry_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flow", "old", "new"),
+    [
+        ("incidents", "read", "detections.read"),  # the input became the `detections` operator
+        ("occupancy", "read", "detections.read"),
+        ("health", "read", "camera_health.read"),  # ... and `read_topic` for the health flow
+        ("people_counter", "read", "read"),  # a data team's flow keeps its steps' names
+    ],
+)
+def test_offsets_recovered_under_an_earlier_step_name_carry_over(
+    flow: str, old: str, new: str, tmp_path: Path
+) -> None:
     from bytewax.recovery import init_db_dir
 
     from flows.run import carry_renamed_steps
@@ -160,10 +173,10 @@ def test_offsets_recovered_under_an_earlier_step_name_carry_over(tmp_path: Path)
     with closing(sqlite3.connect(part)) as db, db:
         db.execute(
             "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
-            ("incidents.read", "0-sw.detections", 7, b"offset"),
+            (f"{flow}.{old}", "0-sw.topic", 7, b"offset"),
         )
-    assert carry_renamed_steps(tmp_path, "incidents") == 1
-    assert carry_renamed_steps(tmp_path, "incidents") == 0  # once
+    assert carry_renamed_steps(tmp_path, flow) == (old != new)
+    assert carry_renamed_steps(tmp_path, flow) == 0  # once
     with closing(sqlite3.connect(part)) as db:
         rows = db.execute("SELECT step_id, state_key, snap_epoch, ser_change FROM snaps").fetchall()
-    assert rows == [("incidents.detections.read", "0-sw.detections", 7, b"offset")]
+    assert rows == [(f"{flow}.{new}", "0-sw.topic", 7, b"offset")]
