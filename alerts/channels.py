@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from alerts.email import SendError
+from alerts.errors import SendError
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings

@@ -31,15 +31,9 @@ from alerts.channels import (
     webhook_body,
 )
 from alerts.digest import DIGEST_LOCK, start_scheduler
-from alerts.email import (
-    Mailer,
-    SendError,
-    camera_email,
-    digest_email,
-    incident_email,
-    summary_email,
-    test_email,
-)
+from alerts.email.smtp import Mailer
+from alerts.email.templates import camera_email, digest_email, incident_email, summary_email, test_email
+from alerts.errors import SendError
 from alerts.outbox import (
     Outgoing,
     claim_due,

@@ -34,7 +34,7 @@ import cv2
 from confluent_kafka import Producer
 
 from alerts.dispatcher import run
-from alerts.email import incident_email
+from alerts.email.templates import incident_email
 from alerts.outbox import incident_payload
 from alerts.rules import Recipient
 from benchmarks.common import bench_settings, frames, machine, services

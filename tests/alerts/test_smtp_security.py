@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts.email import Mailer, SendError
-from alerts.email import test_email as a_test_email
+from alerts.email.smtp import Mailer
+from alerts.email.templates import test_email as a_test_email
+from alerts.errors import SendError
 from shrinkwatch.settings import Settings
 from tests.alerts.conftest import PASSWORD, USER, Mailbox
 

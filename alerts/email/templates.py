@@ -1,20 +1,21 @@
-"""Alert email: HTML and plain text, the snapshot inlined, the signals that explain the
-score, and a link to the incident on the dashboard; sent over SMTP (STARTTLS, SMTPS or
-plain, with or without a login).
+"""The alert emails as people read them: the words and layout of each message, in HTML and
+plain text, with the snapshot inlined, the signals that explain the score and a link to the
+incident on the dashboard. The words come from shrinkwatch.wording; names from the site file
+are escaped here, with `html.escape`, where they go into HTML. Each function returns a
+message ready for alerts.email.smtp.
 """
 
 from __future__ import annotations
 
 import html
-import smtplib
-import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from shrinkwatch.placeholders import UnsetVariable
+from alerts.email.chart import incidents_per_day
+from alerts.email.thumbnails import thumbnail
 from shrinkwatch.settings import Settings
 from shrinkwatch.wording import (
     alert_headline,
@@ -28,14 +29,6 @@ from shrinkwatch.wording import (
     store_time,
     utc_minutes,
 )
-
-
-class SendError(Exception):
-    """A send that failed; `permanent` when trying again cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def _message(settings: Settings, outbox_id: int, to: str, subject: str) -> EmailMessage:
@@ -133,101 +126,6 @@ def summary_email(settings: Settings, outbox_id: int, to: str, payload: dict[str
     return message
 
 
-class Mailer:
-    """One SMTP connection for a batch of messages (a new connection per message costs more
-    than the message): opened on the first send, closed on `close()` or after a failure, so
-    the next send starts afresh. Errors become SendError: permanent only for a 5xx answer to
-    the message or all its recipients; a server that cannot be reached or refuses the login
-    is retried later (a setting may be fixed meanwhile), and the rest of the batch is not
-    tried against it, so a batch never waits one time-out per message."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._client: smtplib.SMTP | None = None
-        self._down: SendError | None = None
-
-    def _open(self) -> smtplib.SMTP:
-        settings = self.settings
-        host, port = settings.smtp_host, settings.smtp_port
-        password = (settings.secret("smtp_password") or "") if settings.smtp_user else None
-        context = ssl.create_default_context()  # verifies the certificate and the host name
-        if settings.smtp_ca_file:
-            context.load_verify_locations(cafile=settings.smtp_ca_file)
-        if settings.smtp_security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=30, context=context)
-        else:
-            client = smtplib.SMTP(host, port, timeout=30)
-        try:
-            if settings.smtp_security == "starttls":
-                client.starttls(context=context)
-            if password is not None:
-                client.login(settings.smtp_user or "", password)
-        except BaseException:
-            client.close()
-            raise
-        return client
-
-    def _connection(self) -> smtplib.SMTP:
-        if self._down is not None:
-            raise self._down
-        if self._client is None:
-            try:
-                self._client = self._open()
-            except smtplib.SMTPResponseException as exc:
-                self._down = SendError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=False)
-                raise self._down from None
-            except (OSError, smtplib.SMTPException) as exc:
-                self._down = SendError(
-                    f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}", permanent=False
-                )
-                raise self._down from None
-            except UnsetVariable as exc:  # the password's ${VAR}: it may be set before the retry
-                self._down = SendError(str(exc), permanent=False)
-                raise self._down from None
-        return self._client
-
-    def send(self, message: EmailMessage) -> None:
-        host, port = self.settings.smtp_host, self.settings.smtp_port
-        client = self._connection()
-        try:
-            client.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _text in exc.recipients.values()]
-            if 421 in codes:  # the server is closing the connection (smtplib has closed it)
-                self._client = None
-            msg = f"SMTP refused the recipients: {exc.recipients}"
-            raise SendError(msg, permanent=all(500 <= code < 600 for code in codes)) from None
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            msg = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-            raise SendError(msg, permanent=500 <= exc.smtp_code < 600) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            self.close()
-            msg = f"SMTP {host}:{port}: {exc}"
-            raise SendError(msg, permanent=False) from None
-
-    def check(self) -> None:
-        """Connect, say hello, STARTTLS and log in as a send would, then leave; SendError
-        saying what failed."""
-        self._connection()
-        self.close()
-
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        try:
-            client.quit()
-        except (OSError, smtplib.SMTPException):
-            client.close()
-
-    def __enter__(self) -> Mailer:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
 def test_email(settings: Settings, outbox_id: int, to: str, name: str) -> EmailMessage:
     """`shrinkwatch alerts test`: proves the way to this recipient works."""
     message = _message(settings, outbox_id, to, "[Shrinkwatch] Test alert")
@@ -256,47 +154,6 @@ def camera_email(
     message = _message(settings, outbox_id, to, subject)
     message.set_content(text)
     return message
-
-
-def _chart_png(days: list[dict[str, Any]]) -> bytes:
-    """The digest's chart: incidents per day, high risk darker (a PNG, 640x220)."""
-    import io
-
-    import matplotlib as mpl
-
-    mpl.use("Agg")
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(6.4, 2.2), dpi=100)
-    axes = figure.add_subplot()
-    labels = [d["day"][5:] for d in days]
-    high = [d["high"] for d in days]
-    other = [d["incidents"] - d["high"] for d in days]
-    axes.bar(labels, other, color="#f7a8a8", label="low and medium")
-    axes.bar(labels, high, bottom=other, color="#d62728", label="high")
-    axes.set_title("Incidents per day", fontsize=10, loc="left")
-    axes.tick_params(axis="x", labelsize=7, rotation=45)
-    axes.tick_params(axis="y", labelsize=8)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(fontsize=7, frameon=False)
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    return out.getvalue()
-
-
-def _thumbnail(path: Path, width: int = 320) -> bytes | None:
-    """A small JPEG of a snapshot for an email (None when it cannot be read)."""
-    import cv2
-
-    image = cv2.imread(str(path))
-    if image is None:
-        return None
-    height = max(1, round(image.shape[0] * width / image.shape[1]))
-    ok, data = cv2.imencode(".jpg", cv2.resize(image, (width, height)), [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return data.tobytes() if ok else None
 
 
 def digest_email(
@@ -351,11 +208,11 @@ def digest_email(
     pictures: list[tuple[str, bytes, str]] = []  # (content id, data, subtype)
     chart_cid = make_msgid(domain="shrinkwatch")
     if payload.get("days"):
-        pictures.append((chart_cid, _chart_png(payload["days"]), "png"))
+        pictures.append((chart_cid, incidents_per_day(payload["days"]), "png"))
     cells = []
     for t in payload["top"]:
         found = snapshot(t.get("snapshot"))
-        thumb = _thumbnail(found) if found else None
+        thumb = thumbnail(found) if found else None
         image = ""
         if thumb:
             cid = make_msgid(domain="shrinkwatch")
