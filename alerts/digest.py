@@ -20,13 +20,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from psycopg.types.json import Jsonb
-
 from alerts.rules import Recipient, Schedule, parse_schedule
+from warehouse.alert_digests import move_watermark, watermark
+from warehouse.alert_outbox import add_digest
 from warehouse.db import Connection
-from warehouse.queries import IncidentFilter, Scope, incident_count, incidents_page, roi_by_month
-
-DIGEST_LOCK = 0x5357_4447  # pg_try_advisory_lock: one scheduler for all dispatchers
+from warehouse.economics import roi_by_month
+from warehouse.incidents import incident_count, incidents_page
+from warehouse.scope import IncidentFilter, Scope
+from warehouse.site_tables import store_names
 
 
 def _at(day: date, schedule: Schedule, zone: ZoneInfo) -> datetime:
@@ -97,10 +98,7 @@ def digest_payload(conn: Connection, recipient: Recipient, start: datetime, end:
     """What the digest says, within the recipient's stores only."""
     scope = Scope(frozenset(recipient.stores))
     window = IncidentFilter(started_after=start, started_before=end)
-    stores = {
-        r["id"]: r["name"]
-        for r in conn.execute("SELECT id, name FROM stores WHERE id = ANY(%s)", (list(recipient.stores),))
-    }
+    stores = {sid: name for sid, (name, _) in store_names(conn, recipient.stores).items()}
     by_store = {
         name: incident_count(
             conn, scope, IncidentFilter(stores=(sid,), started_after=start, started_before=end)
@@ -180,14 +178,6 @@ def queue_due_digests(conn: Connection, recipients: list[Recipient], now: dateti
 FIRST_MANUAL = timedelta(days=1)  # what `alerts digest --now` covers for a recipient with no digest yet
 
 
-def watermark(conn: Connection, recipient_id: str, *, lock: bool = False) -> datetime | None:
-    """Up to when the recipient's digests have gone (None: none yet); `lock` holds the row for
-    the caller's transaction."""
-    query = "SELECT watermark FROM alert_digests WHERE recipient_id = %s"
-    row = conn.execute(f"{query} FOR UPDATE" if lock else query, (recipient_id,)).fetchone()
-    return row["watermark"] if row else None
-
-
 def digest_plan(conn: Connection, recipients: list[Recipient], moment: datetime) -> list[str]:
     """For `alerts digest --check`: each recipient's schedule, last digest, the next one, and
     what `--now` would cover, a line each."""
@@ -223,18 +213,8 @@ def queue_digest(conn: Connection, recipient: Recipient, start: datetime, end: d
     payload = digest_payload(conn, recipient, start, end)
     queued = 0
     for channel in recipient.channels:
-        queued += conn.execute(
-            """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, payload)
-               VALUES (%s, %s, %s, 'digest', %s)
-               ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
-            (f"digest:{recipient.id}:{end.isoformat()}", recipient.id, channel, Jsonb(payload)),
-        ).rowcount
-    conn.execute(
-        """INSERT INTO alert_digests (recipient_id, watermark) VALUES (%s, %s)
-           ON CONFLICT (recipient_id) DO UPDATE SET
-               watermark = greatest(alert_digests.watermark, EXCLUDED.watermark), updated_at = now()""",
-        (recipient.id, end),
-    )
+        queued += add_digest(conn, f"digest:{recipient.id}:{end.isoformat()}", recipient.id, channel, payload)
+    move_watermark(conn, recipient.id, end)
     return queued
 
 
@@ -243,7 +223,7 @@ _RUNNING: dict[str, str] = {}  # the dispatcher's database, for the job (not sto
 
 def digest_job() -> None:
     """The scheduled job: queue the digests that are due (they go out through the outbox)."""
-    from alerts.outbox import load_recipients
+    from warehouse.alert_recipients import load_recipients
     from warehouse.db import connect
 
     dsn = _RUNNING.get("dsn")

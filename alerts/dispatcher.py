@@ -4,8 +4,8 @@ One loop: read a batch of incident versions (consumer group `<prefix>alerts`), e
 they call for in one transaction (alerts.outbox: idempotent, so the offsets are committed
 after it and a replay adds nothing), then send whatever is due. Messages a sender left
 half-sent when it died (this one before a restart, or another dispatcher) go back to the
-queue once its PostgreSQL session is gone (alerts.outbox). SIGINT/SIGTERM stop it between
-two batches.
+queue once its PostgreSQL session is gone (warehouse.alert_outbox). SIGINT/SIGTERM stop it
+between two batches.
 """
 
 from __future__ import annotations
@@ -30,22 +30,11 @@ from alerts.channels import (
     sms_text,
     webhook_body,
 )
-from alerts.digest import DIGEST_LOCK, start_scheduler
+from alerts.digest import start_scheduler
 from alerts.email.smtp import Mailer
 from alerts.email.templates import camera_email, digest_email, incident_email, summary_email, test_email
 from alerts.errors import SendError
-from alerts.outbox import (
-    Outgoing,
-    claim_due,
-    defer,
-    enqueue_camera_problems,
-    enqueue_incident,
-    in_flight,
-    load_recipients,
-    mark_failed,
-    mark_sent,
-    recover_interrupted,
-)
+from alerts.outbox import enqueue_camera_problems, enqueue_incident, mark_failed
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
 from shrinkwatch.paths import evidence_file
@@ -59,7 +48,19 @@ from shrinkwatch.recipients import (
 )
 from shrinkwatch.settings import Settings
 from shrinkwatch.wording import review_link
+from warehouse.alert_digests import take_scheduler_lock
+from warehouse.alert_outbox import (
+    Outgoing,
+    claim_due,
+    defer,
+    in_flight,
+    keep_claims_with_this_session,
+    mark_sent,
+    recover_interrupted,
+)
+from warehouse.alert_recipients import load_recipients
 from warehouse.db import Connection, connect
+from warehouse.site_tables import store_names
 
 log = logging.getLogger(__name__)
 CAMERA_CHECK_S = 5.0  # how often camera health is looked at for problems
@@ -77,12 +78,6 @@ class Counts:
     retried: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def _stores(conn: Connection) -> dict[str, tuple[str, str]]:
-    return {
-        r["id"]: (r["name"], r["timezone"]) for r in conn.execute("SELECT id, name, timezone FROM stores")
-    }
 
 
 def _secret(recipient: Recipient, name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -159,7 +154,7 @@ def deliver(
 def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> list[tuple[str, str | None]]:
     """`alerts test`: a test message on each of the recipient's channels, now; (channel,
     error or None) for each."""
-    from alerts.outbox import claim_ids, enqueue_test
+    from warehouse.alert_outbox import claim_ids, enqueue_test
 
     results: list[tuple[str, str | None]] = []
     with Mailer(settings) as mailer:
@@ -248,8 +243,8 @@ def _unset_twilio_token(settings: Settings, environ: Mapping[str, str]) -> str |
 def prepare_run(settings: Settings) -> tuple[int, int]:
     """Before `alerts run`: wait for Kafka, make the topics, check the schema; (enabled
     recipients, those of them who get email)."""
-    from alerts.outbox import recipient_counts
     from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
+    from warehouse.alert_recipients import recipient_counts
     from warehouse.migrate import require_current_schema
 
     wait_for_kafka(settings.kafka_servers, timeout_s=30)
@@ -263,8 +258,6 @@ def check_run(settings: Settings) -> tuple[list[str], bool]:
     """`alerts run --check`, sending nothing: what to say (the first line the summary), and
     whether all is well: Kafka and PostgreSQL answer, the SMTP login works when anyone gets
     email, and every `${VAR}` the recipients' channels need is set."""
-    from alerts.outbox import load_recipients
-
     count, by_email = prepare_run(settings)
     with connect(settings.database_dsn) as conn:
         problems, warnings = secret_report(settings, load_recipients(conn, disabled_too=True))
@@ -288,7 +281,8 @@ def send_digests_now(
 ) -> Counts:
     """`alerts digest --now`: queue each recipient's digest from its last one (or the last
     day) up to `moment`, and send everything due."""
-    from alerts.digest import FIRST_MANUAL, queue_digest, watermark
+    from alerts.digest import FIRST_MANUAL, queue_digest
+    from warehouse.alert_digests import watermark
 
     for person in recipients:
         with conn.transaction():
@@ -446,14 +440,12 @@ def run(
     scheduler = None
     try:
         with connect(settings.database_dsn) as conn, connect(settings.database_dsn, autocommit=True) as lock:
-            with conn.transaction():
-                # Our claims are ours while this session lives (alerts.outbox): if this machine
-                # is lost, PostgreSQL notices within about a minute, not TCP's two hours.
-                for name, value in (("idle", 30), ("interval", 10), ("count", 3)):
-                    conn.execute(f"SET tcp_keepalives_{name} = {value}")
+            # Our claims are ours while this session lives (warehouse.alert_outbox): if this
+            # machine is lost, PostgreSQL notices within about a minute, not TCP's two hours.
+            keep_claims_with_this_session(conn)
             # One digest scheduler among all dispatchers: whoever holds the lock runs it.
-            held = lock.execute("SELECT pg_try_advisory_lock(%s) AS ok", (DIGEST_LOCK,)).fetchone()
-            if digests and held is not None and held["ok"]:
+            held = take_scheduler_lock(lock)
+            if digests and held:
                 scheduler = start_scheduler(settings.database_dsn)
             while not stop.is_set():
                 # Wait for the first message only, then take whatever else is already here:
@@ -474,7 +466,7 @@ def run(
                         log.warning("skipping a malformed incident message: %s", exc)
                 if incidents:
                     with conn.transaction():
-                        recipients, stores = load_recipients(conn), _stores(conn)
+                        recipients, stores = load_recipients(conn), store_names(conn)
                         now = datetime.now(UTC)
                         for incident in incidents:
                             counts.enqueued += enqueue_incident(

@@ -42,8 +42,9 @@ from shrinkwatch.contracts import Incident, Signal, encode
 from shrinkwatch.net import free_port
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
+from warehouse.alert_recipients import save_recipient
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 CAMERAS = 50
 STORE = "bench-alerts"

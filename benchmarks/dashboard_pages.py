@@ -26,10 +26,10 @@ import yaml
 from benchmarks.common import BENCH_HOME, bench_settings, machine, services
 from shrinkwatch.net import free_port
 from streamlit_app.browser import PAGES, browser_page, first_render_s, sign_in
+from warehouse.accounts import add_user, get_user, set_password
 from warehouse.db import connect
 from warehouse.rollups import run_rollups
 from warehouse.seed import seed_history, seeded_stores
-from warehouse.users import add_user, get_user, set_password
 
 
 def p95(values: list[float]) -> float:

@@ -24,19 +24,13 @@ from typing import Any
 
 from benchmarks.common import bench_settings, machine, services
 from shrinkwatch.contracts import Incident, Signal
+from warehouse.analytics import camera_heatmap, footfall_by_zone, risk_pattern
 from warehouse.db import Connection, connect
-from warehouse.incidents import upsert_incidents
+from warehouse.economics import roi_by_month
+from warehouse.incidents import incidents_page, upsert_incidents
 from warehouse.occupancy import HeatRow, MinuteRow, write_occupancy
-from warehouse.queries import (
-    IncidentFilter,
-    Scope,
-    camera_heatmap,
-    footfall_by_zone,
-    incidents_page,
-    risk_pattern,
-    roi_by_month,
-)
 from warehouse.rollups import run_rollups
+from warehouse.scope import IncidentFilter, Scope
 from warehouse.seed import ZONES, seed_history, seeded_stores
 
 REPEAT = 10

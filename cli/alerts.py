@@ -63,7 +63,7 @@ def alerts_digest(
 
     from alerts.digest import digest_plan
     from alerts.dispatcher import send_digests_now
-    from alerts.outbox import load_recipients
+    from warehouse.alert_recipients import load_recipients
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
 
@@ -100,7 +100,7 @@ def alerts_mute(
     by: Annotated[str, typer.Option(help="Who muted it (shown beside the mute).")] = "cli",
 ) -> None:
     """No alerts about a camera (or a whole store) for N minutes: maintenance, a known fault."""
-    from alerts.outbox import mute
+    from warehouse.alert_recipients import mute
     from warehouse.db import connect
 
     if (camera is None) == (store is None):
@@ -129,7 +129,7 @@ def alerts_test(
 ) -> None:
     """Send a test message on each of a recipient's channels; say which failed and why."""
     from alerts.dispatcher import check_channels, send_test
-    from alerts.outbox import load_recipients
+    from warehouse.alert_recipients import load_recipients
     from warehouse.db import connect
     from warehouse.migrate import require_current_schema
 

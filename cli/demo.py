@@ -112,7 +112,7 @@ def _demo_account(conn: Connection) -> str:
     """The demo's admin account, with a new random password for this run (returned)."""
     import secrets
 
-    from warehouse.users import add_user, list_users, set_password
+    from warehouse.accounts import add_user, list_users, set_password
 
     password = secrets.token_urlsafe(9)
     if any(user.username == DEMO_USER for user in list_users(conn)):

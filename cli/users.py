@@ -24,7 +24,7 @@ class Role(StrEnum):
 
 def _new_password(username: str, from_stdin: bool) -> str:
     """The password from standard input (one line), or asked twice on the terminal."""
-    from warehouse.users import check_password
+    from warehouse.accounts import check_password
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -60,7 +60,7 @@ def users_add(
     sso_only: Annotated[bool, typer.Option("--sso-only", help="No password: single sign-on only.")] = False,
 ) -> None:
     """Create a dashboard account."""
-    from warehouse.users import add_user
+    from warehouse.accounts import add_user
 
     password = None if sso_only else _new_password(username, password_stdin)
     with _users_conn(ctx) as conn:
@@ -78,7 +78,7 @@ def users_passwd(
     password_stdin: Annotated[bool, _STDIN] = False,
 ) -> None:
     """Set a new password; the account's open sessions end."""
-    from warehouse.users import get_user, set_password
+    from warehouse.accounts import get_user, set_password
 
     with _users_conn(ctx) as conn:
         get_user(conn, username)
@@ -99,7 +99,7 @@ def users_update(
     email: Annotated[str | None, typer.Option(help="Email.")] = None,
 ) -> None:
     """Change an account's role, stores, name or email (a new scope ends its sessions)."""
-    from warehouse.users import update_user
+    from warehouse.accounts import update_user
 
     with _users_conn(ctx) as conn:
         user = update_user(
@@ -112,7 +112,7 @@ def users_update(
 @app.command("disable")
 def users_disable(ctx: typer.Context, username: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """Disable an account: it cannot sign in, and its open sessions end at once."""
-    from warehouse.users import disable_user
+    from warehouse.accounts import disable_user
 
     with _users_conn(ctx) as conn:
         ended = disable_user(conn, username)
@@ -122,7 +122,7 @@ def users_disable(ctx: typer.Context, username: Annotated[str, typer.Argument(he
 @app.command("enable")
 def users_enable(ctx: typer.Context, username: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """Let a disabled account sign in again."""
-    from warehouse.users import enable_user
+    from warehouse.accounts import enable_user
 
     with _users_conn(ctx) as conn:
         enable_user(conn, username)
@@ -132,7 +132,7 @@ def users_enable(ctx: typer.Context, username: Annotated[str, typer.Argument(hel
 @app.command("list")
 def users_list(ctx: typer.Context) -> None:
     """Every account: role, stores, state."""
-    from warehouse.users import list_users
+    from warehouse.accounts import list_users
 
     with _users_conn(ctx) as conn:
         found = list_users(conn)

@@ -17,7 +17,7 @@ from flows.kafka_io import read_topic
 from flows.sinks import PostgresSink
 from shrinkwatch.contracts import CameraHealth, decode
 from shrinkwatch.settings import Settings
-from warehouse.health import write_health
+from warehouse.camera_health import write_health
 
 
 def parse_report(raw: bytes | None) -> CameraHealth:

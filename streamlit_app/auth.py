@@ -18,8 +18,9 @@ import streamlit as st
 
 from streamlit_app import data, text
 from streamlit_app.gate_rules import cookie_name
-from warehouse.queries import Scope
-from warehouse.users import User, end_session, scope_of, session_user
+from warehouse.accounts import scope_of
+from warehouse.scope import Scope, User
+from warehouse.sessions import end_session, session_user
 
 TOKEN_KEY = "shrinkwatch_token"
 SIGNED_IN_KEY = "shrinkwatch_signed_in"

@@ -13,7 +13,7 @@ import streamlit as st
 from shrinkwatch.settings import Settings, load_settings
 from shrinkwatch.site_file import Zone
 from warehouse.db import Connection
-from warehouse.queries import Scope
+from warehouse.scope import Scope
 from warehouse.weights import WeightsVersion
 
 
@@ -43,7 +43,7 @@ def connection() -> Connection:
 @st.cache_data(ttl=30, show_spinner=False)
 def stores(scope: Scope) -> pd.DataFrame:
     """The stores in the scope: id, name, timezone, economics."""
-    from warehouse.queries import stores_in_scope
+    from warehouse.site_tables import stores_in_scope
 
     return stores_in_scope(connection(), scope)
 
@@ -51,7 +51,7 @@ def stores(scope: Scope) -> pd.DataFrame:
 @st.cache_data(ttl=30, show_spinner=False)
 def cameras(scope: Scope) -> pd.DataFrame:
     """The cameras of the stores in the scope: id, store_id, name, location."""
-    from warehouse.queries import cameras_in_scope
+    from warehouse.site_tables import cameras_in_scope
 
     return cameras_in_scope(connection(), scope)
 

@@ -26,16 +26,13 @@ def incident_with_evidence() -> str | None:
     review page's screenshot shows it), or None."""
     from shrinkwatch.settings import load_settings
     from warehouse.db import connect
+    from warehouse.incidents import newest_with_snapshot
 
     try:
         with connect(load_settings(None).database_dsn, timeout_s=3) as conn:
-            row = conn.execute(
-                "SELECT incident_id FROM incidents WHERE snapshot IS NOT NULL "
-                "ORDER BY started_at DESC LIMIT 1"
-            ).fetchone()
+            return newest_with_snapshot(conn)
     except Exception:  # no database here: the review page shows the newest awaiting a verdict
         return None
-    return row["incident_id"] if row else None
 
 
 def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]:

@@ -32,16 +32,11 @@ from starlette.routing import Route
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.site_file import Zone
 from streamlit_app.sessions import DB, on_own_connection, signed_in_user
+from warehouse.accounts import scope_of
 from warehouse.db import Connection
-from warehouse.queries import (
-    IncidentFilter,
-    QueryError,
-    Scope,
-    cameras_in_scope,
-    incident_detail,
-    incidents_csv,
-)
-from warehouse.users import User, scope_of
+from warehouse.incidents import incident_detail, incidents_csv
+from warehouse.scope import IncidentFilter, QueryError, Scope, User
+from warehouse.site_tables import cameras_in_scope
 
 
 @dataclass(frozen=True)

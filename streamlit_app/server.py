@@ -46,19 +46,10 @@ from starlette.routing import Route
 from streamlit_app import served, sso
 from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
 from streamlit_app.sessions import DB, STREAMS, cookie, hand_on, on_own_connection, token_of
-from warehouse.users import (
-    AuthError,
-    Throttled,
-    authenticate,
-    count_sso_start,
-    end_session,
-    save_sso_request,
-    session_user,
-    start_session,
-    take_back_sso_start,
-    take_sso_request,
-    user_by_email,
-)
+from warehouse.accounts import authenticate, user_by_email
+from warehouse.sessions import end_session, session_user, start_session
+from warehouse.sign_in_throttle import AuthError, Throttled, count_sso_start, take_back_sso_start
+from warehouse.single_sign_on import save_sso_request, take_sso_request
 
 HERE = Path(__file__).parent
 

@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from shrinkwatch.settings import Settings, load_settings
 from streamlit_app.gate_rules import cookie_name, session_cookie
 from warehouse.db import Connection, connect
-from warehouse.users import User, open_sessions
+from warehouse.scope import User
+from warehouse.sessions import open_sessions
 
 log = logging.getLogger(__name__)
 

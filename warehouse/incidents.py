@@ -1,15 +1,37 @@
-"""Incidents in PostgreSQL: idempotent, version-guarded upserts and the queries behind review."""
+"""Incidents (owner of `incidents`): the flow's idempotent, version-guarded upserts, the
+analysts' verdicts, and the questions the review pages, the CSV export and the digests ask.
+
+Two kinds of caller, two shapes. The pipeline (`upsert_incidents`, `count_incidents`,
+`reviewed_incidents` for the calibration) sees every store. Everything a person asks for
+takes the caller's `Scope` (the store ids it may see) first: a caller limited to one store
+gets nothing of another, whatever filters it passes, because the scope is part of every
+query's WHERE clause, not a filter applied afterwards. SQL is parameterised only. Filter
+values that cannot match (an unknown store, an injection string) give an empty answer;
+values that make no sense (a reversed date range, an unknown incident type, a page size out
+of bounds) raise `QueryError` with a message a page can show.
+
+Dates are calendar days in each store's own time zone: "1 to 7 March" means the incidents
+that started on those days where they happened.
+
+A verdict is written here alone (`record_verdict`), and marks the incident seen by its
+reviewer through `warehouse.seen`, the owner of `incident_seen`, in the same transaction.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import Incident
+from shrinkwatch.spreadsheets import csv_bytes
 from warehouse.db import Connection
+from warehouse.scope import Cursor, IncidentFilter, QueryError, Scope
+from warehouse.seen import mark_seen
 
 # An older or repeated version never overwrites a newer one, and the analyst's review
 # columns are never touched by the pipeline.
@@ -89,14 +111,211 @@ def reviewed_incidents(conn: Connection) -> list[dict[str, Any]]:
     ).fetchall()
 
 
-def review_incident(
-    conn: Connection, incident_id: str, *, confirmed: bool, reviewed_by: str, note: str | None = None
+def record_verdict(
+    conn: Connection, scope: Scope, incident_id: str, *, confirmed: bool, reviewer: str, note: str | None
 ) -> bool:
-    """Record an analyst's verdict on an incident (True when the incident exists)."""
-    row = conn.execute(
-        """UPDATE incidents SET user_confirmed = %s, reviewed_by = %s, reviewed_at = now(),
-                                review_note = %s
-           WHERE incident_id = %s RETURNING incident_id""",
-        (confirmed, reviewed_by, note, incident_id),
-    ).fetchone()
+    """An analyst's verdict (confirmed or rejected, and a note) on an incident within the
+    scope; the calibration learns from it. False when there is no such incident in scope.
+    Reviewing also marks the incident seen by the reviewer (an account)."""
+    note = (note or "").strip() or None
+    if note is not None and len(note) > 2000:
+        msg = "note: at most 2000 characters"
+        raise QueryError(msg)
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE incidents SET user_confirmed = %(confirmed)s, reviewed_by = %(reviewer)s,
+                   reviewed_at = now(), review_note = %(note)s
+               WHERE incident_id = %(id)s AND store_id = ANY(%(scope)s) RETURNING incident_id""",
+            {
+                "confirmed": confirmed,
+                "reviewer": reviewer,
+                "note": note,
+                "id": incident_id,
+                "scope": sorted(scope.store_ids),
+            },
+        ).fetchone()
+        if row is not None:
+            mark_seen(conn, scope, reviewer, [incident_id])
     return row is not None
+
+
+INCIDENT_COLUMNS = (
+    "incident_id",
+    "version",
+    "store_id",
+    "camera_id",
+    "track_id",
+    "incident_type",
+    "risk_score",
+    "risk_level",
+    "status",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "zone_ids",
+    "signals",
+    "snapshot",
+    "user_confirmed",
+    "reviewed_by",
+    "reviewed_at",
+    "review_note",
+    "weights_version",
+)
+
+# The scope first; every other condition is "no restriction" when its parameter is NULL.
+# Store-local days become each store's UTC bounds, and also bounds a day wider in UTC that
+# hold every store's (no time zone is a day away from UTC): a range started_at's index
+# serves, whatever the stores. The review states are plain conditions on user_confirmed,
+# which the planner can estimate (a CASE expression it cannot: it then sorted everything).
+_WHERE = """
+    i.store_id = ANY(%(scope)s)
+    AND (%(stores)s::text[] IS NULL OR i.store_id = ANY(%(stores)s))
+    AND (%(cameras)s::text[] IS NULL OR i.camera_id = ANY(%(cameras)s))
+    AND (%(types)s::text[] IS NULL OR i.incident_type = ANY(%(types)s))
+    AND (%(levels)s::text[] IS NULL OR i.risk_level = ANY(%(levels)s))
+    AND (%(statuses)s::text[] IS NULL OR i.status = ANY(%(statuses)s))
+    AND (%(review)s::text[] IS NULL
+         OR (i.user_confirmed IS NULL AND 'unreviewed' = ANY(%(review)s))
+         OR (i.user_confirmed AND 'confirmed' = ANY(%(review)s))
+         OR (NOT i.user_confirmed AND 'rejected' = ANY(%(review)s)))
+    AND (%(first_day)s::date IS NULL
+         OR (i.started_at >= (%(first_day)s::date - 1)::timestamp AT TIME ZONE 'UTC'
+             AND i.started_at >= (%(first_day)s::date::timestamp AT TIME ZONE s.timezone)))
+    AND (%(last_day)s::date IS NULL
+         OR (i.started_at < (%(last_day)s::date + 2)::timestamp AT TIME ZONE 'UTC'
+             AND i.started_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE s.timezone)))
+    AND i.risk_score >= %(min_score)s
+    AND (%(after)s::timestamptz IS NULL OR i.started_at > %(after)s)
+    AND (%(before)s::timestamptz IS NULL OR i.started_at <= %(before)s)
+"""
+
+
+def _filter_params(scope: Scope, filters: IncidentFilter) -> dict[str, Any]:
+    filters.check()
+
+    def listed(values: tuple[str, ...]) -> list[str] | None:
+        return list(values) or None
+
+    return {
+        "scope": sorted(scope.store_ids),
+        "stores": listed(filters.stores),
+        "cameras": listed(filters.cameras),
+        "types": listed(filters.types),
+        "levels": listed(filters.levels),
+        "statuses": listed(filters.statuses),
+        "review": listed(filters.review),
+        "first_day": filters.first_day,
+        "last_day": filters.last_day,
+        "min_score": filters.min_score,
+        "after": filters.started_after,
+        "before": filters.started_before,
+    }
+
+
+# "seen": whether %(viewer)s has seen it (NULL viewer: false), apart from any verdict.
+_SEEN = """EXISTS (SELECT 1 FROM incident_seen v
+                   WHERE v.incident_id = i.incident_id AND v.username = %(viewer)s) AS seen"""
+
+
+def incidents_page(
+    conn: Connection,
+    scope: Scope,
+    filters: IncidentFilter = IncidentFilter(),
+    *,
+    after: Cursor | None = None,
+    page_size: int = 50,
+    viewer: str | None = None,
+) -> tuple[pd.DataFrame, Cursor | None]:
+    """One page of incidents, newest first, and the cursor of the next page (None at the
+    end). Columns: INCIDENT_COLUMNS, then `seen` (by `viewer`). Keyset paging: as fast on
+    page 2,000 as on page 1."""
+    if not 1 <= page_size <= 1000:
+        msg = f"page_size: {page_size} is outside 1..1000"
+        raise QueryError(msg)
+    params = _filter_params(scope, filters) | {
+        "after_ts": after.started_at if after else None,
+        "after_id": after.incident_id if after else None,
+        "limit": page_size + 1,
+        "viewer": viewer,
+    }
+    rows = conn.execute(
+        f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN}
+            FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE {_WHERE}
+              AND (%(after_ts)s::timestamptz IS NULL
+                   OR (i.started_at, i.incident_id) < (%(after_ts)s, %(after_id)s))
+            ORDER BY i.started_at DESC, i.incident_id DESC
+            LIMIT %(limit)s""",  # noqa: S608 (the column list is ours; values are parameters)
+        params,
+    ).fetchall()
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    frame = pd.DataFrame(rows, columns=[*INCIDENT_COLUMNS, "seen"])
+    cursor = Cursor(rows[-1]["started_at"], rows[-1]["incident_id"]) if more else None
+    return frame, cursor
+
+
+def incident_detail(
+    conn: Connection, scope: Scope, incident_id: str, *, viewer: str | None = None
+) -> dict[str, Any] | None:
+    """One incident (INCIDENT_COLUMNS, `seen`, and the store's name and time zone), or None
+    when it does not exist or is outside the scope: the two look the same to the caller."""
+    return conn.execute(
+        f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN},
+                   s.name AS store_name, s.timezone AS store_timezone
+            FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE i.incident_id = %(id)s AND i.store_id = ANY(%(scope)s)""",  # noqa: S608
+        {"id": incident_id, "scope": sorted(scope.store_ids), "viewer": viewer},
+    ).fetchone()
+
+
+def next_unreviewed(
+    conn: Connection, scope: Scope, filters: IncidentFilter = IncidentFilter(), *, skip: tuple[str, ...] = ()
+) -> str | None:
+    """The newest incident without a verdict that matches the filters (other than those in
+    `skip`), or None when there is none left."""
+    params = _filter_params(scope, replace(filters, review=("unreviewed",))) | {"skip": list(skip)}
+    row = conn.execute(
+        f"""SELECT i.incident_id FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE {_WHERE} AND NOT (i.incident_id = ANY(%(skip)s))
+            ORDER BY i.started_at DESC, i.incident_id DESC LIMIT 1""",  # noqa: S608
+        params,
+    ).fetchone()
+    return row["incident_id"] if row else None
+
+
+def incident_count(conn: Connection, scope: Scope, filters: IncidentFilter = IncidentFilter()) -> int:
+    """How many incidents match (within the scope)."""
+    row = conn.execute(
+        f"SELECT count(*) AS n FROM incidents i JOIN stores s ON s.id = i.store_id WHERE {_WHERE}",  # noqa: S608
+        _filter_params(scope, filters),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def incidents_csv(conn: Connection, scope: Scope, filters: IncidentFilter, *, limit: int = 100_000) -> bytes:
+    """The filtered list as CSV (newest first, at most `limit` rows; signals as
+    name=contribution pairs), for spreadsheets: no cell runs as a formula
+    (shrinkwatch.spreadsheets)."""
+    params = _filter_params(scope, filters) | {"limit": limit}
+    columns = [c for c in INCIDENT_COLUMNS if c not in ("signals", "snapshot")]
+    rows = conn.execute(
+        f"""SELECT {", ".join(f"i.{c}" for c in columns)},
+                   (SELECT string_agg((x ->> 'name') || '=' || round((x ->> 'contribution')::numeric, 3), ' ')
+                    FROM jsonb_array_elements(i.signals) x) AS signals
+            FROM incidents i JOIN stores s ON s.id = i.store_id
+            WHERE {_WHERE}
+            ORDER BY i.started_at DESC, i.incident_id DESC LIMIT %(limit)s""",  # noqa: S608
+        params,
+    ).fetchall()
+    header = [*columns, "signals"]
+    cells = ({**row, "zone_ids": " ".join(row["zone_ids"] or [])} for row in rows)
+    return csv_bytes(header, ([row[c] for c in header] for row in cells))
+
+
+def newest_with_snapshot(conn: Connection) -> str | None:
+    """The newest incident that has a snapshot, of any store (for the README's screenshots)."""
+    row = conn.execute(
+        "SELECT incident_id FROM incidents WHERE snapshot IS NOT NULL ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    return row["incident_id"] if row else None

@@ -55,8 +55,7 @@ def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None
 
 def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
     """Apply the retention settings (warehouse.retention) and say what went."""
-    from warehouse.retention import prune
-    from warehouse.users import purge_sign_in_records
+    from warehouse.retention import prune, purge_sign_in_records
 
     with connect(settings.database_dsn) as conn:
         done = prune(

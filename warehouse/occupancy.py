@@ -1,9 +1,18 @@
-"""Footfall and occupancy per camera zone and minute (written by the occupancy flow)."""
+"""Footfall, occupancy and heatmaps (owner of `occupancy_minutes`, `occupancy_late`,
+`heatmap_hours` and the rollups' change log `rollup_changes`): what the occupancy flow writes
+per camera zone and minute, and per camera and hour.
+
+Writes are idempotent upserts (a replay changes nothing) and log the camera-hours they touch
+in `rollup_changes` in the same transaction, so a rollup refresh finds what changed without
+scanning old rows (warehouse.rollups). Retention (warehouse.retention) decides what is old
+enough to go; `delete_rolled_up` deletes it. The partitions of `occupancy_minutes` are made
+and dropped by warehouse.partitions, as the table's schema, not its rows.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from warehouse.db import Connection
@@ -117,3 +126,35 @@ def write_occupancy(conn: Connection, items: list[Any]) -> None:
         )
         if changes:
             cur.executemany(_LOG_CHANGE, changes)
+
+
+# What retention may delete: rows past their horizon (%(keep)s) that their rollup has read
+# (changed before its watermark, less the refresh overlap). Minutes of days with a partition
+# go with it (warehouse.partitions); these are the ones still in the default partition.
+_PRUNE = {
+    "occupancy_minutes": """DELETE FROM occupancy_minutes_default
+        WHERE minute < now() - %(keep)s
+          AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly')
+                           - %(overlap)s""",
+    "occupancy_late": "DELETE FROM occupancy_late WHERE minute < now() - %(keep)s",
+    # The change log: what both rollups that read it have read.
+    "rollup_changes": """DELETE FROM rollup_changes
+        WHERE changed_at < (SELECT min(watermark) FROM rollup_state
+                            WHERE name IN ('footfall_hourly', 'heatmap_daily')
+                            HAVING count(*) = 2) - %(overlap)s""",
+    "heatmap_hours": """DELETE FROM heatmap_hours
+        WHERE hour < now() - %(keep)s
+          AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'heatmap_daily')
+                           - %(overlap)s""",
+}
+
+
+def delete_rolled_up(conn: Connection, keep: dict[str, timedelta], overlap: timedelta) -> dict[str, int]:
+    """Delete, in one transaction, each table's rows older than `keep[table]` that the rollups
+    have read; returns the rows deleted per table (warehouse.retention says why)."""
+    deleted = {}
+    with conn.transaction():
+        for table, statement in _PRUNE.items():
+            params = {"keep": keep[table], "overlap": overlap}
+            deleted[table] = conn.execute(statement, params).rowcount
+    return deleted

@@ -10,6 +10,11 @@ rollup has not seen. Incidents, the system of record, are never pruned here.
 Per-minute occupancy goes a UTC day at a time, by dropping the day's partition
 (warehouse.partitions) once all of the day is past the horizon; rows that wait in the
 default partition are deleted row by row under the same rule.
+
+Sign-in records go too once nothing needs them (`purge_sign_in_records`). Retention decides
+what goes when; the rows are deleted by the modules that own their tables
+(`warehouse.occupancy`, `warehouse.sessions`, `warehouse.sign_in_throttle`,
+`warehouse.single_sign_on`) and the partitions dropped by `warehouse.partitions`.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from warehouse.db import Connection
+from warehouse.occupancy import delete_rolled_up
 from warehouse.partitions import drop_partitions
 from warehouse.rollups import OVERLAP
+from warehouse.sessions import purge_sessions
+from warehouse.sign_in_throttle import purge_failures
+from warehouse.single_sign_on import purge_sso_requests
 
 
 @dataclass(frozen=True)
@@ -32,24 +41,6 @@ class Pruned:
     rollup_changes: int = 0
 
 
-_PRUNE = {
-    "occupancy_minutes": """DELETE FROM occupancy_minutes_default
-        WHERE minute < now() - %(keep)s
-          AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly')
-                           - %(overlap)s""",
-    "occupancy_late": "DELETE FROM occupancy_late WHERE minute < now() - %(keep)s",
-    # The change log: what both rollups that read it have read.
-    "rollup_changes": """DELETE FROM rollup_changes
-        WHERE changed_at < (SELECT min(watermark) FROM rollup_state
-                            WHERE name IN ('footfall_hourly', 'heatmap_daily')
-                            HAVING count(*) = 2) - %(overlap)s""",
-    "heatmap_hours": """DELETE FROM heatmap_hours
-        WHERE hour < now() - %(keep)s
-          AND updated_at < (SELECT watermark FROM rollup_state WHERE name = 'heatmap_daily')
-                           - %(overlap)s""",
-}
-
-
 def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned:
     """Delete what retention allows (see the module docstring): occupancy partitions first,
     then the remaining rows in one transaction."""
@@ -59,7 +50,6 @@ def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned
         "heatmap_hours": heatmap_days,
         "rollup_changes": 0,
     }
-    deleted = {}
     watermark = conn.execute("SELECT watermark FROM rollup_state WHERE name = 'footfall_hourly'").fetchone()
     conn.commit()
     dropped = 0
@@ -68,9 +58,17 @@ def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned
         dropped = drop_partitions(
             conn, before=now - timedelta(days=occupancy_days), read_until=watermark["watermark"] - OVERLAP
         ).rows
-    with conn.transaction():
-        for table, statement in _PRUNE.items():
-            params = {"keep": timedelta(days=keep[table]), "overlap": OVERLAP}
-            deleted[table] = conn.execute(statement, params).rowcount
+    deleted = delete_rolled_up(conn, {table: timedelta(days=days) for table, days in keep.items()}, OVERLAP)
     deleted["occupancy_minutes"] += dropped
     return Pruned(**deleted)
+
+
+def purge_sign_in_records(conn: Connection, *, keep_sessions: timedelta = timedelta(days=30)) -> int:
+    """Forget what sign-in no longer needs: failures past the throttling window, sessions
+    ended or expired more than `keep_sessions` ago, single sign-on attempts never finished.
+    Returns the rows removed (the rollup scheduler calls it with retention)."""
+    with conn.transaction():
+        removed = purge_failures(conn)
+        removed += purge_sessions(conn, keep_sessions)
+        removed += purge_sso_requests(conn)
+    return removed

@@ -1,16 +1,25 @@
-"""Apply a validated site configuration to PostgreSQL, atomically, and read it back."""
+"""The site (owner of `stores`, `cameras` and `zones`): apply a validated site configuration
+atomically, read it back, and the stores and cameras a caller may see.
+
+The site file is the one way stores, cameras and zones are written, so an admin's change on
+the dashboard (a camera, a store's ROI assumptions) is applied through here too. A site
+file's alert recipients are written in the same transaction through
+`warehouse.alert_recipients`, which owns them.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from psycopg.types.json import Jsonb
 
 from shrinkwatch.recipients import Recipient, environment_problems
 from shrinkwatch.site_file import (
     Camera,
+    Economics,
     SiteConfig,
     SiteConfigError,
     SiteProblem,
@@ -18,7 +27,12 @@ from shrinkwatch.site_file import (
     Zone,
     recipient_site_problems,
 )
+from warehouse.alert_recipients import save_recipient
 from warehouse.db import Connection
+from warehouse.scope import Scope
+
+if TYPE_CHECKING:  # pandas only for the dashboard's two readers: the detector and flows never load it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -64,35 +78,6 @@ def _check_references(conn: Connection, config: SiteConfig, environ: Mapping[str
         source = "site configuration"
         raise SiteConfigError(source, problems)
     return recipients
-
-
-def save_recipient(conn: Connection, recipient: Recipient) -> None:
-    """Insert or replace an alert recipient (by id), in one transaction (the caller's, if any)."""
-    with conn.transaction():
-        conn.execute(
-            """INSERT INTO alert_recipients (id, name, email, phone, webhook_url, webhook_secret, apprise_url,
-                   channels, stores, min_level, incident_types, quiet_start, quiet_end, max_per_hour, enabled,
-                   digest, timezone)
-               VALUES (%(id)s, %(name)s, %(email)s, %(phone)s, %(webhook_url)s, %(webhook_secret)s,
-                       %(apprise_url)s, %(channels)s, %(stores)s, %(min_level)s, %(incident_types)s,
-                       %(quiet_start)s, %(quiet_end)s, %(max_per_hour)s, %(enabled)s, %(digest)s,
-                       %(timezone)s)
-               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
-                   phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
-                   webhook_secret = EXCLUDED.webhook_secret, apprise_url = EXCLUDED.apprise_url,
-                   channels = EXCLUDED.channels,
-                   stores = EXCLUDED.stores, min_level = EXCLUDED.min_level,
-                   incident_types = EXCLUDED.incident_types, quiet_start = EXCLUDED.quiet_start,
-                   quiet_end = EXCLUDED.quiet_end, max_per_hour = EXCLUDED.max_per_hour,
-                   enabled = EXCLUDED.enabled, digest = EXCLUDED.digest, timezone = EXCLUDED.timezone,
-                   updated_at = now()""",
-            {
-                **recipient.__dict__,
-                "channels": list(recipient.channels),
-                "stores": list(recipient.stores),
-                "incident_types": list(recipient.incident_types),
-            },
-        )
 
 
 def apply_site_config(
@@ -210,3 +195,47 @@ def load_zones(conn: Connection, camera_ids: list[str] | None = None) -> dict[st
         camera_id = row.pop("camera_id")
         out.setdefault(camera_id, []).append(Zone(**row))
     return out
+
+
+def set_store_economics(conn: Connection, scope: Scope, store_id: str, economics: Economics) -> bool:
+    """Replace a store's ROI assumptions (checked already: `warehouse.economics`); False when
+    the store is not in scope."""
+    with conn.transaction():
+        done = conn.execute(
+            """UPDATE stores SET economics = %s, updated_at = now()
+               WHERE id = %s AND id = ANY(%s)""",
+            (Jsonb(economics.model_dump(exclude_none=True)), store_id, sorted(scope.store_ids)),
+        ).rowcount
+    return bool(done)
+
+
+def stores_in_scope(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The stores the caller may see. Columns: id, name, timezone, economics."""
+    import pandas as pd
+
+    rows = conn.execute(
+        "SELECT id, name, timezone, economics FROM stores WHERE id = ANY(%s) ORDER BY id",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "name", "timezone", "economics"])
+
+
+def cameras_in_scope(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The cameras of the stores the caller may see. Columns: id, store_id, name, location."""
+    import pandas as pd
+
+    rows = conn.execute(
+        "SELECT id, store_id, name, location FROM cameras WHERE store_id = ANY(%s) ORDER BY store_id, id",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "store_id", "name", "location"])
+
+
+def store_names(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
+    """(name, time zone) of every store, or of those with these ids, by id: what an alert or
+    a digest says of a store."""
+    wanted = None if ids is None else list(ids)
+    rows = conn.execute(
+        "SELECT id, name, timezone FROM stores WHERE %s::text[] IS NULL OR id = ANY(%s)", (wanted, wanted)
+    )
+    return {r["id"]: (r["name"], r["timezone"]) for r in rows}

@@ -1,13 +1,24 @@
-"""Risk weights per store (versioned) and the analysts' verdicts they are learnt from."""
+"""Risk weights per store (owner of `risk_weights`): versions the calibration learns from
+the analysts' verdicts, the flows score with, and the dashboard shows.
+
+A version is never changed, only followed by the next one, so an incident's score can always
+be explained by the `weights_version` it carries. The calibration reads the verdicts through
+`warehouse.incidents`; the dashboard's reader takes a scope like every question a person asks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from psycopg.types.json import Jsonb
 
 from warehouse.db import Connection
+from warehouse.scope import Scope
+
+if TYPE_CHECKING:  # pandas only for the dashboard's reader: the flows never load it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,21 @@ def lock_calibration(conn: Connection) -> None:
     """Hold the calibration lock until this transaction ends: one run at a time, even with
     several schedulers pointed at the same database."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('shrinkwatch.calibration'))")
+
+
+def weights_in_force(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """The calibrated risk weights in force per store in scope (stores never calibrated are
+    absent: they use the defaults). Columns: store_id, version, signal, weight."""
+    import pandas as pd
+
+    rows = conn.execute(
+        """SELECT DISTINCT ON (store_id) store_id, version, weights FROM risk_weights
+           WHERE store_id = ANY(%s) ORDER BY store_id, version DESC""",
+        (sorted(scope.store_ids),),
+    ).fetchall()
+    flat = [
+        {"store_id": r["store_id"], "version": r["version"], "signal": name, "weight": weight}
+        for r in rows
+        for name, weight in sorted(r["weights"].items())
+    ]
+    return pd.DataFrame(flat, columns=["store_id", "version", "signal", "weight"])

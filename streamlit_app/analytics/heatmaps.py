@@ -8,7 +8,8 @@ import streamlit as st
 
 from streamlit_app import auth, data, text
 from streamlit_app.charts import camera_view
-from warehouse.queries import QueryError, camera_heatmap
+from warehouse.analytics import camera_heatmap
+from warehouse.scope import QueryError
 from warehouse.site_tables import load_zones
 
 MEASURES = {

@@ -14,15 +14,10 @@ import streamlit as st
 
 from flows.behaviour.risk import Weights
 from streamlit_app import auth, data, text
-from warehouse.queries import (
-    QueryError,
-    detection_quality,
-    incident_trend,
-    risk_patterns,
-    roi_by_month,
-    set_economics,
-    weights_in_force,
-)
+from warehouse.analytics import detection_quality, incident_trend, risk_patterns
+from warehouse.economics import roi_by_month, set_economics
+from warehouse.scope import QueryError
+from warehouse.weights import weights_in_force
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 signed = auth.page()

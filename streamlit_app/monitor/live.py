@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_app import auth, data, served, text
-from warehouse.queries import IncidentFilter, camera_status, incidents_page
+from warehouse.camera_health import camera_status
+from warehouse.incidents import incidents_page
+from warehouse.scope import IncidentFilter
 
 signed = auth.page()
 scope = signed.scope

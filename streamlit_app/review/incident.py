@@ -15,9 +15,10 @@ import streamlit as st
 
 from streamlit_app import auth, data, served, text
 from streamlit_app.charts import camera_view
-from warehouse.queries import IncidentFilter, QueryError, incident_detail, next_unreviewed, record_verdict
+from warehouse.incidents import incident_detail, next_unreviewed, record_verdict
+from warehouse.scope import IncidentFilter, QueryError
+from warehouse.seen import mark_seen
 from warehouse.site_tables import load_zones
-from warehouse.users import mark_seen
 
 LEVEL_ICON = {
     "high": ":red-badge[high risk]",

@@ -10,17 +10,9 @@ import streamlit as st
 
 from shrinkwatch.contracts import INCIDENT_TYPES
 from streamlit_app import auth, data, served, text
-from warehouse.queries import (
-    REVIEW_STATES,
-    RISK_LEVELS,
-    STATUSES,
-    Cursor,
-    IncidentFilter,
-    QueryError,
-    incident_count,
-    incidents_page,
-)
-from warehouse.users import mark_seen
+from warehouse.incidents import incident_count, incidents_page
+from warehouse.scope import REVIEW_STATES, RISK_LEVELS, STATUSES, Cursor, IncidentFilter, QueryError
+from warehouse.seen import mark_seen
 
 PAGE_SIZE = 50
 signed = auth.page()

@@ -8,12 +8,12 @@ from datetime import time
 import pandas as pd
 import streamlit as st
 
-from alerts.outbox import active_mutes, load_recipients, mute, recent_problems, retry
 from alerts.rules import CHANNELS, LEVELS, Recipient, problems
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.recipients import SECRET_FIELDS, literal_secrets
 from streamlit_app import auth, data, text
-from warehouse.site_tables import save_recipient
+from warehouse.alert_outbox import recent_problems, retry
+from warehouse.alert_recipients import active_mutes, load_recipients, mute, save_recipient
 
 signed = auth.page()
 st.title("Alert settings")

@@ -18,7 +18,7 @@ import yaml
 from shrinkwatch.site_file import SiteConfigError, parse_site_config
 from streamlit_app import auth, data, text
 from streamlit_app.charts import camera_view
-from warehouse.queries import camera_status
+from warehouse.camera_health import camera_status
 from warehouse.site_tables import apply_site_config, load_cameras, load_zones
 
 KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general"]

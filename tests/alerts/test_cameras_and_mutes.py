@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from alerts.outbox import enqueue_camera_problems, enqueue_incident, load_recipients, mute
+from alerts.outbox import enqueue_camera_problems, enqueue_incident
 from alerts.rules import Recipient
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
 from tests.support import cli_env, run_cli
+from warehouse.alert_recipients import load_recipients, mute, save_recipient
 from warehouse.db import Connection, connect
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 SITE = """
 stores:

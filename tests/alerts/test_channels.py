@@ -20,8 +20,9 @@ from shrinkwatch.site_file import parse_site_config
 from tests.alerts.local_servers import ACCOUNT_SID, AUTH_TOKEN, twilio_api, webhook_receiver
 from tests.factories import incident
 from tests.support import produce
+from warehouse.alert_recipients import save_recipient
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 SITE = "stores: [{id: store-001, name: Leeds, timezone: Europe/London}]"
 

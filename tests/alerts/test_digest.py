@@ -13,7 +13,6 @@ import pytest
 
 from alerts.digest import Schedule, latest_due, parse_schedule, queue_due_digests, start_scheduler
 from alerts.dispatcher import run
-from alerts.outbox import load_recipients
 from alerts.rules import Recipient
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
@@ -21,9 +20,10 @@ from shrinkwatch.site_file import parse_site_config
 from tests.alerts.conftest import Mailbox
 from tests.factories import incident
 from tests.support import cli_env, run_cli
+from warehouse.alert_recipients import load_recipients, save_recipient
 from warehouse.db import Connection, connect
 from warehouse.incidents import upsert_incidents
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 SITE = """
 stores:

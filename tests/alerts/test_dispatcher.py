@@ -26,8 +26,9 @@ from shrinkwatch.site_file import parse_site_config
 from tests.alerts.conftest import Mailbox
 from tests.factories import incident
 from tests.support import cli_env, free_port, produce, run_cli, spawn_cli, wait_for
+from warehouse.alert_recipients import save_recipient
 from warehouse.db import connect
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 SITE = "stores: [{id: store-001, name: Leeds, timezone: Europe/London}]"
 
@@ -177,7 +178,9 @@ def test_check_sends_nothing_and_says_what_would_fail(
 def test_a_message_a_killed_run_left_half_sent_goes_out_on_restart(
     settings: Settings, mailbox: Mailbox
 ) -> None:
-    from alerts.outbox import claim_due, enqueue_incident, load_recipients
+    from alerts.outbox import enqueue_incident
+    from warehouse.alert_outbox import claim_due
+    from warehouse.alert_recipients import load_recipients
 
     ready = configured(settings, mailbox)
     with connect(ready.database_dsn) as conn:
@@ -282,7 +285,9 @@ def test_kill_9_in_the_middle_of_a_batch_loses_nothing_and_sends_nothing_twice(
 
 
 def test_a_live_senders_claims_are_left_alone(settings: Settings, mailbox: Mailbox) -> None:
-    from alerts.outbox import claim_due, enqueue_incident, load_recipients, recover_interrupted
+    from alerts.outbox import enqueue_incident
+    from warehouse.alert_outbox import claim_due, recover_interrupted
+    from warehouse.alert_recipients import load_recipients
 
     ready = configured(settings, mailbox)
     with connect(ready.database_dsn) as other, connect(ready.database_dsn) as conn:

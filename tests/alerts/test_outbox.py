@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from alerts.outbox import enqueue_incident, load_recipients
+from alerts.outbox import enqueue_incident
 from alerts.rules import Recipient
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
+from warehouse.alert_recipients import load_recipients, save_recipient
 from warehouse.db import Connection, connect
-from warehouse.site_tables import apply_site_config, save_recipient
+from warehouse.site_tables import apply_site_config
 
 SITE = """
 stores:
@@ -127,7 +128,8 @@ def test_old_news_is_not_alerted(conn: Connection) -> None:
 
 
 def test_a_stale_sender_never_overwrites_another_senders_result(conn: Connection, settings: Settings) -> None:
-    from alerts.outbox import claim_due, mark_failed, mark_sent, recover_interrupted
+    from alerts.outbox import mark_failed
+    from warehouse.alert_outbox import claim_due, mark_sent, recover_interrupted
 
     enqueue(conn, incident(1, incident_id="s1", risk_level="high", updated_at=NOON), now=NOON)
     with connect(settings.database_dsn) as stale:

@@ -28,8 +28,8 @@ from tests.factories import incident
 from tests.streamlit_app.oidc_provider import CLIENT_ID, CLIENT_SECRET, running_provider
 from tests.streamlit_app.test_sso import sign_in_with_sso
 from tests.support import cli_env, free_port, produce, run_cli, spawn_cli, wait_for
+from warehouse.accounts import add_user
 from warehouse.db import connect
-from warehouse.users import add_user
 
 
 def _files(folder: Path) -> dict[str, str]:

@@ -10,9 +10,9 @@ import pytest
 
 from shrinkwatch.net import free_port, port_open
 from tests.support import cli_env, needs_footage, run_cli, stored_incidents
+from warehouse.accounts import authenticate
 from warehouse.db import connect
 from warehouse.seed import seeded_stores
-from warehouse.users import authenticate
 
 
 @pytest.mark.slow

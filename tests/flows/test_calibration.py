@@ -15,9 +15,9 @@ from shrinkwatch.contracts import Signal
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident, walk
-from tests.support import cli_env, run_cli, stored_incidents
+from tests.support import cli_env, record_review, run_cli, stored_incidents
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.incidents import upsert_incidents
 from warehouse.site_tables import apply_site_config
 from warehouse.weights import latest_weights, weights_history
 
@@ -38,7 +38,7 @@ def test_posterior_moves_with_verdicts() -> None:
 def reviewed(conn: Any, store: str, n: int, confirmed: bool, start: int, signals: list[Signal]) -> None:
     for i in range(start, start + n):
         upsert_incidents(conn, [incident(1, incident_id=f"inc-{store}-{i}", store_id=store, signals=signals)])
-        assert review_incident(conn, f"inc-{store}-{i}", confirmed=confirmed, reviewed_by="ana")
+        assert record_review(conn, f"inc-{store}-{i}", confirmed=confirmed)
     conn.commit()
 
 

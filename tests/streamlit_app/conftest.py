@@ -16,9 +16,10 @@ from shrinkwatch.settings import REPO_ROOT, Settings
 from shrinkwatch.site_file import parse_site_config
 from streamlit_app.text import WORD_JOINER
 from tests.support import settings_file
+from warehouse.accounts import add_user
 from warehouse.db import connect
+from warehouse.sessions import start_session
 from warehouse.site_tables import apply_site_config
-from warehouse.users import add_user, start_session
 
 APP = str(REPO_ROOT / "streamlit_app" / "app.py")
 PASSWORD = "correct-horse-battery"

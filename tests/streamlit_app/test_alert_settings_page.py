@@ -9,12 +9,11 @@ import pytest
 from psycopg.types.json import Jsonb
 from streamlit.testing.v1 import AppTest
 
-from alerts.outbox import load_recipients
 from alerts.rules import Recipient
 from shrinkwatch.settings import Settings
 from tests.streamlit_app.conftest import texts
+from warehouse.alert_recipients import load_recipients, save_recipient
 from warehouse.db import connect
-from warehouse.site_tables import save_recipient
 
 Open = Callable[..., AppTest]
 

@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 from shrinkwatch.settings import Settings
 from tests.factories import incident
 from tests.streamlit_app.conftest import texts
+from tests.support import record_review
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.incidents import upsert_incidents
 from warehouse.occupancy import HeatRow, write_occupancy
 from warehouse.rollups import run_rollups
 
@@ -36,9 +37,9 @@ def history(settings: Settings) -> None:
         )
         conn.commit()
         upsert_incidents(conn, [*leeds, *boston])
-        review_incident(conn, "l-0", confirmed=True, reviewed_by="ana")
-        review_incident(conn, "l-1", confirmed=True, reviewed_by="ana")
-        review_incident(conn, "l-2", confirmed=False, reviewed_by="ana")
+        record_review(conn, "l-0", confirmed=True)
+        record_review(conn, "l-1", confirmed=True)
+        record_review(conn, "l-2", confirmed=False)
         conn.commit()
         write_occupancy(
             conn,

@@ -21,10 +21,10 @@ from streamlit_app.browser import sign_in as browser_sign_in
 from tests.factories import incident
 from tests.streamlit_app.conftest import PASSWORD, sign_in
 from tests.support import cli_env, free_port, spawn_cli, wait_for
+from warehouse.accounts import disable_user
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
 from warehouse.rollups import run_rollups
-from warehouse.users import disable_user
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make install adds it)")

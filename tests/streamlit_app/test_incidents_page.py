@@ -15,9 +15,10 @@ from shrinkwatch.contracts import Incident
 from shrinkwatch.settings import Settings
 from tests.factories import incident
 from tests.streamlit_app.conftest import sign_in, texts
+from warehouse.accounts import disable_user
 from warehouse.db import connect
 from warehouse.incidents import upsert_incidents
-from warehouse.users import disable_user, end_session
+from warehouse.sessions import end_session
 
 Open = Callable[..., AppTest]
 NOW = datetime.now(UTC).replace(microsecond=0)

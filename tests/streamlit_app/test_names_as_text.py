@@ -20,8 +20,9 @@ from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from streamlit_app import text
 from tests.factories import incident
+from tests.support import record_review
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.incidents import upsert_incidents
 from warehouse.occupancy import HeatRow, write_occupancy
 from warehouse.rollups import run_rollups
 from warehouse.site_tables import apply_site_config
@@ -119,7 +120,7 @@ def test_the_review_page(open_page: Open, hostile: Settings) -> None:
                 )
             ],
         )
-        review_incident(conn, "inc-1", confirmed=True, reviewed_by="ana")
+        record_review(conn, "inc-1", confirmed=True)
     at = open_page(hostile, "review/incident.py", query={"id": "inc-1"})
     [header] = [v for v in markdown_values(at) if "store time" in v]
     assert f" · {text.markdown(STORE)} · camera `cam-1` · " in header
@@ -159,7 +160,8 @@ def test_the_live_page(open_page: Open, hostile: Settings) -> None:
 
 
 def test_the_sidebar_shows_a_display_name_as_typed(open_page: Open, hostile: Settings) -> None:
-    from warehouse.users import add_user, start_session
+    from warehouse.accounts import add_user
+    from warehouse.sessions import start_session
 
     name = "[Ana](http://evil.example) ![i](http://evil.example/i.png)"
     with connect(hostile.database_dsn) as conn:

@@ -24,8 +24,8 @@ from shrinkwatch.settings import Settings
 from tests.streamlit_app.conftest import sign_in
 from tests.streamlit_app.test_incidents_page import recent, write
 from tests.streamlit_app.test_signin_server import post_signout, running_dashboard, stream_opens
+from warehouse.accounts import disable_user, set_password, update_user
 from warehouse.db import connect
-from warehouse.users import disable_user, set_password, update_user
 
 SECOND = timedelta(seconds=1)
 LEEDS = {"incident": "inc-001", "camera": "cam-1"}  # store-001

@@ -13,7 +13,7 @@ from shrinkwatch.settings import Settings
 from streamlit_app import sessions
 from tests.streamlit_app.conftest import sign_in
 from warehouse.db import connect
-from warehouse.users import end_session
+from warehouse.sessions import end_session
 
 
 def test_a_client_that_stops_reading_holds_up_no_other_close(

@@ -19,8 +19,9 @@ from shrinkwatch.settings import Settings
 from tests.streamlit_app.conftest import PASSWORD, sign_in
 from tests.streamlit_app.test_dashboard_browser import healthy
 from tests.support import cli_env, free_port, spawn_cli, wait_for
+from warehouse.accounts import disable_user
 from warehouse.db import connect
-from warehouse.users import FREE_FAILURES, disable_user
+from warehouse.sign_in_throttle import FREE_FAILURES
 
 
 @contextmanager

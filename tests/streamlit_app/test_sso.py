@@ -16,8 +16,9 @@ from shrinkwatch.settings import Settings
 from tests.streamlit_app.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
 from tests.streamlit_app.test_dashboard_browser import healthy
 from tests.support import cli_env, free_port, spawn_cli, wait_for
+from warehouse.accounts import add_user
 from warehouse.db import connect
-from warehouse.users import add_user, session_user
+from warehouse.sessions import session_user
 
 
 @pytest.fixture
@@ -136,7 +137,7 @@ def test_starting_single_sign_on_is_limited_per_address(
     """Each start stores a pending request and sends the browser to the provider: one address
     may start only so many in the throttling window (a forged X-Forwarded-For changes nothing),
     only this site's sign-in page may start one, and a start that signs someone in is taken back."""
-    from warehouse.users import FREE_FAILURES
+    from warehouse.sign_in_throttle import FREE_FAILURES
 
     url, _provider, settings = sso_dashboard
     # Another site (a form, an <img> or a link) cannot start one, nor use up the limit.

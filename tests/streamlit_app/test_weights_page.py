@@ -15,9 +15,9 @@ from shrinkwatch.settings import REPO_ROOT, Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, incident
 from tests.streamlit_app.conftest import sign_in
-from tests.support import settings_file
+from tests.support import record_review, settings_file
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.incidents import upsert_incidents
 from warehouse.site_tables import apply_site_config
 
 APP = str(REPO_ROOT / "streamlit_app" / "app.py")
@@ -50,7 +50,7 @@ def test_defaults_until_calibrated_then_the_version_in_force(
         signals = [Signal(name="dwell_high_value_s", value=40.0, contribution=0.5)]
         for i in range(5):
             upsert_incidents(conn, [incident(1, incident_id=f"inc-{i}", signals=signals)])
-            review_incident(conn, f"inc-{i}", confirmed=False, reviewed_by="ana")
+            record_review(conn, f"inc-{i}", confirmed=False)
         conn.commit()
         calibrate(conn, 10, lambda _m: None)
     at = weights_page(settings, monkeypatch, tmp_path)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from shrinkwatch.settings import Settings
 from tests.factories import incident
-from tests.support import stored_incidents
+from tests.support import record_review, stored_incidents
 from warehouse.db import connect
 from warehouse.incidents import (
     count_incidents,
-    review_incident,
     reviewed_incidents,
     upsert_incidents,
 )
@@ -44,8 +43,8 @@ def test_the_row_has_its_snapshot_name_from_the_first_version(settings: Settings
 def test_review_is_recorded_and_listed_for_calibration(settings: Settings) -> None:
     with connect(settings.database_dsn) as conn:
         upsert_incidents(conn, [incident(1)])
-        assert review_incident(conn, incident(1).incident_id, confirmed=True, reviewed_by="ana", note="bag")
-        assert not review_incident(conn, "no-such-incident", confirmed=False, reviewed_by="ana")
+        assert record_review(conn, incident(1).incident_id, confirmed=True, note="bag")
+        assert not record_review(conn, "no-such-incident", confirmed=False)
         reviewed = reviewed_incidents(conn)
         row = conn.execute("SELECT store_id, reviewed_by, reviewed_at, review_note FROM incidents").fetchone()
     assert row is not None

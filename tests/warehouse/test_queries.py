@@ -11,17 +11,10 @@ import pytest
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
+from tests.support import record_review
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
-from warehouse.queries import (
-    Cursor,
-    IncidentFilter,
-    QueryError,
-    Scope,
-    incident_count,
-    incidents_csv,
-    incidents_page,
-)
+from warehouse.incidents import incident_count, incidents_csv, incidents_page, upsert_incidents
+from warehouse.scope import Cursor, IncidentFilter, QueryError, Scope
 from warehouse.site_tables import apply_site_config
 
 SITE = """
@@ -63,8 +56,8 @@ def seeded(settings: Settings) -> Settings:
     with connect(settings.database_dsn) as conn:
         apply_site_config(conn, parse_site_config(SITE))
         upsert_incidents(conn, incidents)
-        review_incident(conn, "l-1", confirmed=True, reviewed_by="ana")
-        review_incident(conn, "l-2", confirmed=False, reviewed_by="ana")
+        record_review(conn, "l-1", confirmed=True)
+        record_review(conn, "l-2", confirmed=False)
     return settings
 
 
@@ -177,7 +170,7 @@ cameras:
                 )
             ],
         )
-        assert review_incident(conn, "x-1", confirmed=True, reviewed_by="ana", note=note)
+        assert record_review(conn, "x-1", confirmed=True, note=note)
         body = incidents_csv(conn, Scope.of("store-001"), ALL)
     [row] = csv.DictReader(io.StringIO(body.decode("utf-8")))
     assert row["camera_id"] == "'-2-3" and row["zone_ids"] == "'-1-1"

@@ -12,11 +12,12 @@ import pytest
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
+from tests.support import record_review
 from warehouse.db import connect
-from warehouse.incidents import review_incident, upsert_incidents
+from warehouse.incidents import upsert_incidents
 from warehouse.occupancy import HeatRow, MinuteRow, write_occupancy
-from warehouse.queries import QueryError
 from warehouse.rollups import ROLLUPS, run_rollups
+from warehouse.scope import QueryError
 from warehouse.site_tables import apply_site_config
 
 SITE = """
@@ -61,9 +62,9 @@ def seed(settings: Settings) -> None:
     with connect(settings.database_dsn) as conn:
         apply_site_config(conn, parse_site_config(SITE))
         upsert_incidents(conn, incidents)
-        review_incident(conn, "l1", confirmed=True, reviewed_by="ana")
-        review_incident(conn, "l2", confirmed=True, reviewed_by="ana")
-        review_incident(conn, "l3", confirmed=False, reviewed_by="ana")
+        record_review(conn, "l1", confirmed=True)
+        record_review(conn, "l2", confirmed=True)
+        record_review(conn, "l3", confirmed=False)
         write_occupancy(conn, [*minutes, *heat])
 
 
@@ -171,7 +172,7 @@ def test_incremental_refresh_equals_a_full_rebuild(settings: Settings) -> None:
                 incident(2, incident_id="l1", started_at=at(9, 10, 5), risk_level="high"),
             ],
         )
-        review_incident(conn, "l4", confirmed=True, reviewed_by="ana")
+        record_review(conn, "l4", confirmed=True)
         write_occupancy(
             conn,
             [
@@ -248,7 +249,9 @@ def test_the_command_refreshes_and_says_what_it_did(
 
 
 def test_analytics_queries_read_the_rollups_within_the_scope(settings: Settings) -> None:
-    from warehouse.queries import Scope, camera_heatmap, footfall_by_zone, risk_pattern, roi_by_month
+    from warehouse.analytics import camera_heatmap, footfall_by_zone, risk_pattern
+    from warehouse.economics import roi_by_month
+    from warehouse.scope import Scope
 
     seed(settings)
     run_rollups(settings.database_dsn)
@@ -287,50 +290,69 @@ def test_analytics_queries_read_the_rollups_within_the_scope(settings: Settings)
 
 
 def test_analytics_answers_and_roi_assumptions(settings: Settings) -> None:
-    from warehouse import queries as q
+    from warehouse.analytics import detection_quality, incident_trend, risk_patterns
+    from warehouse.economics import roi_by_month, set_economics
+    from warehouse.scope import Scope
 
     seed(settings)
     run_rollups(settings.database_dsn)
-    leeds, march = q.Scope.of("store-001"), (date(2026, 3, 1), date(2026, 3, 31))
+    leeds, march = Scope.of("store-001"), (date(2026, 3, 1), date(2026, 3, 31))
     with connect(settings.database_dsn) as conn:
-        trend = q.incident_trend(conn, leeds, *march)
+        trend = incident_trend(conn, leeds, *march)
         assert list(trend.itertuples(index=False, name=None)) == [
             (date(2026, 3, 9), "loitering_high_value", 2, 1, 2, 0),
             (date(2026, 3, 9), "restricted_zone", 1, 0, 0, 1),
         ]
-        assert list(q.risk_patterns(conn, leeds, *march).itertuples(index=False, name=None)) == [
-            (0, 10, 3, 1)
-        ]
-        quality = q.detection_quality(conn, leeds).set_index("signal")
+        assert list(risk_patterns(conn, leeds, *march).itertuples(index=False, name=None)) == [(0, 10, 3, 1)]
+        quality = detection_quality(conn, leeds).set_index("signal")
         assert quality.loc["*", ["incidents", "reviewed", "confirmed", "rejected"]].tolist() == [4, 3, 2, 1]
         assert quality.loc["*", "confirmation_rate"] == pytest.approx(2 / 3)
 
         new = {"currency": "GBP", "avg_loss_per_incident": 100.0, "recovery_rate": 0.5, "monthly_cost": 299.0}
-        assert q.set_economics(conn, leeds, "store-001", new)
+        assert set_economics(conn, leeds, "store-001", new)
         with pytest.raises(QueryError, match="recovery_rate: Input should be less than or equal to 1"):
-            q.set_economics(conn, leeds, "store-001", new | {"recovery_rate": 1.5})
+            set_economics(conn, leeds, "store-001", new | {"recovery_rate": 1.5})
     run_rollups(settings.database_dsn)  # incremental: the new economics re-price every month
     with connect(settings.database_dsn) as conn:
-        roi = q.roi_by_month(conn, leeds, *march)
+        roi = roi_by_month(conn, leeds, *march)
     assert roi["prevented_loss"].tolist() == pytest.approx([2 * 100.0 * 0.5])
     assert roi["net_benefit"].tolist() == pytest.approx([100.0 - 299.0])
 
 
 def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
-    """A caller limited to Boston gets nothing of Leeds from any function of the query layer,
-    whatever it asks for; the list below must name every function that takes a scope."""
+    """A caller limited to Boston gets nothing of Leeds from any function of the warehouse that
+    takes a scope, whatever it asks for; the list below must name every one of them."""
+    import importlib
     import inspect
+    import pkgutil
+    from types import SimpleNamespace
 
+    import warehouse
     from flows.calibration import calibrate
-    from warehouse import queries as q
-    from warehouse.users import add_user, mark_seen
+    from shrinkwatch.site_file import Economics
+    from warehouse.accounts import add_user
+    from warehouse.scope import IncidentFilter, Scope
+
+    layer: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(warehouse.__path__):
+        module = importlib.import_module(f"warehouse.{info.name}")
+        for name, fn in vars(module).items():
+            if (
+                inspect.isfunction(fn)
+                and fn.__module__ == module.__name__
+                and not name.startswith("_")
+                and "scope" in inspect.signature(fn).parameters
+            ):
+                assert name not in layer, f"two functions called {name}"
+                layer[name] = fn
+    q = SimpleNamespace(**layer)
 
     seed(settings)
     with connect(settings.database_dsn) as conn:
         calibrate(conn, 10, lambda _m: None)
         conn.commit()
     run_rollups(settings.database_dsn)
-    boston, leeds_only = q.Scope.of("store-002"), q.IncidentFilter(stores=("store-001",))
+    boston, leeds_only = Scope.of("store-002"), IncidentFilter(stores=("store-001",))
     march, year = (date(2026, 3, 1), date(2026, 3, 31)), (date(2026, 1, 1), date(2026, 12, 31))
     with connect(settings.database_dsn) as conn:
         add_user(conn, "bo", "store_manager", password="a-long-password", stores=["store-002"])
@@ -359,24 +381,21 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
             "detection_quality": lambda: q.detection_quality(conn, boston, ("store-001",)).empty,
             "weights_in_force": lambda: (
                 q.weights_in_force(conn, boston).empty
-                and not q.weights_in_force(conn, q.Scope.of("store-001")).empty
+                and not q.weights_in_force(conn, Scope.of("store-001")).empty
             ),
             "set_economics": lambda: (
                 not q.set_economics(conn, boston, "store-001", {"currency": "USD", "monthly_cost": 1.0})
             ),
+            "set_store_economics": lambda: (
+                not q.set_store_economics(
+                    conn, boston, "store-001", Economics(currency="USD", monthly_cost=1.0)
+                )
+            ),
+            "mark_seen": lambda: q.mark_seen(conn, boston, "bo", ["l1", "b1"]) == 1,  # only Boston's
         }
-        scoped = {
-            name
-            for name, fn in vars(q).items()
-            if inspect.isfunction(fn)
-            and fn.__module__ == q.__name__
-            and not name.startswith("_")
-            and "scope" in inspect.signature(fn).parameters
-        }
-        assert scoped == set(checks), "every function that takes a scope needs a line here"
+        assert set(layer) == set(checks), "every function that takes a scope needs a line here"
         failed = [name for name, check in checks.items() if not check()]
         assert failed == []
-        assert mark_seen(conn, boston, "bo", ["l1", "b1"]) == 1  # only Boston's
         row = conn.execute(
             "SELECT user_confirmed, review_note FROM incidents WHERE incident_id = 'l4'"
         ).fetchone()

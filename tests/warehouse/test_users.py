@@ -11,25 +11,20 @@ import pytest
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
-from warehouse.db import Connection, connect
-from warehouse.queries import Scope
-from warehouse.site_tables import apply_site_config
-from warehouse.users import (
-    FREE_FAILURES,
-    AuthError,
-    Throttled,
+from warehouse.accounts import (
     add_user,
     authenticate,
     disable_user,
     enable_user,
-    end_session,
-    open_sessions,
     scope_of,
-    session_user,
     set_password,
-    start_session,
     update_user,
 )
+from warehouse.db import Connection, connect
+from warehouse.scope import Scope
+from warehouse.sessions import end_session, open_sessions, session_user, start_session
+from warehouse.sign_in_throttle import FREE_FAILURES, AuthError, Throttled
+from warehouse.site_tables import apply_site_config
 
 SITE = """
 stores:
@@ -148,7 +143,7 @@ def test_a_success_takes_back_only_its_own_record(conn: Connection) -> None:
 
 
 def test_starting_single_sign_on_is_limited_per_address(conn: Connection) -> None:
-    from warehouse.users import count_sso_start
+    from warehouse.sign_in_throttle import count_sso_start
 
     for _ in range(FREE_FAILURES["sso"]):
         count_sso_start(conn, client="10.0.0.9")
@@ -202,7 +197,8 @@ def test_scope_follows_the_role(conn: Connection) -> None:
 
 
 def test_old_sign_in_records_are_purged(conn: Connection) -> None:
-    from warehouse.users import purge_sign_in_records, save_sso_request
+    from warehouse.retention import purge_sign_in_records
+    from warehouse.single_sign_on import save_sso_request
 
     add_user(conn, "ana", "analyst", password=PASSWORD)
     with pytest.raises(AuthError):

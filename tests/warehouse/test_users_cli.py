@@ -7,9 +7,10 @@ from pathlib import Path
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.support import cli_env, run_cli
+from warehouse.accounts import authenticate
 from warehouse.db import connect
+from warehouse.sessions import session_user, start_session
 from warehouse.site_tables import apply_site_config
-from warehouse.users import authenticate, session_user, start_session
 
 
 def test_add_list_passwd_disable(settings: Settings, tmp_path: Path) -> None:
