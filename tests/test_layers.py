@@ -9,11 +9,15 @@ A sub-part may be held to less than its part: the behaviour rules (`flows.behavi
 beneath the flows' wiring and import only the standard library, `shrinkwatch` and themselves
 (no Bytewax, Kafka client, database driver or `warehouse`), so that they run, and are
 tested, without any service.
+
+Tables have owners too (the tests at the end): SQL lives only in `warehouse/`, and each
+PostgreSQL table is written by one module, its owner (TABLE_OWNERS).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +139,121 @@ def test_no_import_cycle() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+# One owner per table (issue 18). SQL lives only in `warehouse/`, one module per resource, and
+# every PostgreSQL table is written (INSERT, UPDATE, DELETE, COPY, TRUNCATE, upserts) by exactly
+# one module, its owner; other parts, and other warehouse modules, call the owner's functions.
+# Reads of another owner's table inside the warehouse are fine (the rollups read incidents; the
+# incident list reads who has seen what): ownership is about writes. Statements are found in
+# string literals (docstrings aside) by their keywords, written in capitals as all of ours are.
+
+TABLE_OWNERS = {
+    "stores": "warehouse.site_tables",
+    "cameras": "warehouse.site_tables",
+    "zones": "warehouse.site_tables",
+    "incidents": "warehouse.incidents",
+    "incident_seen": "warehouse.seen",
+    "risk_weights": "warehouse.weights",
+    "camera_health": "warehouse.camera_health",
+    "occupancy_minutes": "warehouse.occupancy",
+    "occupancy_minutes_default": "warehouse.occupancy",  # its default partition
+    "occupancy_late": "warehouse.occupancy",
+    "heatmap_hours": "warehouse.occupancy",
+    "rollup_changes": "warehouse.occupancy",  # the rollups' change log, kept by its writer
+    "rollup_state": "warehouse.rollups",
+    "rollup_risk_pattern": "warehouse.rollups",
+    "rollup_footfall_hourly": "warehouse.rollups",
+    "rollup_heatmap_daily": "warehouse.rollups",
+    "rollup_roi_monthly": "warehouse.rollups",
+    "rollup_detection_quality": "warehouse.rollups",
+    "users": "warehouse.accounts",
+    "user_sessions": "warehouse.sessions",
+    "sign_in_failures": "warehouse.sign_in_throttle",
+    "sso_requests": "warehouse.single_sign_on",
+    "alert_recipients": "warehouse.alert_recipients",
+    "alert_mutes": "warehouse.alert_recipients",
+    "alert_outbox": "warehouse.alert_outbox",
+    "alert_digests": "warehouse.alert_digests",
+    "schema_migrations": "warehouse.migrate",  # created by the migration runner itself
+}
+# The one declared exception. `shrinkwatch warehouse seed` is a data generator for the demo and
+# the benchmarks, not a runtime writer: it COPYs months of synthetic occupancy, heatmaps and
+# reviewed incidents straight into the base tables (with the change times the flows would have
+# given them) and deletes a previous seed (`seed-*` stores only). Owner functions for that would
+# be bulk loads and deletes by id prefix that nothing else should call. Its stores, cameras
+# and zones do go through the owner (`apply_site_config`).
+WRITERS_BESIDE_THE_OWNER = {"warehouse.seed"}
+
+_TABLE = re.compile(
+    r"\b(?:FROM|JOIN|INTO|UPDATE|COPY|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?([a-z_][a-z0-9_]*)"
+)
+_WRITE = re.compile(
+    r"\b(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE|COPY|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?([a-z_][a-z0-9_]*)"
+)
+
+
+def created_tables() -> set[str]:
+    """The tables the migrations leave (and the runner's own `schema_migrations`)."""
+    sql = "\n".join(
+        p.read_text(encoding="utf-8") for p in (REPO_ROOT / "warehouse" / "migrations").glob("*.sql")
+    )
+    sql += (REPO_ROOT / "warehouse" / "migrate.py").read_text(encoding="utf-8")
+    made = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?([a-z_][a-z0-9_]*)", sql))
+    return made - set(re.findall(r"DROP TABLE (?:IF EXISTS )?([a-z_][a-z0-9_]*)", sql))
+
+
+def sql_texts(path: Path) -> list[str]:
+    """The module's string literals but its docstrings; an f-string with `{}` for each value."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    texts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            texts.append(node.value)
+        elif isinstance(node, ast.JoinedStr):
+            texts.append("".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values))
+    return texts
+
+
+def part_modules() -> dict[str, Path]:
+    return {module_name(p): p for part in PARTS for p in (REPO_ROOT / part).rglob("*.py")}
+
+
+def test_every_table_has_one_owner_module() -> None:
+    assert set(TABLE_OWNERS) == created_tables()
+    modules = part_modules()
+    assert sorted({owner for owner in TABLE_OWNERS.values() if owner not in modules}) == []
+
+
+def test_sql_naming_a_table_lives_only_in_the_warehouse() -> None:
+    """Outside `warehouse/`, no string names one of our tables in SQL. (infra/postgres.py
+    administers the server, pg_database and CREATE DATABASE, and names no table of ours.)"""
+    tables = created_tables()
+    found = sorted(
+        f"{module} names {table}"
+        for module, path in part_modules().items()
+        if not module.startswith("warehouse")
+        for text in sql_texts(path)
+        for table in set(_TABLE.findall(text)) & tables
+    )
+    assert found == []
+
+
+def test_each_table_is_written_by_its_owner_only() -> None:
+    found = sorted(
+        f"{module} writes {table} (its owner is {TABLE_OWNERS[table]})"
+        for module, path in part_modules().items()
+        if module not in WRITERS_BESIDE_THE_OWNER
+        for text in sql_texts(path)
+        for table in set(_WRITE.findall(text)) & set(TABLE_OWNERS)
+        if TABLE_OWNERS[table] != module
+    )
+    assert found == []
