@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from shrinkwatch.wording import REVIEW_PAGE
 from streamlit_app import auth
 
 HERE = Path(__file__).parent
@@ -36,7 +37,7 @@ page = st.navigation(
                 HERE / "review" / "incident.py",
                 title="Review",
                 icon=":material/fact_check:",
-                url_path="review",
+                url_path=REVIEW_PAGE,  # where alerts and the Live page link to
             ),
             st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
         ],

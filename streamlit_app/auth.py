@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from shrinkwatch.wording import as_words
 from streamlit_app import data, text
 from streamlit_app.gate_rules import cookie_name
 from warehouse.accounts import scope_of
@@ -125,7 +126,7 @@ def sidebar(signed: SignedIn) -> None:
     with st.sidebar:
         user = signed.user
         stores = ", ".join(user.stores) if user.role == "store_manager" else "all stores"
-        role = user.role.replace("_", " ")
+        role = as_words(user.role)
         st.caption(f"Signed in as **{text.markdown(user.label)}** · {role} · {text.markdown(stores)}")
         if st.button("Sign out", icon=":material/logout:", key="sign_out"):
             sign_out(signed)

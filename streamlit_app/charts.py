@@ -12,6 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from shrinkwatch.site_file import Zone
+from shrinkwatch.wording import as_words
 from streamlit_app import data, text
 
 NEUTRAL_ASPECT = 9 / 16  # a view without a frame to show: the usual camera shape
@@ -70,7 +71,7 @@ def camera_view(
                 y=ys,
                 mode="lines",
                 fill="toself" if heat is None else "none",
-                name=text.chart(f"{zone.name} ({zone.kind.replace('_', ' ')})"),
+                name=text.chart(f"{zone.name} ({as_words(zone.kind)})"),
                 line={"color": "#ff4b4b" if involved else "#1f77b4", "width": 3 if involved else 2},
                 fillcolor="rgba(255,75,75,0.18)" if involved else "rgba(31,119,180,0.08)",
                 hoverinfo="name",

@@ -12,6 +12,7 @@ import streamlit as st
 
 from shrinkwatch.settings import Settings, load_settings
 from shrinkwatch.site_file import Zone
+from shrinkwatch.wording import store_clock
 from warehouse.db import Connection
 from warehouse.scope import Scope
 from warehouse.weights import WeightsVersion
@@ -58,15 +59,12 @@ def cameras(scope: Scope) -> pd.DataFrame:
 
 def local_times(frame: pd.DataFrame, column: str, timezones: dict[str, str]) -> list[str]:
     """`column` of each row as the wall-clock time of its store (`store_id`), for tables."""
-    from zoneinfo import ZoneInfo
-
     out = []
     for store_id, moment in zip(frame["store_id"], frame[column], strict=True):
         if moment is None or pd.isna(moment):
             out.append("")
             continue
-        zone = ZoneInfo(timezones.get(store_id, "UTC"))
-        out.append(moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
+        out.append(store_clock(moment, timezones.get(store_id)).strftime("%Y-%m-%d %H:%M:%S"))
     return out
 
 
@@ -135,11 +133,6 @@ def image_aspect(path: Path) -> float:
     with Image.open(path) as image:
         width, height = image.size
     return height / width if width else 1.0
-
-
-def signal_label(name: str) -> str:
-    """A signal's name for people: `dwell_high_value_s` -> "dwell high value"."""
-    return name.removesuffix("_s").replace("_", " ")
 
 
 ZONE_COLOURS = {  # BGR, by zone kind

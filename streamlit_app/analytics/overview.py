@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from flows.behaviour.risk import Weights
+from shrinkwatch.wording import incident_label, signal_label
 from streamlit_app import auth, data, text
 from warehouse.analytics import detection_quality, incident_trend, risk_patterns
 from warehouse.economics import roi_by_month, set_economics
@@ -104,7 +105,7 @@ with left:
     if not trend.empty:
         chart = go.Figure(
             [
-                go.Bar(x=rows["local_day"], y=rows["incidents"], name=text.chart(kind.replace("_", " ")))
+                go.Bar(x=rows["local_day"], y=rows["incidents"], name=text.chart(incident_label(kind)))
                 for kind, rows in trend.groupby("incident_type")
             ]
         )
@@ -144,7 +145,7 @@ else:
     defaults = Weights()
     calibrated = weights.groupby("signal")["weight"].mean().to_dict() if not weights.empty else {}
     signals["weight in force"] = [calibrated.get(s, defaults.of(s)) for s in signals["signal"]]
-    signals["signal"] = [data.signal_label(name) for name in signals["signal"]]
+    signals["signal"] = [signal_label(name) for name in signals["signal"]]
     signals["confirmation_rate"] = signals["confirmation_rate"] * 100
     view = signals.rename(
         columns={"confirmation_rate": "confirmation rate", "review_hours_p50": "median hours to review"}

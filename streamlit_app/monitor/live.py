@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from shrinkwatch import wording
 from streamlit_app import auth, data, served, text
 from warehouse.camera_health import camera_status
 from warehouse.incidents import incidents_page
@@ -36,10 +37,11 @@ def incoming() -> None:
     if known is not None:
         for row in recent[recent["incident_id"].isin(ids - known)].itertuples():
             if row.risk_level == "high":
-                what = row.incident_type.replace("_", " ")
-                where = f"{store_names.get(row.store_id, row.store_id)} ({row.camera_id})"
+                level = wording.level_words(row.risk_level).capitalize()
+                what = wording.incident_label(row.incident_type)
+                where = wording.where(store_names.get(row.store_id, row.store_id), row.camera_id)
                 st.toast(
-                    f"High risk: {text.markdown(what)} at {text.markdown(where)}",
+                    f"{level}: {text.markdown(what)} at {text.markdown(where)}",
                     icon=":material/warning:",
                     duration="long",
                 )
@@ -54,13 +56,13 @@ def incoming() -> None:
     view = pd.DataFrame(
         {
             "started": data.local_times(recent, "started_at", timezones),
-            "type": [t.replace("_", " ") for t in recent["incident_type"]],
+            "type": [wording.incident_label(t) for t in recent["incident_type"]],
             "risk": recent["risk_level"],
             "score": recent["risk_score"],
             "store": [store_names.get(s, s) for s in recent["store_id"]],
             "camera": recent["camera_id"],
             "status": recent["status"],
-            "review": [f"/review?id={i}" for i in recent["incident_id"]],
+            "review": [wording.review_path(i) for i in recent["incident_id"]],
         }
     )
     st.dataframe(

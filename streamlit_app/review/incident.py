@@ -8,11 +8,11 @@ marks it seen by you.
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from shrinkwatch import wording
 from streamlit_app import auth, data, served, text
 from streamlit_app.charts import camera_view
 from warehouse.incidents import incident_detail, next_unreviewed, record_verdict
@@ -20,11 +20,6 @@ from warehouse.scope import IncidentFilter, QueryError
 from warehouse.seen import mark_seen
 from warehouse.site_tables import load_zones
 
-LEVEL_ICON = {
-    "high": ":red-badge[high risk]",
-    "medium": ":orange-badge[medium risk]",
-    "low": ":gray-badge[low risk]",
-}
 signed = auth.page()
 scope = signed.scope
 conn = data.connection()
@@ -77,12 +72,18 @@ if row is None:
 if not row["seen"]:
     mark_seen(conn, scope, signed.user.username, [row["incident_id"]])
 
-local = ZoneInfo(row["store_timezone"])
-started = row["started_at"].astimezone(local)
+timezone = row["store_timezone"]
+started = wording.store_clock(row["started_at"], timezone)
 duration = (row["ended_at"] or row["updated_at"]) - row["started_at"]
-st.title(text.markdown(row["incident_type"].replace("_", " ").capitalize()))
+colour = wording.level_colour(row["risk_level"])
+badge = (
+    f":{colour}-badge[{wording.level_words(row['risk_level'])}]"
+    if colour
+    else text.markdown(row["risk_level"])
+)
+st.title(text.markdown(wording.incident_title(row["incident_type"])))
 st.markdown(
-    f"{LEVEL_ICON.get(row['risk_level'], text.markdown(row['risk_level']))} · "
+    f"{badge} · "
     f"score **{row['risk_score']:.2f}** · {text.markdown(row['store_name'])} · "
     f"camera {text.code(row['camera_id'])} · {started:%a %d %b %Y, %H:%M:%S} store time · "
     f"{duration.total_seconds():.0f} s · {text.markdown(row['status'])}"
@@ -93,8 +94,8 @@ with st.container(border=True):
     if row["user_confirmed"] is None:
         st.markdown("**Awaiting a verdict.** Is this a real loss-prevention event?")
     else:
-        verdict = "confirmed" if row["user_confirmed"] else "rejected"
-        when = row["reviewed_at"].astimezone(local)
+        verdict = wording.verdict_word(row["user_confirmed"])
+        when = wording.store_clock(row["reviewed_at"], timezone)
         st.markdown(
             f"**{verdict.capitalize()}** by {text.markdown(row['reviewed_by'])} on {when:%d %b %Y, %H:%M}. "
             "You can change it."
@@ -120,8 +121,8 @@ if confirm or reject:
     if record_verdict(
         conn, scope, row["incident_id"], confirmed=bool(confirm), reviewer=signed.user.username, note=note
     ):
-        kind = text.markdown(row["incident_type"].replace("_", " "))
-        st.toast(("Confirmed" if confirm else "Rejected") + f": {kind}")
+        kind = text.markdown(wording.incident_label(row["incident_type"]))
+        st.toast(wording.verdict_word(bool(confirm)).capitalize() + f": {kind}")
     go_next(done=row["incident_id"])
 if skip:
     skipped.append(row["incident_id"])
@@ -156,10 +157,10 @@ with right:
         bars = go.Figure(
             go.Bar(
                 x=[s["contribution"] for s in signals],
-                y=[text.chart(data.signal_label(s["name"])) for s in signals],
+                y=[text.chart(wording.signal_label(s["name"])) for s in signals],
                 orientation="h",
                 text=[f"{s['contribution']:.2f}" for s in signals],
-                hovertext=[f"value {s['value']:g}" for s in signals],
+                hovertext=[f"value {wording.signal_value(s['value'])}" for s in signals],
                 marker_color="#ff4b4b",
             )
         )
@@ -173,10 +174,11 @@ with right:
             "Each signal adds weight × strength to the score; the weights are learnt from "
             f"verdicts like yours (weights version {row['weights_version'] or 0})."
         )
+    updated = wording.store_clock(row["updated_at"], timezone)
     st.subheader("Details")
     st.markdown(
         f"- Zones: {text.markdown(', '.join(row['zone_ids'] or [])) or '—'}\n"
         f"- Track: {row['track_id'] if row['track_id'] is not None else '— (a group)'}\n"
-        f"- Version {row['version']}, last updated {row['updated_at'].astimezone(local):%H:%M:%S}\n"
+        f"- Version {row['version']}, last updated {updated:%H:%M:%S}\n"
         f"- Incident id {text.code(row['incident_id'])}"
     )

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from shrinkwatch.contracts import INCIDENT_TYPES
+from shrinkwatch.wording import incident_label, verdict_word
 from streamlit_app import auth, data, served, text
 from warehouse.incidents import incident_count, incidents_page
 from warehouse.scope import REVIEW_STATES, RISK_LEVELS, STATUSES, Cursor, IncidentFilter, QueryError
@@ -50,7 +51,7 @@ with st.container(border=True):
         placeholder="All cameras",
     )
     chosen_types = row1[2].multiselect(
-        "Types", list(INCIDENT_TYPES), format_func=lambda t: t.replace("_", " "), placeholder="All types"
+        "Types", list(INCIDENT_TYPES), format_func=incident_label, placeholder="All types"
     )
     today = datetime.now(UTC).date()
     days = row1[3].date_input(
@@ -115,16 +116,13 @@ view = pd.DataFrame(
     {
         "seen": ["" if seen else "●" for seen in page["seen"]],
         "started": data.local_times(page, "started_at", timezones),
-        "type": [t.replace("_", " ") for t in page["incident_type"]],
+        "type": [incident_label(t) for t in page["incident_type"]],
         "risk": page["risk_level"],
         "score": page["risk_score"],
         "store": [store_names.get(s, s) for s in page["store_id"]],
         "camera": page["camera_id"],
         "status": page["status"],
-        "verdict": [
-            "—" if v is None or pd.isna(v) else ("confirmed" if v else "rejected")
-            for v in page["user_confirmed"]
-        ],
+        "verdict": ["—" if v is None or pd.isna(v) else verdict_word(v) for v in page["user_confirmed"]],
         "reviewed by": page["reviewed_by"].fillna(""),
     }
 )

@@ -11,6 +11,7 @@ import streamlit as st
 from alerts.rules import CHANNELS, LEVELS, Recipient, problems
 from shrinkwatch.contracts import INCIDENT_TYPES
 from shrinkwatch.recipients import SECRET_FIELDS, literal_secrets
+from shrinkwatch.wording import incident_label
 from streamlit_app import auth, data, text
 from warehouse.alert_outbox import recent_problems, retry
 from warehouse.alert_recipients import active_mutes, load_recipients, mute, save_recipient
@@ -43,7 +44,7 @@ if recipients:
                     "channels": ", ".join(r.channels),
                     "stores": ", ".join(store_names.get(s, s) for s in r.stores),
                     "from level": r.min_level,
-                    "types": ", ".join(t.replace("_", " ") for t in r.incident_types) or "all",
+                    "types": ", ".join(map(incident_label, r.incident_types)) or "all",
                     "quiet": f"{r.quiet_start:%H:%M}-{r.quiet_end:%H:%M}"
                     if r.quiet_start and r.quiet_end
                     else "",
@@ -108,7 +109,7 @@ with st.form(f"recipient_{chosen}"):
         "Incident types (none: all)",
         list(INCIDENT_TYPES),
         list(current.incident_types),
-        format_func=lambda t: t.replace("_", " "),
+        format_func=incident_label,
     )
     cols = list(st.columns(4))
     quiet = cols[0].checkbox("Quiet hours", value=current.quiet_start is not None)
