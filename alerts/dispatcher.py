@@ -314,6 +314,7 @@ def send_due(settings: Settings, conn: Connection, counts: Counts, limit: int = 
         return 0
     wanted = sorted({m.recipient_id for m in claimed})
     recipients = {r.id: r for r in load_recipients(conn, only=wanted)}
+    conn.commit()  # end the read's transaction: each message's outcome below commits on its own
     ready = _without_waiting(settings, conn, claimed)
     with Mailer(settings) as mailer:
         _send_batch(settings, conn, ready, counts, mailer, recipients)
