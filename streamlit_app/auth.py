@@ -1,15 +1,17 @@
 """Who is signed in, for the pages: the account and the scope every query takes.
 
 The web server (streamlit_app.server) lets no request in without an open session; the pages
-check again on every run and every live refresh (`live`), so a session that ends while a tab
-is open (sign-out elsewhere, a disabled account, an expiry) stops showing data at the next
-refresh. The token comes from the browser's cookie; a test that drives a page without a
-browser (Streamlit's AppTest) puts a real session's token in `st.session_state[TOKEN_KEY]`
-instead, and it is checked in PostgreSQL all the same.
+check again on every run, and a part of a page that reruns by itself (`fragment`, `live`)
+before each of its own reruns, so a session that ends while a tab is open (sign-out
+elsewhere, a disabled account, an expiry) stops showing data at the next refresh. The token
+comes from the browser's cookie; a test that drives a page without a browser (Streamlit's
+AppTest) puts a real session's token in `st.session_state[TOKEN_KEY]` instead, and it is
+checked in PostgreSQL all the same.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -96,21 +98,45 @@ def page() -> SignedIn:
     return signed
 
 
+def fragment(fn: F) -> F:
+    """`st.fragment` for a part of a page that reruns by itself when one of its widgets
+    changes. Such a rerun runs neither app.py nor the rest of the page, so it asks for the
+    session first, as app.py does before every full run: a session that has ended goes the
+    same way (it says "Signed out" and goes to the sign-in form), and an account that now
+    sees other stores than when the page ran gets the whole page run again."""
+    return _checked_fragment(fn, None)
+
+
 def live(run_every: float) -> Callable[[F], F]:
-    """`st.fragment(run_every=...)` that checks the session before each refresh."""
+    """A live panel: a `fragment` that also reruns every `run_every` seconds."""
+    return lambda fn: _checked_fragment(fn, run_every)
 
-    def wrap(fn: F) -> F:
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            if current() is None:
-                st.warning("Your session has ended: reload the page to sign in again.")
-                return None
-            return fn(*args, **kwargs)
 
-        checked.__name__ = fn.__name__
-        checked.__qualname__ = fn.__qualname__
-        return st.fragment(checked, run_every=run_every)  # type: ignore[return-value]
+def _checked_fragment(fn: F, run_every: float | None) -> F:
+    @functools.wraps(fn)  # (Streamlit tells fragments apart by module and name)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if _fragment_rerun():
+            _check_again()
+        return fn(*args, **kwargs)
 
-    return wrap
+    return st.fragment(checked, run_every=run_every)  # type: ignore[return-value]
+
+
+def _fragment_rerun() -> bool:
+    """Whether this run is a fragment's own (on a full run app.py has just asked)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def _check_again() -> None:
+    """app.py's session check, for a fragment's own rerun."""
+    before = st.session_state.get(SIGNED_IN_KEY)
+    signed = require()
+    st.session_state[SIGNED_IN_KEY] = signed
+    if not isinstance(before, SignedIn) or (before.user, before.scope) != (signed.user, signed.scope):
+        st.rerun()  # the whole page, for the account as it is now
 
 
 def sign_out(signed: SignedIn) -> None:

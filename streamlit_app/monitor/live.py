@@ -4,34 +4,27 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from shrinkwatch import wording
-from streamlit_app import auth, data, served, text
+from streamlit_app import auth, data, opening, served, text
 from warehouse.camera_health import camera_status
 from warehouse.incidents import incidents_page
 from warehouse.scope import IncidentFilter
 
-signed = auth.page()
-scope = signed.scope
-st.title("Live")
-st.caption(
-    "Medium and high-risk incidents of the last 24 hours as they arrive, and what each camera sees now."
-)
-
-stores = data.stores(scope)
-store_names = dict(zip(stores["id"], stores["name"], strict=True))
-timezones = dict(zip(stores["id"], stores["timezone"], strict=True))
+CAMERA_BADGES = {"online": "green", "degraded": "orange", "offline": "red"}
 
 
 @auth.live(run_every=3)
-def incoming() -> None:
+def incoming(page: opening.Opening) -> None:
+    """Medium and high-risk incidents of the last 24 hours; a toast for each new high-risk one."""
     today = datetime.now(UTC).date()
     filters = IncidentFilter(levels=("medium", "high"), first_day=today - timedelta(days=1))
-    page, _ = incidents_page(data.connection(), scope, filters, page_size=20, viewer=signed.user.username)
-    recent = page[page["started_at"] >= datetime.now(UTC) - timedelta(hours=24)] if not page.empty else page
+    rows, _ = incidents_page(page.conn, page.scope, filters, page_size=20, viewer=page.signed.user.username)
+    recent = rows[rows["started_at"] >= datetime.now(UTC) - timedelta(hours=24)] if not rows.empty else rows
     known: set[str] | None = st.session_state.get("live_known")
     ids = set(recent["incident_id"]) if not recent.empty else set()
     if known is not None:
@@ -39,7 +32,7 @@ def incoming() -> None:
             if row.risk_level == "high":
                 level = wording.level_words(row.risk_level).capitalize()
                 what = wording.incident_label(row.incident_type)
-                where = wording.where(store_names.get(row.store_id, row.store_id), row.camera_id)
+                where = wording.where(page.store_names.get(row.store_id, row.store_id), row.camera_id)
                 st.toast(
                     f"{level}: {text.markdown(what)} at {text.markdown(where)}",
                     icon=":material/warning:",
@@ -55,11 +48,11 @@ def incoming() -> None:
         return
     view = pd.DataFrame(
         {
-            "started": data.local_times(recent, "started_at", timezones),
+            "started": data.local_times(recent, "started_at", page.timezones),
             "type": [wording.incident_label(t) for t in recent["incident_type"]],
             "risk": recent["risk_level"],
             "score": recent["risk_score"],
-            "store": [store_names.get(s, s) for s in recent["store_id"]],
+            "store": [page.store_names.get(s, s) for s in recent["store_id"]],
             "camera": recent["camera_id"],
             "status": recent["status"],
             "review": [wording.review_path(i) for i in recent["incident_id"]],
@@ -77,8 +70,9 @@ def incoming() -> None:
 
 
 @auth.live(run_every=1)
-def cameras() -> None:
-    health = camera_status(data.connection(), scope).set_index("camera_id")
+def cameras(page: opening.Opening) -> None:
+    """What each camera analysed now sees, and its health."""
+    health = camera_status(page.conn, page.scope).set_index("camera_id")
     frames = data.live_frames(set(health.index))
     reported = {c for c in health.index if isinstance(health.at[c, "status"], str)}
     shown = [c for c in health.index if c in frames or c in reported]
@@ -90,32 +84,42 @@ def cameras() -> None:
         return
     columns = st.columns(min(3, len(shown)))
     for i, camera_id in enumerate(shown):
-        row = health.loc[camera_id]
         with columns[i % len(columns)]:
-            status = str(row["status"]) if camera_id in reported else None
-            badge = {
-                "online": ":green-badge[online]",
-                "degraded": ":orange-badge[degraded]",
-                "offline": ":red-badge[offline]",
-            }.get(status or "", ":gray-badge[no report]")
-            fps = f" · {row['fps_analysed']:.1f} of {row['fps_in']:.1f} fps" if status is not None else ""
-            st.markdown(f"**{text.markdown(row['name'])}** {text.code(camera_id)} {badge}{fps}")
-            if camera_id in frames:
-                changed = frames[camera_id].stat().st_mtime
-                st.image(  # the server's live route draws the zones and checks the viewer's stores
-                    data.served_url(served.live_path(camera_id, changed * 1000)),
-                    caption=f"{time.time() - changed:.0f} s ago · zones outlined",
-                )
-            if status == "offline":
-                since = row["status_since"]
-                # Why it is offline names the stream or the file it reads: for admins only.
-                why = row["error"] if row["error"] and signed.user.is_admin else None
-                st.error(f"Offline since {since:%H:%M:%S} UTC" + (f": {text.markdown(why)}" if why else ""))
-            elif status == "degraded":
-                st.warning("Degraded: analysing fewer frames than the camera sends (the machine is busy).")
+            tile(page, camera_id, health.loc[camera_id], frames.get(camera_id), camera_id in reported)
 
 
-st.subheader("Incidents")
-incoming()
-st.subheader("Cameras")
-cameras()
+def tile(page: opening.Opening, camera_id: str, row: pd.Series, frame: Path | None, reported: bool) -> None:
+    """One camera: its name and health, its newest frame, and why it is down."""
+    status = str(row["status"]) if reported else None
+    colour = CAMERA_BADGES.get(status or "")
+    badge = f":{colour}-badge[{status}]" if colour else ":gray-badge[no report]"
+    fps = f" · {row['fps_analysed']:.1f} of {row['fps_in']:.1f} fps" if status is not None else ""
+    st.markdown(f"**{text.markdown(row['name'])}** {text.code(camera_id)} {badge}{fps}")
+    if frame is not None:
+        changed = frame.stat().st_mtime
+        st.image(  # the server's live route draws the zones and checks the viewer's stores
+            data.served_url(served.live_path(camera_id, changed * 1000)),
+            caption=f"{time.time() - changed:.0f} s ago · zones outlined",
+        )
+    if status == "offline":
+        since = row["status_since"]
+        # Why it is offline names the stream or the file it reads: for admins only.
+        why = row["error"] if row["error"] and page.is_admin else None
+        st.error(f"Offline since {since:%H:%M:%S} UTC" + (f": {text.markdown(why)}" if why else ""))
+    elif status == "degraded":
+        st.warning("Degraded: analysing fewer frames than the camera sends (the machine is busy).")
+
+
+def live() -> None:
+    page = opening.start(
+        "Live",
+        "Medium and high-risk incidents of the last 24 hours as they arrive, and what each camera sees now.",
+        no_stores=None,
+    )
+    st.subheader("Incidents")
+    incoming(page)
+    st.subheader("Cameras")
+    cameras(page)
+
+
+live()

@@ -2,7 +2,7 @@
 
 Confirm (Y) or reject (X) records the verdict (the calibration learns from it) and moves
 on to the next incident awaiting one; Next (N) skips without a verdict. Opening an incident
-marks it seen by you.
+marks it seen by you. The verdict box is a fragment: writing the note reruns only the box.
 """
 
 from __future__ import annotations
@@ -13,28 +13,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from shrinkwatch import wording
-from streamlit_app import auth, data, served, text
+from streamlit_app import auth, data, opening, served, text
 from streamlit_app.charts import camera_view
 from warehouse.incidents import incident_detail, next_unreviewed, record_verdict
 from warehouse.scope import IncidentFilter, QueryError
 from warehouse.seen import mark_seen
 from warehouse.site_tables import load_zones
 
-signed = auth.page()
-scope = signed.scope
-conn = data.connection()
-filters: IncidentFilter = st.session_state.get("incidents_filters", IncidentFilter())
-skipped: list[str] = st.session_state.setdefault("review_skipped", [])
+
+def next_id(page: opening.Opening, done: str | None = None) -> str | None:
+    """The newest incident still awaiting a verdict under the incident list's filters (other
+    than those skipped or just done)."""
+    filters: IncidentFilter = st.session_state.get("incidents_filters", IncidentFilter())
+    skipped: list[str] = st.session_state.setdefault("review_skipped", [])
+    return next_unreviewed(page.conn, page.scope, filters, skip=tuple([*skipped, *([done] if done else [])]))
 
 
-def next_id(done: str | None = None) -> str | None:
-    """The newest incident still awaiting a verdict (other than those skipped or just done)."""
-    return next_unreviewed(conn, scope, filters, skip=tuple([*skipped, *([done] if done else [])]))
-
-
-def go_next(done: str | None = None) -> None:
+def go_next(page: opening.Opening, done: str | None = None) -> None:
     """Open the next incident awaiting a verdict (or say there is none)."""
-    following = next_id(done)
+    following = next_id(page, done)
     if following is None:
         st.query_params.clear()
     else:
@@ -43,6 +40,7 @@ def go_next(done: str | None = None) -> None:
 
 
 def all_done() -> None:
+    skipped: list[str] = st.session_state.setdefault("review_skipped", [])
     st.title("Review")
     st.success("Nothing left to review under the current filters.")
     if skipped and st.button("Start again with the skipped ones"):
@@ -52,90 +50,97 @@ def all_done() -> None:
     st.stop()
 
 
-incident_id = st.query_params.get("id")
-if not incident_id:  # the newest awaiting a verdict, shown in this same run
-    try:
-        incident_id = next_id()
-    except QueryError as exc:
-        st.error(text.markdown(exc))
+def incident(page: opening.Opening) -> dict[str, Any]:
+    """The incident the address names, else the newest awaiting a verdict (then named in the
+    address); the page stops with a message when there is none in the viewer's stores."""
+    incident_id = st.query_params.get("id")
+    if not incident_id:  # the newest awaiting a verdict, shown in this same run
+        try:
+            incident_id = next_id(page)
+        except QueryError as exc:
+            st.error(text.markdown(exc))
+            st.stop()
+        if incident_id is None:
+            all_done()
+        st.query_params["id"] = str(incident_id)
+    row = incident_detail(page.conn, page.scope, str(incident_id), viewer=page.signed.user.username)
+    if row is None:
+        st.title("Review")
+        st.warning("No such incident in your stores.")
+        st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
         st.stop()
-    if incident_id is None:
-        all_done()
-    st.query_params["id"] = str(incident_id)
+    return row
 
-row = incident_detail(conn, scope, str(incident_id), viewer=signed.user.username)
-if row is None:
-    st.title("Review")
-    st.warning("No such incident in your stores.")
-    st.page_link("review/incidents.py", label="Back to the incident list", icon=":material/list:")
-    st.stop()
-if not row["seen"]:
-    mark_seen(conn, scope, signed.user.username, [row["incident_id"]])
 
-timezone = row["store_timezone"]
-started = wording.store_clock(row["started_at"], timezone)
-duration = (row["ended_at"] or row["updated_at"]) - row["started_at"]
-colour = wording.level_colour(row["risk_level"])
-badge = (
-    f":{colour}-badge[{wording.level_words(row['risk_level'])}]"
-    if colour
-    else text.markdown(row["risk_level"])
-)
-st.title(text.markdown(wording.incident_title(row["incident_type"])))
-st.markdown(
-    f"{badge} · "
-    f"score **{row['risk_score']:.2f}** · {text.markdown(row['store_name'])} · "
-    f"camera {text.code(row['camera_id'])} · {started:%a %d %b %Y, %H:%M:%S} store time · "
-    f"{duration.total_seconds():.0f} s · {text.markdown(row['status'])}"
-)
+def heading(row: dict[str, Any]) -> None:
+    """What, how risky, where and when."""
+    started = wording.store_clock(row["started_at"], row["store_timezone"])
+    duration = (row["ended_at"] or row["updated_at"]) - row["started_at"]
+    level = row["risk_level"]
+    colour = wording.level_colour(level)
+    badge = f":{colour}-badge[{wording.level_words(level)}]" if colour else text.markdown(level)
+    st.title(text.markdown(wording.incident_title(row["incident_type"])))
+    st.markdown(
+        f"{badge} · score **{row['risk_score']:.2f}** · {text.markdown(row['store_name'])} · "
+        f"camera {text.code(row['camera_id'])} · {started:%a %d %b %Y, %H:%M:%S} store time · "
+        f"{duration.total_seconds():.0f} s · {text.markdown(row['status'])}"
+    )
 
-# -- verdict ----------------------------------------------------------------------------
-with st.container(border=True):
-    if row["user_confirmed"] is None:
-        st.markdown("**Awaiting a verdict.** Is this a real loss-prevention event?")
-    else:
-        verdict = wording.verdict_word(row["user_confirmed"])
-        when = wording.store_clock(row["reviewed_at"], timezone)
-        st.markdown(
-            f"**{verdict.capitalize()}** by {text.markdown(row['reviewed_by'])} on {when:%d %b %Y, %H:%M}. "
-            "You can change it."
+
+@auth.fragment
+def verdict(page: opening.Opening, row: dict[str, Any]) -> None:
+    """The verdict box: the verdict so far, a note, Confirm / Reject / Next."""
+    with st.container(border=True):
+        if row["user_confirmed"] is None:
+            st.markdown("**Awaiting a verdict.** Is this a real loss-prevention event?")
+        else:
+            said = wording.verdict_word(row["user_confirmed"])
+            when = wording.store_clock(row["reviewed_at"], row["store_timezone"])
+            st.markdown(
+                f"**{said.capitalize()}** by {text.markdown(row['reviewed_by'])} on {when:%d %b %Y, %H:%M}. "
+                "You can change it."
+            )
+        note = st.text_input(
+            "Note (optional)",
+            value=row["review_note"] or "",
+            key=f"note_{row['incident_id']}",
+            placeholder="What did you see?",
         )
-    note = st.text_input(
-        "Note (optional)",
-        value=row["review_note"] or "",
-        key=f"note_{row['incident_id']}",
-        placeholder="What did you see?",
-    )
-    buttons = st.columns([1, 1, 1, 3])
-    confirm = buttons[0].button(
-        "Confirm", icon=":material/check:", type="primary", shortcut="Y", width="stretch"
-    )
-    reject = buttons[1].button("Reject", icon=":material/close:", shortcut="X", width="stretch")
-    skip = buttons[2].button(
-        "Next", icon=":material/skip_next:", shortcut="N", width="stretch", help="Next awaiting a verdict"
-    )
-    buttons[3].caption(
-        "Keys: **Y** confirm · **X** reject · **N** next. A verdict moves on to the next incident."
-    )
-if confirm or reject:
-    if record_verdict(
-        conn, scope, row["incident_id"], confirmed=bool(confirm), reviewer=signed.user.username, note=note
-    ):
-        kind = text.markdown(wording.incident_label(row["incident_type"]))
-        st.toast(wording.verdict_word(bool(confirm)).capitalize() + f": {kind}")
-    go_next(done=row["incident_id"])
-if skip:
-    skipped.append(row["incident_id"])
-    go_next()
+        buttons = st.columns([1, 1, 1, 3])
+        confirm = buttons[0].button(
+            "Confirm", icon=":material/check:", type="primary", shortcut="Y", width="stretch"
+        )
+        reject = buttons[1].button("Reject", icon=":material/close:", shortcut="X", width="stretch")
+        skip = buttons[2].button(
+            "Next", icon=":material/skip_next:", shortcut="N", width="stretch", help="Next awaiting a verdict"
+        )
+        buttons[3].caption(
+            "Keys: **Y** confirm · **X** reject · **N** next. A verdict moves on to the next incident."
+        )
+    if confirm or reject:
+        if record_verdict(
+            page.conn,
+            page.scope,
+            row["incident_id"],
+            confirmed=bool(confirm),
+            reviewer=page.signed.user.username,
+            note=note,
+        ):
+            kind = text.markdown(wording.incident_label(row["incident_type"]))
+            st.toast(wording.verdict_word(bool(confirm)).capitalize() + f": {kind}")
+        go_next(page, done=row["incident_id"])
+    if skip:
+        st.session_state.setdefault("review_skipped", []).append(row["incident_id"])
+        go_next(page)
 
-# -- evidence and explanation -------------------------------------------------------------
-left, right = st.columns([3, 2])
-with left:
+
+def evidence(page: opening.Opening, row: dict[str, Any]) -> None:
+    """The snapshot with the camera's zones, and the clip."""
     snapshot = data.evidence_file(row["snapshot"])
     if snapshot is None:
         st.info("No snapshot for this incident (evidence is saved by the camera reader that saw it).")
     else:
-        zones = load_zones(conn, [row["camera_id"]]).get(row["camera_id"], [])
+        zones = load_zones(page.conn, [row["camera_id"]]).get(row["camera_id"], [])
         figure = camera_view(snapshot, zones, highlight=row["zone_ids"] or [])
         st.plotly_chart(figure, config={"displayModeBar": False})
         st.caption(
@@ -148,7 +153,10 @@ with left:
         st.video(data.served_url(served.evidence_path(row["incident_id"], "clip.mp4")))
         clips = data.settings()
         st.caption(f"Clip: about {clips.evidence_before_s:g} s before to {clips.evidence_after_s:g} s after")
-with right:
+
+
+def explanation(row: dict[str, Any]) -> None:
+    """Why this score (each signal's contribution), and the details."""
     st.subheader("Why this score")
     signals: list[dict[str, Any]] = sorted(row["signals"] or [], key=lambda s: s.get("contribution", 0.0))
     if not signals:
@@ -174,7 +182,7 @@ with right:
             "Each signal adds weight × strength to the score; the weights are learnt from "
             f"verdicts like yours (weights version {row['weights_version'] or 0})."
         )
-    updated = wording.store_clock(row["updated_at"], timezone)
+    updated = wording.store_clock(row["updated_at"], row["store_timezone"])
     st.subheader("Details")
     st.markdown(
         f"- Zones: {text.markdown(', '.join(row['zone_ids'] or [])) or '—'}\n"
@@ -182,3 +190,20 @@ with right:
         f"- Version {row['version']}, last updated {updated:%H:%M:%S}\n"
         f"- Incident id {text.code(row['incident_id'])}"
     )
+
+
+def review() -> None:
+    page = opening.start(None, no_stores=None)
+    row = incident(page)
+    if not row["seen"]:
+        mark_seen(page.conn, page.scope, page.signed.user.username, [row["incident_id"]])
+    heading(row)
+    verdict(page, row)
+    left, right = st.columns([3, 2])
+    with left:
+        evidence(page, row)
+    with right:
+        explanation(row)
+
+
+review()

@@ -8,6 +8,7 @@ Every change goes through the site file's own validation (`shrinkwatch.site_file
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,34 +16,15 @@ import plotly.graph_objects as go
 import streamlit as st
 import yaml
 
-from shrinkwatch.site_file import SiteConfigError, parse_site_config
-from streamlit_app import auth, data, text
+from shrinkwatch.site_file import SiteConfigError, Zone, parse_site_config
+from streamlit_app import auth, data, opening, text
 from streamlit_app.charts import camera_view
 from warehouse.camera_health import camera_status
 from warehouse.site_tables import apply_site_config, load_cameras, load_zones
 
+Corner = tuple[float, float]
 KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general"]
 GRID = 40  # clickable points across the view when drawing a zone
-signed = auth.page()
-scope = signed.scope
-conn = data.connection()
-admin = signed.user.is_admin
-
-st.title("Cameras and zones")
-st.caption(
-    "Each camera's view and its zones. People's feet decide which zone they are in. "
-    + (
-        "Admins can add cameras and draw zones here."
-        if not admin
-        else "Draw a zone by clicking its corners on the view."
-    )
-)
-cameras = data.cameras(scope)
-stores = data.stores(scope)
-if stores.empty:
-    st.info("No stores yet: apply a site file (`shrinkwatch sites apply`).")
-    st.stop()
-store_names = dict(zip(stores["id"], stores["name"], strict=True))
 
 
 def apply(document: dict[str, Any], *, new_cameras: bool = False) -> bool:
@@ -50,7 +32,7 @@ def apply(document: dict[str, Any], *, new_cameras: bool = False) -> bool:
     `new_cameras`, a camera whose id exists is refused instead of replaced)."""
     try:
         config = parse_site_config(yaml.safe_dump(document, sort_keys=False), "this change")
-        apply_site_config(conn, config, new_cameras=new_cameras)
+        apply_site_config(data.connection(), config, new_cameras=new_cameras)
     except SiteConfigError as exc:
         st.error("  \n".join(text.markdown(line.strip()) for line in str(exc).splitlines()))
         return False
@@ -60,33 +42,38 @@ def apply(document: dict[str, Any], *, new_cameras: bool = False) -> bool:
 
 def camera_document(camera_id: str, **changes: Any) -> dict[str, Any]:
     """The camera as a site-file document, with changes."""
-    camera = load_cameras(conn, [camera_id])[0]
+    camera = load_cameras(data.connection(), [camera_id])[0]
     as_dict = camera.model_dump(mode="json", exclude_none=True)
     as_dict.update(changes)
     return {"cameras": [as_dict]}
 
 
-health = camera_status(conn, scope).set_index("camera_id")
-overview = cameras.assign(
-    store=[store_names.get(s, s) for s in cameras["store_id"]],
-    health=[
-        health.at[c, "status"] if c in health.index and health.at[c, "status"] else "no report"
-        for c in cameras["id"]
-    ],
-    fps=[health.at[c, "fps_analysed"] if c in health.index else None for c in cameras["id"]],
-)
-st.dataframe(
-    overview[["store", "id", "name", "location", "health", "fps"]],
-    hide_index=True,
-    width="stretch",
-    key="camera_list",
-    column_config={"fps": st.column_config.NumberColumn("analysed fps", format="%.1f")},
-)
+def camera_list(page: opening.Opening, cameras: pd.DataFrame) -> None:
+    """Every camera of the scope's stores, with its health."""
+    health = camera_status(page.conn, page.scope).set_index("camera_id")
+    overview = cameras.assign(
+        store=[page.store_names.get(s, s) for s in cameras["store_id"]],
+        health=[
+            health.at[c, "status"] if c in health.index and health.at[c, "status"] else "no report"
+            for c in cameras["id"]
+        ],
+        fps=[health.at[c, "fps_analysed"] if c in health.index else None for c in cameras["id"]],
+    )
+    st.dataframe(
+        overview[["store", "id", "name", "location", "health", "fps"]],
+        hide_index=True,
+        width="stretch",
+        key="camera_list",
+        column_config={"fps": st.column_config.NumberColumn("analysed fps", format="%.1f")},
+    )
 
-if admin:
+
+def add_camera(page: opening.Opening) -> None:
+    """Admins: a new camera (an id that exists, in any store, is refused)."""
+    store_names = page.store_names
     with st.expander("Add a camera", icon=":material/add_a_photo:"), st.form("add_camera"):
         cols = st.columns(3)
-        new_store = cols[0].selectbox("Store", list(stores["id"]), format_func=lambda s: store_names[s])
+        new_store = cols[0].selectbox("Store", list(page.stores["id"]), format_func=lambda s: store_names[s])
         new_id = cols[1].text_input("Camera id", placeholder="cam-entrance-2")
         new_name = cols[2].text_input("Name", placeholder="Entrance")
         new_url = st.text_input(
@@ -115,49 +102,42 @@ if admin:
                     "Restart `shrinkwatch detect` to start reading it."
                 )
 
-if cameras.empty:
-    st.info("No cameras yet." + (" Add one above." if admin else ""))
-    st.stop()
 
-labels = {
-    c.id: f"{store_names.get(c.store_id, c.store_id)} · {c.name} ({c.id})" for c in cameras.itertuples()
-}
-camera_id = st.selectbox("Camera", list(cameras["id"]), format_func=lambda c: labels[c])
-if admin:
-    current = load_cameras(conn, [camera_id])
-    if current:
-        chosen_camera = current[0]
-        with st.expander("Edit this camera", icon=":material/edit:"), st.form(f"edit_{camera_id}"):
-            cols = st.columns(3)
-            name = cols[0].text_input("Name", chosen_camera.name)
-            location = cols[1].text_input("Location", chosen_camera.location or "")
-            fps = cols[2].number_input(
-                "Frames per second to analyse", 0.5, 30.0, float(chosen_camera.fps), 0.5
-            )
-            url = st.text_input(
-                "Stream URL", chosen_camera.stream_url, help="Stored as written: ${VAR} stays a placeholder"
-            )
-            gating = st.checkbox("Motion gating", value=chosen_camera.motion_gating)
-            if st.form_submit_button("Save camera", type="primary"):
-                changes = {
-                    "name": name.strip(),
-                    "stream_url": url.strip(),
-                    "fps": fps,
-                    "motion_gating": gating,
-                }
-                changes["location"] = location.strip() or None
-                document = camera_document(camera_id, **changes)
-                document["cameras"][0] = {k: v for k, v in document["cameras"][0].items() if v is not None}
-                if apply(document):
-                    st.success("Camera saved. Restart its `shrinkwatch detect` to read the new settings.")
-zones = load_zones(conn, [camera_id]).get(camera_id, [])
-frame = data.live_frames({camera_id}).get(camera_id)
-draft: list[tuple[float, float]] = st.session_state.setdefault(f"draft_{camera_id}", [])
+def edit_camera(page: opening.Opening, camera_id: str) -> None:
+    """Admins: the chosen camera's name, location, rate, stream and motion gating."""
+    current = load_cameras(page.conn, [camera_id])
+    if not current:
+        return
+    chosen_camera = current[0]
+    with st.expander("Edit this camera", icon=":material/edit:"), st.form(f"edit_{camera_id}"):
+        cols = st.columns(3)
+        name = cols[0].text_input("Name", chosen_camera.name)
+        location = cols[1].text_input("Location", chosen_camera.location or "")
+        fps = cols[2].number_input("Frames per second to analyse", 0.5, 30.0, float(chosen_camera.fps), 0.5)
+        url = st.text_input(
+            "Stream URL", chosen_camera.stream_url, help="Stored as written: ${VAR} stays a placeholder"
+        )
+        gating = st.checkbox("Motion gating", value=chosen_camera.motion_gating)
+        if st.form_submit_button("Save camera", type="primary"):
+            changes = {
+                "name": name.strip(),
+                "stream_url": url.strip(),
+                "fps": fps,
+                "motion_gating": gating,
+            }
+            changes["location"] = location.strip() or None
+            document = camera_document(camera_id, **changes)
+            document["cameras"][0] = {k: v for k, v in document["cameras"][0].items() if v is not None}
+            if apply(document):
+                st.success("Camera saved. Restart its `shrinkwatch detect` to read the new settings.")
 
-left, right = st.columns([3, 2])
-with left:
+
+def view(
+    page: opening.Opening, camera_id: str, frame: Path | None, zones: list[Zone], draft: list[Corner]
+) -> None:
+    """The camera's view with its zones; for admins, a grid to click a new zone's corners on."""
     figure = camera_view(frame, zones, height=460)
-    if admin:
+    if page.is_admin:
         # A grid of faint points to click: each click adds a corner to the zone being drawn.
         ticks = [i / GRID for i in range(GRID + 1)]
         figure.add_trace(
@@ -208,7 +188,9 @@ with left:
         + " Coordinates are fractions of the view: x to the right, y downwards."
     )
 
-with right:
+
+def zone_table(page: opening.Opening, camera_id: str, zones: list[Zone]) -> None:
+    """The camera's zones; admins edit them in place (validated like `sites apply`)."""
     st.subheader("Zones")
     table = pd.DataFrame(
         [
@@ -222,69 +204,110 @@ with right:
         ],
         columns=["id", "name", "kind", "polygon"],
     )
-    if not admin:
+    if not page.is_admin:
         st.dataframe(table, hide_index=True, width="stretch")
-    else:
-        edited = st.data_editor(
-            table,
-            hide_index=True,
-            width="stretch",
-            num_rows="dynamic",
-            key=f"zones_{camera_id}",
-            column_config={
-                "kind": st.column_config.SelectboxColumn(options=KINDS, required=True),
-                "polygon": st.column_config.TextColumn(
-                    help="Corners as x,y pairs separated by spaces (0..1)"
-                ),
-            },
-        )
-        if st.button("Save zones", type="primary", help="Validated like `sites apply`; all or nothing"):
-            zones_doc = []
-            for row in edited.to_dict("records"):
-                corners: list[list[Any]] = []
-                for pair in str(row.get("polygon") or "").split():
-                    x, _, y = pair.partition(",")
-                    try:
-                        corners.append([float(x), float(y)])
-                    except ValueError:
-                        corners.append([x, y])  # let the validation name it
-                zones_doc.append(
-                    {
-                        "id": row.get("id"),
-                        "name": row.get("name"),
-                        "kind": row.get("kind"),
-                        "polygon": corners,
-                    }
-                )
-            if apply(camera_document(camera_id, zones=zones_doc)):
-                st.toast("Zones saved. The flows pick them up at their next catalog refresh.")
-                st.rerun()
+        return
+    edited = st.data_editor(
+        table,
+        hide_index=True,
+        width="stretch",
+        num_rows="dynamic",
+        key=f"zones_{camera_id}",
+        column_config={
+            "kind": st.column_config.SelectboxColumn(options=KINDS, required=True),
+            "polygon": st.column_config.TextColumn(help="Corners as x,y pairs separated by spaces (0..1)"),
+        },
+    )
+    if st.button("Save zones", type="primary", help="Validated like `sites apply`; all or nothing"):
+        zones_doc = []
+        for row in edited.to_dict("records"):
+            corners: list[list[Any]] = []
+            for pair in str(row.get("polygon") or "").split():
+                x, _, y = pair.partition(",")
+                try:
+                    corners.append([float(x), float(y)])
+                except ValueError:
+                    corners.append([x, y])  # let the validation name it
+            zones_doc.append(
+                {
+                    "id": row.get("id"),
+                    "name": row.get("name"),
+                    "kind": row.get("kind"),
+                    "polygon": corners,
+                }
+            )
+        if apply(camera_document(camera_id, zones=zones_doc)):
+            st.toast("Zones saved. The flows pick them up at their next catalog refresh.")
+            st.rerun()
 
-        st.subheader("Draw a zone")
-        if not draft:
-            st.caption("Click the view to place the zone's first corner.")
-        else:
-            st.caption("Corners: " + " ".join(f"{x:g},{y:g}" for x, y in draft))
-        form = st.columns(2)
-        zone_id = form[0].text_input("Zone id", placeholder="z-razors", key=f"zone_id_{camera_id}")
-        zone_name = form[1].text_input("Zone name", placeholder="Razor blades", key=f"zone_name_{camera_id}")
-        zone_kind = st.selectbox("Kind", KINDS, key=f"zone_kind_{camera_id}")
-        buttons = st.columns(3)
-        if buttons[0].button("Undo corner", disabled=not draft):
-            draft.pop()
-            st.rerun()
-        if buttons[1].button("Clear", disabled=not draft):
+
+def draw_zone(camera_id: str, zones: list[Zone], draft: list[Corner]) -> None:
+    """Admins: name the zone whose corners were clicked on the view, and add it."""
+    st.subheader("Draw a zone")
+    if not draft:
+        st.caption("Click the view to place the zone's first corner.")
+    else:
+        st.caption("Corners: " + " ".join(f"{x:g},{y:g}" for x, y in draft))
+    form = st.columns(2)
+    zone_id = form[0].text_input("Zone id", placeholder="z-razors", key=f"zone_id_{camera_id}")
+    zone_name = form[1].text_input("Zone name", placeholder="Razor blades", key=f"zone_name_{camera_id}")
+    zone_kind = st.selectbox("Kind", KINDS, key=f"zone_kind_{camera_id}")
+    buttons = st.columns(3)
+    if buttons[0].button("Undo corner", disabled=not draft):
+        draft.pop()
+        st.rerun()
+    if buttons[1].button("Clear", disabled=not draft):
+        draft.clear()
+        st.rerun()
+    if buttons[2].button("Add zone", type="primary", disabled=len(draft) < 3):
+        existing = [z.model_dump(mode="json") for z in zones if z.id != zone_id]
+        new_zone = {
+            "id": zone_id.strip(),
+            "name": zone_name.strip() or zone_id.strip(),
+            "kind": zone_kind,
+            "polygon": [list(p) for p in draft],
+        }
+        if apply(camera_document(camera_id, zones=[*existing, new_zone])):
             draft.clear()
+            st.toast(f"Zone {text.markdown(new_zone['id'])} added.")
             st.rerun()
-        if buttons[2].button("Add zone", type="primary", disabled=len(draft) < 3):
-            existing = [z.model_dump(mode="json") for z in zones if z.id != zone_id]
-            new_zone = {
-                "id": zone_id.strip(),
-                "name": zone_name.strip() or zone_id.strip(),
-                "kind": zone_kind,
-                "polygon": [list(p) for p in draft],
-            }
-            if apply(camera_document(camera_id, zones=[*existing, new_zone])):
-                draft.clear()
-                st.toast(f"Zone {text.markdown(new_zone['id'])} added.")
-                st.rerun()
+
+
+def cameras_page() -> None:
+    admin = auth.page().user.is_admin
+    page = opening.start(
+        "Cameras and zones",
+        "Each camera's view and its zones. People's feet decide which zone they are in. "
+        + (
+            "Admins can add cameras and draw zones here."
+            if not admin
+            else "Draw a zone by clicking its corners on the view."
+        ),
+    )
+    cameras = data.cameras(page.scope)
+    camera_list(page, cameras)
+    if admin:
+        add_camera(page)
+    if cameras.empty:
+        st.info("No cameras yet." + (" Add one above." if admin else ""))
+        st.stop()
+    labels = {
+        c.id: f"{page.store_names.get(c.store_id, c.store_id)} · {c.name} ({c.id})"
+        for c in cameras.itertuples()
+    }
+    camera_id = st.selectbox("Camera", list(cameras["id"]), format_func=lambda c: labels[c])
+    if admin:
+        edit_camera(page, camera_id)
+    zones = load_zones(page.conn, [camera_id]).get(camera_id, [])
+    frame = data.live_frames({camera_id}).get(camera_id)
+    draft: list[Corner] = st.session_state.setdefault(f"draft_{camera_id}", [])
+    left, right = st.columns([3, 2])
+    with left:
+        view(page, camera_id, frame, zones, draft)
+    with right:
+        zone_table(page, camera_id, zones)
+        if admin:
+            draw_zone(camera_id, zones, draft)
+
+
+cameras_page()
