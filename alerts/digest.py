@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.rules import Recipient, Schedule, parse_schedule
+from shrinkwatch.wording import utc_minutes
 from warehouse.alert_digests import move_watermark, watermark
 from warehouse.alert_outbox import add_digest
 from warehouse.db import Connection
@@ -187,17 +188,17 @@ def digest_plan(conn: Connection, recipients: list[Recipient], moment: datetime)
     for person in recipients:
         last = watermark(conn, person.id)
         schedule = f"{person.digest} {person.timezone}" if person.digest else "no schedule"
-        said = f"last digest up to {last:%Y-%m-%d %H:%M} UTC" if last else "no digest yet"
+        said = f"last digest up to {utc_minutes(last)} UTC" if last else "no digest yet"
         upcoming = ""
         if person.digest:
             plan = parse_schedule(person.digest)
-            upcoming = f"; next {next_due(plan, person.timezone, moment):%Y-%m-%d %H:%M} UTC"
+            upcoming = f"; next {utc_minutes(next_due(plan, person.timezone, moment))} UTC"
             if is_due(last, latest_due(plan, person.timezone, moment)):
                 upcoming += " (one is due now: `alerts run` sends it)"
         since = last or moment - FIRST_MANUAL
         lines.append(
-            f"{person.id}: {schedule}; {said}{upcoming}; --now would cover {since:%Y-%m-%d %H:%M} to "
-            f"{moment:%Y-%m-%d %H:%M} UTC on {', '.join(person.channels)}"
+            f"{person.id}: {schedule}; {said}{upcoming}; --now would cover {utc_minutes(since)} to "
+            f"{utc_minutes(moment)} UTC on {', '.join(person.channels)}"
         )
     return lines
 

@@ -8,6 +8,7 @@ import typer
 
 from cli.context import say, settings_of
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.wording import utc_minutes
 
 app = typer.Typer(
     help="Alerts: email, SMS, webhooks and chat for incidents, through an outbox.", no_args_is_help=True
@@ -113,7 +114,7 @@ def alerts_mute(
             until = mute(conn, kind, target, minutes, by)
         except ValueError as exc:
             raise ShrinkwatchError(str(exc)) from None
-    typer.echo(f"{kind} {target}: no alerts until {until:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"{kind} {target}: no alerts until {utc_minutes(until)} UTC")
 
 
 @app.command("test")
