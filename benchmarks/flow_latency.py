@@ -78,7 +78,7 @@ def main() -> None:
 
         site = SITE % {"loiter": LOITER_S, "cameras": "".join(CAMERA % {"i": i} for i in range(args.cameras))}
         with connect(settings.database_dsn) as conn:
-            conn.execute("TRUNCATE incidents")
+            conn.execute("TRUNCATE incidents CASCADE")  # and the rows that point at them (seen, ...)
             conn.commit()
             apply_site_config(conn, parse_site_config(site))
         env = {

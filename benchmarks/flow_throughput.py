@@ -189,7 +189,7 @@ def main() -> None:
         from warehouse.db import connect
 
         with connect(settings.database_dsn) as conn:
-            conn.execute("TRUNCATE incidents")
+            conn.execute("TRUNCATE incidents CASCADE")  # and the rows that point at them (seen, ...)
             conn.commit()
         count, objects = fill_topic(settings, args.cameras, args.seconds, args.people)
         print(
