@@ -1,4 +1,5 @@
-"""The query layer: scope, filters in store-local time (a DST change included), paging, bad input."""
+"""The incident list (warehouse.incidents): scope, filters in store-local time (a DST change included),
+paging, CSV export, bad input."""
 
 from __future__ import annotations
 
