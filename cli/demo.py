@@ -124,10 +124,10 @@ def _demo_account(conn: Connection) -> str:
 
 def _count_incidents(dsn: str, since: datetime) -> int:
     from warehouse.db import connect
-    from warehouse.incidents import count_incidents
+    from warehouse.incidents import incidents_written
 
     with connect(dsn) as conn:
-        return count_incidents(conn, camera_id=CAMERA_ID, since=since)
+        return incidents_written(conn, camera_id=CAMERA_ID, since=since)
 
 
 def run_demo(

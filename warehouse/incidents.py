@@ -1,7 +1,7 @@
 """Incidents (owner of `incidents`): the flow's idempotent, version-guarded upserts, the
 analysts' verdicts, and the questions the review pages, the CSV export and the digests ask.
 
-Two kinds of caller, two shapes. The pipeline (`upsert_incidents`, `count_incidents`,
+Two kinds of caller, two shapes. The pipeline (`upsert_incidents`, `incidents_written`,
 `reviewed_incidents` for the calibration) sees every store. Everything a person asks for
 takes the caller's `Scope` (the store ids it may see) first: a caller limited to one store
 gets nothing of another, whatever filters it passes, because the scope is part of every
@@ -92,7 +92,9 @@ def upsert_incidents(conn: Connection, incidents: Iterable[Incident | tuple[Inci
         cur.executemany(_UPSERT, [_params(i, v) for i, v in latest.values()])
 
 
-def count_incidents(conn: Connection, *, camera_id: str | None = None, since: datetime | None = None) -> int:
+def incidents_written(
+    conn: Connection, *, camera_id: str | None = None, since: datetime | None = None
+) -> int:
     """How many incidents the warehouse holds (of one camera, first written since a time)."""
     row = conn.execute(
         """SELECT count(*) AS n FROM incidents

@@ -7,7 +7,7 @@ from tests.factories import incident
 from tests.support import record_review, stored_incidents
 from warehouse.db import connect
 from warehouse.incidents import (
-    count_incidents,
+    incidents_written,
     reviewed_incidents,
     upsert_incidents,
 )
@@ -22,7 +22,7 @@ def test_upsert_keeps_highest_version_and_review(settings: Settings) -> None:
         upsert_incidents(conn, [incident(2), incident(1)])  # a replay after a restart
         upsert_incidents(conn, [incident(3, "closed")])
         rows = stored_incidents(conn)
-        assert count_incidents(conn) == 1
+        assert incidents_written(conn) == 1
     row = rows[0]
     assert row["version"] == 3 and row["status"] == "closed"
     assert row["signals"][0]["value"] == 13.0
