@@ -24,7 +24,8 @@ from alerts.rules import Recipient, Schedule, parse_schedule
 from shrinkwatch.wording import utc_minutes
 from warehouse.alert_digests import move_watermark, watermark
 from warehouse.alert_outbox import add_digest
-from warehouse.db import Connection
+from warehouse.alert_recipients import load_recipients
+from warehouse.db import Connection, connect
 from warehouse.economics import roi_by_month
 from warehouse.incidents import incident_count, incidents_page
 from warehouse.scope import IncidentFilter, Scope
@@ -224,9 +225,6 @@ _RUNNING: dict[str, str] = {}  # the dispatcher's database, for the job (not sto
 
 def digest_job() -> None:
     """The scheduled job: queue the digests that are due (they go out through the outbox)."""
-    from warehouse.alert_recipients import load_recipients
-    from warehouse.db import connect
-
     dsn = _RUNNING.get("dsn")
     if dsn is None:
         return

@@ -30,13 +30,14 @@ from alerts.channels import (
     sms_text,
     webhook_body,
 )
-from alerts.digest import start_scheduler
+from alerts.digest import FIRST_MANUAL, queue_digest, start_scheduler
 from alerts.email.smtp import Mailer
 from alerts.email.templates import camera_email, digest_email, incident_email, summary_email, test_email
 from alerts.errors import SendError
 from alerts.outbox import enqueue_camera_problems, enqueue_incident, mark_failed
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
+from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import (
@@ -48,18 +49,22 @@ from shrinkwatch.recipients import (
 )
 from shrinkwatch.settings import Settings
 from shrinkwatch.wording import review_link
-from warehouse.alert_digests import take_scheduler_lock
+from warehouse.alert_digests import take_scheduler_lock, watermark
 from warehouse.alert_outbox import (
     Outgoing,
     claim_due,
+    claim_ids,
+    database_clock,
     defer,
+    enqueue_test,
     in_flight,
     keep_claims_with_this_session,
     mark_sent,
     recover_interrupted,
 )
-from warehouse.alert_recipients import load_recipients
+from warehouse.alert_recipients import load_recipients, recipient_counts
 from warehouse.db import Connection, connect
+from warehouse.migrate import require_current_schema
 from warehouse.site_tables import store_names
 
 log = logging.getLogger(__name__)
@@ -154,8 +159,7 @@ def deliver(
 def send_test(settings: Settings, conn: Connection, recipient: Recipient) -> list[tuple[str, str | None]]:
     """`alerts test`: a test message on each of the recipient's channels, now; (channel,
     error or None) for each."""
-    from warehouse.alert_outbox import claim_ids, enqueue_test
-
+    conn.commit()  # end the caller's reads: the queued test messages commit on their own
     results: list[tuple[str, str | None]] = []
     with Mailer(settings) as mailer:
         for message in claim_ids(conn, enqueue_test(conn, recipient)):
@@ -243,10 +247,6 @@ def _unset_twilio_token(settings: Settings, environ: Mapping[str, str]) -> str |
 def prepare_run(settings: Settings) -> tuple[int, int]:
     """Before `alerts run`: wait for Kafka, make the topics, check the schema; (enabled
     recipients, those of them who get email)."""
-    from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
-    from warehouse.alert_recipients import recipient_counts
-    from warehouse.migrate import require_current_schema
-
     wait_for_kafka(settings.kafka_servers, timeout_s=30)
     ensure_topics(settings)
     with connect(settings.database_dsn) as conn:
@@ -281,9 +281,7 @@ def send_digests_now(
 ) -> Counts:
     """`alerts digest --now`: queue each recipient's digest from its last one (or the last
     day) up to `moment`, and send everything due."""
-    from alerts.digest import FIRST_MANUAL, queue_digest
-    from warehouse.alert_digests import watermark
-
+    conn.commit()  # end the caller's reads: each queued digest commits on its own
     for person in recipients:
         with conn.transaction():
             queue_digest(conn, person, watermark(conn, person.id) or moment - FIRST_MANUAL, moment)
@@ -325,10 +323,10 @@ SNAPSHOT_POLL_S = 0.25  # how often a message waiting for its snapshot looks aga
 
 
 def _snapshot(payload: dict[str, Any]) -> str | None:
-    """The incident's snapshot name (payloads queued by earlier versions carry None: the same
-    rule names it)."""
-    if payload.get("snapshot"):
-        return str(payload["snapshot"])
+    """The incident's snapshot name, by the rule the flow named it with (payloads queued by
+    earlier versions carry None). Never the name a message carries, as the camera reader
+    never writes one: a forged message on sw.incidents cannot have another store's file
+    attached to an email."""
     if "camera_id" in payload and "incident_id" in payload:
         return snapshot_name(str(payload["camera_id"]), str(payload["incident_id"]))
     return None
@@ -350,9 +348,7 @@ def _without_waiting(settings: Settings, conn: Connection, claimed: list[Outgoin
     ]
     if not waiting:
         return claimed
-    row = conn.execute("SELECT now() AS now").fetchone()  # the clock created_at was read from
-    conn.commit()
-    now = row["now"] if row else datetime.now(UTC)
+    now = database_clock(conn)  # the clock created_at was read from
     deferred = set()
     for message in waiting:
         give_up = message.created_at + timedelta(seconds=settings.alerts_snapshot_wait_s)

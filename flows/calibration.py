@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from flows.behaviour.signals import BUILT_IN_WEIGHTS, default_weight
+from flows.behaviour.signals import BUILT_IN_WEIGHTS, default_weight, load_extensions
 from shrinkwatch.schedule import run_every
 from shrinkwatch.settings import Settings
-from warehouse.db import Connection
+from warehouse.db import Connection, connect
 from warehouse.incidents import reviewed_incidents
 from warehouse.weights import WeightsVersion, latest_weights, lock_calibration, save_weights
 
@@ -128,9 +128,6 @@ def run_calibration(
     settings: Settings, *, schedule: bool = False, progress: Callable[[str], None] = print
 ) -> None:
     """Calibrate once, or (schedule) now and then every `calibration_interval_s` until stopped."""
-    from flows.behaviour.signals import load_extensions
-    from warehouse.db import connect
-
     load_extensions(settings.extensions)
 
     def once() -> None:

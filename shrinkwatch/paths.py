@@ -33,13 +33,18 @@ def shared_file(*parts: str) -> Path | None:
 
 def evidence_file(root: Path, reference: str | None, suffix: str | None = None) -> Path | None:
     """The file an incident's `snapshot` reference names under the evidence folder `root`
-    (or its clip, with suffix='.mp4'); None when it is missing or points outside the folder."""
+    (or its clip, with suffix='.mp4'); None when it is missing (not saved yet, or never),
+    points outside the folder, or cannot be looked at (a name too long, a folder this process
+    may not read): a reader shows or sends the incident without it and never fails on it."""
     if not reference:
         return None
-    base = root.resolve()
-    path = (base / reference).resolve()
-    if suffix:
-        path = path.with_suffix(suffix)
-    if base not in path.parents or not path.is_file():
+    try:
+        base = root.resolve()
+        path = (base / reference).resolve()
+        if suffix:
+            path = path.with_suffix(suffix)
+        if base not in path.parents or not path.is_file():
+            return None
+    except (OSError, ValueError):  # ValueError: a NUL byte, a name with no stem for the suffix
         return None
     return path

@@ -227,6 +227,14 @@ def recover_interrupted(conn: Connection) -> int:
         ).rowcount
 
 
+def database_clock(conn: Connection) -> datetime:
+    """The database's time now, the clock every `created_at` and `not_before` is read from
+    (the read ends here: nothing is left open for the caller)."""
+    row = conn.execute("SELECT now() AS now").fetchone()
+    conn.commit()
+    return row["now"] if row else datetime.now(UTC)
+
+
 def in_flight(conn: Connection, within: timedelta = timedelta(seconds=1)) -> bool:
     """Is any message being sent (claimed and not yet marked), or due `within` from now (one
     waiting a moment for its snapshot; not one waiting out a backoff)?"""
