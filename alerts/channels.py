@@ -38,7 +38,7 @@ from alerts.errors import SendError
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings
-from shrinkwatch.wording import alert_headline, incident_phrase, review_link, utc_minutes
+from shrinkwatch.wording import alert_headline, incident_phrase, review_link, text_headline, utc_minutes
 
 SIGNATURE_HEADER = "X-Shrinkwatch-Signature"
 
@@ -62,7 +62,7 @@ def sms_text(settings: Settings, reason: str, payload: dict[str, Any]) -> str:
         )
     if reason == "camera_recovered":
         return f"Shrinkwatch: camera {payload['camera_name']} at {payload['store_name']} is back online."
-    prefix = "ESCALATED high" if reason == "escalated" else payload["risk_level"].upper()
+    prefix = text_headline(reason, payload["risk_level"])
     what = incident_phrase(payload["incident_type"], payload["store_name"], payload["camera_id"])
     return f"Shrinkwatch {prefix}: {what} {review_link(settings, payload['incident_id'])}"
 

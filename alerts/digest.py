@@ -1,5 +1,5 @@
 """Digests: a summary per recipient on their schedule ('daily 07:00', 'weekly mon 07:00',
-in the recipient's time zone), from the warehouse's query layer within their stores.
+in the recipient's time zone), from the warehouse's scoped readers, within their stores.
 
 Each recipient has a watermark (`alert_digests`): the end of the last window a digest was
 queued for. When a scheduled time has passed the watermark, one digest is queued for

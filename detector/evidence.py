@@ -31,6 +31,7 @@ import numpy as np
 
 from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, foot, snapshot_name
 from shrinkwatch.settings import Settings
+from shrinkwatch.wording import incident_title
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,8 @@ class EvidenceRecorder(threading.Thread):
             return None
         trigger = incident.updated_at
         key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
-        label = f"{incident.incident_type} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
+        title = incident_title(incident.incident_type)
+        label = f"{title} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
         path = track_path(frames, incident.track_id)
         snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
         # The rule the flow named it by (messages of earlier flows carry None); never a name

@@ -2,7 +2,7 @@
 
 Method (`beta-bernoulli-precision/1`). A signal's weight is read as its precision: the
 chance that an incident in which the signal contributed is confirmed as theft. Its prior
-is Beta(m·w0, m·(1 − w0)), where w0 is the default weight (flows.risk, or the one a
+is Beta(m·w0, m·(1 − w0)), where w0 is the default weight (flows.behaviour.risk, or the one a
 registered signal was given) and m the prior strength (`calibration_prior_strength`: how
 many verdicts the default is worth). With `a` confirmed and `b` rejected reviewed incidents
 of the store in which the signal contributed (contribution > 0), the weight becomes the

@@ -60,6 +60,12 @@ def alert_headline(reason: str, level: str) -> str:
     return "Escalated to high risk" if reason == "escalated" else level_words(level).capitalize()
 
 
+def text_headline(reason: str, level: str) -> str:
+    """What a text message (SMS) leads with, in capitals to be read at a glance: "HIGH", or
+    "ESCALATED high" when an incident already told of has become high risk."""
+    return "ESCALATED high" if reason == "escalated" else level.upper()
+
+
 def where(store_name: str, camera_id: str) -> str:
     """Where an incident happened: "Leeds (cam-entrance-1)"."""
     return f"{store_name} ({camera_id})"
@@ -120,4 +126,6 @@ def store_time(moment: datetime | str, timezone: str | None) -> str:
 def utc_minutes(moment: datetime | str) -> str:
     """A moment in UTC to the minute, for the digests' windows: "2026-03-05 07:00"."""
     when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    if when.tzinfo is None:  # Shrinkwatch stores UTC: never the machine's own zone
+        when = when.replace(tzinfo=UTC)
     return f"{when.astimezone(UTC):%Y-%m-%d %H:%M}"

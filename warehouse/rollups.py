@@ -11,8 +11,8 @@ tests check it).
 
 Where results live: PostgreSQL tables, not DuckDB files. A DuckDB file allows one writer or
 many readers, never both, so a dashboard reading it would fail during every refresh; here
-readers keep reading the previous rows until the refresh commits, and the query layer's
-scoped, parameterised SQL works on them like on any other table (docs/WAREHOUSE.md).
+readers keep reading the previous rows until the refresh commits, and the warehouse's
+scoped, parameterised readers work on them like on any other table (docs/WAREHOUSE.md).
 
 Watermarks come from the base tables' own change columns, which are stamped with the
 writer's transaction start; a refresh re-reads OVERLAP before its watermark so that a row

@@ -161,3 +161,11 @@ def test_utc_minutes() -> None:
     assert wording.utc_minutes("2026-03-05T07:00:00+00:00") == "2026-03-05 07:00"
     assert wording.utc_minutes("2026-03-05T08:00:59+01:00") == "2026-03-05 07:00"
     assert wording.utc_minutes(datetime(2026, 3, 5, 7, 0, tzinfo=UTC)) == "2026-03-05 07:00"
+    assert wording.utc_minutes("2026-03-05T07:00:00") == "2026-03-05 07:00"  # naive: UTC, never local
+    assert wording.utc_minutes(datetime(2026, 3, 5, 7, 0)) == "2026-03-05 07:00"  # noqa: DTZ001
+
+
+def test_text_headline() -> None:
+    assert wording.text_headline("new", "high") == "HIGH"
+    assert wording.text_headline("new", "medium") == "MEDIUM"
+    assert wording.text_headline("escalated", "high") == "ESCALATED high"
