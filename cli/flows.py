@@ -31,7 +31,8 @@ def flows_run(
         bool, typer.Option("--check", help="Build the dataflow and check its inputs; run nothing.")
     ] = False,
 ) -> None:
-    """Run a Bytewax dataflow over sw.detections until interrupted."""
+    """Run a Bytewax dataflow (incidents and occupancy read sw.detections, health
+    sw.camera-health) until interrupted."""
     from flows.run import run_cluster, run_flow
 
     if processes > 1 and process_id is None and not check:

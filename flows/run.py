@@ -27,6 +27,7 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 
 FLOWS = {"incidents": "flows.incidents", "occupancy": "flows.occupancy", "health": "flows.health"}
+INPUT_TOPIC = {"incidents": "detections", "occupancy": "detections", "health": "camera-health"}
 RECOVERY_PARTITIONS = 4
 
 
@@ -274,7 +275,8 @@ def run_flow(
         stop_reporting = threading.Event()
         report_periodically(progress, progress_every_s, stop_reporting)
         tune_gc()
-        progress(f"running dataflow {name!r} with {workers} worker(s) from {settings.topic('detections')}")
+        source = f" from {settings.topic(INPUT_TOPIC[name])}" if name in INPUT_TOPIC else ""
+        progress(f"running dataflow {name!r} with {workers} worker(s){source}")
         try:
             execute(
                 flow,
