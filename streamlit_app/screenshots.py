@@ -22,17 +22,21 @@ OUT = REPO_ROOT / "docs" / "screenshots"
 
 
 def incident_with_evidence() -> str | None:
-    """The newest incident with a snapshot, from the warehouse these settings name (the
-    review page's screenshot shows it), or None."""
+    """The newest incident whose snapshot is saved, from the warehouse these settings name
+    (the review page's screenshot shows it), or None. Every incident names its snapshot from
+    the start; the file is what says it was saved."""
+    from shrinkwatch.paths import evidence_file
     from shrinkwatch.settings import load_settings
     from warehouse.db import connect
-    from warehouse.incidents import newest_with_snapshot
+    from warehouse.incidents import newest_snapshots
 
     try:
-        with connect(load_settings(None).database_dsn, timeout_s=3) as conn:
-            return newest_with_snapshot(conn)
+        settings = load_settings(None)
+        with connect(settings.database_dsn, timeout_s=3) as conn:
+            named = newest_snapshots(conn)
     except Exception:  # no database here: the review page shows the newest awaiting a verdict
         return None
+    return next((i for i, name in named if evidence_file(settings.evidence_dir(), name)), None)
 
 
 def shoot(url: str, username: str, password: str, out: Path = OUT) -> list[Path]:

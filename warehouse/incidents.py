@@ -315,9 +315,12 @@ def incidents_csv(conn: Connection, scope: Scope, filters: IncidentFilter, *, li
     return csv_bytes(header, ([row[c] for c in header] for row in cells))
 
 
-def newest_with_snapshot(conn: Connection) -> str | None:
-    """The newest incident that has a snapshot, of any store (for the README's screenshots)."""
-    row = conn.execute(
-        "SELECT incident_id FROM incidents WHERE snapshot IS NOT NULL ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
-    return row["incident_id"] if row else None
+def newest_snapshots(conn: Connection, limit: int = 50) -> list[tuple[str, str]]:
+    """The newest incidents' (id, snapshot name), of any store, newest first (for the README's
+    screenshots: whether a file was saved under the name is for the caller to look)."""
+    rows = conn.execute(
+        """SELECT incident_id, snapshot FROM incidents WHERE snapshot IS NOT NULL
+           ORDER BY started_at DESC LIMIT %s""",
+        (limit,),
+    ).fetchall()
+    return [(row["incident_id"], row["snapshot"]) for row in rows]

@@ -138,7 +138,10 @@ def evidence(page: opening.Opening, row: dict[str, Any]) -> None:
     """The snapshot with the camera's zones, and the clip."""
     snapshot = data.evidence_file(row["snapshot"])
     if snapshot is None:
-        st.info("No snapshot for this incident (evidence is saved by the camera reader that saw it).")
+        st.info(
+            "The snapshot is not saved yet: the camera reader that saw the incident saves it within "
+            "seconds (none is saved when no reader kept that camera's frames)."
+        )
     else:
         zones = load_zones(page.conn, [row["camera_id"]]).get(row["camera_id"], [])
         figure = camera_view(snapshot, zones, highlight=row["zone_ids"] or [])

@@ -166,9 +166,13 @@ options = list(cameras["id"]) if kind == "camera" else list(stores["id"])
 target = cols[1].selectbox("Which", options, format_func=lambda t: store_names.get(t, t))
 minutes = cols[2].number_input("Minutes", 5, 7 * 24 * 60, 60, step=15)
 if cols[3].button("Mute", icon=":material/notifications_off:") and target:
-    until = mute(conn, kind, target, float(minutes), signed.user.username)
-    st.toast(f"No alerts about {text.markdown(store_names.get(target, target))} until {until:%H:%M} UTC")
-    st.rerun()
+    try:
+        until = mute(conn, kind, target, float(minutes), signed.user.username)
+    except ValueError as exc:  # removed by someone else since this page listed it
+        st.error(text.markdown(f"Not muted: {exc}"))
+    else:
+        st.toast(f"No alerts about {text.markdown(store_names.get(target, target))} until {until:%H:%M} UTC")
+        st.rerun()
 muted = active_mutes(conn)
 if muted:
     st.dataframe(pd.DataFrame(muted), hide_index=True, width="stretch")

@@ -138,7 +138,7 @@ def test_evidence_inside_the_folder_only(open_page: Open, two_stores: Settings) 
     at = open_page(two_stores, "review/incident.py", query={"id": "inc-001"})
     assert len(at.get("plotly_chart")) == 2  # the snapshot with its zones, and the signals
     at = open_page(two_stores, "review/incident.py", query={"id": "inc-002"})
-    assert "No snapshot for this incident" in texts(at)
+    assert "The snapshot is not saved yet" in texts(at)
     assert len(at.get("plotly_chart")) == 1
 
 
