@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ from shrinkwatch.wording import (
 
 def _message(settings: Settings, outbox_id: int, to: str, subject: str) -> EmailMessage:
     """A message's headers. Its Message-ID is the same every time this outbox row is sent: a
-    resend after a crash is recognisable."""
+    resend after a crash is recognisable. Its Date (which every message must have, RFC 5322)
+    is when it is written, just before it is sent."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = settings.alerts_from
     message["To"] = to
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = f"<alert-{outbox_id}@shrinkwatch>"
     return message
 

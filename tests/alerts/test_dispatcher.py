@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from email.policy import default
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ def test_a_high_risk_incident_is_emailed_once_with_its_evidence(
     [(recipients, message)] = mailbox.received
     assert recipients == ["ana@example.com"]
     assert message["Subject"] == "[Shrinkwatch] High risk: loitering high value at Leeds (cam-1)"
+    assert now.replace(microsecond=0) <= parsedate_to_datetime(message["Date"]) <= datetime.now(UTC)
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "https://sw.example.com/review?id=i1" in text and "https://sw.example.com/review?id=i1" in html
