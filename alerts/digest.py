@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from alerts.rules import Recipient, Schedule, parse_schedule
 from shrinkwatch.wording import utc_minutes
 from warehouse.alert_digests import move_watermark, watermark
-from warehouse.alert_outbox import add_digest
+from warehouse.alert_outbox import add_message
 from warehouse.alert_recipients import load_recipients
 from warehouse.db import Connection, connect
 from warehouse.economics import roi_by_month
@@ -215,7 +215,9 @@ def queue_digest(conn: Connection, recipient: Recipient, start: datetime, end: d
     payload = digest_payload(conn, recipient, start, end)
     queued = 0
     for channel in recipient.channels:
-        queued += add_digest(conn, f"digest:{recipient.id}:{end.isoformat()}", recipient.id, channel, payload)
+        queued += add_message(
+            conn, f"digest:{recipient.id}:{end.isoformat()}", recipient.id, channel, "digest", payload
+        )
     move_watermark(conn, recipient.id, end)
     return queued
 

@@ -30,8 +30,7 @@ from alerts.rules import Recipient, interested, quiet_until
 from shrinkwatch.contracts import Incident
 from warehouse.alert_outbox import (
     Outgoing,
-    add_camera_alert,
-    add_incident_alert,
+    add_message,
     add_to_summary,
     alerts_since,
     first_alerts,
@@ -112,15 +111,15 @@ def enqueue_incident(
             if recent >= recipient.max_per_hour:
                 added += _add_to_summary(conn, recipient, channel, incident, name, now)
                 continue
-            added += add_incident_alert(
+            added += add_message(
                 conn,
                 incident.incident_id,
                 recipient.id,
                 channel,
                 reason,
-                incident.store_id,
                 payload,
-                not_before,
+                store_id=incident.store_id,
+                not_before=not_before,
             )
     return added
 
@@ -193,7 +192,7 @@ def enqueue_camera_problems(
                     subject, reason = last, "camera_recovered"
                 else:
                     continue
-                added += add_camera_alert(
-                    conn, subject, recipient.id, channel, reason, row["store_id"], payload
+                added += add_message(
+                    conn, subject, recipient.id, channel, reason, payload, store_id=row["store_id"]
                 )
     return added

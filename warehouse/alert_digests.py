@@ -2,7 +2,7 @@
 gone, and the lock that lets one dispatcher among many run the digest scheduler.
 
 alerts.digest decides which window is due and what the digest says; it queues the digest
-(`warehouse.alert_outbox.add_digest`) and moves the watermark here in one transaction, the
+(`warehouse.alert_outbox.add_message`) and moves the watermark here in one transaction, the
 watermark's row held from the moment it was read (`watermark(..., lock=True)`), so asking
 twice queues one digest.
 """

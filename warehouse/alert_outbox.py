@@ -83,23 +83,25 @@ def alerts_since(conn: Connection, recipient_id: str, channel: str, since: datet
     return int(recent["n"]) if recent is not None else 0
 
 
-def add_incident_alert(
+def add_message(
     conn: Connection,
     subject: str,
     recipient_id: str,
     channel: str,
     reason: str,
-    store_id: str,
     payload: dict[str, Any],
-    not_before: datetime,
+    *,
+    store_id: str | None = None,
+    not_before: datetime | None = None,
 ) -> int:
-    """Queue a message about an incident, due at `not_before`, unless its key is queued
-    already; returns 1 when added, 0 when not."""
+    """Queue a message (about an incident, a camera, a digest), due at `not_before` (None:
+    now), unless its key (subject, recipient, channel, reason) is queued already; returns 1
+    when added, 0 when not."""
     return conn.execute(
         """INSERT INTO alert_outbox
                (subject, recipient_id, channel, reason, store_id, payload, not_before)
            VALUES (%(subject)s, %(recipient)s, %(channel)s, %(reason)s, %(store)s, %(payload)s,
-                   %(not_before)s)
+                   COALESCE(%(not_before)s, now()))
            ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
         {
             "subject": subject,
@@ -158,38 +160,6 @@ def last_camera_problem(conn: Connection, recipient_id: str, channel: str, camer
         (recipient_id, channel, f"camera:{camera_id}:%"),
     ).fetchone()
     return last["subject"] if last is not None else None
-
-
-def add_camera_alert(
-    conn: Connection,
-    subject: str,
-    recipient_id: str,
-    channel: str,
-    reason: str,
-    store_id: str,
-    payload: dict[str, Any],
-) -> int:
-    """Queue a message about a camera, due now, unless its key is queued already; returns 1
-    when added, 0 when not."""
-    return conn.execute(
-        """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, store_id, payload)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
-        (subject, recipient_id, channel, reason, store_id, Jsonb(payload)),
-    ).rowcount
-
-
-def add_digest(
-    conn: Connection, subject: str, recipient_id: str, channel: str, payload: dict[str, Any]
-) -> int:
-    """Queue a digest, due now, unless its key (`subject`: the recipient and the window's end)
-    is queued already; returns 1 when added, 0 when not."""
-    return conn.execute(
-        """INSERT INTO alert_outbox (subject, recipient_id, channel, reason, payload)
-           VALUES (%s, %s, %s, 'digest', %s)
-           ON CONFLICT (subject, recipient_id, channel, reason) DO NOTHING""",
-        (subject, recipient_id, channel, Jsonb(payload)),
-    ).rowcount
 
 
 def enqueue_test(conn: Connection, recipient: Recipient) -> list[int]:
