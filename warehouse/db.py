@@ -13,6 +13,11 @@ from shrinkwatch.logs import scrub
 Connection = psycopg.Connection[dict[str, Any]]
 
 
+class DatabaseUnreachable(ShrinkwatchError):
+    """PostgreSQL did not answer (not running, restarting, or the network is down): a
+    long-running service waits and retries (shrinkwatch.outage); a command reports it."""
+
+
 def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> Connection:
     """Open a connection with dict rows; a clear ShrinkwatchError when the server is not there."""
     try:
@@ -24,4 +29,4 @@ def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> C
             f"cannot connect to PostgreSQL at {scrub(dsn)}: {str(exc).strip()}\n"
             "Start the local services with `shrinkwatch infra up`, or set SHRINKWATCH_DATABASE_URL."
         )
-        raise ShrinkwatchError(msg) from None
+        raise DatabaseUnreachable(msg) from None
