@@ -1,8 +1,11 @@
 """Session fixtures: the real Kafka broker and PostgreSQL, started once for the whole run.
 
 Every test that touches them gets its own topic prefix and its own database, so tests
-never see each other's data. Point SHRINKWATCH_KAFKA_BOOTSTRAP / SHRINKWATCH_DATABASE_URL
-at running services to use those instead.
+never see each other's data, and leaves nothing behind: the database is dropped and the
+prefix's topics are deleted when the test ends. The session's own contract topics (which
+`infra up` creates) are under a prefix made up for the session and deleted at its end.
+Point SHRINKWATCH_KAFKA_BOOTSTRAP / SHRINKWATCH_DATABASE_URL at running services to use
+those instead.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings, load_settings
@@ -41,9 +46,11 @@ def base_settings() -> Iterator[Settings]:
     for var in list(os.environ):
         if var.startswith("SHRINKWATCH_") and var != "SHRINKWATCH_SHARED_DIR":
             del os.environ[var]
-    settings = load_settings(None, home=TEST_HOME, **TEST_PORTS, **external)
+    prefix = f"s{uuid.uuid4().hex[:8]}."  # `up` creates the contract topics under it
+    settings = load_settings(None, home=TEST_HOME, topic_prefix=prefix, **TEST_PORTS, **external)
     started = services.up(settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr))
     yield settings
+    delete_topics(settings.kafka_servers, [prefix])
     if started:
         services.down(
             settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr), only=set(started)
@@ -54,10 +61,27 @@ def _admin_dsn(dsn: str, database: str = "postgres") -> str:
     return psycopg.conninfo.make_conninfo(dsn, dbname=database)
 
 
+def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
+    """Delete every topic whose name starts with one of `prefixes` (prefixes made up here)."""
+    if not prefixes:
+        return
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(prefixes))]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            try:
+                future.result()
+            except KafkaException as exc:  # gone already is what was wanted
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+
+
 @pytest.fixture
 def make_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
-    """Factory: settings with a fresh database, fresh topic prefix and a private home."""
+    """Factory: settings with a fresh database, fresh topic prefix and a private home; the
+    databases are dropped and the prefixes' topics deleted when the test ends."""
     created: list[str] = []
+    prefixes: list[str] = []
 
     def factory(**overrides: Any) -> Settings:
         from shrinkwatch.kafka_admin import ensure_topics
@@ -66,11 +90,12 @@ def make_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Callable[
         with psycopg.connect(_admin_dsn(base_settings.database_dsn), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
+        prefixes.append(f"t{uuid.uuid4().hex[:8]}.")
         values = {
             "home": tmp_path / f"home-{len(created)}",
             "kafka_bootstrap": base_settings.kafka_servers,
             "database_url": _admin_dsn(base_settings.database_dsn, name),
-            "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
+            "topic_prefix": prefixes[-1],
             "topic_partitions": 2,
             "model": str(shared_file("models", "yolov8n.pt") or "yolov8n.pt"),
         }
@@ -80,9 +105,12 @@ def make_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Callable[
         return settings
 
     yield factory
-    with psycopg.connect(_admin_dsn(base_settings.database_dsn), autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        delete_topics(base_settings.kafka_servers, prefixes)
+    finally:
+        with psycopg.connect(_admin_dsn(base_settings.database_dsn), autocommit=True) as conn:
+            for name in created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
