@@ -174,7 +174,7 @@ def main() -> None:
     picture.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(picture), frames(1)[0])
     try:
-        with services(settings):
+        with services(settings) as settings:
             with connect(settings.database_dsn) as conn:
                 apply_site_config(
                     conn, parse_site_config(f"stores: [{{id: {STORE}, name: Bench, timezone: UTC}}]")

@@ -1,9 +1,23 @@
-"""Shared set-up for the benchmarks: footage, settings and the real services."""
+"""Shared set-up for the benchmarks: footage, settings, the real services and the run's own data.
+
+A benchmark touches no data it did not make. It reads no `SHRINKWATCH_` variable but
+SHRINKWATCH_SHARED_DIR (they are taken out of its environment, and so out of every process
+it starts): its services are its own, started under .shrinkwatch-bench on ports 31392-31394.
+On them it works in a database it creates (`sw_bench_<hex>`, migrated) and in topics under a
+prefix it makes up (`bench<hex>.`), and drops both when it ends, however it ends (an error,
+Ctrl-C). It refuses to run (SystemExit) when it cannot create its database, and the steps
+that destroy data (dropping the database, deleting the topics) refuse any database or prefix
+this process did not make. The one thing a run may leave on purpose is a seed kept for later
+runs (`keep_as_seed`, `--reuse-seed`): a database of its own name that later runs copy and
+never change.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,9 +26,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+import psycopg
+import yaml
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
+from shrinkwatch.logs import scrub
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import REPO_ROOT, Settings, load_settings
+from shrinkwatch.settings import REPO_ROOT, Settings, load_settings, secret_environment
 
 BENCH_HOME = REPO_ROOT / ".shrinkwatch-bench"
 # Below the kernel's ephemeral range (32768+), so client sockets never hold them.
@@ -57,33 +76,175 @@ def frames(count: int, step: int = 2) -> list[np.ndarray]:
     return out
 
 
+def forget_environment() -> list[str]:
+    """Take every SHRINKWATCH_ variable but SHRINKWATCH_SHARED_DIR out of this process's
+    environment (a shell's production settings must not steer a benchmark or its children);
+    return the names taken."""
+    names = [v for v in os.environ if v.startswith("SHRINKWATCH_") and v != "SHRINKWATCH_SHARED_DIR"]
+    for name in names:
+        del os.environ[name]
+    return names
+
+
 def bench_settings(**overrides: Any) -> Settings:
-    """Settings for benchmark runs: own home, own ports, topic prefix per run."""
+    """Settings for benchmark runs: own home, own ports, a topic prefix made up for the run,
+    nothing from the environment."""
+    ignored = forget_environment()
+    if ignored:
+        names = ", ".join(sorted(ignored))
+        print(f"# benchmarks run on their own services and data; ignoring {names}", file=sys.stderr)
     values: dict[str, Any] = {"home": BENCH_HOME, "model": str(weights()), **BENCH_PORTS}
-    if os.environ.get("SHRINKWATCH_KAFKA_BOOTSTRAP"):
-        values["kafka_bootstrap"] = os.environ["SHRINKWATCH_KAFKA_BOOTSTRAP"]
-    values["topic_prefix"] = f"bench{int(time.time())}."
+    values["topic_prefix"] = new_prefix()
     values.update(overrides)
     return load_settings(None, **values)
 
 
+# What this process made: database DSN -> the server DSN it was made from; topic prefixes.
+_DATABASES: dict[str, str] = {}
+_PREFIXES: set[str] = set()
+
+
+def new_prefix() -> str:
+    """A topic prefix made up here (`bench<hex>.`); only such prefixes' topics may be deleted."""
+    prefix = f"bench{secrets.token_hex(4)}."
+    _PREFIXES.add(prefix)
+    return prefix
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _exists(conn: psycopg.Connection[Any], database: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is not None
+
+
 @contextmanager
-def services(settings: Settings) -> Iterator[None]:
-    """Kafka and PostgreSQL for the run, with the run's topics and the current schema;
-    stops what it started."""
-    from infra import services as infra
-    from shrinkwatch.kafka_admin import ensure_topics
+def own_database(server_dsn: str, template: str | None = None) -> Iterator[str]:
+    """A database made here on `server_dsn`'s server (`sw_bench_<hex>`, a copy of `template`
+    when that database exists there), migrated; yields its DSN, the only way a benchmark gets
+    one, and drops it when the block ends. SystemExit when it cannot be created."""
     from warehouse.db import connect
     from warehouse.migrate import migrate
 
-    started = infra.up(settings, progress=lambda _m: None)
+    name = f"sw_bench_{secrets.token_hex(6)}"
+    try:
+        with psycopg.connect(server_dsn, autocommit=True, connect_timeout=10) as conn:
+            copy = template is not None and _exists(conn, template)
+            source = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if copy else ""
+            conn.execute(f'CREATE DATABASE "{name}"{source}')
+    except psycopg.Error as exc:
+        msg = (
+            f"refusing to run: could not create the benchmark's own database on {scrub(server_dsn)} "
+            f"({_first_line(exc)}); a benchmark writes only to a database it creates"
+        )
+        raise SystemExit(msg) from None
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    _DATABASES[dsn] = server_dsn
+    try:
+        with connect(dsn) as conn:
+            migrate(conn, progress=lambda _m: None)
+        yield dsn
+    finally:
+        drop_database(dsn)
+
+
+def drop_database(dsn: str) -> None:
+    """Drop a database that own_database made in this process; SystemExit, touching nothing,
+    for any other."""
+    name = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname")
+    if dsn not in _DATABASES:
+        msg = f"refusing to drop database {name}: this benchmark run did not create it"
+        raise SystemExit(msg)
+    with psycopg.connect(_DATABASES[dsn], autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    del _DATABASES[dsn]
+
+
+def keep_as_seed(dsn: str, seed: str) -> None:
+    """Copy this run's database (just seeded; no session open on it) to `seed` on its server,
+    for later runs to start from (own_database(template=seed)); an existing `seed` is kept."""
+    if dsn not in _DATABASES:
+        msg = "refusing to keep a seed: this benchmark run did not create the database it would copy"
+        raise SystemExit(msg)
+    name = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname")
+    with psycopg.connect(_DATABASES[dsn], autocommit=True, connect_timeout=10) as conn:
+        if not _exists(conn, seed):
+            conn.execute(f'CREATE DATABASE "{seed}" TEMPLATE "{name}" STRATEGY FILE_COPY')
+
+
+def prefix_topics(settings: Settings) -> list[str]:
+    """The broker's topics under settings.topic_prefix."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+    return sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix))
+
+
+def delete_topics(settings: Settings) -> None:
+    """Delete every topic under settings.topic_prefix, a prefix new_prefix made in this process;
+    SystemExit, touching nothing, for any other."""
+    if settings.topic_prefix not in _PREFIXES:
+        msg = f"refusing to delete the topics {settings.topic_prefix}*: this benchmark run did not make them"
+        raise SystemExit(msg)
+    topics = prefix_topics(settings)
+    if topics:
+        admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            try:
+                future.result()
+            except KafkaException as exc:  # gone already is what was wanted
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+
+
+@contextmanager
+def own_data(settings: Settings, template: str | None = None) -> Iterator[Settings]:
+    """The run's own data on `settings`' servers: the contract topics under its prefix (one
+    made up by new_prefix) and a database of its own (own_database); yields the settings that
+    name them, and deletes and drops both when the block ends, however it ends."""
+    from shrinkwatch.kafka_admin import ensure_topics
+
+    if settings.topic_prefix not in _PREFIXES:
+        msg = f"refusing to run: the topic prefix {settings.topic_prefix!r} was not made up for this run"
+        raise SystemExit(msg)
     try:
         ensure_topics(settings)
-        with connect(settings.database_dsn) as conn:
-            migrate(conn, progress=lambda _m: None)
-        yield
+        with own_database(settings.database_dsn, template) as dsn:
+            yield settings.model_copy(update={"database_url": dsn})
+    finally:
+        delete_topics(settings)
+
+
+@contextmanager
+def services(settings: Settings, template: str | None = None) -> Iterator[Settings]:
+    """Kafka and PostgreSQL for the run (those not running are started here and stopped after),
+    and on them the run's own data (own_data); yields the settings that name it."""
+    from infra import services as infra
+
+    if settings.topic_prefix not in _PREFIXES:  # `up` creates topics under it
+        msg = f"refusing to run: the topic prefix {settings.topic_prefix!r} was not made up for this run"
+        raise SystemExit(msg)
+    started = infra.up(settings, progress=lambda _m: None)
+    try:
+        with own_data(settings, template) as run:
+            yield run
     finally:
         infra.down(settings, progress=lambda _m: None, only=set(started))
+
+
+def child_environment(settings: Settings, name: str) -> dict[str, str]:
+    """Environment for a `shrinkwatch` child process that uses exactly `settings`: a settings
+    file (HOME/name.yaml), the secrets it cannot hold, and no other SHRINKWATCH_ variable but
+    SHRINKWATCH_SHARED_DIR."""
+    path = settings.home / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
+    if "SHRINKWATCH_SHARED_DIR" in os.environ:
+        env["SHRINKWATCH_SHARED_DIR"] = os.environ["SHRINKWATCH_SHARED_DIR"]
+    env["SHRINKWATCH_SETTINGS_FILE"] = str(path)
+    env.update(secret_environment(settings))  # a secret given as a value is not in the file
+    return env
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> float:

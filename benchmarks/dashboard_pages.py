@@ -12,7 +12,6 @@ Usage: python -m benchmarks.dashboard_pages [--reuse-seed] [--loads 10] [--days 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import signal
 import statistics
@@ -21,9 +20,8 @@ import sys
 import time
 import urllib.request
 
-import yaml
-
-from benchmarks.common import BENCH_HOME, bench_settings, machine, services
+from benchmarks.common import BENCH_HOME, bench_settings, child_environment, keep_as_seed, machine, services
+from benchmarks.warehouse_rollups import seed_database
 from shrinkwatch.net import free_port
 from streamlit_app.browser import PAGES, browser_page, first_render_s, sign_in
 from warehouse.accounts import add_user, get_user, set_password
@@ -43,14 +41,20 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--cameras", type=int, default=10)
     parser.add_argument("--loads", type=int, default=10)
-    parser.add_argument("--reuse-seed", action="store_true", help="Use the seed a previous run left")
+    parser.add_argument(
+        "--reuse-seed",
+        action="store_true",
+        help="Start from a copy of the seed an earlier --reuse-seed run kept (warehouse_rollups' too); "
+        "without one, seed and keep a copy for the next run",
+    )
     parser.add_argument("--verbose", action="store_true", help="Also print every load's time")
     args = parser.parse_args()
-    settings = bench_settings()
-    with services(settings):
+    seed = seed_database(args.days, args.stores, args.cameras) if args.reuse_seed else None
+    with services(bench_settings(), template=seed) as settings:  # a database and topics of its own
         dsn = settings.database_dsn
         with connect(dsn) as conn:
-            if not (args.reuse_seed and seeded_stores(conn) == args.stores):
+            seeded = seeded_stores(conn) == args.stores
+            if not seeded:
                 seed_history(
                     conn,
                     days=args.days,
@@ -59,6 +63,9 @@ def main() -> None:
                     replace=True,
                     progress=print,
                 )
+        if not seeded and seed is not None:
+            keep_as_seed(dsn, seed)
+        with connect(dsn) as conn:
             password = secrets.token_urlsafe(12)
             try:
                 get_user(conn, "bench")
@@ -71,10 +78,7 @@ def main() -> None:
         print(f"# dashboard pages on {incidents['n'] if incidents else 0} incidents; {machine()}", flush=True)
 
         port = free_port()
-        settings_file = BENCH_HOME / "dashboard-settings.yaml"
-        settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-        env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
+        env = child_environment(settings, "dashboard-settings")
         log = (BENCH_HOME / "dashboard.log").open("wb")
         app = subprocess.Popen(
             [sys.executable, "-m", "cli", "app", "--port", str(port)],

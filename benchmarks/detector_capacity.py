@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = bench_settings()
     print(f"# capacity at {TARGET_FPS:g} analysed fps per camera, vtest.avi in real time; {machine()}")
-    with services(settings):
+    with services(settings) as settings:
         for imgsz in args.imgsz:
             int8 = shared_file("models", "yolov8n_int8_openvino_model")
             if args.model == "int8" and imgsz == 640 and int8 is not None:

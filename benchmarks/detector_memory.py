@@ -9,7 +9,6 @@ Usage: python -m benchmarks.detector_memory [--minutes 30] [--warmup-minutes 3] 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -17,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from benchmarks.common import bench_settings, footage, machine, services
+from benchmarks.common import bench_settings, child_environment, footage, machine, services
 from shrinkwatch.paths import shared_file
 
 
@@ -44,7 +41,7 @@ def main() -> None:
         f"(+{args.warmup_minutes:g} min warm-up); {machine()}",
         flush=True,
     )
-    with services(settings):
+    with services(settings) as settings:
         from shrinkwatch.site_file import parse_site_config
         from warehouse.db import connect
         from warehouse.site_tables import apply_site_config
@@ -60,10 +57,7 @@ def main() -> None:
                     f"stores: [{{id: bench, name: Bench, timezone: UTC}}]\ncameras:\n{cameras}\n"
                 ),
             )
-        settings_file = settings.home / "memory-settings.yaml"
-        settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-        env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
+        env = child_environment(settings, "memory-settings")
         ids = [a for i in range(args.cameras) for a in ("--camera", f"mem-{i}")]
         log = (settings.home / "memory-detect.log").open("wb")
         proc = subprocess.Popen(

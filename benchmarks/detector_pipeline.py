@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# pipeline efficiency on {args.frames} vtest.avi frames at 640; {machine()}")
     settings = bench_settings()
-    with services(settings):
+    with services(settings) as settings:
         images = frames(args.frames)
         for backend in args.backend:
             detector = Detector(bench_settings(backend=backend, topic_prefix=settings.topic_prefix))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, Producer
 
-from benchmarks.common import bench_settings, machine, services
+from benchmarks.common import bench_settings, child_environment, machine, services
 from shrinkwatch.contracts import DetectedObject, Detection, encode
 from shrinkwatch.site_file import parse_site_config
 
@@ -71,23 +70,14 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
-    settings = bench_settings(topic_partitions=3)
-    with services(settings):
+    with services(bench_settings(topic_partitions=3)) as settings:  # a database and topics of its own
         from warehouse.db import connect
         from warehouse.site_tables import apply_site_config
 
         site = SITE % {"loiter": LOITER_S, "cameras": "".join(CAMERA % {"i": i} for i in range(args.cameras))}
         with connect(settings.database_dsn) as conn:
-            conn.execute("TRUNCATE incidents CASCADE")  # and the rows that point at them (seen, ...)
-            conn.commit()
             apply_site_config(conn, parse_site_config(site))
-        env = {
-            **os.environ,
-            "SHRINKWATCH_HOME": str(settings.home),
-            "SHRINKWATCH_KAFKA_BOOTSTRAP": settings.kafka_servers,
-            "SHRINKWATCH_DATABASE_URL": settings.database_dsn,
-            "SHRINKWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        }
+        env = child_environment(settings, "latency-settings")
         import shutil
 
         shutil.rmtree(settings.home / "recovery" / "incidents", ignore_errors=True)

@@ -18,16 +18,19 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-from benchmarks.common import bench_settings, machine, services
+from benchmarks.common import bench_settings, child_environment, machine, services
 from benchmarks.flow_throughput import ZONES, fill_topic
+from shrinkwatch.settings import Settings, load_settings
 
 WARMUP = 1000
 BASE_PORT = 31395  # below the ephemeral range, next to the benchmarks' service ports
 
 
-def child(prefix: str, process_id: int, processes: int) -> None:
-    """One process of the cluster: run to the end of the topic, print its timings as JSON."""
+def child(settings_file: str, process_id: int, processes: int) -> None:
+    """One process of the cluster, with the parent's run settings (its database and topics):
+    run to the end of the topic, print its timings as JSON."""
 
     from flows.behaviour.stores import StoreInfo
     from flows.behaviour.tracks import Thresholds
@@ -36,7 +39,7 @@ def child(prefix: str, process_id: int, processes: int) -> None:
     from flows.progress import COUNTERS
     from flows.run import execute, tune_gc
 
-    settings = bench_settings(topic_prefix=prefix)
+    settings = load_settings(Path(settings_file))
     catalog = SiteCatalog.fixed(
         {f"cam-{i}": ZONES for i in range(10_000)},
         {"bench": StoreInfo("bench", thresholds=Thresholds(loiter_s=10))},
@@ -67,13 +70,22 @@ def child(prefix: str, process_id: int, processes: int) -> None:
     print(json.dumps({"frames": COUNTERS.frames, **marks}), flush=True)
 
 
-def cluster_fps(prefix: str, processes: int) -> float:
+def cluster_fps(settings: Settings, processes: int) -> float:
+    env = child_environment(settings, "scaling-settings")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.flow_scaling", "--child", prefix, str(i), str(processes)],
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.flow_scaling",
+                "--child",
+                env["SHRINKWATCH_SETTINGS_FILE"],
+                str(i),
+                str(processes),
+            ],
             stdout=subprocess.PIPE,
             text=True,
-            env=os.environ,
+            env=env,
         )
         for i in range(processes)
     ]
@@ -91,8 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
-    settings = bench_settings(topic_partitions=4)
-    with services(settings):
+    with services(bench_settings(topic_partitions=4)) as settings:  # a database and topics of its own
         count, _ = fill_topic(settings, args.cameras, args.seconds)
         print(
             f"# flow scaling: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, 6 people), "
@@ -101,8 +112,8 @@ def main() -> None:
         )
         ones, twos = [], []
         for round_ in range(1, args.rounds + 1):
-            ones.append(cluster_fps(settings.topic_prefix, 1))
-            twos.append(cluster_fps(settings.topic_prefix, 2))
+            ones.append(cluster_fps(settings, 1))
+            twos.append(cluster_fps(settings, 2))
             print(
                 f"round {round_}: 1 process {ones[-1]:7.0f} frames/s | 2 processes {twos[-1]:7.0f} frames/s "
                 f"| ratio {twos[-1] / ones[-1]:.2f}",

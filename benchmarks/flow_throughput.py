@@ -3,9 +3,10 @@
 Targets (issue 4): >= 5,000 frames/s per worker, and >= 0.3 of a plain confluent-kafka
 consumer that reads and JSON-decodes (json.loads) the same topic in the same run. Frames:
 5 fps per camera, about 6 people each, walking realistic paths through zones; the flow
-writes its incidents to the real broker and PostgreSQL and snapshots its state every 2 s,
-as in production. Both rates are steady-state: from the moment the first WARMUP frames are
-done to the last frame (start-up and connecting are left out of both).
+writes its incidents to the real broker and PostgreSQL (a database and topics the run
+makes and drops, benchmarks.common) and snapshots its state every 2 s, as in production.
+Both rates are steady-state: from the moment the first WARMUP frames are done to the last
+frame (start-up and connecting are left out of both).
 Usage: python -m benchmarks.flow_throughput [--cameras 100] [--seconds 60]
 """
 
@@ -184,13 +185,9 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
-    settings = bench_settings(topic_partitions=1)
-    with services(settings):
+    with services(bench_settings(topic_partitions=1)) as settings:  # a database and topics of its own
         from warehouse.db import connect
 
-        with connect(settings.database_dsn) as conn:
-            conn.execute("TRUNCATE incidents CASCADE")  # and the rows that point at them (seen, ...)
-            conn.commit()
         count, objects = fill_topic(settings, args.cameras, args.seconds, args.people)
         print(
             f"# flow throughput: {count} frames ({args.cameras} cameras x {args.seconds} s at 5 fps, "

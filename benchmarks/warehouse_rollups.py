@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from benchmarks.common import bench_settings, machine, services
+from benchmarks.common import bench_settings, keep_as_seed, machine, services
 from shrinkwatch.contracts import Incident, Signal
 from warehouse.analytics import camera_heatmap, footfall_by_zone, risk_pattern
 from warehouse.db import Connection, connect
@@ -34,6 +34,11 @@ from warehouse.scope import IncidentFilter, Scope
 from warehouse.seed import ZONES, seed_history, seeded_stores
 
 REPEAT = 10
+
+
+def seed_database(days: int, stores: int, cameras: int) -> str:
+    """The name of the database a --reuse-seed run keeps its seed in, for runs of the same size."""
+    return f"sw_bench_seed_{days}d_{stores}s_{cameras}c"
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
@@ -178,11 +183,12 @@ def main() -> None:
     parser.add_argument(
         "--reuse-seed",
         action="store_true",
-        help="Measure on the seed a previous run left (same --stores) instead of seeding again",
+        help="Start from a copy of the seed an earlier --reuse-seed run kept (same --days, --stores, "
+        "--cameras); without one, seed and keep a copy for the next run",
     )
     args = parser.parse_args()
-    settings = bench_settings()
-    with services(settings):
+    seed = seed_database(args.days, args.stores, args.cameras) if args.reuse_seed else None
+    with services(bench_settings(), template=seed) as settings:  # a database and topics of its own
         dsn = settings.database_dsn
         until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         start = time.perf_counter()
@@ -200,6 +206,8 @@ def main() -> None:
                     replace=True,
                     progress=lambda _m: None,
                 )
+        if done is not None and seed is not None:
+            keep_as_seed(dsn, seed)
         if done is not None:
             print(
                 f"# warehouse: {args.days} days x {args.stores} stores x {args.cameras} cameras seeded in "
