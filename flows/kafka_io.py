@@ -19,6 +19,7 @@ resuming from a snapshot.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
@@ -38,8 +39,10 @@ from confluent_kafka import Message
 from flows.behaviour.frames import Frame, parse_frame
 from flows.progress import COUNTERS
 from shrinkwatch.contracts import ContractError, DeadLetter, Incident, encode
+from shrinkwatch.outage import Outage
 from shrinkwatch.settings import Settings
 
+log = logging.getLogger(__name__)
 X = TypeVar("X")
 Parser = Callable[[bytes | None], X]  # a message's value -> the item; ContractError when it is not one
 
@@ -64,6 +67,7 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
         # Bytewax's own partition (pinned at 0.21.1, its last release) keeps the consumer,
         # its configuration and the offset that recovery snapshots; only reading differs.
         self._inner, self._parse, self._count = inner, parse, count
+        self._outage = Outage("Kafka", log.warning)
 
     def next_batch(self) -> list[X | DeadLetter]:
         inner = self._inner
@@ -78,7 +82,13 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
             if error is not None and error.code() == ConfluentKafkaError._PARTITION_EOF:
                 inner._eof = True  # stop at the next call, after this batch
                 break
-            last_offset = msg.offset()
+            offset = msg.offset()
+            if error is not None and (offset is None or offset < 0):
+                # Not a message but the client's news (the broker is unreachable, ...): no
+                # offset to move past and nothing to dead-letter; librdkafka reconnects.
+                self._outage.failed(error.str())
+                continue
+            last_offset = offset
             if error is None:
                 try:
                     out.append(parse(msg.value()))
@@ -91,6 +101,7 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
             dead += 1
         if last_offset is not None:
             inner._offset = last_offset + 1
+            self._outage.back()
         if self._count is not None:
             self._count(len(out) - dead)  # for the console, whichever flow reads them
         return out

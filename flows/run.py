@@ -87,6 +87,15 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
+def _stop_flow(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM: a sink waiting out a PostgreSQL outage gives up its batch (flows.sinks),
+    and Bytewax stops at the next step boundary."""
+    from flows.sinks import STOPPING
+
+    STOPPING.set()
+    raise KeyboardInterrupt
+
+
 def _interrupted(exc: BaseException) -> bool:
     """True when a Bytewax error was caused by SIGINT/SIGTERM rather than a failure."""
     seen: BaseException | None = exc
@@ -270,8 +279,8 @@ def run_flow(
         # resumes from the last snapshot. Set both here, like the other long-running commands:
         # Python leaves SIGINT ignored when the parent ignored it (a job started in the
         # background).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _stop_flow)
+        signal.signal(signal.SIGTERM, _stop_flow)
         stop_reporting = threading.Event()
         report_periodically(progress, progress_every_s, stop_reporting)
         tune_gc()
@@ -289,7 +298,10 @@ def run_flow(
         except KeyboardInterrupt:
             pass
         except BytewaxRuntimeError as exc:
-            if not _interrupted(exc):
+            from flows.sinks import STOPPING
+
+            # A sink that gave up waiting for PostgreSQL because of the stop fails its step.
+            if not (_interrupted(exc) or STOPPING.is_set()):
                 raise
         finally:
             stop_reporting.set()

@@ -1,8 +1,19 @@
-"""PostgreSQL sinks for the dataflows: one connection per worker, reconnect once, idempotent writes."""
+"""PostgreSQL sinks for the dataflows: one connection per worker, idempotent writes, and an
+outage ridden out.
+
+When PostgreSQL goes away (a restart for an upgrade, a dropped network), the sink does not
+fail the flow: it holds the batch and tries again with backoff (shrinkwatch.outage: said once
+when it goes, once when it is back) until the write succeeds. Holding the batch holds the
+worker, so the flow reads no further and its input waits in Kafka; nothing is dropped and
+the state in memory is not lost, so the flow goes on where it was. Only a stop (SIGINT or
+SIGTERM, see `STOPPING`) ends the wait: the batch is then given up, and the restart resumes
+from the last snapshot, which writes it again (the writes are idempotent).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -10,33 +21,38 @@ import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from shrinkwatch.contracts import Incident
-from warehouse.db import Connection, connect
+from shrinkwatch.outage import Outage
+from warehouse.db import Connection, DatabaseUnreachable, connect
 from warehouse.incidents import upsert_incidents
 
 log = logging.getLogger(__name__)
 X = TypeVar("X")
 Writer = Callable[[Connection, list[X]], None]
+# Set when the flow is asked to stop (flows.run): a sink waiting for PostgreSQL gives up then.
+STOPPING = threading.Event()
 
 
 class _PostgresPartition(StatelessSinkPartition[X], Generic[X]):
     def __init__(self, dsn: str, write: Writer[X]) -> None:
         self._dsn, self._write = dsn, write
         self._conn: Connection | None = None
+        self._outage = Outage("PostgreSQL", log.warning)
 
     def write_batch(self, items: list[X]) -> None:
-        for attempt in (1, 2):
+        while True:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = connect(self._dsn)
                 self._write(self._conn, items)
+                self._outage.back()
                 return
-            except psycopg.OperationalError:
-                # One reconnect; a second failure stops the flow, which resumes from its
-                # last snapshot on restart (the writes are idempotent).
+            except (psycopg.OperationalError, DatabaseUnreachable) as exc:
+                if self._conn is not None:
+                    self._conn.close()
                 self._conn = None
-                if attempt == 2:
-                    raise
-                log.warning("lost the PostgreSQL connection; reconnecting")
+                if STOPPING.is_set():
+                    raise  # a stop ends the wait; the restart writes this batch again
+                self._outage.wait(exc, STOPPING)
 
     def close(self) -> None:
         if self._conn is not None:
