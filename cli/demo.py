@@ -2,55 +2,43 @@
 
 Starts the services (if not running), migrates, applies the bundled demo site, seeds two
 weeks of synthetic history the first time (stores `seed-*`, so the analytics have something
-to show), prepares the model (exported to OpenVINO once, on a CPU), then runs seven child
-processes: camera-sim, the detector, the incidents and occupancy dataflows, the risk-weight
-calibration and rollup refresh schedulers, and the dashboard. It reports frames, detections
-and incidents until Ctrl-C, which stops all it started.
+to show), prepares the model (exported to OpenVINO once, on a CPU), then runs the services of
+`shrinkwatch run --role all` under the same supervisor (infra.supervisor: restarted when they
+die, logs in SHRINKWATCH_HOME/logs), with camera-sim serving the video as the one camera. It
+reports frames, detections and incidents until Ctrl-C, which stops all it started; it exits
+1 if a service died on the way (the supervisor restarted it; its log says why).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from confluent_kafka import Consumer
 
 from cli.context import say, settings_of
+from cli.run import supervisor
 from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
 from infra.mail_sink import MailSink
-from infra.process import tail
+from infra.supervisor import CENTRAL, Service, Supervisor
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.net import dashboard_url, port_open
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import Settings, secret_environment
+from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
 from shrinkwatch.site_file import parse_site_config
 from warehouse.db import Connection
 
 Say = Callable[[str], None]
 CAMERA_ID = "cam-walkway"
-
-
-@dataclass
-class Child:
-    """A child process of the demo and its log."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
 
 
 def _demo_inputs(settings: Settings, video: Path | None) -> tuple[Path, Path]:
@@ -66,43 +54,6 @@ def _demo_inputs(settings: Settings, video: Path | None) -> tuple[Path, Path]:
         msg = "no sample video found; pass --video PATH (the demo expects ../shared/video/vtest.avi)"
         raise ShrinkwatchError(msg)
     return model, video.resolve()
-
-
-def _child_env(settings: Settings, settings_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(secret_environment(settings))  # never written to the settings file
-    return env
-
-
-def _spawn(name: str, args: list[str], settings: Settings, env: dict[str, str]) -> Child:
-    log = settings.logs_dir() / f"demo-{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        # Own session: Ctrl-C reaches only the demo, which then stops the parts in order.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-    return Child(name, proc, log)
-
-
-def _stop_children(children: list[Child], say: Say) -> None:
-    for child in reversed(children):
-        if child.proc.poll() is None:
-            child.proc.terminate()
-    for child in reversed(children):
-        try:
-            child.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.proc.kill()
-            child.proc.wait()
-        say(f"  stopped {child.name}")
 
 
 DEMO_USER = "demo"
@@ -153,7 +104,7 @@ def run_demo(
     say("== starting services")
     started = services.up(settings, progress=lambda m: say(f"  {m}"))
     stop = stop_event_on_signals()
-    children: list[Child] = []
+    sup: Supervisor | None = None
     sink: MailSink | None = None
     mail_before = 0  # the sink's folder keeps earlier runs' mail
     try:
@@ -190,28 +141,23 @@ def run_demo(
                 "dashboard_public_url": settings.dashboard_public_url or dashboard_url(settings),
             }
         )
-        settings_file = settings.home / "demo-settings.yaml"
-        dumped = settings.model_dump(mode="json", exclude_none=True)
-        settings_file.write_text(yaml.safe_dump(dumped, sort_keys=True))
-        env = _child_env(settings, settings_file)
+        pipeline = (
+            Service("camera-sim", ("camera-sim", str(video))),
+            *CENTRAL,
+            Service("cameras", ("detect", "--camera", CAMERA_ID)),
+        )
+        sup = supervisor(settings, pipeline, role="demo", say=lambda m: say(f"  {m}"))
         say(f"== starting the pipeline (logs in {settings.logs_dir()})")
-        children.append(_spawn("camera-sim", ["camera-sim", str(video)], settings, env))
-        children.append(_spawn("flow", ["flows", "run", "incidents"], settings, env))
-        children.append(_spawn("occupancy", ["flows", "run", "occupancy"], settings, env))
-        children.append(_spawn("health", ["flows", "run", "health"], settings, env))
-        children.append(_spawn("calibration", ["flows", "calibrate", "--schedule"], settings, env))
-        children.append(_spawn("rollups", ["rollups", "run", "--schedule"], settings, env))
-        children.append(_spawn("detector", ["detect", "--camera", CAMERA_ID], settings, env))
-        children.append(_spawn("alerts", ["alerts", "run"], settings, env))
-        children.append(_spawn("dashboard", ["app"], settings, env))
+        sup.start()
         say(f"  loitering threshold {loiter_threshold_s:g} s")
         say(f"  dashboard: {dashboard_url(settings)}   (Ctrl-C stops the demo)")
         say(f"  sign in as {DEMO_USER} / {password}   (a new password each run)")
         say(f"  alert email for the demo store's manager lands in {sink.folder} (.eml files)")
-        return _watch(settings, children, stop, t0, duration_s, until_incidents, say)
+        return _watch(settings, sup, stop, t0, duration_s, until_incidents, say)
     finally:
         say("== stopping")
-        _stop_children(children, say)
+        if sup is not None:
+            sup.stop()
         if sink is not None:
             sink.stop()
             new_mail = len(sink.messages()) - mail_before
@@ -223,7 +169,7 @@ def run_demo(
 
 def _watch(
     settings: Settings,
-    children: list[Child],
+    sup: Supervisor,
     stop: threading.Event,
     t0: float,
     duration_s: float | None,
@@ -251,13 +197,7 @@ def _watch(
                 if msg.error() is None and msg.key() == CAMERA_ID.encode():
                     frames += 1
                     objects += (msg.value() or b"").count(b'"track_id"')
-            for child in children:
-                if child.proc.poll() is not None and not stop.is_set():
-                    say(
-                        f"!! {child.name} exited with code {child.proc.returncode}; last lines of "
-                        f"{child.log}:\n{tail(child.log)}"
-                    )
-                    return 1
+            sup.poll()  # restarts what died, and says why
             if time.monotonic() < next_report:
                 continue
             next_report = time.monotonic() + 2.0
@@ -275,12 +215,16 @@ def _watch(
                 last_line = line
             if until_incidents is not None and incidents >= until_incidents:
                 say(f"reached {incidents} incident(s)")
-                return 0
+                break
             if duration_s is not None and elapsed >= duration_s:
-                return 0
-        return 0
+                break
     finally:
         consumer.close()
+    died = [f"{run.service.name} ({run.restarts}x)" for run in sup.services if run.restarts]
+    if died:
+        say(f"!! restarted on the way: {', '.join(died)}; see their logs in {settings.logs_dir()}")
+        return 1
+    return 0
 
 
 def demo(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli import alerts, cameras, dashboard, db, demo, flows, infra, sites, users, warehouse
+from cli import alerts, cameras, dashboard, db, demo, flows, infra, run, sites, users, warehouse
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import configure_logging
 from shrinkwatch.settings import load_settings
@@ -36,6 +36,8 @@ app.add_typer(warehouse.rollups, name="rollups")
 app.add_typer(users.app, name="users")
 app.add_typer(alerts.app, name="alerts")
 app.command("app")(dashboard.dashboard)
+app.command("run")(run.run)
+app.command("status")(run.status)
 app.command("demo")(demo.demo)
 
 

@@ -95,3 +95,38 @@ def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float =
             msg = f"topics {', '.join(topics)} were created but are not served after {timeout_s:.0f} s"
             raise ShrinkwatchError(msg)
         time.sleep(0.2)
+
+
+def topic_lag(bootstrap: str, topic: str, positions: Callable[[list[int]], dict[int, int]]) -> int:
+    """Messages of `topic` not yet read by a reader whose next offset per partition is
+    `positions(partitions)` (a negative or missing position: the partition's start)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "shrinkwatch-lag", "log_level": 0})
+    try:
+        meta = consumer.list_topics(topic, timeout=5)
+        parts = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
+        at = positions(parts)
+        lag = 0
+        for part in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=5)
+            position = at.get(part, -1)
+            lag += high - (position if position >= low else low)
+        return lag
+    finally:
+        consumer.close()
+
+
+def group_positions(bootstrap: str, group: str, topic: str) -> Callable[[list[int]], dict[int, int]]:
+    """The committed offsets of consumer group `group` on `topic`, for `topic_lag`."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    def positions(parts: list[int]) -> dict[int, int]:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+        try:
+            done = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=5)
+            return {tp.partition: tp.offset for tp in done}
+        finally:
+            consumer.close()
+
+    return positions

@@ -1,0 +1,31 @@
+"""The consumer lag of each supervised service that reads Kafka, for `shrinkwatch status`."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+
+from shrinkwatch.settings import Settings
+
+
+def service_lags(settings: Settings) -> dict[str, str]:
+    """`{service name: "N messages"}` for the flows and the alert dispatcher; "?" where the
+    broker or a store could not be read."""
+    from flows.lag import flow_lag
+    from shrinkwatch.kafka_admin import group_positions, topic_lag
+
+    out: dict[str, str] = {}
+    for name in ("incidents", "occupancy", "health"):
+        try:
+            lag = flow_lag(settings, name)
+        except (KafkaException, OSError, ValueError) as exc:
+            out[f"{name}-flow"] = f"? ({exc})"[:60]
+            continue
+        if lag is not None:
+            out[f"{name}-flow"] = f"{lag} msg"
+    topic = settings.topic("incidents")
+    try:
+        group = group_positions(settings.kafka_servers, f"{settings.topic_prefix}alerts", topic)
+        out["alerts"] = f"{topic_lag(settings.kafka_servers, topic, group)} msg"
+    except KafkaException as exc:
+        out["alerts"] = f"? ({exc})"[:60]
+    return out
