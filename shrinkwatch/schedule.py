@@ -2,6 +2,10 @@
 
 For the periodic jobs of the CLI (`flows calibrate --schedule`, `rollups run --schedule`):
 a failing run is reported and retried at the next interval instead of ending the scheduler.
+A run that fails because a dependency is down (`dependency_down`: PostgreSQL did not answer,
+or a connection to it was lost) is an outage (shrinkwatch.outage): said once when the first
+run fails, not once per interval, and once more, with how long it lasted, when a run
+succeeds again. The next interval is the retry.
 """
 
 from __future__ import annotations
@@ -10,21 +14,79 @@ import signal
 from collections.abc import Callable
 from datetime import datetime
 
+from shrinkwatch.outage import Outage
 
-def run_every(job: Callable[[], None], interval_s: float, what: str, progress: Callable[[str], None]) -> None:
-    """Run `job` at once and every `interval_s` seconds, until a signal stops the scheduler."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+# Exceptions that say a dependency is down, by the module and name of their class (or of a
+# class they derive from): this package imports neither the warehouse nor the driver.
+DEPENDENCY_DOWN = {
+    ("warehouse.db", "DatabaseUnreachable"): "PostgreSQL",  # a connection refused or timed out
+    ("psycopg", "OperationalError"): "PostgreSQL",  # a connection lost (see _lost_connection)
+}
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A psycopg OperationalError of a connection, not of a statement: no SQLSTATE (the
+    connection broke), class 08 (connection exception) or 57P (the server shutting down or
+    starting); not 57014, a statement cancelled or timed out."""
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
+
+
+def dependency_down(exc: BaseException) -> str | None:
+    """Which dependency `exc` says is down ("PostgreSQL"), looking also at what it was raised
+    from; None when it is a fault of the run itself."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for cls in type(current).__mro__:
+            which = DEPENDENCY_DOWN.get((cls.__module__, cls.__qualname__))
+            if which is not None and (cls.__module__ != "psycopg" or _lost_connection(current)):
+                return which
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def guard(
+    job: Callable[[], None],
+    what: str,
+    progress: Callable[[str], None],
+    down: Callable[[BaseException], str | None] = dependency_down,
+) -> Callable[[], None]:
+    """`job` as one scheduled run: it never raises; a failure is said, an outage once (see
+    the module docstring). `down` tells an outage from a fault."""
+    outages: dict[str, Outage] = {}
 
     def guarded() -> None:
         try:
             job()
         except Exception as exc:  # a scheduled run must not end the scheduler
-            progress(f"{what} failed, will retry at the next run: {exc}")
+            which = down(exc)
+            if which is None:
+                progress(f"{what} failed, will retry at the next run: {exc}")
+            else:
+                outages.setdefault(which, Outage(f"{what}: {which}", progress)).failed(exc)
+            return
+        for outage in outages.values():
+            outage.back()
+
+    return guarded
+
+
+def run_every(
+    job: Callable[[], None],
+    interval_s: float,
+    what: str,
+    progress: Callable[[str], None],
+    down: Callable[[BaseException], str | None] = dependency_down,
+) -> None:
+    """Run `job` at once and every `interval_s` seconds, until a signal stops the scheduler."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
 
     scheduler = BlockingScheduler(timezone="UTC")
     # One run at a time, and a run missed while the previous one ran late is simply the next.
     scheduler.add_job(
-        guarded,
+        guard(job, what, progress, down),
         "interval",
         seconds=interval_s,
         next_run_time=datetime.now().astimezone(),
