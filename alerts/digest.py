@@ -12,24 +12,43 @@ APScheduler only wakes this up: one interval job in a persistent job store in Po
 dispatcher that holds the digest lock. Which windows are due is decided here, from the
 watermarks, not from APScheduler's idea of missed runs (APScheduler 3 would drop a run missed
 by more than its 1 s default grace, and does not tell a coalesced run what it covers).
+The scheduler runs only while the dispatcher's session holds the lock: when PostgreSQL goes
+away the dispatcher stops it, and starts a new one once it has the lock again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import psycopg
 
 from alerts.rules import Recipient, Schedule, parse_schedule
 from shrinkwatch.wording import utc_minutes
 from warehouse.alert_digests import move_watermark, watermark
 from warehouse.alert_outbox import add_message
 from warehouse.alert_recipients import load_recipients
-from warehouse.db import Connection, connect
+from warehouse.db import Connection, DatabaseUnreachable, connect
 from warehouse.economics import roi_by_month
 from warehouse.incidents import incident_count, incidents_page
 from warehouse.scope import IncidentFilter, Scope
 from warehouse.site_tables import store_names
+
+log = logging.getLogger(__name__)
+
+
+class _StoreAway(logging.Filter):
+    """APScheduler's warning that its job store (PostgreSQL) did not answer is dropped: the
+    dispatcher says that outage once, and stops the scheduler until it is over."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Error getting due jobs from job store")
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_StoreAway())
 
 
 def _at(day: date, schedule: Schedule, zone: ZoneInfo) -> datetime:
@@ -226,12 +245,18 @@ _RUNNING: dict[str, str] = {}  # the dispatcher's database, for the job (not sto
 
 
 def digest_job() -> None:
-    """The scheduled job: queue the digests that are due (they go out through the outbox)."""
+    """The scheduled job: queue the digests that are due (they go out through the outbox).
+    PostgreSQL away: nothing is queued now, and nothing said here; the dispatcher notices the
+    same outage on its own sessions, says so, and stops this scheduler until it is back.
+    What was due is queued then (the watermarks decide, not this run)."""
     dsn = _RUNNING.get("dsn")
     if dsn is None:
         return
-    with connect(dsn) as conn:
-        queue_due_digests(conn, load_recipients(conn))
+    try:
+        with connect(dsn) as conn:
+            queue_due_digests(conn, load_recipients(conn))
+    except (DatabaseUnreachable, psycopg.OperationalError) as exc:
+        log.debug("digests not queued now, PostgreSQL is away: %s", exc)
 
 
 def start_scheduler(dsn: str, every_s: float = 60.0) -> Any:
@@ -241,6 +266,7 @@ def start_scheduler(dsn: str, every_s: float = 60.0) -> Any:
     from apscheduler.schedulers.background import BackgroundScheduler
     from psycopg.conninfo import conninfo_to_dict
     from sqlalchemy import URL
+    from sqlalchemy.exc import SQLAlchemyError
 
     parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     url = URL.create(
@@ -257,13 +283,19 @@ def start_scheduler(dsn: str, every_s: float = 60.0) -> Any:
         job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         timezone=UTC,
     )
-    scheduler.start()
-    scheduler.add_job(
-        digest_job,
-        "interval",
-        seconds=every_s,
-        id="shrinkwatch-digests",
-        replace_existing=True,
-        next_run_time=datetime.now(UTC),
-    )
+    try:
+        scheduler.start()
+        scheduler.add_job(
+            digest_job,
+            "interval",
+            seconds=every_s,
+            id="shrinkwatch-digests",
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
+        )
+    except SQLAlchemyError as exc:  # its job store is in PostgreSQL, which went away
+        with contextlib.suppress(Exception):
+            scheduler.shutdown(wait=False)
+        msg = f"the digest scheduler's job store: {exc}"
+        raise DatabaseUnreachable(msg) from exc
     return scheduler

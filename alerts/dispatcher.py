@@ -6,20 +6,34 @@ after it and a replay adds nothing), then send whatever is due. Messages a sende
 half-sent when it died (this one before a restart, or another dispatcher) go back to the
 queue once its PostgreSQL session is gone (warehouse.alert_outbox). SIGINT/SIGTERM stop it
 between two batches.
+
+Outages (shrinkwatch.outage: said once when it goes, once when it is back) never end it:
+
+- PostgreSQL gone (a connection lost, or refused): both sessions are closed, the digest
+  scheduler stops (its lock went with its session), and the dispatcher connects again with
+  backoff. Then, before anything else, what a channel took and could not be marked sent is
+  marked sent (it is not sent again), and the rest of what the lost session had claimed goes
+  back to the queue as a dead sender's does (`recover_interrupted`); the digest lock is
+  taken again (or left to the dispatcher that took it meanwhile). Incidents read from Kafka
+  and not yet queued are kept and queued first; their offsets are committed only then.
+- Kafka gone: what is queued goes on being sent; a commit Kafka cannot take is tried again
+  with backoff (the outbox's keys absorb a re-read), and librdkafka reconnects by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Consumer
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from alerts.channels import (
     apprise_title,
@@ -38,6 +52,7 @@ from alerts.outbox import enqueue_camera_problems, enqueue_incident, mark_failed
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
 from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
+from shrinkwatch.outage import Outage
 from shrinkwatch.paths import evidence_file
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import (
@@ -63,7 +78,7 @@ from warehouse.alert_outbox import (
     recover_interrupted,
 )
 from warehouse.alert_recipients import load_recipients, recipient_counts
-from warehouse.db import Connection, connect
+from warehouse.db import Connection, DatabaseUnreachable, connect
 from warehouse.migrate import require_current_schema
 from warehouse.site_tables import store_names
 
@@ -71,6 +86,8 @@ log = logging.getLogger(__name__)
 CAMERA_CHECK_S = 5.0  # how often camera health is looked at for problems
 SEND_SLICE_S = 1.0  # the longest the sender keeps new incidents waiting in Kafka
 RECOVERY_S = 1.0  # how often dead senders' claims are looked for
+# PostgreSQL went away (not running, restarting, the network down): ride it out.
+DATABASE_DOWN = (DatabaseUnreachable, psycopg.OperationalError)
 
 
 @dataclass
@@ -83,6 +100,7 @@ class Counts:
     retried: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    unmarked: list[Outgoing] = field(default_factory=list)  # sent; PostgreSQL went before it was marked
 
 
 def _secret(recipient: Recipient, name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -396,8 +414,85 @@ def _send_batch(
                 status,
             )
             continue
+        counts.unmarked.append(message)  # until it is marked: a lost session must not send it again
         mark_sent(conn, message)
+        counts.unmarked.remove(message)
         counts.sent += 1
+
+
+KAFKA_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}  # noqa: SLF001 (confluent-kafka's constants)
+
+
+@dataclass
+class _Reading:
+    """Where the loop stands with Kafka; kept across a PostgreSQL outage, so that what was
+    read before it is queued after it (its offsets are committed only then)."""
+
+    unqueued: list[Incident] = field(default_factory=list)  # read, not yet in the outbox
+    to_commit: bool = False  # offsets read past and not yet committed
+    next_kafka_try: float = 0.0  # when to try the commit (or a Kafka probe) again
+    at_end: set[int] = field(default_factory=set)
+    kafka_errors: list[KafkaError] = field(default_factory=list)  # from librdkafka's error callback
+
+
+def _consumer(settings: Settings, group_id: str | None, reading: _Reading) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": group_id or f"{settings.topic_prefix}alerts",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            # librdkafka's own lines about a broker it cannot reach come once per reconnect
+            # (level 3): the error callback hands them to the outage, said once instead.
+            "log_level": 2,
+            "error_cb": reading.kafka_errors.append,
+            # A dispatcher killed without leaving the group holds its partitions until the
+            # broker gives up on it; restarted, it waits that long for new incidents. 10 s,
+            # not librdkafka's 45 s (the broker's floor is 6 s).
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            # Sending a batch can take long when channels time out (each is bounded, and an SMTP
+            # server that is down is tried once per batch); not long enough to leave the group.
+            "max.poll.interval.ms": 900_000,
+        }
+    )
+
+
+def _close(conn: Connection) -> None:
+    """Close a connection as it is (on a lost one, a rollback would only fail and be logged)."""
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+@contextlib.contextmanager
+def _sessions(settings: Settings, digests: bool) -> Iterator[tuple[Connection, Connection | None]]:
+    """The dispatcher's PostgreSQL sessions: (the one its claims belong to, the one holding
+    the digest scheduler's lock, or None when another dispatcher holds it or `digests` is
+    off). The scheduler runs while the lock is held, and stops with the sessions."""
+    conn = connect(settings.database_dsn)
+    lock: Connection | None = None
+    scheduler = None
+    try:
+        # Our claims are ours while this session lives (warehouse.alert_outbox): if this
+        # machine is lost, PostgreSQL notices within about a minute, not TCP's two hours.
+        keep_claims_with_this_session(conn)
+        if digests:
+            # One digest scheduler among all dispatchers: whoever holds the lock runs it.
+            lock = connect(settings.database_dsn, autocommit=True)
+            if take_scheduler_lock(lock):
+                scheduler = start_scheduler(settings.database_dsn)
+            else:
+                _close(lock)
+                lock = None
+        yield conn, lock
+        conn.commit()
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        for each in (conn, lock):
+            if each is not None:
+                _close(each)
 
 
 def run(
@@ -411,94 +506,152 @@ def run(
     digests: bool = True,
 ) -> Counts:
     """The dispatcher loop (see the module docstring). `until_idle` returns once the topic is
-    read to its end and nothing is due (for tests and `--check`-like runs)."""
-    counts = Counts()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_servers,
-            "group.id": group_id or f"{settings.topic_prefix}alerts",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            "log_level": 3,
-            # A dispatcher killed without leaving the group holds its partitions until the
-            # broker gives up on it; restarted, it waits that long for new incidents. 10 s,
-            # not librdkafka's 45 s (the broker's floor is 6 s).
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 2_000,
-            # Sending a batch can take long when channels time out (each is bounded, and an SMTP
-            # server that is down is tried once per batch); not long enough to leave the group.
-            "max.poll.interval.ms": 900_000,
-        }
-    )
+    read to its end and nothing is due (for tests and `--check`-like runs). An outage of
+    PostgreSQL or Kafka is ridden out (see the module docstring), said once by `progress`
+    when it starts and once when it ends."""
+    counts, reading = Counts(), _Reading()
+    database, kafka = Outage("PostgreSQL", progress), Outage("Kafka", progress)
+    consumer = _consumer(settings, group_id, reading)
     consumer.subscribe([settings.topic("incidents")])
-    at_end: set[int] = set()
-    next_camera_check = next_recovery = 0.0
-    scheduler = None
     try:
-        with connect(settings.database_dsn) as conn, connect(settings.database_dsn, autocommit=True) as lock:
-            # Our claims are ours while this session lives (warehouse.alert_outbox): if this
-            # machine is lost, PostgreSQL notices within about a minute, not TCP's two hours.
-            keep_claims_with_this_session(conn)
-            # One digest scheduler among all dispatchers: whoever holds the lock runs it.
-            held = take_scheduler_lock(lock)
-            if digests and held:
-                scheduler = start_scheduler(settings.database_dsn)
-            while not stop.is_set():
-                # Wait for the first message only, then take whatever else is already here:
-                # an incident is enqueued as soon as it arrives, a burst in batches.
-                first = consumer.poll(poll_s)
-                batch = [] if first is None else [first, *consumer.consume(199, 0)]
-                incidents: list[Incident] = []
-                for msg in batch:
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == error._PARTITION_EOF:  # noqa: SLF001 (confluent-kafka's constant)
-                            at_end.add(msg.partition() or 0)
-                        continue
-                    at_end.discard(msg.partition() or 0)
-                    try:
-                        incidents.append(decode(msg.value(), Incident))
-                    except ContractError as exc:
-                        log.warning("skipping a malformed incident message: %s", exc)
-                if incidents:
-                    with conn.transaction():
-                        recipients, stores = load_recipients(conn), store_names(conn)
-                        now = datetime.now(UTC)
-                        for incident in incidents:
-                            counts.enqueued += enqueue_incident(
-                                conn,
-                                incident,
-                                recipients,
-                                stores,
-                                now,
-                                timedelta(seconds=settings.alerts_max_age_s),
-                            )
-                    counts.incidents += len(incidents)
-                if any(msg.error() is None for msg in batch):
-                    consumer.commit(asynchronous=False)
-                if time.monotonic() >= next_camera_check:
-                    with conn.transaction():
-                        after = timedelta(seconds=settings.alerts_camera_after_s)
-                        counts.enqueued += enqueue_camera_problems(conn, load_recipients(conn), after)
-                    next_camera_check = time.monotonic() + CAMERA_CHECK_S
-                if time.monotonic() >= next_recovery:
-                    # Another dispatcher may have died with messages claimed.
-                    if recovered := recover_interrupted(conn):
-                        progress(f"{recovered} alert(s) a stopped sender left half-sent go out again")
-                    next_recovery = time.monotonic() + RECOVERY_S
-                # Send what is due, for at most a second before looking at Kafka again.
-                claimed = 0
-                busy_until = time.monotonic() + SEND_SLICE_S
-                while (n := send_due(settings, conn, counts)) and time.monotonic() < busy_until:
-                    claimed += n
-                claimed += n
-                assigned = {p.partition for p in consumer.assignment()}
-                idle = assigned and at_end >= assigned and not claimed and not incidents
-                if until_idle and idle and not in_flight(conn):
-                    break
+        while not stop.is_set():
+            try:
+                with _sessions(settings, digests) as (conn, lock):
+                    database.back()
+                    if _serve(
+                        settings,
+                        stop,
+                        consumer,
+                        conn,
+                        lock,
+                        reading,
+                        counts,
+                        kafka,
+                        progress,
+                        until_idle,
+                        poll_s,
+                    ):
+                        break
+            except DATABASE_DOWN as exc:
+                database.wait(exc, stop)
     finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
         consumer.close()
     return counts
+
+
+def _serve(
+    settings: Settings,
+    stop: threading.Event,
+    consumer: Consumer,
+    conn: Connection,
+    lock: Connection | None,
+    reading: _Reading,
+    counts: Counts,
+    kafka: Outage,
+    progress: Callable[[str], None],
+    until_idle: bool,
+    poll_s: float,
+) -> bool:
+    """The loop on one pair of sessions, until `stop` (False) or, with `until_idle`, until
+    there is nothing left to do (True). A lost session raises (DATABASE_DOWN)."""
+    # What the channels took before the last session was lost is marked before anything is
+    # recovered: sent once, not again (warehouse.alert_outbox: "sent" is true whoever holds it).
+    while counts.unmarked:
+        mark_sent(conn, counts.unmarked[0])
+        counts.unmarked.pop(0)
+    next_camera_check = next_recovery = 0.0
+    while not stop.is_set():
+        # Wait for the first message only, then take whatever else is already here:
+        # an incident is enqueued as soon as it arrives, a burst in batches.
+        first = consumer.poll(poll_s)
+        batch = [] if first is None else [first, *consumer.consume(199, 0)]
+        read = _read(batch, reading)
+        _follow_kafka(consumer, reading, kafka)
+        if reading.unqueued:
+            with conn.transaction():
+                recipients, stores = load_recipients(conn), store_names(conn)
+                now = datetime.now(UTC)
+                for incident in reading.unqueued:
+                    counts.enqueued += enqueue_incident(
+                        conn, incident, recipients, stores, now, timedelta(seconds=settings.alerts_max_age_s)
+                    )
+            counts.incidents += len(reading.unqueued)
+            reading.unqueued = []
+        _commit(consumer, reading, kafka)
+        if time.monotonic() >= next_camera_check:
+            with conn.transaction():
+                after = timedelta(seconds=settings.alerts_camera_after_s)
+                counts.enqueued += enqueue_camera_problems(conn, load_recipients(conn), after)
+            next_camera_check = time.monotonic() + CAMERA_CHECK_S
+        if time.monotonic() >= next_recovery:
+            # Another dispatcher may have died with messages claimed.
+            if recovered := recover_interrupted(conn):
+                progress(f"{recovered} alert(s) a stopped sender left half-sent go out again")
+            if lock is not None:
+                lock.execute("SELECT 1")  # the digest lock is held only while its session lives
+            next_recovery = time.monotonic() + RECOVERY_S
+        # Send what is due, for at most a second before looking at Kafka again.
+        claimed = 0
+        busy_until = time.monotonic() + SEND_SLICE_S
+        while (n := send_due(settings, conn, counts)) and time.monotonic() < busy_until:
+            claimed += n
+        claimed += n
+        assigned = {p.partition for p in consumer.assignment()}
+        idle = assigned and reading.at_end >= assigned and not claimed and not read and not reading.to_commit
+        if until_idle and idle and not in_flight(conn):
+            return True
+    return False
+
+
+def _read(batch: list[Message], reading: _Reading) -> int:
+    """Take a batch from Kafka: its incidents go to `reading.unqueued`, and the partitions it
+    read to the end are noted; returns how many messages it had (errors and EOF aside)."""
+    read = 0
+    for msg in batch:
+        error = msg.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 (confluent-kafka's constant)
+                reading.at_end.add(msg.partition() or 0)
+            continue
+        read += 1
+        reading.to_commit = True
+        reading.at_end.discard(msg.partition() or 0)
+        try:
+            reading.unqueued.append(decode(msg.value(), Incident))
+        except ContractError as exc:
+            log.warning("skipping a malformed incident message: %s", exc)
+    return read
+
+
+def _follow_kafka(consumer: Consumer, reading: _Reading, kafka: Outage) -> None:
+    """Note what librdkafka said of the brokers (no broker answers: an outage, said once);
+    while they are away, ask now and then whether one answers again."""
+    errors, reading.kafka_errors[:] = list(reading.kafka_errors), []
+    for error in errors:
+        if error.code() in KAFKA_DOWN:
+            kafka.failed(error.str())
+        else:
+            log.warning("Kafka: %s", error.str())
+    if kafka.down and not reading.to_commit and time.monotonic() >= reading.next_kafka_try:
+        try:
+            consumer.list_topics(timeout=1.0)
+        except KafkaException as exc:
+            reading.next_kafka_try = time.monotonic() + kafka.failed(exc)
+        else:
+            kafka.back()
+
+
+def _commit(consumer: Consumer, reading: _Reading, kafka: Outage) -> None:
+    """Commit the offsets read past, once everything read is in the outbox; a commit Kafka
+    cannot take now is tried again after the outage's backoff (a crash meanwhile re-reads
+    what the outbox's keys absorb)."""
+    if not reading.to_commit or reading.unqueued or time.monotonic() < reading.next_kafka_try:
+        return
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:  # noqa: SLF001 (nothing to commit)
+            reading.next_kafka_try = time.monotonic() + kafka.failed(exc)
+            return
+    reading.to_commit = False
+    kafka.back()
