@@ -25,6 +25,13 @@ from shrinkwatch.settings import Settings
 
 REVIEW_PAGE = "review"  # the review page's address on the dashboard (streamlit_app/app.py)
 
+# What the dashboard's pages and its sign-in page say while PostgreSQL does not answer.
+DATABASE_UNREACHABLE = (
+    "The database is not reachable — nothing can be shown or signed in to until it is back. "
+    "This page carries on by itself when it is; if it lasts, ask whoever runs Shrinkwatch to "
+    "check PostgreSQL (`shrinkwatch infra status`)."
+)
+
 # The colour of a risk level's badge on the dashboard (Streamlit's badge colours).
 LEVEL_COLOURS = {"high": "red", "medium": "orange", "low": "gray"}
 

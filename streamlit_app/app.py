@@ -1,7 +1,8 @@
 """Shrinkwatch dashboard: sign-in check and routes; each page lives in its section folder.
 
 Served by streamlit_app/server.py, which admits no request without a session; every page
-then reads the signed-in account and its scope from `auth.page()`.
+then reads the signed-in account and its scope from `auth.page()`. While PostgreSQL does
+not answer, the page says so instead (streamlit_app.unreachable).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from shrinkwatch.wording import REVIEW_PAGE
-from streamlit_app import auth
+from streamlit_app import auth, unreachable
 
 HERE = Path(__file__).parent
 
@@ -24,52 +25,58 @@ SHIELD = (
 )
 ICON = "data:image/svg+xml;base64," + base64.b64encode(SHIELD.encode()).decode("ascii")
 st.set_page_config(page_title="Shrinkwatch", page_icon=ICON, layout="wide")
-signed = auth.require()
-st.session_state[auth.SIGNED_IN_KEY] = signed
-auth.sidebar(signed)
-page = st.navigation(
-    {
-        "Review": [
-            st.Page(
-                HERE / "review" / "incidents.py", title="Incidents", icon=":material/warning:", default=True
-            ),
-            st.Page(
-                HERE / "review" / "incident.py",
-                title="Review",
-                icon=":material/fact_check:",
-                url_path=REVIEW_PAGE,  # where alerts and the Live page link to
-            ),
-            st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
-        ],
-        "Analytics": [
-            st.Page(
-                HERE / "analytics" / "overview.py",
-                title="Analytics and ROI",
-                icon=":material/insights:",
-                url_path="analytics",
-            ),
-            st.Page(HERE / "analytics" / "heatmaps.py", title="Heatmaps", icon=":material/blur_on:"),
-        ],
-        "Monitor": [
-            st.Page(HERE / "monitor" / "live.py", title="Live", icon=":material/videocam:"),
-        ],
-        "Setup": [
-            st.Page(
-                HERE / "setup" / "cameras.py",
-                title="Cameras and zones",
-                icon=":material/photo_camera:",
-                url_path="cameras",
-            ),
-            *(
-                [
-                    st.Page(
-                        HERE / "setup" / "alerts.py", title="Alert settings", icon=":material/notifications:"
-                    )
-                ]
-                if signed.user.is_admin
-                else []
-            ),
-        ],
-    }
-)
-page.run()
+with unreachable.said():  # PostgreSQL down: the page says so, and recovers by itself
+    signed = auth.require()
+    st.session_state[auth.SIGNED_IN_KEY] = signed
+    auth.sidebar(signed)
+    page = st.navigation(
+        {
+            "Review": [
+                st.Page(
+                    HERE / "review" / "incidents.py",
+                    title="Incidents",
+                    icon=":material/warning:",
+                    default=True,
+                ),
+                st.Page(
+                    HERE / "review" / "incident.py",
+                    title="Review",
+                    icon=":material/fact_check:",
+                    url_path=REVIEW_PAGE,  # where alerts and the Live page link to
+                ),
+                st.Page(HERE / "review" / "weights.py", title="Risk weights", icon=":material/tune:"),
+            ],
+            "Analytics": [
+                st.Page(
+                    HERE / "analytics" / "overview.py",
+                    title="Analytics and ROI",
+                    icon=":material/insights:",
+                    url_path="analytics",
+                ),
+                st.Page(HERE / "analytics" / "heatmaps.py", title="Heatmaps", icon=":material/blur_on:"),
+            ],
+            "Monitor": [
+                st.Page(HERE / "monitor" / "live.py", title="Live", icon=":material/videocam:"),
+            ],
+            "Setup": [
+                st.Page(
+                    HERE / "setup" / "cameras.py",
+                    title="Cameras and zones",
+                    icon=":material/photo_camera:",
+                    url_path="cameras",
+                ),
+                *(
+                    [
+                        st.Page(
+                            HERE / "setup" / "alerts.py",
+                            title="Alert settings",
+                            icon=":material/notifications:",
+                        )
+                    ]
+                    if signed.user.is_admin
+                    else []
+                ),
+            ],
+        }
+    )
+    page.run()

@@ -6,7 +6,8 @@ before each of its own reruns, so a session that ends while a tab is open (sign-
 elsewhere, a disabled account, an expiry) stops showing data at the next refresh. The token
 comes from the browser's cookie; a test that drives a page without a browser (Streamlit's
 AppTest) puts a real session's token in `st.session_state[TOKEN_KEY]` instead, and it is
-checked in PostgreSQL all the same.
+checked in PostgreSQL all the same. While PostgreSQL does not answer, no session can be
+checked: a page, or a part of one, says so and shows nothing else (streamlit_app.unreachable).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from shrinkwatch.wording import as_words
-from streamlit_app import data, text
+from streamlit_app import data, text, unreachable
 from streamlit_app.gate_rules import cookie_name
 from warehouse.accounts import scope_of
 from warehouse.scope import Scope, User
@@ -115,9 +116,11 @@ def live(run_every: float) -> Callable[[F], F]:
 def _checked_fragment(fn: F, run_every: float | None) -> F:
     @functools.wraps(fn)  # (Streamlit tells fragments apart by module and name)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if _fragment_rerun():
-            _check_again()
-        return fn(*args, **kwargs)
+        own_rerun = _fragment_rerun()
+        with unreachable.said(own_fragment_rerun=own_rerun):
+            if own_rerun:
+                _check_again()
+            return fn(*args, **kwargs)
 
     return st.fragment(checked, run_every=run_every)  # type: ignore[return-value]
 

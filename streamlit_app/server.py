@@ -8,7 +8,11 @@ accounts take effect at once) a page request is sent to /signin, any other reque
 frontend's static bundle (the same public code for everyone) pass. An open websocket is
 closed when its session ends (streamlit_app.sessions); store data outside the websocket is
 served only by routes that check the viewer's scope when they serve (streamlit_app.served);
-Streamlit's own media store is closed.
+Streamlit's own media store is closed. While PostgreSQL does not answer no session can be
+checked: a page request gets a page saying so (DATABASE_UNREACHABLE) that reloads itself
+every few seconds, the sign-in routes show the sign-in page with that message instead of
+the form's answer (no one is signed in or out), the websocket is turned away and anything
+else gets 503; all of it goes back to normal by itself once the database answers.
 
 The cookie holds the session token, HttpOnly (page scripts cannot read it), SameSite=Lax
 (another site's form cannot send it: sign-out and sign-in are POSTs; a link from an alert
@@ -27,6 +31,7 @@ proxy's X-Forwarded-For: uvicorn is told to trust no proxy of its own (FORWARDED
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import secrets
@@ -43,7 +48,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from streamlit_app import served, sso
+from shrinkwatch.wording import DATABASE_UNREACHABLE
+from streamlit_app import served, sso, unreachable
 from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
 from streamlit_app.sessions import DB, STREAMS, cookie, hand_on, on_own_connection, token_of
 from warehouse.accounts import authenticate, user_by_email
@@ -144,7 +150,13 @@ class SignInGate:
             await self.app(scope, receive, send)
             return
         token = token_of(scope.get("headers", []))
-        user = await run_in_threadpool(DB.call, session_user, token) if token else None
+        try:
+            user = await run_in_threadpool(DB.call, session_user, token) if token else None
+        except Exception as exc:
+            if not unreachable.is_down(exc):
+                raise
+            await _database_away(scope, receive, send)
+            return
         if user is not None and token is not None:
             hand_on(scope, user)
             if scope["type"] == "websocket":
@@ -165,6 +177,57 @@ class SignInGate:
         if token:  # a cookie of a session that ended: forget it
             _forget_session(response)
         await response(scope, receive, send)
+
+
+async def _database_away(scope: Scope, receive: Receive, send: Send) -> None:
+    """No session can be checked: a page request gets a page saying so that asks again every
+    few seconds by itself, the websocket is turned away (the browser tries it again), any
+    other request a 503."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013, "reason": "try again later"})
+        return
+    request = Request(scope, receive)
+    if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+        again = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response: Response = HTMLResponse(_away_page(again), status_code=503, headers=AWAY_HEADERS)
+    else:
+        response = PlainTextResponse(DATABASE_UNREACHABLE, status_code=503, headers=AWAY_HEADERS)
+    await response(scope, receive, send)
+
+
+AWAY_HEADERS = {"Retry-After": str(int(unreachable.RETRY_S)), "Cache-Control": "no-store"}
+
+
+def _away_page(again: str) -> str:
+    """The sign-in page's look, the message in place of the form, going to `again` (a path
+    of this site, asked with GET) every few seconds by itself."""
+    refresh = f'<meta http-equiv="refresh" content="{int(unreachable.RETRY_S)};url={html.escape(again)}">'
+    head = _PAGE.split("<main>")[0].replace("{{", "{").replace("}}", "}")  # (a format template)
+    said = html.escape(DATABASE_UNREACHABLE.replace("`", ""))  # (Markdown's code marks, on the pages)
+    return (
+        f"{head.replace('<title>', refresh + '<title>', 1)}<main>"
+        f'<h1><span aria-hidden="true">&#128737;</span> Shrinkwatch</h1>'
+        f'<p class="message error" role="alert">{said}</p></main></body></html>'
+    )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _unless_database_away(route: Handler) -> Handler:
+    """A sign-in route that says the database is not reachable (503, the sign-in page with
+    the message) instead of failing when it cannot ask it: no one is signed in or out."""
+
+    @functools.wraps(route)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await route(request)
+        except Exception as exc:
+            if not unreachable.is_down(exc):
+                raise
+            return HTMLResponse(_away_page("/signin"), status_code=503, headers=AWAY_HEADERS)
+
+    return guarded
 
 
 def _forget_session(response: Response) -> None:
@@ -251,6 +314,7 @@ def _same_origin(request: Request) -> bool:
     return same_origin(request.headers.get("origin"), request.headers.get("host", ""))
 
 
+@_unless_database_away
 async def signin(request: Request) -> Response:
     """GET: the form. POST: check the password, start a session, set the cookie, go on."""
     if request.method == "GET":
@@ -303,6 +367,7 @@ def _signed_in_response(next_path: str, token: str) -> Response:
     return response
 
 
+@_unless_database_away
 async def signin_sso(request: Request) -> Response:
     """POST from the sign-in page: send the browser to the identity provider (single sign-on),
     remembering the attempt. A GET (an old link, an image on another site) only shows the
@@ -341,6 +406,7 @@ async def signin_sso(request: Request) -> Response:
     return response
 
 
+@_unless_database_away
 async def signin_sso_callback(request: Request) -> Response:
     """The provider sends the browser back: check everything, then sign in like a password."""
     state, code = request.query_params.get("state", ""), request.query_params.get("code", "")
@@ -376,6 +442,7 @@ _SIGN_OUT_PAGE = """<!doctype html>
 """
 
 
+@_unless_database_away
 async def signout(request: Request) -> Response:
     """End the session on the server (every tab and websocket of it closes) and forget the
     cookie. Only a POST from a page of this site does that; a GET while the session is open

@@ -29,6 +29,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from shrinkwatch.outage import Outage
 from shrinkwatch.settings import Settings, load_settings
 from streamlit_app.gate_rules import cookie_name, session_cookie
 from warehouse.db import Connection, connect
@@ -150,6 +151,7 @@ class OpenStreams:
         self._closing: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._database = Outage("PostgreSQL (the dashboard's session checks)", log.warning)
 
     def note_tab(self, token: str, app_session_id: str) -> None:
         """A page ran for this session in this Streamlit session (called by the pages, from
@@ -198,9 +200,10 @@ class OpenStreams:
                 continue
             try:
                 still_open = await run_in_threadpool(DB.call, open_sessions, tokens)
-            except Exception as exc:  # the database is away: keep asking, say so
-                log.warning("could not check the dashboard's open sessions: %s", exc)
+            except Exception as exc:  # the database is away: keep asking, say so once
+                self._database.failed(exc)
                 continue
+            self._database.back()
             for token in tokens:
                 if token not in still_open:
                     self._ending.add(token)
