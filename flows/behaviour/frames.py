@@ -5,7 +5,12 @@ checks a message against CONTRACTS §3 by hand for the common, well-formed case 
 anything unusual (a missing `schema`, a number written as a string, NaN, ...)
 to the pydantic contract in `shrinkwatch.contracts`, which decides and explains. The fast
 path accepts only messages that the contract accepts, so both paths agree on what is valid
-and every rejection carries the contract's own error text.
+and every rejection carries the contract's own error text. That includes the contract's bounds
+on absurd values (its docstring): a message over MAX_MESSAGE_BYTES is never parsed, and one
+with more than MAX_OBJECTS objects, a timestamp out of range or an integer too large for its
+column is the contract's to reject; any `\\u` escape (the only way JSON writes a NUL or an
+unpaired surrogate) sends the message to the contract too, which the detector never writes, and
+so does a field this version does not know (the contract ignores it, within its parser's limits).
 
 Times inside the rules are integer microseconds since the Unix epoch (`*_us`): exact
 differences, no rounding at a threshold, and cheap arithmetic.
@@ -19,14 +24,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shrinkwatch.contracts import DETECTION_SCHEMA, Detection, decode
+from shrinkwatch.contracts import (
+    DETECTION_SCHEMA,
+    ID_MAX,
+    INT32_MAX,
+    INT64_MAX,
+    MAX_MESSAGE_BYTES,
+    MAX_OBJECTS,
+    TS_MAX,
+    TS_MIN,
+    Detection,
+    decode,
+)
 
 BAG_CLASSES = frozenset({"backpack", "handbag", "suitcase"})
 Box = Sequence[float]  # x1, y1, x2, y2, normalised
 Keypoints = Sequence[Sequence[float]]
 
 # What the fast path trusts `datetime.fromisoformat` with: the contracts' own form.
-_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)\Z")
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)\Z", re.ASCII)
 
 
 def _reject_constant(name: str) -> float:
@@ -102,41 +118,47 @@ def _keypoints_ok(points: object) -> bool:
 
 def _fast(raw: bytes) -> Frame | None:
     """The frame when `raw` is plainly valid; None when the contract must decide."""
+    if len(raw) > MAX_MESSAGE_BYTES or b"\\u" in raw:
+        return None
     try:
         data = _JSON.decode(raw.decode("utf-8"))
-        if data["schema"] != DETECTION_SCHEMA:
+        # Fields this version does not know go to the contract, which ignores them, but within
+        # its parser's limits (how deep a value nests, ...) that Python's parser does not share.
+        if data["schema"] != DETECTION_SCHEMA or len(data) != 8:
             return None
         camera_id, store_id, frame_id = data["camera_id"], data["store_id"], data["frame_id"]
         ts_text, width, height = data["ts"], data["frame_w"], data["frame_h"]
         if not (
             type(camera_id) is str
-            and camera_id
+            and 0 < len(camera_id) <= ID_MAX
             and type(store_id) is str
-            and store_id
+            and 0 < len(store_id) <= ID_MAX
             and type(frame_id) is int
-            and frame_id >= 0
+            and 0 <= frame_id <= INT64_MAX
             and type(width) is int
-            and width > 0
+            and 0 < width <= INT32_MAX
             and type(height) is int
-            and height > 0
+            and 0 < height <= INT32_MAX
             and type(ts_text) is str
             and _TS.match(ts_text)
         ):
             return None
         ts = datetime.fromisoformat(ts_text).astimezone(UTC)
+        if not TS_MIN <= ts < TS_MAX:
+            return None
         people: list[Person] = []
         bags: list[Box] = []
         objects = data["objects"]
-        if type(objects) is not list:
+        if type(objects) is not list or len(objects) > MAX_OBJECTS:
             return None
         for obj in objects:
             name, track_id, class_id, box = obj["class_name"], obj["track_id"], obj["class_id"], obj["box"]
             if not (
                 type(name) is str
-                and name
-                and (track_id is None or type(track_id) is int)
+                and 0 < len(name) <= ID_MAX
+                and (track_id is None or (type(track_id) is int and -INT64_MAX - 1 <= track_id <= INT64_MAX))
                 and type(class_id) is int
-                and class_id >= 0
+                and 0 <= class_id <= INT64_MAX
                 and 0.0 <= obj["conf"] <= 1.0
                 and type(box) is list
                 and len(box) == 4
@@ -149,6 +171,8 @@ def _fast(raw: bytes) -> Frame | None:
             ):
                 return None
             points = obj.get("keypoints")
+            if len(obj) != (5 if "keypoints" not in obj else 6):
+                return None
             if points is not None and not _keypoints_ok(points):
                 return None
             if name == "person":
@@ -157,7 +181,9 @@ def _fast(raw: bytes) -> Frame | None:
             elif name in BAG_CLASSES:
                 bags.append(box)
         return Frame(camera_id, store_id, frame_id, ts, to_us(ts), people, bags)
-    except (KeyError, TypeError, ValueError, AttributeError):  # incl. not UTF-8, not JSON
+    # Not UTF-8 or not JSON (ValueError), nested too deep for Python's parser (RecursionError),
+    # a time that leaves the calendar in UTC (OverflowError), ...: the contract explains.
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, OverflowError):
         return None
 
 
