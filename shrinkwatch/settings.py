@@ -1,5 +1,10 @@
 """Typed settings (CONTRACTS §1): environment variables win over the settings file.
 
+`load_settings` answers whatever a settings file or the environment holds with a ConfigError
+naming the key (or the variable): a file that is not UTF-8 or not YAML, one whose aliases
+expand past what a site file may (shrinkwatch.site_file.read_yaml), a name that is not text, a
+value with a NUL, a list variable that is not JSON.
+
 The secrets among them (`SECRET_SETTINGS`) are pydantic SecretStr (masked in reprs and
 dumps) and may be written as `${VAR}` references, in the settings file above all: the
 reference is what is kept and written out (a settings file for another process holds it,
@@ -9,17 +14,18 @@ never the value); `Settings.secret` reads the value from the environment when it
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from shrinkwatch.errors import ConfigError, format_validation_error
 from shrinkwatch.placeholders import FORM, placeholders, resolve_secret, well_formed
-from shrinkwatch.site_file import THRESHOLD_DEFAULTS
+from shrinkwatch.site_file import THRESHOLD_DEFAULTS, read_yaml, unstorable_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "camera-health", "incidents", "dlq")
@@ -35,7 +41,7 @@ def _plain(value: SecretStr | str | None) -> str | None:
 class Settings(BaseSettings):
     """Every setting of Shrinkwatch; build one at the entry point and pass it down."""
 
-    model_config = SettingsConfigDict(env_prefix="SHRINKWATCH_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="SHRINKWATCH_", extra="forbid", allow_inf_nan=False)
 
     kafka_bootstrap: str | None = Field(
         None, description="Kafka bootstrap servers; unset means the local broker of `infra up`."
@@ -315,25 +321,43 @@ def secret_environment(settings: Settings) -> dict[str, str]:
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from an optional YAML file, the environment and explicit overrides.
 
-    Precedence: overrides > environment > file > defaults. Raises ConfigError naming the key.
+    Precedence: overrides > environment > file > defaults. Raises ConfigError naming the key
+    (or the environment variable), whatever the file or the environment holds.
     """
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            msg = f"cannot read settings file {path}: {exc}"
-            raise ConfigError(msg) from exc
-        if not isinstance(loaded, dict):
-            msg = f"{path}: the settings file must be a mapping of setting names to values"
-            raise ConfigError(msg)
-        values.update(loaded)
+        values.update(_read_settings_file(path))
+    where = f"{path}: " if path else ""
     try:
         settings = Settings(**values)
         if overrides:
             settings = Settings.model_validate({**settings.model_dump(), **overrides})
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
         msg = f"{where}invalid settings:\n{format_validation_error(exc, prefix='')}"
         raise ConfigError(msg) from exc
+    except SettingsError as exc:  # an environment variable of a list setting that is not JSON
+        msg = f'{where}invalid settings: {exc}: a list is written as JSON, e.g. ["person", "handbag"]'
+        field = re.search(r'field "(\w+)"', str(exc))
+        if field:
+            msg = f"SHRINKWATCH_{field.group(1).upper()}: {msg}"
+        raise ConfigError(msg) from exc
     return settings
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    """A settings file's setting names and values; ConfigError saying what is wrong and where."""
+    try:
+        _node, loaded = read_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8, aliases, nesting
+        msg = f"cannot read settings file {path}: {exc}"
+        raise ConfigError(msg) from exc
+    loaded = loaded or {}
+    if not isinstance(loaded, dict):
+        msg = f"{path}: the settings file must be a mapping of setting names to values"
+        raise ConfigError(msg)
+    problems = [f"{key!r}: a setting's name is text" for key in loaded if not isinstance(key, str)]
+    problems += [f"{key}: {problem}" for key, problem in unstorable_text(loaded)]
+    if problems:
+        msg = f"{path}: invalid settings:\n" + "\n".join(f"  {p}" for p in problems)
+        raise ConfigError(msg)
+    return loaded

@@ -3,8 +3,11 @@ and (optional, our addition) `alerts.recipients`: who gets alerts and digests, t
 fields as the dashboard's Alert settings page (shrinkwatch.recipients).
 
 `load_site_file` returns a SiteConfig or raises SiteConfigError listing every problem with
-its key path and line (`cameras[2].zones[0].polygon (line 31): ...`). Applying it to
-PostgreSQL lives in `warehouse.site_tables`.
+its key path and line (`cameras[2].zones[0].polygon (line 31): ...`), whatever the text: a file
+is refused, with the reason, when YAML's aliases expand it past MAX_VALUES values (or into
+itself), when it nests too deeply for the parser, or when a string holds what PostgreSQL cannot
+store (a NUL, an unpaired surrogate); numbers are finite. Applying it to PostgreSQL lives in
+`warehouse.site_tables`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shrinkwatch.contracts import text_problem
 from shrinkwatch.errors import ConfigError, key_path, validation_messages
 from shrinkwatch.placeholders import (
     FORM,
@@ -31,11 +35,12 @@ from shrinkwatch.recipients import Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
+MAX_VALUES = 100_000  # a chain of a thousand stores, with cameras and zones, is a tenth of it
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Economics(_Strict):
@@ -238,8 +243,63 @@ def _nearest_line(lines: dict[str, int], path: str) -> int | None:
     while path:
         if path in lines:
             return lines[path]
-        path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path) if re.search(r"[.\[]", path) else ""
+        # Drop the last step (`.name`, `[2]`, or pydantic's `.[key]` of a mapping's key).
+        shorter = re.sub(r"(\.[^.\[]*|\.?\[[^\]]*\])$", "", path)
+        path = shorter if shorter != path else ""
     return lines.get("(root)")
+
+
+def _size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values `node` stands for once its aliases are expanded (each shared node counted
+    as often as it is used, in the time of one visit); ValueError when a node contains itself."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        msg = "an alias refers to a value that contains it (the value would be infinite)"
+        raise ValueError(msg)
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        total += sum(_size(k, sizes, open_) + _size(v, sizes, open_) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_size(item, sizes, open_) for item in node.value)
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
+def read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The composed document (for its lines) and its data; yaml.YAMLError when it is not YAML,
+    ValueError saying why when its aliases expand it past MAX_VALUES values or into itself, or
+    it nests too deeply to read."""
+    try:
+        node = yaml.compose(text)
+        if node is not None and _size(node, {}, set()) > MAX_VALUES:
+            msg = f"more than {MAX_VALUES} values once its aliases are expanded"
+            raise ValueError(msg)
+        return node, yaml.safe_load(text)
+    except RecursionError:
+        msg = "nested too deeply to read (lists or mappings inside each other)"
+        raise ValueError(msg) from None
+
+
+def unstorable_text(data: Any, path: str = "") -> list[tuple[str, str]]:
+    """(key path, why) for every string, key or value, that PostgreSQL cannot store."""
+    if isinstance(data, str):
+        problem = text_problem(data)
+        return [] if problem is None else [(path or "(root)", problem)]
+    out = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = key_path([key] if isinstance(key, str | int) else [str(key)], path)
+            if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                out.append((child, f"the key {problem}"))
+            out += unstorable_text(value, child)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            out += unstorable_text(item, f"{path}[{i}]")
+    return out
 
 
 def _cross_check(config: SiteConfig) -> list[SiteProblem]:
@@ -281,15 +341,19 @@ def recipient_site_problems(
 def parse_site_config(text: str, source: str = "<site>") -> SiteConfig:
     """Validate a site configuration document; raise SiteConfigError with every problem."""
     try:
-        node = yaml.compose(text)
-        data: Any = yaml.safe_load(text)
+        node, data = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise SiteConfigError(source, [SiteProblem("(root)", f"not valid YAML: {exc}", line)]) from None
+    except ValueError as exc:
+        raise SiteConfigError(source, [SiteProblem("(root)", str(exc))]) from None
     lines = _line_index(node) if node is not None else {}
     if data is None:
         data = {}
+    if unstorable := unstorable_text(data):
+        problems = [SiteProblem(path, message, _nearest_line(lines, path)) for path, message in unstorable]
+        raise SiteConfigError(source, problems)
     try:
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
@@ -328,5 +392,7 @@ __all__ = [
     "resolve_placeholders",
     "load_site_file",
     "parse_site_config",
+    "read_yaml",
+    "unstorable_text",
     "recipient_site_problems",
 ]
