@@ -39,6 +39,7 @@ class Observation:
     error: str | None
     broker_down: bool
     dropped_since_last: int
+    capped_since_last: int = 0  # frames published with only the objects that fit in a message
 
 
 def assess(obs: Observation) -> CameraHealth:
@@ -56,6 +57,12 @@ def assess(obs: Observation) -> CameraHealth:
     elif obs.broker_down or obs.dropped_since_last > 0:
         status = "degraded"
         error = error or "Kafka unreachable: buffering detections locally"
+    elif obs.capped_since_last > 0:
+        status = "degraded"
+        error = error or (
+            f"{obs.capped_since_last} frame(s) had more objects than fit in a Kafka message: "
+            "the least confident were left out"
+        )
     elif obs.live and obs.uptime_s > WARM_UP_S and fps_analysed < SLOW_RATIO * obs.target_fps:
         status = "degraded"
         error = error or f"analysing {fps_analysed:.1f} of {obs.target_fps:g} fps"

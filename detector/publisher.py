@@ -4,6 +4,14 @@ Messages go into a bounded local buffer first; a pump thread hands them to an id
 compressed producer as fast as the broker takes them. While Kafka is unreachable the
 readers keep analysing, the buffer fills, and past its bound the *oldest* messages are
 dropped and counted. When the broker returns, the backlog drains in order.
+
+No message is larger than `max_message_bytes` (1,000,000: the producer's message.max.bytes,
+under the broker's default of 1 MiB) less `OVERHEAD_BYTES` for the key and Kafka's framing.
+A frame whose detections would not fit is capped: its most confident objects that fit are
+published, and the frame is counted for its camera (`capped`; the camera's health says so,
+and the log once per camera). Any other message over the bound, or one the producer refuses,
+is dropped and counted (`too_large`, `failed`); one the broker refuses (a topic with a smaller
+max.message.bytes) comes back as a failed delivery, counted. None of them stops the pump.
 """
 
 from __future__ import annotations
@@ -13,18 +21,48 @@ import threading
 import time
 from collections import deque
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shrinkwatch.contracts import CameraHealth, Detection, encode
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
+OVERHEAD_BYTES = 1024  # the key and the record's framing, within message.max.bytes
+
+
+def fit_objects(detection: Detection, limit: int) -> tuple[Detection, bytes]:
+    """The detection with as many of its most confident objects as fit in `limit` bytes
+    (in their order), and its encoding."""
+    by_conf = sorted(range(len(detection.objects)), key=lambda i: -detection.objects[i].conf)
+
+    def first(count: int) -> Detection:
+        keep = set(by_conf[:count])
+        return detection.model_copy(
+            update={"objects": [o for i, o in enumerate(detection.objects) if i in keep]}
+        )
+
+    low, high = 0, len(by_conf)  # the answer lies in [low, high]; with none, it fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(encode(first(middle))) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    result = first(low)
+    return result, encode(result)
+
 
 class Publisher:
     """One producer shared by every camera thread of the process."""
 
-    def __init__(self, settings: Settings, buffer_messages: int = 5000, inflight: int = 1000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        buffer_messages: int = 5000,
+        inflight: int = 1000,
+        max_message_bytes: int = 1_000_000,
+    ) -> None:
         self.detections_topic = settings.topic("detections")
         self.health_topic = settings.topic("camera-health")
         self._producer = Producer(
@@ -34,6 +72,7 @@ class Publisher:
                 "compression.type": "lz4",
                 "linger.ms": 20,
                 "queue.buffering.max.messages": inflight,
+                "message.max.bytes": max_message_bytes,
                 "message.timeout.ms": 0,  # never expire: the drop policy is ours (oldest first)
                 "reconnect.backoff.max.ms": 2000,
                 "error_cb": self._on_error,
@@ -42,11 +81,14 @@ class Publisher:
         )
         self._buffer: deque[tuple[str, bytes, bytes]] = deque()
         self._bound = buffer_messages
+        self.limit = max_message_bytes - OVERHEAD_BYTES
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self.too_large = 0
+        self.capped: dict[str, int] = {}  # camera id -> frames published with fewer objects
         self.last_error: str | None = None
         self.broker_down = False
         self._pump = threading.Thread(target=self._run, name="kafka-pump", daemon=True)
@@ -59,17 +101,27 @@ class Publisher:
             self.broker_down = True
         self.last_error = err.str()
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             self.delivered += 1
             if self.broker_down:
                 log.warning("Kafka reachable again; sending the backlog")
             self.broker_down = False
         else:
-            self.failed += 1
-            self.last_error = err.str()
+            self._refused(msg.topic() or "?", err)
+
+    def _refused(self, topic: str, err: KafkaError | Exception) -> None:
+        self.failed += 1
+        self.last_error = err.str() if isinstance(err, KafkaError) else str(err)
+        log.warning("Kafka refused a message to %s (%s): dropped", topic, self.last_error)
 
     def _enqueue(self, topic: str, key: str, value: bytes) -> None:
+        if len(value) > self.limit:
+            self.too_large += 1
+            log.warning(
+                "a %d-byte message to %s is over the %d-byte bound: dropped", len(value), topic, self.limit
+            )
+            return
         with self._lock:
             if len(self._buffer) >= self._bound:
                 self._buffer.popleft()
@@ -77,8 +129,21 @@ class Publisher:
             self._buffer.append((topic, key.encode(), value))
 
     def publish(self, detection: Detection) -> None:
-        """Queue one analysed frame (key = camera_id); returns at once."""
-        self._enqueue(self.detections_topic, detection.camera_id, encode(detection))
+        """Queue one analysed frame (key = camera_id); returns at once. Capped to fit (above)."""
+        value = encode(detection)
+        if len(value) > self.limit:
+            fitted, value = fit_objects(detection, self.limit)
+            camera = detection.camera_id
+            if camera not in self.capped:
+                log.warning(
+                    "camera %s: a frame's %d objects do not fit in a Kafka message; publishing the %d "
+                    "most confident (said once; the camera's health counts them)",
+                    camera,
+                    len(detection.objects),
+                    len(fitted.objects),
+                )
+            self.capped[camera] = self.capped.get(camera, 0) + 1
+        self._enqueue(self.detections_topic, detection.camera_id, value)
 
     def publish_health(self, health: CameraHealth) -> None:
         """Queue one camera-health event (key = camera_id)."""
@@ -94,6 +159,8 @@ class Publisher:
                     self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
                 except BufferError:
                     return  # the producer is full (the broker is slow or away): keep it here
+                except KafkaException as exc:  # refused for good (too large, ...): never retried
+                    self._refused(topic, exc.args[0] if exc.args else exc)
                 self._buffer.popleft()
 
     def _run(self) -> None:

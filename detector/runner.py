@@ -128,7 +128,9 @@ class CameraWorker(threading.Thread):
         read = self.source.frames_read if self.source else 0
         return Sample(time.monotonic(), read, self.stats.frames)
 
-    def observe(self, previous: Sample, current: Sample, broker_down: bool, dropped: int) -> Observation:
+    def observe(
+        self, previous: Sample, current: Sample, broker_down: bool, dropped: int, capped: int = 0
+    ) -> Observation:
         """What the health monitor needs to judge this camera."""
         source = self.source
         connected = bool(source and source.connected) and not (self.stats.done and self.stats.error)
@@ -147,6 +149,7 @@ class CameraWorker(threading.Thread):
             error=self.stats.error or (source.last_error if source else None),
             broker_down=broker_down,
             dropped_since_last=dropped,
+            capped_since_last=capped,
         )
 
 
@@ -158,6 +161,7 @@ class HealthMonitor:
         self._samples = {w.camera.id: w.sample() for w in workers}
         self._status: dict[str, str] = {}
         self._dropped = publisher.dropped
+        self._capped = dict(publisher.capped)
         self._next = time.monotonic() + every_s
 
     def tick(self) -> None:
@@ -171,9 +175,18 @@ class HealthMonitor:
             if worker.stats.done and not worker.stats.error:
                 continue  # a file that ended: nothing to report
             current = worker.sample()
+            camera = worker.camera.id
+            capped = self.publisher.capped.get(camera, 0)
             health = assess(
-                worker.observe(self._samples[worker.camera.id], current, self.publisher.broker_down, dropped)
+                worker.observe(
+                    self._samples[camera],
+                    current,
+                    self.publisher.broker_down,
+                    dropped,
+                    capped - self._capped.get(camera, 0),
+                )
             )
+            self._capped[camera] = capped
             self._samples[worker.camera.id] = current
             self.publisher.publish_health(health)
             before = self._status.get(worker.camera.id)
@@ -310,5 +323,7 @@ def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
         + f" | delivered {publisher.delivered}"
         + (f", failed {publisher.failed}" if publisher.failed else "")
         + (f", dropped {publisher.dropped}" if publisher.dropped else "")
+        + (f", capped {sum(publisher.capped.values())}" if publisher.capped else "")
+        + (f", too large {publisher.too_large}" if publisher.too_large else "")
         + (f", backlog {publisher.backlog} (Kafka unreachable)" if publisher.broker_down else "")
     )

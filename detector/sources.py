@@ -3,6 +3,16 @@
 Each source yields `CapturedFrame`s at (at most) the camera's target fps. Live sources are read
 by a background thread that keeps only the latest frame, so a slow analysis never builds
 a backlog; files are read in order, either at real-time pace or as fast as possible.
+
+What fails is reported and tried again, never the end of the camera: a stream that cannot be
+opened, breaks, stalls or sends what is not video (HTTP MJPEG is read within the bounds of
+detector.mjpeg), and a damaged video file (one FFmpeg cannot open, or whose decoding stops
+more than a second before the length its header declares), are retried with backoff, 1 s
+doubling to 30 s with +-20 % jitter, reset by the next new frame; meanwhile the source says
+it is not connected and why (`connected`, `last_error`), for the camera's health. A damaged
+file is tried again from the frame where its decoding stopped (a file still being copied goes
+on; the frames before the damage are analysed once). Only a missing file or a missing `${VAR}`
+is a SourceError, the end of that camera alone.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,6 +38,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np
 
+from detector.mjpeg import MjpegError, MjpegStream
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.site_file import resolve_placeholders
@@ -45,6 +56,27 @@ class CapturedFrame:
 
 class SourceError(ShrinkwatchError):
     """A source cannot be opened (missing file, bad URL) and retrying will not help."""
+
+
+class StreamError(ShrinkwatchError):
+    """A live stream or device failed (it may come back): the reason, for the camera's health."""
+
+
+class Backoff:
+    """Waits between tries: `first_s` doubling to `longest_s`, +-20 % jitter; `reset` after a success."""
+
+    def __init__(self, first_s: float = 1.0, longest_s: float = 30.0) -> None:
+        self.first_s, self.longest_s = first_s, longest_s
+        self._next = first_s
+
+    def next(self) -> float:
+        """How long to wait before the next try."""
+        delay = self._next * random.uniform(0.8, 1.2)
+        self._next = min(self._next * 2, self.longest_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first_s
 
 
 def _now() -> datetime:
@@ -66,42 +98,59 @@ def kind_of(url: str) -> str:
     return "file"
 
 
-class FileSource:
-    """A video file, sampled at the target fps; capture times follow the file's own clock."""
+def damage(name: str, start: int, stopped: int, declared: int, src_fps: float) -> str | None:
+    """Why a pass over a video file that began at frame `start` and stopped at `stopped` means
+    the file is damaged, or None for a normal end. `declared` is the length its header gives
+    (0 when unknown); FFmpeg's estimate from a duration may be off by a frame or two, so only
+    stopping more than a second short counts."""
+    if stopped <= start:
+        where = f" after frame {start}" if start else ""
+        return f"video file {name} is damaged: no frame decodes{where}"
+    if declared > 0 and stopped + src_fps < declared:
+        return f"video file {name} is damaged: decoding stops at frame {stopped} of {declared}"
+    return None
 
-    def __init__(self, path: str, fps: float, *, realtime: bool, loop: bool, name: str | None = None) -> None:
+
+class FileSource:
+    """A video file, sampled at the target fps; capture times follow the file's own clock.
+    A damaged file is reported and tried again with backoff (the module's policy)."""
+
+    def __init__(
+        self,
+        path: str,
+        fps: float,
+        *,
+        realtime: bool,
+        loop: bool,
+        name: str | None = None,
+        max_backoff_s: float = 30.0,
+    ) -> None:
         self.path = Path(path)
         self.name = name or str(self.path)  # what messages show: the template, never a resolved secret
         if not self.path.is_file():
             msg = f"video file not found: {self.name}"
             raise SourceError(msg)
         self.fps, self.realtime, self.loop = fps, realtime, loop
+        self.max_backoff_s = max_backoff_s
         self.connected = True
         self.last_error: str | None = None
         self.frames_read = 0
         self.last_new_at = time.monotonic()
 
-    def _open(self) -> tuple[cv2.VideoCapture, float]:
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            msg = f"cannot decode video file {self.name}"
-            raise SourceError(msg)
-        src_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        return cap, src_fps if 1.0 <= src_fps <= 240.0 else 25.0
-
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Frames at the target fps until the end (or forever when looping).
 
         As fast as possible, a thread decodes a few frames ahead, so decoding overlaps
-        inference instead of adding to it.
+        inference instead of adding to it; what ends that thread with an error is raised here.
         """
         if self.realtime:
             yield from self._decode(stop)
             return
-        ahead: queue.Queue[CapturedFrame | None] = queue.Queue(maxsize=4)
+        ahead: queue.Queue[CapturedFrame | BaseException | None] = queue.Queue(maxsize=4)
         done = threading.Event()
 
         def decode() -> None:
+            end: BaseException | None = None
             try:
                 for frame in self._decode(done):
                     while not done.is_set():
@@ -110,17 +159,21 @@ class FileSource:
                             break
                         except queue.Full:
                             continue
+            except Exception as exc:
+                end = exc
             finally:
-                ahead.put(None)
+                ahead.put(end)
 
         thread = threading.Thread(target=decode, name="decode", daemon=True)
         thread.start()
         try:
             while not stop.is_set():
-                frame = ahead.get()
-                if frame is None:
+                item = ahead.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
                     return
-                yield frame
+                yield item
         finally:
             done.set()
             with contextlib.suppress(queue.Empty):
@@ -130,33 +183,112 @@ class FileSource:
 
     def _decode(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         start = _now()
+        position = 0  # where the next pass begins: 0, or the frame where decoding stopped
+        backoff = Backoff(longest_s=self.max_backoff_s)
         while not stop.is_set():
-            cap, src_fps = self._open()
-            step = max(1, round(src_fps / self.fps))
-            wall0 = time.monotonic()
-            index = 0
+            cap = cv2.VideoCapture(str(self.path))
             try:
-                while not stop.is_set():
-                    if not cap.grab():
-                        break
-                    self.frames_read += 1
-                    self.last_new_at = time.monotonic()
-                    if index % step == 0:
-                        ok, image = cap.retrieve()
-                        if not ok:
-                            break
-                        media_s = index / src_fps
-                        if self.realtime:
-                            delay = wall0 + media_s - time.monotonic()
-                            if delay > 0 and stop.wait(delay):
-                                return
-                        yield CapturedFrame(image, _ms(start + timedelta(seconds=media_s)))
-                    index += 1
+                if not cap.isOpened():
+                    stopped, src_fps = position, 0.0
+                    failure: str | None = f"cannot decode video file {self.name}"
+                else:
+                    src_fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+                    src_fps = src_fps if 1.0 <= src_fps <= 240.0 else 25.0
+                    declared = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+                    if position:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, position)
+                    stopped = yield from self._play(cap, stop, start, position, src_fps)
+                    failure = damage(self.name, position, stopped, declared, src_fps)
             finally:
                 cap.release()
-            if not self.loop or index == 0:
+            if stop.is_set():
                 return
-            start = start + timedelta(seconds=index / src_fps)
+            if failure is None:
+                if not self.loop:
+                    return
+                start, position = start + timedelta(seconds=stopped / src_fps), 0
+                continue
+            if stopped > position:
+                backoff.reset()  # it got further this time (a file still being copied)
+            position = stopped
+            self.connected, self.last_error = False, failure
+            delay = backoff.next()
+            log.warning("%s; retrying in %.1f s", failure, delay)
+            if stop.wait(delay):
+                return
+
+    def _play(
+        self, cap: cv2.VideoCapture, stop: threading.Event, start: datetime, position: int, src_fps: float
+    ) -> Generator[CapturedFrame, None, int]:
+        """One pass from frame `position`; returns the frame where it stopped."""
+        step = max(1, round(src_fps / self.fps))
+        wall0 = time.monotonic() - position / src_fps
+        index = position
+        while not stop.is_set():
+            if not cap.grab():
+                break
+            ok, image = cap.retrieve() if index % step == 0 else (True, None)
+            if not ok:
+                break
+            self.frames_read += 1
+            self.last_new_at = time.monotonic()
+            self.connected, self.last_error = True, None
+            if image is not None:
+                media_s = index / src_fps
+                if self.realtime:
+                    delay = wall0 + media_s - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        break
+                yield CapturedFrame(image, _ms(start + timedelta(seconds=media_s)))
+            index += 1
+        return index
+
+
+class _Capture:
+    """An RTSP stream or a USB device through OpenCV (FFmpeg, V4L2)."""
+
+    def __init__(self, url: str, name: str, open_timeout_s: float, read_timeout_s: float) -> None:
+        self.name = name
+        if kind_of(url) == "device":
+            self._cap = cv2.VideoCapture(int(url))
+        else:
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(read_timeout_s * 1000),
+            ]
+            # RTSP over TCP: no UDP packet loss, and it passes NAT and firewalls.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+            self._cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+        if not self._cap.isOpened():
+            self._cap.release()
+            msg = f"cannot open {name}"
+            raise StreamError(msg)
+
+    def read(self) -> tuple[np.ndarray, float]:
+        """The next image and its stream time in ms (0 where the stream has none)."""
+        ok, image = self._cap.read()
+        if not ok:
+            msg = f"stream ended or read failed: {self.name}"
+            raise StreamError(msg)
+        return image, self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class _Mjpeg:
+    """An HTTP MJPEG camera through detector.mjpeg (bounded); its parts carry no stream time."""
+
+    def __init__(self, url: str, name: str, read_timeout_s: float) -> None:
+        self._stream = MjpegStream(url, name, read_timeout_s)
+
+    def read(self) -> tuple[np.ndarray, float]:
+        return self._stream.read(), 0.0
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class LiveSource:
@@ -187,64 +319,60 @@ class LiveSource:
         self._latest: tuple[int, np.ndarray, datetime] | None = None
         self._cond = threading.Condition()
 
-    def _open(self) -> cv2.VideoCapture:
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(self.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(self.read_timeout_s * 1000),
-        ]
-        if kind_of(self.url) == "device":
-            return cv2.VideoCapture(int(self.url))
-        # RTSP over TCP: no UDP packet loss, and it passes NAT and firewalls.
-        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
-        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+    def _open(self) -> _Capture | _Mjpeg:
+        if self.url.split("://", 1)[0].lower() in ("http", "https"):
+            return _Mjpeg(self.url, self.name, self.read_timeout_s)
+        return _Capture(self.url, self.name, self.open_timeout_s, self.read_timeout_s)
 
     def _reader(self, stop: threading.Event) -> None:
-        backoff = 1.0
+        backoff = Backoff(longest_s=self.max_backoff_s)
         seq = 0
         while not stop.is_set():
-            cap = self._open()
-            if not cap.isOpened():
-                self.last_error = f"cannot open {self.name}"
+            try:
+                stream = self._open()
+            except (StreamError, MjpegError) as exc:
+                self.last_error = str(exc)
             else:
-                self.connected, backoff = True, 1.0
-                last_new = time.monotonic()
-                previous: np.ndarray | None = None
-                last_pts = -1.0
-                while not stop.is_set():
-                    ok, image = cap.read()
-                    if not ok:
-                        self.last_error = f"stream ended or read failed: {self.name}"
-                        break
-                    # A frozen server keeps answering with the same frame: only a *new* one
-                    # (a later stream timestamp where there is one, and different pixels;
-                    # a real sensor never gives two identical frames) counts as life.
-                    pts = cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0
-                    thumb = image[::16, ::16]
-                    fresh = (pts <= 0 or pts > last_pts) and (
-                        previous is None or not np.array_equal(thumb, previous)
-                    )
-                    if fresh:
-                        previous, last_pts = thumb.copy(), pts
-                        last_new = self.last_new_at = time.monotonic()
-                        self.frames_read += 1
-                        self.last_error = None
-                        seq += 1
-                        with self._cond:
-                            self._latest = (seq, image, _now())
-                            self._cond.notify_all()
-                    elif time.monotonic() - last_new > self.stale_after_s:
-                        self.last_error = f"no new frame for {self.stale_after_s:.0f} s: {self.name}"
-                        break
-                cap.release()
+                self.connected = True
+                try:
+                    seq = self._read(stream, stop, seq, backoff)
+                except (StreamError, MjpegError) as exc:
+                    self.last_error = str(exc)
+                finally:
+                    stream.close()
             self.connected = False
             if stop.is_set():
                 break
-            delay = backoff * random.uniform(0.8, 1.2)
+            delay = backoff.next()
             log.warning("%s; retrying in %.1f s", self.last_error, delay)
             stop.wait(delay)
-            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _read(self, stream: _Capture | _Mjpeg, stop: threading.Event, seq: int, backoff: Backoff) -> int:
+        """Read until stopped, broken (StreamError, MjpegError) or stale; returns the last seq."""
+        last_new = time.monotonic()
+        previous: np.ndarray | None = None
+        last_pts = -1.0
+        while not stop.is_set():
+            image, pts = stream.read()
+            # A frozen server keeps answering with the same frame: only a *new* one
+            # (a later stream timestamp where there is one, and different pixels;
+            # a real sensor never gives two identical frames) counts as life.
+            thumb = image[::16, ::16]
+            fresh = (pts <= 0 or pts > last_pts) and (previous is None or not np.array_equal(thumb, previous))
+            if fresh:
+                previous, last_pts = thumb.copy(), pts
+                last_new = self.last_new_at = time.monotonic()
+                self.frames_read += 1
+                self.last_error = None
+                backoff.reset()
+                seq += 1
+                with self._cond:
+                    self._latest = (seq, image, _now())
+                    self._cond.notify_all()
+            elif time.monotonic() - last_new > self.stale_after_s:
+                self.last_error = f"no new frame for {self.stale_after_s:.0f} s: {self.name}"
+                break
+        return seq
 
     def _ready(self, done: threading.Event, seq: int) -> bool:
         return done.is_set() or (self._latest is not None and self._latest[0] > seq)
