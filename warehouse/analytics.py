@@ -5,8 +5,9 @@ grids (`warehouse.occupancy`).
 
 Every function takes the caller's `Scope` first, then the store-local days it asks about,
 and returns a DataFrame (or a `Heatmap`) whose columns its docstring names; the scope is in
-every WHERE clause, and a reversed range raises `QueryError`. They read rollups, not base
-tables, so a question about a quarter of a chain costs milliseconds (docs/WAREHOUSE.md).
+every WHERE clause, and a reversed range (or an id PostgreSQL cannot be sent) raises
+`QueryError`. They read rollups, not base tables, so a question about a quarter of a chain
+costs milliseconds (docs/WAREHOUSE.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date
 import pandas as pd
 
 from warehouse.db import Connection
-from warehouse.scope import QueryError, Scope, check_days
+from warehouse.scope import QueryError, Scope, check_days, check_text
 
 
 def risk_pattern(
@@ -26,6 +27,7 @@ def risk_pattern(
     """A store's incidents by weekday (0 = Monday) and local hour over store-local days.
     Columns: weekday, local_hour, incident_type, incidents, high, confirmed, rejected."""
     check_days(first_day, last_day)
+    check_text("store_id", store_id)
     rows = conn.execute(
         """SELECT weekday, local_hour, incident_type, sum(incidents)::int AS incidents,
                   sum(high)::int AS high, sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected
@@ -45,6 +47,7 @@ def footfall_by_zone(
     """Footfall and dwell per camera zone and store-local day. Columns: camera_id, zone_id,
     local_day, visitor_minutes, person_minutes, people_peak."""
     check_days(first_day, last_day)
+    check_text("store_id", store_id)
     rows = conn.execute(
         """SELECT camera_id, zone_id, local_day, sum(visitor_minutes)::int AS visitor_minutes,
                   sum(person_minutes) AS person_minutes, max(people_peak) AS people_peak
@@ -82,6 +85,7 @@ def camera_heatmap(
     it reads the hourly grids, which are kept `retention_heatmap_days`; whole days come from
     the daily rollup, which is kept for good. `days` counts the days (or hours) summed."""
     check_days(first_day, last_day)
+    check_text("camera_id", camera_id)
     params = {"scope": sorted(scope.store_ids), "camera": camera_id, "first": first_day, "last": last_day}
     if hours is None or hours == (0, 24):
         rows = conn.execute(
@@ -134,6 +138,7 @@ def _risk_rollup(
 ) -> pd.DataFrame:
     """rollup_risk_pattern summed over the stores (all in scope unless named), grouped `by`."""
     check_days(first_day, last_day)
+    check_text("stores", *stores)
     group = ", ".join(by)
     totals = ", ".join(f"sum({c})::int AS {c}" for c in sums)
     rows = conn.execute(
@@ -182,6 +187,7 @@ def detection_quality(conn: Connection, scope: Scope, stores: tuple[str, ...] = 
     stores. Columns: signal ('*': all incidents), incidents, reviewed, confirmed, rejected,
     confirmation_rate (None before any verdict), review_hours_p50 (the stores' medians,
     weighted by their verdicts)."""
+    check_text("stores", *stores)
     rows = conn.execute(
         """SELECT signal, sum(incidents)::int AS incidents, sum(reviewed)::int AS reviewed,
                   sum(confirmed)::int AS confirmed, sum(rejected)::int AS rejected,

@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from shrinkwatch.contracts import Incident
 from shrinkwatch.spreadsheets import csv_bytes
 from warehouse.db import Connection
-from warehouse.scope import Cursor, IncidentFilter, QueryError, Scope
+from warehouse.scope import Cursor, IncidentFilter, QueryError, Scope, check_text
 from warehouse.seen import mark_seen
 
 # An older or repeated version never overwrites a newer one, and the analyst's review
@@ -234,6 +234,8 @@ def incidents_page(
     if not 1 <= page_size <= 1000:
         msg = f"page_size: {page_size} is outside 1..1000"
         raise QueryError(msg)
+    check_text("after", after.incident_id if after else None)
+    check_text("viewer", viewer)
     params = _filter_params(scope, filters) | {
         "after_ts": after.started_at if after else None,
         "after_id": after.incident_id if after else None,
@@ -262,6 +264,8 @@ def incident_detail(
 ) -> dict[str, Any] | None:
     """One incident (INCIDENT_COLUMNS, `seen`, and the store's name and time zone), or None
     when it does not exist or is outside the scope: the two look the same to the caller."""
+    check_text("incident_id", incident_id)
+    check_text("viewer", viewer)
     return conn.execute(
         f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN},
                    s.name AS store_name, s.timezone AS store_timezone
@@ -276,6 +280,7 @@ def next_unreviewed(
 ) -> str | None:
     """The newest incident without a verdict that matches the filters (other than those in
     `skip`), or None when there is none left."""
+    check_text("skip", *skip)
     params = _filter_params(scope, replace(filters, review=("unreviewed",))) | {"skip": list(skip)}
     row = conn.execute(
         f"""SELECT i.incident_id FROM incidents i JOIN stores s ON s.id = i.store_id

@@ -1,6 +1,10 @@
 """Who is asking and what they ask: the signed-in account (`User`), the stores it may see
 (`Scope`), the incident filters and page cursor the query functions take, and `QueryError`.
 
+Text a caller passes (a store or camera id, an incident id, a username) that PostgreSQL cannot
+even be sent (a NUL, an unpaired surrogate) is a `QueryError` naming the filter (`check_text`),
+never a psycopg traceback: no stored value could match it.
+
 These are values, with no SQL: the modules that own tables (accounts, sessions, incidents,
 ...) take or return them, so they live below all of those (accounts end sessions and sessions
 return accounts: a `User` defined in either would make the two import each other).
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from shrinkwatch.contracts import INCIDENT_TYPES
+from shrinkwatch.contracts import INCIDENT_TYPES, text_problem
 from shrinkwatch.errors import ShrinkwatchError
 
 RISK_LEVELS = ("low", "medium", "high")
@@ -85,6 +89,8 @@ class IncidentFilter:
 
     def check(self) -> None:
         """QueryError naming the first value that makes no sense."""
+        check_text("stores", *self.stores)
+        check_text("cameras", *self.cameras)
         for name, values, allowed in (
             ("types", self.types, INCIDENT_TYPES),
             ("levels", self.levels, RISK_LEVELS),
@@ -118,3 +124,13 @@ def check_days(first_day: date, last_day: date) -> None:
     if first_day > last_day:
         msg = f"date range: {first_day} is after {last_day}"
         raise QueryError(msg)
+
+
+def check_text(name: str, *values: str | None) -> None:
+    """QueryError naming the filter when a value is text PostgreSQL cannot be sent (a NUL, an
+    unpaired surrogate): no stored value could match it."""
+    for value in values:
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            msg = f"{name}: {value!r} {problem}"
+            raise QueryError(msg)
