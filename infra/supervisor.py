@@ -18,8 +18,9 @@ same commands a person would run), and then:
   exit and last error.
 
 Children die with the supervisor (PR_SET_PDEATHSIG on Linux): a supervisor killed with -9
-leaves no camera reader behind to publish every frame twice beside its replacement. One
-supervisor per home (a lock in `<home>/run/`).
+leaves no camera reader behind to publish every frame twice beside its replacement. The
+signal comes when the *thread* that started a child ends, so one thread drives a supervisor
+from `start()` to `stop()`. One supervisor per home (a lock in `<home>/run/`).
 """
 
 from __future__ import annotations
