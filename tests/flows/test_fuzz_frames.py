@@ -44,7 +44,7 @@ FUZZ = fuzz(
     derandomize=True,
     deadline=None,
     database=None,
-    max_examples=300,
+    max_examples=200,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 KEYPOINTS = [[0.5, 0.5, 0.9]] * 17
