@@ -35,7 +35,9 @@ from shrinkwatch.recipients import Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
 ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
-MAX_VALUES = 100_000  # a chain of a thousand stores, with cameras and zones, is a tenth of it
+# About 8,000 stores of five cameras with five zones each (some 600 values a store): far more
+# than one file holds, and far less than the billions a few lines of aliases expand to.
+MAX_VALUES = 5_000_000
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 

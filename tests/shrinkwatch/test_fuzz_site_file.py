@@ -135,9 +135,10 @@ def test_mutated_site_files_name_the_key(data: st.DataObject) -> None:
         (
             "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
             + "".join(
-                f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde", strict=True)
+                f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+                for p, n in zip("abcdefg", "bcdefgh", strict=True)
             )
-            + "stores: *e\n",
+            + "stores: *h\n",
             f"more than {MAX_VALUES} values once its aliases are expanded",
         ),
         ("stores: [{id: s, name: n, timezone: UTC, hours: {monday: '08:00-09:00'}}]", "'mon', 'tue'"),
