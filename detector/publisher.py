@@ -23,7 +23,7 @@ from collections import deque
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shrinkwatch.contracts import CameraHealth, Detection, encode
+from shrinkwatch.contracts import MAX_MESSAGE_BYTES, CameraHealth, Detection, encode
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Publisher:
         settings: Settings,
         buffer_messages: int = 5000,
         inflight: int = 1000,
-        max_message_bytes: int = 1_000_000,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.detections_topic = settings.topic("detections")
         self.health_topic = settings.topic("camera-health")
