@@ -91,6 +91,7 @@ def test_external_services_are_not_started(base_settings: Settings, tmp_path: Pa
         home=tmp_path / "ext",
         kafka_bootstrap=base_settings.kafka_servers,
         database_url=base_settings.database_dsn,
+        topic_prefix=base_settings.topic_prefix,  # the session's topics, which it deletes
     )
     assert services.up(settings, progress=lambda _m: None) == []
     assert not (tmp_path / "ext" / "kafka").exists() and not (tmp_path / "ext" / "postgres").exists()
