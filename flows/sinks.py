@@ -1,13 +1,15 @@
 """PostgreSQL sinks for the dataflows: one connection per worker, idempotent writes, and an
 outage ridden out.
 
-When PostgreSQL goes away (a restart for an upgrade, a dropped network), the sink does not
-fail the flow: it holds the batch and tries again with backoff (shrinkwatch.outage: said once
-when it goes, once when it is back) until the write succeeds. Holding the batch holds the
-worker, so the flow reads no further and its input waits in Kafka; nothing is dropped and
-the state in memory is not lost, so the flow goes on where it was. Only a stop (SIGINT or
-SIGTERM, see `STOPPING`) ends the wait: the batch is then given up, and the restart resumes
-from the last snapshot, which writes it again (the writes are idempotent).
+When PostgreSQL goes away (a restart for an upgrade, a dropped network: no connection, or
+one lost, shrinkwatch.outage.dependency_down), the sink does not fail the flow: it holds the
+batch and tries again with backoff (shrinkwatch.outage: said once when it goes, once when
+it is back) until the write succeeds. Holding the batch holds the worker, so the flow reads
+no further and its input waits in Kafka; nothing is dropped and the state in memory is not
+lost, so the flow goes on where it was. Only a stop (SIGINT or SIGTERM, see `STOPPING`) ends
+the wait: the batch is then given up, and the restart resumes from the last snapshot, which
+writes it again (the writes are idempotent). Any other error of the database (a statement
+timed out, a row too large) fails the flow at once, for its supervisor to restart and report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from shrinkwatch.contracts import Incident
-from shrinkwatch.outage import Outage
+from shrinkwatch.outage import Outage, dependency_down
 from warehouse.db import Connection, DatabaseUnreachable, connect
 from warehouse.incidents import upsert_incidents
 
@@ -50,8 +52,11 @@ class _PostgresPartition(StatelessSinkPartition[X], Generic[X]):
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
-                if STOPPING.is_set():
-                    raise  # a stop ends the wait; the restart writes this batch again
+                if dependency_down(exc) is None or STOPPING.is_set():
+                    # Not the server gone (a statement timed out, a row too large): waiting
+                    # would not help, so the flow fails and its supervisor says why. A stop
+                    # ends the wait too; either way the restart writes this batch again.
+                    raise
                 self._outage.wait(exc, STOPPING)
 
     def close(self) -> None:

@@ -74,3 +74,34 @@ class Outage:
             self._say(f"{self.what} is back after {gone:.0f} s")
         self.since = None
         self._next_wait = self._first
+
+
+# Exceptions that say a dependency is down, by the module and name of their class (or of a
+# class they derive from): this package imports neither the warehouse nor the driver.
+DEPENDENCY_DOWN = {
+    ("warehouse.db", "DatabaseUnreachable"): "PostgreSQL",  # a connection refused or timed out
+    ("psycopg", "OperationalError"): "PostgreSQL",  # a connection lost (see _lost_connection)
+}
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A psycopg OperationalError of a connection, not of a statement: no SQLSTATE (the
+    connection broke), class 08 (connection exception) or 57P (the server shutting down or
+    starting); not 57014, a statement cancelled or timed out."""
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
+
+
+def dependency_down(exc: BaseException) -> str | None:
+    """Which dependency `exc` says is down ("PostgreSQL"), looking also at what it was raised
+    from; None when it is a fault of the run itself."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for cls in type(current).__mro__:
+            which = DEPENDENCY_DOWN.get((cls.__module__, cls.__qualname__))
+            if which is not None and (cls.__module__ != "psycopg" or _lost_connection(current)):
+                return which
+        current = current.__cause__ or current.__context__
+    return None

@@ -2,7 +2,7 @@
 
 Every session check and every page's data comes from PostgreSQL. A page run (app.py) or a
 part of a page that reruns by itself (auth.fragment, auth.live) that fails because the
-database is down (shrinkwatch.schedule.dependency_down: no connection, or one lost) shows
+database is down (shrinkwatch.outage.dependency_down: no connection, or one lost) shows
 shrinkwatch.wording.DATABASE_UNREACHABLE and stops there: a session that cannot be checked
 signs no one in and shows no data. Under the message a small panel asks the database every
 RETRY_S seconds and runs the page again once it answers, so the tab recovers by itself. A
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from shrinkwatch.schedule import dependency_down
+from shrinkwatch.outage import dependency_down
 from shrinkwatch.wording import DATABASE_UNREACHABLE
 from streamlit_app import data
 
