@@ -13,7 +13,6 @@ than the deep copy of `stateful_map`).
 from __future__ import annotations
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
@@ -22,7 +21,7 @@ from flows.behaviour.engine import BehaviourEngine
 from flows.behaviour.frames import Frame
 from flows.behaviour.tracks import CameraState
 from flows.catalog import SiteCatalog
-from flows.kafka_io import PRODUCER_CONFIG, detections, incident_message
+from flows.kafka_io import detections, incident_message, publish
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
 from shrinkwatch.contracts import Incident
@@ -64,11 +63,10 @@ def build_flow(settings: Settings, catalog: SiteCatalog | None = None, *, tail: 
     changes = op.stateful_batch("behaviour", frames, lambda resume: CameraBehaviour(site, resume))
     incidents = op.inspect("count_incidents", op.key_rm("incidents", changes), COUNTERS.incident)
     op.output("store", incidents, IncidentSink(settings.database_dsn))
-    kop.output(
+    publish(
         "publish",
         op.map("incident_message", incidents, lambda scored: incident_message(scored[0])),
-        brokers=[settings.kafka_servers],
-        topic=settings.topic("incidents"),
-        add_config=PRODUCER_CONFIG,
+        settings,
+        "incidents",
     )
     return flow

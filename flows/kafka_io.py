@@ -20,9 +20,10 @@ resuming from a snapshot.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import (
@@ -30,19 +31,21 @@ from bytewax.connectors.kafka import (
     KafkaSource,
     _KafkaSourcePartition,
 )
-from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message, Producer, TopicPartition
 
 from flows.behaviour.frames import Frame, parse_frame
 from flows.progress import COUNTERS
+from flows.sinks import STOPPING
 from shrinkwatch.contracts import ContractError, DeadLetter, Incident, encode
 from shrinkwatch.outage import Outage
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
+STALL_CHECK_S = 15.0  # read nothing this long: ask whether the partition has more (see _unstick)
 X = TypeVar("X")
 Parser = Callable[[bytes | None], X]  # a message's value -> the item; ContractError when it is not one
 
@@ -67,7 +70,8 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
         # Bytewax's own partition (pinned at 0.21.1, its last release) keeps the consumer,
         # its configuration and the offset that recovery snapshots; only reading differs.
         self._inner, self._parse, self._count = inner, parse, count
-        self._outage = Outage("Kafka", log.warning)
+        self._outage = KAFKA
+        self._quiet_since = time.monotonic()
 
     def next_batch(self) -> list[X | DeadLetter]:
         inner = self._inner
@@ -102,9 +106,40 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
         if last_offset is not None:
             inner._offset = last_offset + 1
             self._outage.back()
+            self._quiet_since = time.monotonic()
+        elif time.monotonic() - self._quiet_since >= STALL_CHECK_S:
+            self._unstick()
         if self._count is not None:
             self._count(len(out) - dead)  # for the console, whichever flow reads them
         return out
+
+    def _unstick(self) -> None:
+        """Quiet for STALL_CHECK_S: if the partition has messages past our position, the
+        consumer is stuck (seen after a broker restart: it fetched nothing more, though the
+        messages were there), so assign it again at our position. Asked at most every
+        STALL_CHECK_S, and never while the broker is away (the question fails)."""
+        inner = self._inner
+        self._quiet_since = time.monotonic()
+        try:
+            low, high = inner._consumer.get_watermark_offsets(
+                TopicPartition(inner._topic, inner._part_idx), timeout=2.0, cached=False
+            )
+        except KafkaException:
+            return
+        self._outage.back()  # the broker answered
+        # A position retention has deleted reads from the oldest message left.
+        position = max(inner._offset if inner._offset is not None else low, low)
+        if high > position:
+            log.warning(
+                "nothing read from %s[%d] for %.0f s though it has %d message(s) past offset %d; "
+                "assigning the partition again",
+                inner._topic,
+                inner._part_idx,
+                STALL_CHECK_S,
+                high - position,
+                position,
+            )
+            inner._consumer.assign([TopicPartition(inner._topic, inner._part_idx, position)])
 
     def snapshot(self) -> int | None:
         return self._inner.snapshot()
@@ -151,8 +186,38 @@ def incident_message(incident: Incident) -> KafkaSinkMessage[bytes, bytes]:
     return KafkaSinkMessage(key=incident.incident_id.encode(), value=encode(incident))
 
 
-PRODUCER_CONFIG = {"enable.idempotence": "true", "compression.type": "lz4", "log_level": "3"}
-CONSUMER_CONFIG = {"log_level": "3"}
+# One voice for the broker being away, whoever notices (the flows' consumers and producers):
+# said once when it goes, once when a message is read again. librdkafka's own log lines (a
+# connection refused every few milliseconds while it is away) are off (log_level 2).
+KAFKA = Outage("Kafka", log.warning)
+_AWAY = {ConfluentKafkaError._TRANSPORT, ConfluentKafkaError._ALL_BROKERS_DOWN, ConfluentKafkaError._RESOLVE}
+
+
+def _client_error(error: ConfluentKafkaError) -> None:
+    """librdkafka's error callback: an unreachable broker is an outage; the rest is logged."""
+    if error.code() in _AWAY:
+        KAFKA.failed(error.str())
+    else:
+        log.warning("Kafka client: %s", error.str())
+
+
+# An incident message is never given up (message.timeout.ms 0): while the broker is away the
+# sink's flush waits, which holds the flow as a PostgreSQL outage does (flows.sinks), and the
+# messages go out when it is back.
+PRODUCER_CONFIG: dict[str, Any] = {
+    "enable.idempotence": "true",
+    "compression.type": "lz4",
+    "message.timeout.ms": "0",
+    "log_level": "2",
+    "error_cb": _client_error,
+}
+# A position that retention has deleted reads from the oldest message left, never from the
+# end (librdkafka's default would skip the whole backlog without a word).
+CONSUMER_CONFIG: dict[str, Any] = {
+    "log_level": "2",
+    "error_cb": _client_error,
+    "auto.offset.reset": "earliest",
+}
 
 
 @dataclass(frozen=True)
@@ -220,10 +285,65 @@ def detections(
 
 def publish_dead_letters(step_id: str, dead: Stream[DeadLetter], settings: Settings) -> None:
     """Publish dead letters to sw.dlq (steps `step_id` and `step_id`_message)."""
-    kop.output(
-        step_id,
-        op.map(f"{step_id}_message", dead, dead_letter_message),
-        brokers=[settings.kafka_servers],
-        topic=settings.topic("dlq"),
-        add_config=PRODUCER_CONFIG,
-    )
+    publish(step_id, op.map(f"{step_id}_message", dead, dead_letter_message), settings, "dlq")
+
+
+def publish(
+    step_id: str, messages: Stream[KafkaSinkMessage[bytes, bytes]], settings: Settings, topic: str
+) -> None:
+    """Publish to the topic `settings.topic(topic)` (TopicSink)."""
+    op.output(step_id, messages, TopicSink(settings.kafka_servers, settings.topic(topic)))
+
+
+class _TopicSinkPartition(StatelessSinkPartition[KafkaSinkMessage[bytes, bytes]]):
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self._producer, self._topic = producer, topic
+        self._failed: str | None = None
+
+    def _delivered(self, error: ConfluentKafkaError | None, _msg: Message) -> None:
+        if error is not None and self._failed is None:
+            self._failed = error.str()
+
+    def write_batch(self, items: list[KafkaSinkMessage[bytes, bytes]]) -> None:
+        for item in items:
+            while True:
+                try:
+                    self._producer.produce(self._topic, item.value, item.key, on_delivery=self._delivered)
+                    break
+                except BufferError:  # the local queue is full: the broker has been away long
+                    self._wait_delivered(1)
+            self._producer.poll(0)
+        self._wait_delivered(0)
+
+    def _wait_delivered(self, left: int) -> None:
+        """Until at most `left` messages are undelivered; a stop or a failed delivery raises."""
+        while self._producer.flush(1.0) > left:
+            if STOPPING.is_set():
+                msg = f"stopping with messages to {self._topic} undelivered (the restart sends them again)"
+                raise RuntimeError(msg)
+        if self._failed is not None:
+            msg = f"a message to {self._topic} was not delivered: {self._failed}"
+            raise RuntimeError(msg)
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
+
+
+class TopicSink(DynamicSink[KafkaSinkMessage[bytes, bytes]]):
+    """Publishes to one topic; each batch is delivered before the flow goes on.
+
+    Bytewax's KafkaSink flushes each batch too, but with no limit and without looking at the
+    delivery reports: while the broker is away it cannot be stopped, and a message the client
+    gave up on was gone without a word. Here a message is never given up (message.timeout.ms
+    0: an incident reaches sw.incidents, or the flow waits, as for a PostgreSQL outage), the
+    wait checks for a stop every second (flows.sinks.STOPPING: the restart publishes the
+    batch again, at-least-once as always), and a failed delivery (a fatal client error) fails
+    the flow, for its supervisor to restart.
+    """
+
+    def __init__(self, brokers: str, topic: str) -> None:
+        self._brokers, self._topic = brokers, topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _TopicSinkPartition:
+        producer = Producer({"bootstrap.servers": self._brokers, **PRODUCER_CONFIG})
+        return _TopicSinkPartition(producer, self._topic)
