@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from confluent_kafka import KafkaException
 
 from shrinkwatch.settings import Settings
@@ -11,13 +13,16 @@ def service_lags(settings: Settings) -> dict[str, str]:
     """`{service name: "N messages"}` for the flows and the alert dispatcher; "?" where the
     broker or a store could not be read."""
     from flows.lag import flow_lag
-    from shrinkwatch.kafka_admin import group_positions, topic_lag
+    from shrinkwatch.kafka_admin import group_positions, kafka_healthy, topic_lag
 
+    ok, detail = kafka_healthy(settings.kafka_servers, timeout_s=3.0)
+    if not ok:  # one question, not a timeout per consumer
+        return dict.fromkeys(("incidents-flow", "occupancy-flow", "health-flow", "alerts"), "? (Kafka down)")
     out: dict[str, str] = {}
     for name in ("incidents", "occupancy", "health"):
         try:
             lag = flow_lag(settings, name)
-        except (KafkaException, OSError, ValueError) as exc:
+        except (KafkaException, OSError, ValueError, sqlite3.Error) as exc:
             out[f"{name}-flow"] = f"? ({exc})"[:60]
             continue
         if lag is not None:

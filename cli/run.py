@@ -66,7 +66,7 @@ def supervisor(settings: Settings, services: Sequence[Service], *, role: str, sa
         services,
         home=settings.home,
         logs=settings.logs_dir(),
-        env=child_environment(settings),
+        env=lambda: child_environment(settings),
         role=role,
         say=say,
         ready=dependencies_ready(settings),

@@ -54,6 +54,7 @@ STOP_TIMEOUT_S = 20.0
 LOG_BYTES = 10 * 1024 * 1024
 LOG_KEEP = 3
 STATUS_EVERY_S = 2.0
+LOCK_WAIT_S = 30.0
 ROLES = ("store", "central", "all")
 
 
@@ -118,10 +119,20 @@ class RotatingLog:
         self._file.close()
 
 
-def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before exec)
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the supervisor dies
+try:  # looked up here, not in the child between fork and exec (no loading a library there)
+    _PRCTL: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def prepare() -> None:  # pragma: no cover (runs in the child, before exec)
+        if _PRCTL is not None:
+            _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the supervisor dies
+        if os.getppid() != parent:  # it died before the line above
+            os._exit(1)
+
+    return prepare
 
 
 def exit_reason(returncode: int) -> str:
@@ -193,38 +204,53 @@ class Supervisor:
         *,
         home: Path,
         logs: Path,
-        env: dict[str, str],
+        env: Callable[[], dict[str, str]],
         role: str,
         say: Say,
         ready: Callable[[], str | None] = lambda: None,
         command: Sequence[str] = (sys.executable, "-m", "cli"),
     ) -> None:
         self._running = [Running(s) for s in services]
-        self._home, self._logs, self._env, self._role = home, logs, env, role
+        self._home, self._logs, self._make_env, self._role = home, logs, env, role
+        self._env: dict[str, str] = {}
         self._say, self._ready, self._command = say, ready, tuple(command)
         self._waiting = Outage("the services' dependencies", say)
         self._status_path = home / "run" / "status.json"
         self._next_status = 0.0
         self._started_at = _now()
         self._lock: IO[str] | None = None
+        self._status_failed = False
         self.stopping = False
 
     @property
     def services(self) -> list[Running]:
         return self._running
 
-    def start(self) -> None:
-        """Take the home's lock and start every service (or note why it must wait)."""
+    def start(self, wait_s: float = LOCK_WAIT_S) -> None:
+        """Take the home's lock and start every service (or note why it must wait).
+
+        The children hold the lock too (they inherit it): a supervisor that died is not
+        replaced while a service it started still runs (one stuck in a write, say). A new
+        one waits up to `wait_s` for them to go, then refuses."""
         lock_path = self._status_path.with_name("supervisor.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = lock_path.open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            msg = f"another `shrinkwatch run` (or demo) already supervises {self._home}; stop it first"
-            raise ShrinkwatchError(msg) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    msg = (
+                        f"another `shrinkwatch run` (or demo), or a service it started, still holds "
+                        f"{self._home}; stop it first"
+                    )
+                    raise ShrinkwatchError(msg) from None
+                time.sleep(0.5)
         self._lock = handle
+        self._env = self._make_env()  # once the home is ours: it may write files there
         self.poll()
 
     def poll(self) -> None:
@@ -251,20 +277,30 @@ class Supervisor:
             self.write_status()
 
     def _spawn(self, run: Running) -> None:
-        log = RotatingLog(self._logs / f"{run.service.name}.log")
-        banner = f"--- {_now()} shrinkwatch {' '.join(run.service.args)} (started by the supervisor)\n"
-        log.write(banner.encode())
+        assert self._lock is not None
         run.output.clear()
-        run.proc = subprocess.Popen(
-            [*self._command, *run.service.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self._env,
-            # Own session: Ctrl-C at a terminal reaches the supervisor, which stops them in order.
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (a prctl only, no locks or threads)
-        )
+        try:
+            log = RotatingLog(self._logs / f"{run.service.name}.log")
+            banner = f"--- {_now()} shrinkwatch {' '.join(run.service.args)} (started by the supervisor)\n"
+            log.write(banner.encode())
+            run.proc = subprocess.Popen(
+                [*self._command, *run.service.args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                # Own session: Ctrl-C at a terminal reaches the supervisor, which stops them in
+                # order; and its process group is the service's, to kill whole.
+                start_new_session=True,
+                pass_fds=(self._lock.fileno(),),
+                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 (a prctl, no locks)
+            )
+        except OSError as exc:  # a full disk, no such program: a death, retried with backoff
+            run.output.append(f"could not start: {exc}")
+            run.started = time.monotonic()
+            run.proc = None
+            self._failed_start(run)
+            return
         run.pump = threading.Thread(
             target=_pump, args=(run.proc, log, run.output), name=f"log-{run.service.name}", daemon=True
         )
@@ -278,6 +314,8 @@ class Supervisor:
     def _died(self, run: Running, now: float) -> None:
         assert run.proc is not None
         code = run.proc.returncode
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.proc.pid, signal.SIGKILL)  # whatever it started itself goes with it
         if run.pump is not None:
             run.pump.join(timeout=2)  # the rest of its output
         run.last_exit = f"{exit_reason(code)} at {_now()}"
@@ -286,37 +324,53 @@ class Supervisor:
         if self.stopping:
             run.state = "stopped"
             return
+        self._schedule_restart(run, now, exit_reason(code))
+
+    def _failed_start(self, run: Running) -> None:
+        run.last_exit = f"not started at {_now()}"
+        run.last_error = _last_error(run.output)
+        self._schedule_restart(run, time.monotonic(), "could not start")
+
+    def _schedule_restart(self, run: Running, now: float, reason: str) -> None:
         if now - run.started >= STEADY_S:
             run.backoff_s = FIRST_BACKOFF_S
         run.restarts += 1
         run.next_start = now + run.backoff_s
         run.state = "waiting to restart"
         why = f": {run.last_error}" if run.last_error else ""
-        self._say(f"{run.service.name} died ({exit_reason(code)}){why}; restarting in {run.backoff_s:g} s")
+        self._say(f"{run.service.name} died ({reason}){why}; restarting in {run.backoff_s:g} s")
         run.backoff_s = min(run.backoff_s * 2, LONGEST_BACKOFF_S)
 
     def stop(self) -> None:
-        """SIGTERM each service in reverse start order, wait (SIGKILL after 20 s each)."""
+        """SIGTERM the services in two waves, the cameras (the last started) first, then all
+        the others at once; SIGKILL what has not ended within STOP_TIMEOUT_S of its wave."""
+        if self._lock is None:  # never started (or already stopped): nothing here is ours
+            return
         self.stopping = True
-        for run in reversed(self._running):
-            proc = run.proc
-            if proc is None:
-                run.state = "stopped"
-                continue
-            if proc.poll() is None:
-                proc.terminate()
+        running = [r for r in reversed(self._running) if r.proc is not None]
+        waves = [running[:1], running[1:]] if running and running[0].service.name == "cameras" else [running]
+        for wave in waves:
+            for run in wave:
+                assert run.proc is not None
+                if run.proc.poll() is None:
+                    run.proc.terminate()
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for run in wave:
+                assert run.proc is not None
                 try:
-                    proc.wait(timeout=STOP_TIMEOUT_S)
+                    run.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                     self._say(f"{run.service.name}: stopped")
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                    run.proc.kill()
+                    run.proc.wait()
                     self._say(f"{run.service.name}: did not stop within {STOP_TIMEOUT_S:g} s; killed")
-            self._died(run, time.monotonic())
+                self._died(run, time.monotonic())
+        for run in self._running:
+            if run.proc is None:
+                run.state = "stopped"
         self.write_status()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        self._lock.close()
+        self._lock = None
 
     def write_status(self) -> None:
         """The state of every service, for `shrinkwatch status` (written aside, then renamed)."""
@@ -330,21 +384,34 @@ class Supervisor:
             "stopping": self.stopping,
             "services": [run.as_dict() for run in self._running],
         }
-        self._status_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self._status_path.with_suffix(".tmp")
-        staging.write_text(json.dumps(state, indent=1))
-        staging.replace(self._status_path)
+        try:
+            self._status_path.parent.mkdir(parents=True, exist_ok=True)
+            staging = self._status_path.with_suffix(".tmp")
+            staging.write_text(json.dumps(state, indent=1))
+            staging.replace(self._status_path)
+        except OSError as exc:  # a full disk must not stop the services; say it once
+            if not self._status_failed:
+                self._say(f"could not write {self._status_path}: {exc}")
+            self._status_failed = True
+        else:
+            self._status_failed = False
 
 
 def _pump(proc: subprocess.Popen[bytes], log: RotatingLog, recent: collections.deque[str]) -> None:
     """Copy a child's output, line by line, to its log (and the last lines to `recent`)."""
     assert proc.stdout is not None
+    writable = True
     try:
-        for line in proc.stdout:
-            log.write(line)
+        for line in proc.stdout:  # read to the end whatever happens, or the child would block
             recent.append(line.decode(errors="replace").rstrip("\n"))
+            if writable:
+                try:
+                    log.write(line)
+                except OSError:  # a full disk: keep the service running, without its log
+                    writable = False
     finally:
-        log.close()
+        with contextlib.suppress(OSError):
+            log.close()
 
 
 def read_status(home: Path) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ def make(tmp_path: Path, services: list[Service], said: list[str], **kw: object)
         services,
         home=tmp_path / "home",
         logs=tmp_path / "home" / "logs",
-        env={"PATH": "/usr/bin:/bin"},
+        env=lambda: {"PATH": "/usr/bin:/bin"},
         role="test",
         say=said.append,
         command=PYTHON,
@@ -155,8 +155,8 @@ def test_one_supervisor_per_home(tmp_path: Path) -> None:
     first = make(tmp_path, [], [])
     first.start()
     try:
-        with pytest.raises(ShrinkwatchError, match="already supervises"):
-            make(tmp_path, [], []).start()
+        with pytest.raises(ShrinkwatchError, match="still holds"):
+            make(tmp_path, [], []).start(wait_s=0)
     finally:
         first.stop()
     second = make(tmp_path, [], [])  # the lock went with the first
