@@ -33,12 +33,14 @@ and over the last quarter ("flat": the second half moved less than 2 % of the se
 (or a small absolute amount); "levels off": the last quarter's slope is under a quarter of
 the first half's; else "grows").
 Usage: python -m benchmarks.soak [--cameras 20] [--fps 5] [--minutes 30]
+       python -m benchmarks.soak --replot .shrinkwatch-bench/soak-<hex>/soak.csv  (table and plots again)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import math
 import random
 import secrets
@@ -339,7 +341,7 @@ def database_figures(settings: Settings) -> Iterator[tuple[str, str, float]]:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
         assert row is not None
-        yield "pg_connections", "all", float(row["n"])
+        yield "pg_connections", "database (all)", float(row["n"])
         yield "disk_mib", "database", row["size"] / 2**20
         for row in conn.execute(
             "SELECT state, count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
@@ -464,7 +466,7 @@ def series(rows: list[tuple[float, str, str, float]]) -> dict[tuple[str, str], l
 def summary(rows: list[tuple[float, str, str, float]]) -> list[str]:
     """The table: first / last / max of each series, and its growth over the second half."""
     lines = [
-        f"{'metric':16s} {'subject':22s} {'first':>10s} {'last':>10s} {'max':>10s} "
+        f"{'metric':16s} {'subject':26s} {'first':>10s} {'last':>10s} {'max':>10s} "
         f"{'2nd half /h':>12s} {'last 1/4 /h':>12s}  verdict"
     ]
     for (metric, subject), points in sorted(series(rows).items()):
@@ -477,7 +479,7 @@ def summary(rows: list[tuple[float, str, str, float]]) -> list[str]:
             continue
         s2, s4, word = verdict(points, TOLERANCE[metric]) if metric in TOLERANCE else (0.0, 0.0, "-")
         lines.append(
-            f"{metric:16s} {subject[:22]:22s} {values[0]:10.1f} {values[-1]:10.1f} {max(values):10.1f} "
+            f"{metric:16s} {subject[:26]:26s} {values[0]:10.1f} {values[-1]:10.1f} {max(values):10.1f} "
             f"{s2:12.1f} {s4:12.1f}  {word}"
         )
     return lines
@@ -496,6 +498,8 @@ def plot(rows: list[tuple[float, str, str, float]], out: Path, title: str) -> li
 
     def panel(ax: Any, metric: str, ylabel: str, skip: tuple[str, ...] = ()) -> None:
         for (m, subject), points in sorted(data.items()):
+            if metric == "rows" and points[0][1] == points[-1][1]:
+                continue  # the tables that did not change (most are empty) would hide those that did
             if m == metric and subject not in skip:
                 ax.plot([t / 60 for t, _ in points], [v for _, v in points], label=subject, linewidth=1.2)
         ax.set_ylabel(ylabel)
@@ -507,7 +511,7 @@ def plot(rows: list[tuple[float, str, str, float]], out: Path, title: str) -> li
         ("lag", (("lag_msgs", "consumer lag (messages)"),)),
         ("memory", (("rss_mib", "RSS (MiB, with children)"), ("cpu_pct", "CPU (% of one core)"))),
         ("connections", (("pg_connections", "PostgreSQL connections"), ("open_files", "open files"))),
-        ("disk", (("disk_mib", "MiB"), ("rows", "table rows"))),
+        ("disk", (("disk_mib", "MiB"), ("rows", "rows of the tables that changed"))),
     )
     for name, panels in figures:
         fig, axes = plt.subplots(len(panels), 1, figsize=(10, 4 * len(panels)), squeeze=False)
@@ -525,6 +529,27 @@ def plot(rows: list[tuple[float, str, str, float]], out: Path, title: str) -> li
 
 
 # ---------------------------------------------------------------- the run
+
+
+def read_samples(path: Path) -> list[tuple[float, str, str, float]]:
+    """The samples of an earlier run's CSV (or .csv.gz, as docs/soak keeps them)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", newline="") as handle:
+            return [parse_sample(r) for r in csv.DictReader(handle)]
+    with path.open(newline="") as handle:
+        return [parse_sample(r) for r in csv.DictReader(handle)]
+
+
+def parse_sample(row: dict[str, str]) -> tuple[float, str, str, float]:
+    return float(row["t_s"]), row["metric"], row["subject"], float(row["value"])
+
+
+def report(rows: list[tuple[float, str, str, float]], plots: Path, title: str) -> None:
+    """Print the summary table and write the plots."""
+    for line in summary(rows):
+        print(line)
+    for path in plot(rows, plots, title):
+        print(f"  {path}")
 
 
 def wait_for(what: str, check: Any, timeout_s: float) -> None:
@@ -557,7 +582,17 @@ def main() -> None:
         "--reload-s", type=float, default=30.0, help="the dashboard's page changes this often"
     )
     parser.add_argument("--plots", type=Path, default=PLOTS, help="where the PNGs go (default docs/soak)")
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        metavar="CSV",
+        help="run nothing: the table and plots of an earlier run's soak.csv",
+    )
     args = parser.parse_args()
+    title = f"{args.cameras} cameras x {args.fps} fps, {args.minutes:g} min"
+    if args.replot is not None:
+        report(read_samples(args.replot), args.plots, title)
+        return
     from infra.mail_sink import MailSink
     from warehouse.accounts import add_user
     from warehouse.db import connect
@@ -676,11 +711,7 @@ def main() -> None:
             f"frames sent {sent[0]}; incidents {incidents['n'] if incidents else 0}; alert outbox {queued}; "
             f"emails received {len(sink.messages())}; {page}; restarts {restarts or 'none'}"
         )
-        for line in summary(sampler.rows):
-            print(line)
-        title = f"{args.cameras} cameras x {args.fps} fps, {args.minutes:g} min"
-        for path in plot(sampler.rows, args.plots, title):
-            print(f"  {path}")
+        report(sampler.rows, args.plots, title)
         print(f"  samples: {home / 'soak.csv'}")
 
 
