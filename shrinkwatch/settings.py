@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     retention_heatmap_days: int = Field(
         120, ge=1, description="Keep hourly heatmaps this many days; the daily rollup stays."
     )
+    retention_alerts_days: int = Field(
+        30,
+        ge=1,
+        description="Keep sent and failed alert messages this many days (at least alerts_max_age_s "
+        "and a day: they stop a replayed incident from alerting twice).",
+    )
     calibration_prior_strength: float = Field(
         10.0, gt=0, description="How many analyst verdicts a default risk weight is worth."
     )

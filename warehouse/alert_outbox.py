@@ -300,3 +300,17 @@ def retry(conn: Connection, ids: list[int]) -> int:
                WHERE id = ANY(%s) AND status = 'failed'""",
             (ids,),
         ).rowcount
+
+
+def purge_finished(conn: Connection, keep: timedelta) -> int:
+    """Delete messages sent or given up (`failed`) more than `keep` ago; returns how many.
+
+    A row is what stops an incident from alerting twice (its key is unique), so `keep` must
+    outlast the age past which an incident no longer alerts at all (alerts_max_age_s: the
+    caller, warehouse.jobs, sees to it). Pending and half-sent messages always stay."""
+    with conn.transaction():
+        return conn.execute(
+            """DELETE FROM alert_outbox
+               WHERE status IN ('sent', 'failed') AND created_at < now() - %(keep)s""",
+            {"keep": keep},
+        ).rowcount

@@ -8,6 +8,7 @@ beyond retention reading the rollups' watermarks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from shrinkwatch.settings import Settings
 from warehouse.db import connect
@@ -55,6 +56,7 @@ def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None
 
 def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
     """Apply the retention settings (warehouse.retention) and say what went."""
+    from warehouse.alert_outbox import purge_finished
     from warehouse.retention import prune, purge_sign_in_records
 
     with connect(settings.database_dsn) as conn:
@@ -64,6 +66,14 @@ def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
             heatmap_days=settings.retention_heatmap_days,
         )
         purge_sign_in_records(conn)
+        # Sent alerts stay while their incident could still alert (see purge_finished).
+        keep = max(
+            timedelta(days=settings.retention_alerts_days),
+            timedelta(seconds=settings.alerts_max_age_s) + timedelta(days=1),
+        )
+        alerts = purge_finished(conn, keep)
+    if alerts:
+        progress(f"retention: deleted {alerts} alert message(s) sent or failed over {keep.days} days ago")
     if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:
         progress(
             f"retention: pruned {done.occupancy_minutes} occupancy minutes, {done.occupancy_late} late "
