@@ -60,8 +60,20 @@ def ensure_topics(
     if not missing:
         return []
     count = partitions or settings.topic_partitions
+    # Frames are the bulk (every camera, 5 a second): kept for the flows' replay window, not
+    # the broker's default week. Set when a topic is created; an existing topic is left as its
+    # owner configured it.
+    frames = {"retention.ms": str(int(settings.detections_retention_h * 3_600_000))}
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=count, replication_factor=1) for t in missing],
+        [
+            NewTopic(
+                t,
+                num_partitions=count,
+                replication_factor=1,
+                config=frames if t == settings.topic("detections") else {},
+            )
+            for t in missing
+        ],
         operation_timeout=30,
     )
     created = []
