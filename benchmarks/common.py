@@ -28,7 +28,6 @@ import cv2
 import numpy as np
 import psycopg
 import yaml
-from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from shrinkwatch.logs import scrub
@@ -186,15 +185,9 @@ def delete_topics(settings: Settings) -> None:
     if settings.topic_prefix not in _PREFIXES:
         msg = f"refusing to delete the topics {settings.topic_prefix}*: this benchmark run did not make them"
         raise SystemExit(msg)
-    topics = prefix_topics(settings)
-    if topics:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            try:
-                future.result()
-            except KafkaException as exc:  # gone already is what was wanted
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise
+    from shrinkwatch.kafka_admin import delete_prefixed
+
+    delete_prefixed(settings.kafka_servers, [settings.topic_prefix])
 
 
 @contextmanager

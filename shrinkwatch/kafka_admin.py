@@ -142,3 +142,23 @@ def group_positions(bootstrap: str, group: str, topic: str) -> Callable[[list[in
             consumer.close()
 
     return positions
+
+
+def delete_prefixed(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (for tests and benchmarks,
+    with prefixes they made up themselves); returns the names deleted."""
+    from confluent_kafka import KafkaError
+
+    wanted = tuple(prefixes)
+    if not wanted:
+        return []
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(wanted))
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            try:
+                future.result()
+            except KafkaException as exc:  # gone already is what was wanted
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+    return topics

@@ -19,8 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import Settings, load_settings
@@ -63,17 +61,9 @@ def _admin_dsn(dsn: str, database: str = "postgres") -> str:
 
 def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
     """Delete every topic whose name starts with one of `prefixes` (prefixes made up here)."""
-    if not prefixes:
-        return
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(prefixes))]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            try:
-                future.result()
-            except KafkaException as exc:  # gone already is what was wanted
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise
+    from shrinkwatch.kafka_admin import delete_prefixed
+
+    delete_prefixed(bootstrap, prefixes)
 
 
 @pytest.fixture
