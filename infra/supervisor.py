@@ -165,6 +165,7 @@ class Running:
     backoff_s: float = FIRST_BACKOFF_S
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=30))
     pump: threading.Thread | None = None
+    held: bool = False  # stopped for good (stop_service): not restarted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -261,7 +262,7 @@ class Supervisor:
             if run.proc is not None and run.proc.poll() is not None:
                 self._died(run, now)
                 changed = True
-        due = [r for r in self._running if r.proc is None and now >= r.next_start]
+        due = [r for r in self._running if r.proc is None and not r.held and now >= r.next_start]
         if due and not self.stopping:
             problem = self._ready()
             if problem is not None:
@@ -321,7 +322,7 @@ class Supervisor:
         run.last_exit = f"{exit_reason(code)} at {_now()}"
         run.last_error = _last_error(run.output)
         run.proc = None
-        if self.stopping:
+        if self.stopping or run.held:
             run.state = "stopped"
             return
         self._schedule_restart(run, now, exit_reason(code))
@@ -340,6 +341,22 @@ class Supervisor:
         why = f": {run.last_error}" if run.last_error else ""
         self._say(f"{run.service.name} died ({reason}){why}; restarting in {run.backoff_s:g} s")
         run.backoff_s = min(run.backoff_s * 2, LONGEST_BACKOFF_S)
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service for good (SIGTERM, SIGKILL after STOP_TIMEOUT_S): it is not
+        restarted. From the thread that drives the supervisor."""
+        run = next(r for r in self._running if r.service.name == name)
+        run.held = True
+        if run.proc is not None:
+            run.proc.terminate()
+            try:
+                run.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                run.proc.kill()
+                run.proc.wait()
+            self._died(run, time.monotonic())
+        run.state = "stopped"
+        self._say(f"{name}: stopped")
 
     def stop(self) -> None:
         """SIGTERM the services in two waves, the cameras (the last started) first, then all

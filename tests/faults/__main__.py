@@ -1,7 +1,7 @@
 """`python -m tests.faults`: every fault against the whole pipeline, and the table of what each cost.
 
 Usage: python -m tests.faults [--only ci|all|"kill alerts" ...] [--cameras 4] [--outage-s 30]
-Starts its own Kafka and PostgreSQL (ports 31490-31493, under a temporary folder), so it
+Starts its own Kafka and PostgreSQL (ports 31490-31494, under .shrinkwatch-faults), so it
 runs beside the tests and the benchmarks; takes about 15 minutes for every fault.
 """
 

@@ -13,10 +13,12 @@ A fault is one of:
 Recovery time: from the end of the fault (restarted, or thawed) until every consumer has
 caught up with everything published before that moment (the flows' recovered offsets and
 the dispatcher's committed ones reach the ends the topics had then) and the faulted part
-answers again (its process is up; the dashboard's health check answers; the server takes
-connections). That is how long the store was blind, end to end, not a process's own view.
+works again (the dashboard's health check answers; the server takes connections; the
+dispatcher has queued an alert about an incident that came after the fault, which includes
+waiting for the next such incident; the camera reader has reported itself online). That is
+how long the store was blind, end to end, not a process's own view.
 
-The services run on fixed ports below the kernel's ephemeral range (31490-31493), so no
+The services run on fixed ports below the kernel's ephemeral range (31490-31494), so no
 client socket takes a port while its server is down.
 """
 
@@ -31,6 +33,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,6 @@ from infra.kafka import KafkaBroker
 from infra.mail_sink import MailSink
 from infra.postgres import PostgresServer
 from infra.supervisor import CENTRAL, Service, Supervisor
-from infra.supervisor import STORE as STORE_SERVICES
 from shrinkwatch.net import port_open
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, Settings, load_settings
@@ -119,7 +121,11 @@ class Pipeline:
             # The sample video served as a live camera, read by a real camera reader.
             video = shared_file("video", "vtest.avi")
             assert video is not None, "the real camera needs ../shared/video/vtest.avi"
-            self.services = [Service("camera-sim", ("camera-sim", str(video))), *CENTRAL, *STORE_SERVICES]
+            self.services = [
+                Service("camera-sim", ("camera-sim", str(video))),
+                *CENTRAL,
+                Service("cameras", ("detect", "--camera", "cam-real")),  # the others are the driver's
+            ]
             self.site = site_yaml(
                 self.cameras, real_camera=f"http://127.0.0.1:{PORTS['camera_sim_port']}/video.mjpg"
             )
@@ -147,6 +153,8 @@ class Pipeline:
         self._polling = threading.Event()
         self._poller: threading.Thread | None = None
         self._started: list[str] = []
+        self._fault_ended: datetime | None = None
+        self._to_stop: list[str] = []  # services the supervisor thread stops for good
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -185,6 +193,8 @@ class Pipeline:
         assert self.sup is not None
         self.sup.start()
         while not self._polling.wait(0.3):
+            while self._to_stop:
+                self.sup.stop_service(self._to_stop.pop())
             self.sup.poll()
         self.sup.stop()
 
@@ -213,6 +223,7 @@ class Pipeline:
         else:
             self._service_fault(scenario)
         ended = time.time()
+        self._fault_ended = datetime.fromtimestamp(ended, UTC)
         recovery = self.recovery_after(scenario, limit_s=300)
         self.say(f"   recovered in {recovery:.1f} s" if recovery is not None else "   NOT recovered")
         return Outcome(scenario, began, ended, recovery)
@@ -318,7 +329,25 @@ class Pipeline:
 
             return dependencies_ready(self.settings)() is None
         run = self._run_of(component)
-        return run.state == "up" and run.proc is not None and run.proc.poll() is None
+        if not (run.state == "up" and run.proc is not None and run.proc.poll() is None):
+            return False
+        # Up is not working: the dispatcher has queued an alert about an incident published
+        # since the fault ended; the camera reader has reported itself online since then.
+        if component == "alerts":
+            return self._since("SELECT 1 FROM alert_outbox WHERE created_at > %s")
+        if component == "cameras":
+            return self._since(
+                "SELECT 1 FROM camera_health WHERE camera_id = 'cam-real' AND status = 'online' "
+                "AND reported_at > %s"
+            )
+        return True
+
+    def _since(self, sql: str) -> bool:
+        import psycopg
+
+        assert self._fault_ended is not None
+        with psycopg.connect(self.settings.database_dsn) as conn:
+            return conn.execute(sql, (self._fault_ended,)).fetchone() is not None  # type: ignore[arg-type]
 
     def recovery_after(self, scenario: Scenario, limit_s: float) -> float | None:
         """Seconds from now until the pipeline has caught up with what was published before now."""
@@ -363,6 +392,10 @@ class Pipeline:
         of it and every alert is sent, then stop the services."""
         assert self.driver is not None
         self.driver.stop()
+        real = [r.service.name for r in self.sup.services if r.service.name in ("cameras", "camera-sim")]
+        if real:  # the real camera stops too (a camera that never goes quiet keeps its hour open)
+            self._to_stop.extend(real)
+            self.wait_for(lambda: all(self._run_of(n).state == "stopped" for n in real), "the camera", 120)
         self.say(
             f"driver stopped: {self.driver.delivered} frames delivered, {len(self.driver.failed)} failed"
         )

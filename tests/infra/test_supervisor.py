@@ -185,3 +185,24 @@ def test_roles_and_exit_reasons() -> None:
     assert exit_reason(-9) == "killed by SIGKILL"
     assert exit_reason(1) == "exit code 1"
     assert json.dumps(exit_reason(-15)) == '"killed by SIGTERM"'
+
+
+def test_a_service_stopped_for_good_is_not_restarted(tmp_path: Path) -> None:
+    said: list[str] = []
+    sup = make(tmp_path, [LIVES, Service("lives-too", LIVES.args)], said)
+    sup.start()
+    try:
+        lives = sup.services[0]
+        pid = lives.proc.pid  # type: ignore[union-attr]
+        sup.stop_service("lives")
+        for _ in range(5):
+            sup.poll()
+        assert not pid_alive(pid)
+        assert lives.proc is None
+        assert lives.state == "stopped"
+        assert lives.restarts == 0
+        assert sup.services[1].state == "up"
+        assert "lives: stopped" in said
+        assert not [line for line in said if "died" in line]
+    finally:
+        sup.stop()
