@@ -53,6 +53,7 @@ from streamlit_app import served, sso, unreachable
 from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
 from streamlit_app.sessions import DB, STREAMS, cookie, hand_on, on_own_connection, token_of
 from warehouse.accounts import authenticate, user_by_email
+from warehouse.db import ping
 from warehouse.sessions import end_session, session_user, start_session
 from warehouse.sign_in_throttle import AuthError, Throttled, count_sso_start, take_back_sso_start
 from warehouse.single_sign_on import save_sso_request, take_sso_request
@@ -326,6 +327,10 @@ async def signin(request: Request) -> Response:
         token = request.cookies.get(cookie())
         if token and await run_in_threadpool(DB.call, session_user, token) is None:
             _forget_session(response)
+        elif not token:
+            # Nobody can sign in while the database is away: say so now, not after a try
+            # (the away page comes back here every few seconds until it answers).
+            await run_in_threadpool(DB.call, ping)
         return response
     form = await request.form()
     username = str(form.get("username", "")).strip().lower()

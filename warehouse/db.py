@@ -30,3 +30,8 @@ def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> C
             "Start the local services with `shrinkwatch infra up`, or set SHRINKWATCH_DATABASE_URL."
         )
         raise DatabaseUnreachable(msg) from None
+
+
+def ping(conn: Connection) -> None:
+    """Ask the server something trivial: raises as any query would when it is gone."""
+    conn.execute("SELECT 1")

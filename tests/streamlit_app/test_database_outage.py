@@ -97,3 +97,28 @@ def test_a_reload_and_the_sign_in_page_say_so_and_sign_no_one_in(
         proxy.restore()
         page.goto(url)  # still signed out: the sign-in form
         expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+
+
+def test_the_sign_in_page_says_so_before_anyone_tries(dashboard: tuple[str, TcpProxy]) -> None:
+    import urllib.error
+    import urllib.request
+
+    url, proxy = dashboard
+    ask = urllib.request.Request(f"{url}/signin", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(ask, timeout=30) as page:
+        assert page.status == 200
+        assert SAID not in page.read().decode()
+    proxy.cut()
+    try:
+        with urllib.request.urlopen(ask, timeout=30):
+            pytest.fail("the sign-in form was served while the database was away")
+    except urllib.error.HTTPError as away:
+        assert away.code == 503
+        body = away.read().decode()
+        assert SAID in body
+        assert 'http-equiv="refresh"' in body
+        assert "<form" not in body
+    proxy.restore()
+    with urllib.request.urlopen(ask, timeout=30) as page:
+        assert page.status == 200
+        assert "<form" in page.read().decode()
