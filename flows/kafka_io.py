@@ -71,12 +71,18 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
         # its configuration and the offset that recovery snapshots; only reading differs.
         self._inner, self._parse, self._count = inner, parse, count
         self._outage = KAFKA
-        self._quiet_since = time.monotonic()
+        self._quiet_since = self._last_call = time.monotonic()
 
     def next_batch(self) -> list[X | DeadLetter]:
         inner = self._inner
         if inner._eof:
             raise StopIteration
+        now = time.monotonic()
+        if now - self._last_call > 1.0:
+            # The worker was held (a sink waiting out an outage, the process frozen): the
+            # quiet since is not the partition's, and its prefetch needs a moment again.
+            self._quiet_since = now
+        self._last_call = now
         parse = self._parse
         out: list[X | DeadLetter] = []
         last_offset = None
