@@ -154,9 +154,11 @@ def status_lines(state: dict[str, Any] | None, home: Path, lags: dict[str, str])
 def status(ctx: typer.Context) -> None:
     """Each supervised service: state, pid, up for, restarts, consumer lag, last exit and error."""
     from cli.lag import service_lags
+    from infra.process import pid_alive
 
     settings = settings_of(ctx)
     state = read_status(settings.home)
-    lags = service_lags(settings) if state is not None else {}
+    running = state is not None and pid_alive(int(state["pid"])) and not state.get("stopping")
+    lags = service_lags(settings) if running else {}  # (nothing is reading when nothing runs)
     for line in status_lines(state, settings.home, lags):
         typer.echo(line)
