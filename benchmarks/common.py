@@ -27,12 +27,12 @@ from typing import Any
 import cv2
 import numpy as np
 import psycopg
-import yaml
 from confluent_kafka.admin import AdminClient
 
 from shrinkwatch.logs import scrub
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import REPO_ROOT, Settings, load_settings, secret_environment
+from shrinkwatch.settings import REPO_ROOT, Settings, load_settings
+from shrinkwatch.settings import child_environment as settings_environment
 
 BENCH_HOME = REPO_ROOT / ".shrinkwatch-bench"
 # Below the kernel's ephemeral range (32768+), so client sockets never hold them.
@@ -228,16 +228,8 @@ def services(settings: Settings, template: str | None = None) -> Iterator[Settin
 def child_environment(settings: Settings, name: str) -> dict[str, str]:
     """Environment for a `shrinkwatch` child process that uses exactly `settings`: a settings
     file (HOME/name.yaml), the secrets it cannot hold, and no other SHRINKWATCH_ variable but
-    SHRINKWATCH_SHARED_DIR."""
-    path = settings.home / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    if "SHRINKWATCH_SHARED_DIR" in os.environ:
-        env["SHRINKWATCH_SHARED_DIR"] = os.environ["SHRINKWATCH_SHARED_DIR"]
-    env["SHRINKWATCH_SETTINGS_FILE"] = str(path)
-    env.update(secret_environment(settings))  # a secret given as a value is not in the file
-    return env
+    SHRINKWATCH_SHARED_DIR (shrinkwatch.settings.child_environment)."""
+    return settings_environment(settings, settings.home / f"{name}.yaml", keep=("SHRINKWATCH_SHARED_DIR",))
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -11,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from cli.context import say, settings_of
 from infra.supervisor import Service, Supervisor, read_status, services_of
-from shrinkwatch.settings import Settings, secret_environment
+from shrinkwatch.settings import Settings
+from shrinkwatch.settings import child_environment as settings_environment
 from shrinkwatch.shutdown import stop_event_on_signals
 
 Say = Callable[[str], None]
@@ -28,18 +27,9 @@ class Role(StrEnum):
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
-    """The environment for a child command that must see exactly these settings: they are
-    written to `<home>/run/settings.yaml` (without secrets), named by SHRINKWATCH_SETTINGS_FILE,
-    and the secrets travel as variables (never written to the file)."""
-    settings_file = settings.home / "run" / "settings.yaml"
-    settings_file.parent.mkdir(parents=True, exist_ok=True)
-    dumped = settings.model_dump(mode="json", exclude_none=True)
-    settings_file.write_text(yaml.safe_dump(dumped, sort_keys=True))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    env["SHRINKWATCH_SETTINGS_FILE"] = str(settings_file)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(secret_environment(settings))
-    return env
+    """The environment for the supervised commands: these settings, in `<home>/run/settings.yaml`
+    (shrinkwatch.settings.child_environment)."""
+    return settings_environment(settings, settings.home / "run" / "settings.yaml")
 
 
 def dependencies_ready(settings: Settings) -> Callable[[], str | None]:

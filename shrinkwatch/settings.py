@@ -330,6 +330,26 @@ def secret_environment(settings: Settings) -> dict[str, str]:
     return out
 
 
+def write_settings_file(settings: Settings, path: Path) -> Path:
+    """Write `settings` to a YAML settings file a child process can read (without the secrets
+    given as values: see secret_environment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True), sort_keys=True))
+    return path
+
+
+def child_environment(settings: Settings, path: Path, keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for a child `shrinkwatch` process that must see exactly `settings`:
+    they are written to `path` (write_settings_file) and named by SHRINKWATCH_SETTINGS_FILE,
+    the secrets travel as variables, and no other SHRINKWATCH_ variable of this process
+    reaches it but those in `keep`. Output unbuffered, for whoever reads it line by line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_") or k in keep}
+    env["SHRINKWATCH_SETTINGS_FILE"] = str(write_settings_file(settings, path))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(secret_environment(settings))
+    return env
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from an optional YAML file, the environment and explicit overrides.
 

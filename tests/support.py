@@ -4,7 +4,6 @@ HTTP servers that stand in for outside services."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from shrinkwatch.net import free_port  # noqa: F401 (the tests take it from here)
 from shrinkwatch.paths import shared_file
-from shrinkwatch.settings import REPO_ROOT, Settings, secret_environment
+from shrinkwatch.settings import REPO_ROOT, Settings, child_environment, write_settings_file
 from warehouse.db import Connection
 
 TEST_HOME = REPO_ROOT / ".shrinkwatch-test"
@@ -29,19 +27,12 @@ TEST_HOME = REPO_ROOT / ".shrinkwatch-test"
 def settings_file(settings: Settings, path: Path) -> Path:
     """Write settings to a YAML file that a child `shrinkwatch` process can read (a secret given
     as a value is not in it: `cli_env` hands it over in the environment)."""
-    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-    return path
+    return write_settings_file(settings, path)
 
 
 def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     """Environment for a child `shrinkwatch` process using exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHRINKWATCH_")}
-    env["SHRINKWATCH_SETTINGS_FILE"] = str(
-        settings_file(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml")
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(secret_environment(settings))
-    return env
+    return child_environment(settings, tmp_path / f"settings-{uuid.uuid4().hex[:6]}.yaml")
 
 
 def run_cli(
