@@ -13,13 +13,14 @@ def service_lags(settings: Settings) -> dict[str, str]:
     """`{service name: "N messages"}` for the flows and the alert dispatcher; "?" where the
     broker or a store could not be read."""
     from flows.lag import flow_lag
+    from flows.run import INPUT_TOPIC
     from shrinkwatch.kafka_admin import group_positions, kafka_healthy, topic_lag
 
-    ok, detail = kafka_healthy(settings.kafka_servers, timeout_s=3.0)
+    ok, _detail = kafka_healthy(settings.kafka_servers, timeout_s=3.0)
     if not ok:  # one question, not a timeout per consumer
-        return dict.fromkeys(("incidents-flow", "occupancy-flow", "health-flow", "alerts"), "? (Kafka down)")
+        return dict.fromkeys([*(f"{name}-flow" for name in INPUT_TOPIC), "alerts"], "? (Kafka down)")
     out: dict[str, str] = {}
-    for name in ("incidents", "occupancy", "health"):
+    for name in INPUT_TOPIC:  # the flows, named `<flow>-flow` by the supervisor
         try:
             lag = flow_lag(settings, name)
         except (KafkaException, OSError, ValueError, sqlite3.Error) as exc:
