@@ -149,6 +149,23 @@ class Settings(BaseSettings):
         description="Keep sent and failed alert messages this many days (at least alerts_max_age_s "
         "and a day: they stop a replayed incident from alerting twice).",
     )
+    retention_evidence_access_days: int = Field(
+        730,
+        ge=1,
+        description="Keep the evidence access log (views, downloads, reveals, exports, purges, holds) "
+        "this many days; evidence itself is kept per store (site file `privacy.retention_days`).",
+    )
+    privacy_purge_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the scheduled privacy purge deletes evidence past its store's retention.",
+    )
+    reveal_minutes: int = Field(
+        30,
+        ge=1,
+        le=24 * 60,
+        description="How long an analyst's reveal of one incident's unblurred evidence lasts.",
+    )
     calibration_prior_strength: float = Field(
         10.0, gt=0, description="How many analyst verdicts a default risk weight is worth."
     )

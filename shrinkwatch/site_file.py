@@ -34,7 +34,8 @@ from shrinkwatch.placeholders import (
 from shrinkwatch.recipients import Recipient, RecipientEntry, recipient_problems
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=64)]
-ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general"]
+# `privacy`: blacked out in stored evidence and the live view, and never analysed.
+ZoneKind = Literal["entrance", "exit", "checkout", "high_value", "restricted", "general", "privacy"]
 # About 8,000 stores of five cameras with five zones each (some 600 values a store): far more
 # than one file holds, and far less than the billions a few lines of aliases expand to.
 MAX_VALUES = 5_000_000
@@ -93,6 +94,22 @@ class StoreThresholds(_Strict):
     incident_update_s: float | None = _threshold("incident_update_s", "refresh an open incident", gt=0)
 
 
+class RetentionDays(_Strict):
+    """How many days a store keeps each kind of evidence before the purge deletes it (an
+    incident under a legal hold keeps its evidence until the hold is released)."""
+
+    snapshots: int = Field(30, ge=1, le=3650, description="an incident's snapshot image")
+    clips: int = Field(30, ge=1, le=3650, description="an incident's clip, and the frames it is made of")
+    live: int = Field(1, ge=1, le=3650, description="a camera's live-view frame, once the camera stops")
+
+
+class Privacy(_Strict):
+    """A store's privacy settings (CONTRACTS §2 `privacy`; docs/PRIVACY.md)."""
+
+    retention_days: RetentionDays = Field(default_factory=RetentionDays)
+    blur_heads: bool = True  # heads blurred in stored evidence, the live view and alert images
+
+
 class Store(_Strict):
     """A shop: its time zone and local opening hours.
 
@@ -110,6 +127,7 @@ class Store(_Strict):
     subscription_active: bool = True
     economics: Economics = Field(default_factory=Economics)
     thresholds: StoreThresholds = Field(default_factory=StoreThresholds)
+    privacy: Privacy = Field(default_factory=Privacy)
 
     @field_validator("timezone")
     @classmethod

@@ -1,7 +1,8 @@
 """The import graph: no cycle between modules, and no part importing one above it.
 
 Parts, from the bottom: `shrinkwatch` (settings, contracts, site file) < `warehouse` <
-`flows`, `detector`, `alerts` < `streamlit_app`; `infra` runs the local services; `cli`, the
+`privacy` (evidence redaction, retention, case files) < `flows`, `detector`, `alerts` <
+`streamlit_app`; `infra` runs the local services; `cli`, the
 command line (and the demo), is the top floor that assembles them all. No module is exempt.
 Imports inside functions count too: a lazy import hides a dependency, it does not remove it.
 
@@ -24,14 +25,25 @@ from pathlib import Path
 
 from shrinkwatch.settings import REPO_ROOT
 
-PARTS = ("shrinkwatch", "warehouse", "flows", "detector", "alerts", "streamlit_app", "infra", "cli")
+PARTS = (
+    "shrinkwatch",
+    "warehouse",
+    "privacy",
+    "flows",
+    "detector",
+    "alerts",
+    "streamlit_app",
+    "infra",
+    "cli",
+)
 MAY_IMPORT = {
     "shrinkwatch": {"shrinkwatch"},
     "warehouse": {"shrinkwatch", "warehouse"},
+    "privacy": {"shrinkwatch", "warehouse", "privacy"},
     "flows": {"shrinkwatch", "warehouse", "flows"},
-    "detector": {"shrinkwatch", "warehouse", "detector"},
+    "detector": {"shrinkwatch", "warehouse", "privacy", "detector"},
     "alerts": {"shrinkwatch", "warehouse", "alerts"},
-    "streamlit_app": {"shrinkwatch", "warehouse", "flows", "alerts", "streamlit_app"},
+    "streamlit_app": {"shrinkwatch", "warehouse", "privacy", "flows", "alerts", "streamlit_app"},
     "infra": {"shrinkwatch", "warehouse", "infra"},
     "cli": set(PARTS),
 }
@@ -175,6 +187,10 @@ TABLE_OWNERS = {
     "alert_mutes": "warehouse.alert_recipients",
     "alert_outbox": "warehouse.alert_outbox",
     "alert_digests": "warehouse.alert_digests",
+    "legal_holds": "warehouse.evidence_log",
+    "evidence_access": "warehouse.evidence_log",
+    "disclosures": "warehouse.disclosures",
+    "access_requests": "warehouse.disclosures",
     "schema_migrations": "warehouse.migrate",  # created by the migration runner itself
 }
 # The one declared exception. `shrinkwatch warehouse seed` is a data generator for the demo and

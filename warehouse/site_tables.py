@@ -102,13 +102,13 @@ def apply_site_config(
         for store in config.stores:
             conn.execute(
                 """INSERT INTO stores (id, name, city, timezone, hours, subscription_active, economics,
-                                     thresholds)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                                     thresholds, privacy)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET
                      name = EXCLUDED.name, city = EXCLUDED.city, timezone = EXCLUDED.timezone,
                      hours = EXCLUDED.hours, subscription_active = EXCLUDED.subscription_active,
                      economics = EXCLUDED.economics, thresholds = EXCLUDED.thresholds,
-                     updated_at = now()""",
+                     privacy = EXCLUDED.privacy, updated_at = now()""",
                 (
                     store.id,
                     store.name,
@@ -118,6 +118,7 @@ def apply_site_config(
                     store.subscription_active,
                     Jsonb(store.economics.model_dump(exclude_none=True)),
                     Jsonb(store.thresholds.model_dump(exclude_none=True)),
+                    Jsonb(store.privacy.model_dump()),
                 ),
             )
         for i, cam in enumerate(config.cameras):
@@ -177,7 +178,7 @@ def load_cameras(conn: Connection, camera_ids: list[str] | None = None) -> list[
 def load_stores(conn: Connection) -> list[Store]:
     """Every store of the site configuration."""
     rows = conn.execute(
-        """SELECT id, name, city, timezone, hours, subscription_active, economics, thresholds
+        """SELECT id, name, city, timezone, hours, subscription_active, economics, thresholds, privacy
            FROM stores ORDER BY id"""
     ).fetchall()
     return [Store(**row) for row in rows]

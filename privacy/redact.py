@@ -1,0 +1,159 @@
+"""Redaction of frames: heads blurred, privacy zones blacked out, whole persons blurred.
+
+No new model: a head is placed from the pose keypoints when the pose model ran (nose, eyes and
+ears; above the shoulders when the face is not seen), and from the top of the person's box
+otherwise. The regions are generous on purpose: a blur that misses a face is a privacy
+failure, one that also covers a shoulder is not. A blurred region is pixelated and then
+smoothed, so nothing of the face's detail is left in the file (it cannot be "unblurred").
+
+Coordinates in `DetectedObject`s are normalised (0..1); the functions work on BGR images in
+place and return them, so a caller that must keep the original passes a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from shrinkwatch.contracts import DetectedObject
+
+FACE_KEYPOINTS = (0, 1, 2, 3, 4)  # COCO: nose, left eye, right eye, left ear, right ear
+SHOULDERS = (5, 6)
+MIN_KEYPOINT_CONF = 0.3
+_PIXEL_CELL = 6  # at most this many cells across a blurred head: no feature survives
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """An axis-aligned ellipse in pixels: centre and half-axes."""
+
+    cx: float
+    cy: float
+    ax: float
+    ay: float
+
+
+def _seen(keypoints: Sequence[Sequence[float]] | None, indices: Iterable[int], width: int, height: int):
+    if not keypoints:
+        return []
+    return [
+        (keypoints[i][0] * width, keypoints[i][1] * height)
+        for i in indices
+        if i < len(keypoints) and keypoints[i][2] >= MIN_KEYPOINT_CONF
+    ]
+
+
+def head_region(obj: DetectedObject, width: int, height: int) -> Ellipse | None:
+    """Where this person's head is, in pixels; None for an object that is not a person."""
+    if obj.class_name != "person":
+        return None
+    x1, y1, x2, y2 = obj.box[0] * width, obj.box[1] * height, obj.box[2] * width, obj.box[3] * height
+    bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    # A head is about a seventh of a standing person's height and a third of the box's width.
+    least = max(0.16 * bw, 0.05 * bh, 3.0)
+    face = _seen(obj.keypoints, FACE_KEYPOINTS, width, height)
+    if face:
+        xs, ys = [p[0] for p in face], [p[1] for p in face]
+        spread = max(max(xs) - min(xs), max(ys) - min(ys))
+        ax = max(0.9 * spread, least)
+        ay = 1.3 * ax
+        # Eyes and ears sit at the middle of the head; the nose a little lower.
+        return Ellipse(float(np.mean(xs)), float(np.mean(ys)) - 0.1 * ay, ax, ay)
+    shoulders = _seen(obj.keypoints, SHOULDERS, width, height)
+    if len(shoulders) == 2:
+        (sx1, sy1), (sx2, sy2) = shoulders
+        span = max(abs(sx2 - sx1), least)
+        ax = max(0.5 * span, least)
+        ay = 1.3 * ax
+        return Ellipse((sx1 + sx2) / 2, min(sy1, sy2) - 1.1 * ay, ax, ay)
+    # No pose: the top of the box.
+    ax = max(0.32 * bw, 0.06 * bh, 3.0)
+    ay = max(0.11 * bh, ax)
+    return Ellipse((x1 + x2) / 2, y1 + 0.85 * ay, ax, ay)
+
+
+def _obscure(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """The region pixelated to a few cells and smoothed (a new array of the region's size)."""
+    region = image[y1:y2, x1:x2]
+    h, w = region.shape[:2]
+    cells_x = max(1, min(_PIXEL_CELL, w // 4))
+    cells_y = max(1, min(round(_PIXEL_CELL * h / max(w, 1)), h // 4))
+    small = cv2.resize(region, (cells_x, cells_y), interpolation=cv2.INTER_AREA)
+    coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    k = max(3, (min(w, h) // 4) | 1)
+    return cv2.GaussianBlur(coarse, (k, k), 0)
+
+
+def blur_ellipses(image: np.ndarray, ellipses: Iterable[Ellipse]) -> np.ndarray:
+    """Each ellipse of `image` obscured, in place."""
+    height, width = image.shape[:2]
+    for e in ellipses:
+        x1, y1 = max(0, int(e.cx - e.ax) - 1), max(0, int(e.cy - e.ay) - 1)
+        x2, y2 = min(width, int(e.cx + e.ax) + 2), min(height, int(e.cy + e.ay) + 2)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        mask = np.zeros((y2 - y1, x2 - x1), np.uint8)
+        centre = (round(e.cx - x1), round(e.cy - y1))
+        cv2.ellipse(mask, centre, (max(1, round(e.ax)), max(1, round(e.ay))), 0, 0, 360, 255, -1)
+        obscured = _obscure(image, x1, y1, x2, y2)
+        region = image[y1:y2, x1:x2]
+        np.copyto(region, obscured, where=mask[:, :, None].astype(bool))
+    return image
+
+
+def blur_heads(image: np.ndarray, objects: Iterable[DetectedObject]) -> np.ndarray:
+    """Every person's head in `image` obscured, in place."""
+    height, width = image.shape[:2]
+    regions = [r for r in (head_region(o, width, height) for o in objects) if r is not None]
+    return blur_ellipses(image, regions)
+
+
+def blur_people(
+    image: np.ndarray, objects: Iterable[DetectedObject], *, keep: Iterable[int] = (), pad: float = 0.06
+) -> np.ndarray:
+    """Every person obscured whole (their box, padded by `pad` of its size), in place, except
+    the tracks in `keep`."""
+    kept = set(keep)
+    height, width = image.shape[:2]
+    for obj in objects:
+        if obj.class_name != "person" or (obj.track_id is not None and obj.track_id in kept):
+            continue
+        x1, y1, x2, y2 = obj.box
+        px, py = (x2 - x1) * pad, (y2 - y1) * pad
+        left, top = max(0, int((x1 - px) * width)), max(0, int((y1 - py) * height))
+        right, bottom = min(width, int((x2 + px) * width) + 1), min(height, int((y2 + py) * height) + 1)
+        if right - left >= 2 and bottom - top >= 2:
+            image[top:bottom, left:right] = _obscure(image, left, top, right, bottom)
+    return image
+
+
+def black_out(image: np.ndarray, polygons: Iterable[Sequence[tuple[float, float]]]) -> np.ndarray:
+    """Each polygon (normalised points) filled black, in place."""
+    height, width = image.shape[:2]
+    shapes = [
+        np.array([(round(x * width), round(y * height)) for x, y in polygon], np.int32)
+        for polygon in polygons
+    ]
+    if shapes:
+        cv2.fillPoly(image, shapes, (0, 0, 0))
+    return image
+
+
+def sharpness(image: np.ndarray, region: Ellipse) -> float:
+    """The variance of the Laplacian inside an ellipse (shrunk by 2 pixels, off its edge): how
+    much fine detail is there (a face in focus scores in the hundreds; an obscured one near 0)."""
+    height, width = image.shape[:2]
+    x1, y1 = max(0, int(region.cx - region.ax)), max(0, int(region.cy - region.ay))
+    x2, y2 = min(width, int(region.cx + region.ax) + 1), min(height, int(region.cy + region.ay) + 1)
+    if x2 - x1 < 5 or y2 - y1 < 5:
+        return 0.0
+    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    laplacian = cv2.Laplacian(grey, cv2.CV_64F)
+    mask = np.zeros(grey.shape, np.uint8)
+    axes = (max(1, round(region.ax) - 2), max(1, round(region.ay) - 2))
+    cv2.ellipse(mask, (round(region.cx - x1), round(region.cy - y1)), axes, 0, 0, 360, 255, -1)
+    inside = laplacian[mask > 0]
+    return float(inside.var()) if inside.size else 0.0
