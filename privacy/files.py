@@ -20,9 +20,18 @@ file is served only to someone who revealed that incident with a reason (logged)
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
+
+from pydantic import TypeAdapter
+
+from shrinkwatch.contracts import DetectedObject
 
 Kind = Literal["snapshots", "clips"]
 
@@ -68,3 +77,81 @@ def existing(root: Path, reference: str, suffixes: tuple[str, ...]) -> Iterator[
         path = evidence_path(root, reference, suffix)
         if path is not None and path.is_file():
             yield path
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """One frame of a clip's frames file: when it was taken and what was seen in it."""
+
+    ts: datetime
+    objects: list[DetectedObject]
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """The tracks file of one incident's evidence (TRACKS_SCHEMA): `frames[i]` is the i-th frame
+    of `.frames.avi`, of the clips, and `frames[key_index]` the snapshot's frame; `track_id` is
+    the incident's person (None for an incident about no one track)."""
+
+    incident_id: str
+    camera_id: str
+    track_id: int | None
+    fps: float
+    key_index: int
+    frame_w: int
+    frame_h: int
+    frames: list[TrackedFrame]
+
+
+_OBJECTS = TypeAdapter(list[DetectedObject])
+
+
+def write_tracks(path: Path, tracks: Tracks) -> None:
+    """The tracks file, written beside and moved in place (a reader sees the old or the new)."""
+    document = {
+        "schema": TRACKS_SCHEMA,
+        "incident_id": tracks.incident_id,
+        "camera_id": tracks.camera_id,
+        "track_id": tracks.track_id,
+        "fps": tracks.fps,
+        "key_index": tracks.key_index,
+        "frame_w": tracks.frame_w,
+        "frame_h": tracks.frame_h,
+        "frames": [
+            {"ts": f.ts.isoformat(), "objects": _OBJECTS.dump_python(f.objects, mode="json")}
+            for f in tracks.frames
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    tmp.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_tracks(path: Path) -> Tracks:
+    """A tracks file; ValueError naming what is wrong when it is not one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"{path.name}: not a readable tracks file ({exc})"
+        raise ValueError(msg) from None
+    if not isinstance(document, dict) or document.get("schema") != TRACKS_SCHEMA:
+        msg = f"{path.name}: not a tracks file of schema {TRACKS_SCHEMA}"
+        raise ValueError(msg)
+    try:
+        return Tracks(
+            incident_id=str(document["incident_id"]),
+            camera_id=str(document["camera_id"]),
+            track_id=None if document["track_id"] is None else int(document["track_id"]),
+            fps=float(document["fps"]),
+            key_index=int(document["key_index"]),
+            frame_w=int(document["frame_w"]),
+            frame_h=int(document["frame_h"]),
+            frames=[
+                TrackedFrame(datetime.fromisoformat(f["ts"]), _OBJECTS.validate_python(f["objects"]))
+                for f in document["frames"]
+            ],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = f"{path.name}: a tracks file with a bad field ({exc})"
+        raise ValueError(msg) from None

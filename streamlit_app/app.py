@@ -29,6 +29,31 @@ with unreachable.said():  # PostgreSQL down: the page says so, and recovers by i
     signed = auth.require()
     st.session_state[auth.SIGNED_IN_KEY] = signed
     auth.sidebar(signed)
+    privacy = [
+        *(
+            [st.Page(HERE / "privacy" / "cases.py", title="Case files", icon=":material/folder_zip:")]
+            if signed.user.role in ("admin", "analyst")
+            else []
+        ),
+        *(
+            [
+                st.Page(
+                    HERE / "privacy" / "requests.py",
+                    title="Access requests",
+                    icon=":material/person_search:",
+                    url_path="access-requests",
+                ),
+                st.Page(
+                    HERE / "privacy" / "evidence_log.py",
+                    title="Evidence log",
+                    icon=":material/policy:",
+                    url_path="evidence-log",
+                ),
+            ]
+            if signed.user.is_admin
+            else []
+        ),
+    ]
     page = st.navigation(
         {
             "Review": [
@@ -77,6 +102,7 @@ with unreachable.said():  # PostgreSQL down: the page says so, and recovers by i
                     else []
                 ),
             ],
+            **({"Privacy": privacy} if privacy else {}),
         }
     )
     page.run()
