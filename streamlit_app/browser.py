@@ -46,7 +46,12 @@ PAGES = (
     DashboardPage("/live", "Live", "live"),
     DashboardPage("/cameras", "Cameras and zones", "cameras"),
 )
-ADMIN_PAGES = (DashboardPage("/alerts", "Alert settings", "alert-settings"),)  # admins only
+ADMIN_PAGES = (  # admins only (Case files: analysts too)
+    DashboardPage("/alerts", "Alert settings", "alert-settings"),
+    DashboardPage("/cases", "Case files", "case-files"),
+    DashboardPage("/access-requests", "Access requests", "access-requests"),
+    DashboardPage("/evidence-log", "Evidence log", "evidence-log"),
+)
 
 
 def chromium() -> str:

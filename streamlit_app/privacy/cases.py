@@ -7,5 +7,5 @@ import streamlit as st
 from streamlit_app import auth
 
 signed = auth.page()
-st.title("cases")
+st.title("Case files")
 st.info("Coming in this release.")

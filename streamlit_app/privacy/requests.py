@@ -8,5 +8,5 @@ import streamlit as st
 from streamlit_app import auth
 
 signed = auth.page()
-st.title("requests")
+st.title("Access requests")
 st.info("Coming in this release.")
