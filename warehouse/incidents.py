@@ -262,13 +262,16 @@ def incidents_page(
 def incident_detail(
     conn: Connection, scope: Scope, incident_id: str, *, viewer: str | None = None
 ) -> dict[str, Any] | None:
-    """One incident (INCIDENT_COLUMNS, `seen`, and the store's name and time zone), or None
-    when it does not exist or is outside the scope: the two look the same to the caller."""
+    """One incident (INCIDENT_COLUMNS, `seen`, when retention or an erasure deleted its
+    snapshot / clip (`snapshot_purged_at`, `clip_purged_at`), and the store's name, time zone
+    and privacy settings), or None when it does not exist or is outside the scope: the two
+    look the same to the caller."""
     check_text("incident_id", incident_id)
     check_text("viewer", viewer)
     return conn.execute(
         f"""SELECT {", ".join(f"i.{c}" for c in INCIDENT_COLUMNS)}, {_SEEN},
-                   s.name AS store_name, s.timezone AS store_timezone
+                   i.snapshot_purged_at, i.clip_purged_at,
+                   s.name AS store_name, s.timezone AS store_timezone, s.privacy AS store_privacy
             FROM incidents i JOIN stores s ON s.id = i.store_id
             WHERE i.incident_id = %(id)s AND i.store_id = ANY(%(scope)s)""",  # noqa: S608
         {"id": incident_id, "scope": sorted(scope.store_ids), "viewer": viewer},
