@@ -412,7 +412,8 @@ def _stored_blocks(stores: list[Store], settings: Settings) -> list[Block]:
                     "dashboard users' names, emails, roles and stores; their sessions; the addresses of "
                     "failed sign-ins",
                     (Code("users"), ", ", Code("user_sessions"), ", ", Code("sign_in_failures")),
-                    "accounts until removed; sessions 30 days after they end; failed sign-ins 15 minutes",
+                    "accounts kept (disabled, not deleted); sessions 30 days after they end; "
+                    "failed sign-ins 15 minutes",
                 ),
                 (
                     "disclosures and access requests",
@@ -427,7 +428,8 @@ def _stored_blocks(stores: list[Store], settings: Settings) -> list[Block]:
             (
                 "From each store's ",
                 Code("privacy"),
-                " in the site file. A scheduled purge deletes evidence past its retention every "
+                " in the site file, counted from the incident's end. A scheduled purge deletes "
+                "evidence past its retention every "
                 f"{settings.privacy_purge_interval_s / 60:g} minutes; an incident under a legal hold "
                 "keeps its evidence until the hold is released (who, when and why are logged).",
             )
@@ -484,8 +486,8 @@ def _risk_blocks(settings: Settings) -> list[Block]:
         (
             "Shoppers identified from stored or shown images",
             "Heads blurred (from pose keypoints, else the top of the person's box); the unblurred "
-            "evidence of one incident is shown only after a reveal with a reason, for "
-            f"{settings.reveal_minutes} minutes, and every reveal is logged.",
+            "evidence of one incident is shown only to an analyst or admin who reveals it with a "
+            f"reason, for {settings.reveal_minutes} minutes, and every reveal is logged.",
         ),
         (
             "Footage kept longer than needed",

@@ -156,7 +156,7 @@ def test_each_store_has_its_own_retention_blur_and_zones(tmp_path: Path) -> None
     assert "| `occupancy_minutes` | 21 days, then hourly totals only |" in annex
     assert "| `heatmap_hours` | 90 days, then daily totals only |" in annex
     assert "| `evidence_access` | 400 days |" in annex
-    assert "after a reveal with a reason, for 15 minutes" in annex
+    assert "who reveals it with a reason, for 15 minutes" in annex
     assert "Data protection officer: J. Doe, dpo@smith.example" in annex
     # Nothing secret or reaching a person: no stream address, recipient address or number.
     for name in FILES:
