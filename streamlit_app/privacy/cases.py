@@ -1,11 +1,103 @@
-"""Case files: incidents exported for the police or an insurer, and the disclosure register."""
+"""Case files (analysts and admins): incidents handed to the police or an insurer as one ZIP,
+and the disclosure register (privacy.cases, docs/CASES.md).
+
+The incidents come preselected from the address (`?incidents=a,b`, as the Review page links
+here); more are added from the viewer's newest incidents or by id. To whom and why are
+required; the unblurred evidence goes only when ticked, and is then logged as a reveal. The
+ZIP is offered for download once it is built and registered.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pandas as pd
 import streamlit as st
 
-from streamlit_app import auth
+from privacy.cases import CaseError, build_case
+from shrinkwatch import wording
+from streamlit_app import data, opening, text
+from warehouse.disclosures import disclosures, disclosures_csv
+from warehouse.incidents import incidents_page
+from warehouse.scope import QueryError
 
-signed = auth.page()
-st.title("Case files")
-st.info("Coming in this release.")
+page = opening.start(
+    "Case files", "Incidents exported for the police or an insurer; each export is registered."
+)
+if page.signed.user.role not in ("admin", "analyst"):
+    st.warning("Case files are made by analysts and admins.")
+    st.stop()
+
+named = [i for i in st.query_params.get("incidents", "").split(",") if i.strip()]
+recent, _cursor = incidents_page(page.conn, page.scope, page_size=200)
+labels = {
+    row.incident_id: (
+        f"{row.incident_id} · {wording.incident_label(row.incident_type)} · "
+        f"{page.store_names.get(row.store_id, row.store_id)} "
+        f"{wording.store_clock(row.started_at, page.timezones.get(row.store_id)):%d %b %H:%M}"
+    )
+    for row in recent.itertuples()
+}
+added: list[str] = st.session_state.setdefault("case_added", [])
+options = list(dict.fromkeys([*named, *added, *labels]))
+
+chosen = st.multiselect(
+    "Incidents",
+    options,
+    default=list(dict.fromkeys([*named, *added])),
+    format_func=lambda i: labels.get(i, i),
+    help="Preselected from the Review page; add more from your newest incidents or by id below.",
+)
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+by_id = left.text_input("Add incidents by id", placeholder="comma-separated incident ids")
+if right.button("Add", width="stretch") and by_id.strip():
+    added.extend(i.strip() for i in by_id.split(",") if i.strip() and i.strip() not in added)
+    st.rerun()
+
+recipient = st.text_input("To whom", placeholder="e.g. West Yorkshire Police, PC 1234")
+reason = st.text_area("Why", placeholder="e.g. theft reported on 28 Nov, crime reference 13/456789/26")
+unblurred = st.checkbox(
+    "Include the unblurred snapshots and clips (logged as a reveal)",
+    help="Only where the recipient needs faces; the case file always holds the evidence as stored.",
+)
+if st.button("Build case file", type="primary", icon=":material/folder_zip:"):
+    try:
+        case = build_case(
+            page.conn,
+            data.settings().evidence_dir(),
+            page.signed.user,
+            page.scope,
+            chosen,
+            recipient=recipient,
+            reason=reason,
+            include_unblurred=unblurred,
+            client=st.context.ip_address if isinstance(st.context.ip_address, str) else "dashboard",
+        )
+    except (CaseError, QueryError) as exc:
+        st.error(text.markdown(exc))
+    else:
+        st.session_state["case_built"] = (case.file_name, case.data, case.sha256)
+built = st.session_state.get("case_built")
+if built:
+    file_name, zipped, digest = built
+    st.success(text.markdown(f"Built and registered: {file_name} (SHA-256 {digest})"))
+    st.download_button("Download the case file", zipped, file_name=file_name, mime="application/zip")
+
+st.subheader("Disclosure register")
+st.caption("Every case file and access-request answer handed over: when, by whom, to whom, why.")
+register = disclosures(page.conn, page.scope)
+if register.empty:
+    st.info("Nothing disclosed yet.")
+else:
+    shown = register.assign(
+        at=[pd.Timestamp(a).tz_convert(UTC).strftime("%Y-%m-%d %H:%M UTC") for a in register["at"]],
+        incident_ids=[" ".join(v) for v in register["incident_ids"]],
+        store_ids=[" ".join(v) for v in register["store_ids"]],
+    )
+    st.dataframe(shown, hide_index=True, width="stretch")
+    st.download_button(
+        "Download the register (CSV)",
+        disclosures_csv(page.conn, page.scope),
+        file_name=f"disclosures-{datetime.now(UTC):%Y%m%d}.csv",
+        mime="text/csv",
+    )
