@@ -15,12 +15,18 @@ that started on those days where they happened.
 
 A verdict is written here alone (`record_verdict`), and marks the incident seen by its
 reviewer through `warehouse.seen`, the owner of `incident_seen`, in the same transaction.
+
+Retention (privacy.purge) asks which incidents have evidence past their store's retention
+(`evidence_past_retention`: per kind, the store's `privacy.retention_days`, counted from
+the incident's end, else its last update; never under an active legal hold) and marks what
+it deleted (`mark_evidence_gone`: the time each kind went, and the snapshot reference
+cleared with its file, for good).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +34,15 @@ import pandas as pd
 from psycopg.types.json import Jsonb
 
 from shrinkwatch.contracts import Incident
+from shrinkwatch.site_file import RetentionDays
 from shrinkwatch.spreadsheets import csv_bytes
 from warehouse.db import Connection
 from warehouse.scope import Cursor, IncidentFilter, QueryError, Scope, check_text
 from warehouse.seen import mark_seen
 
 # An older or repeated version never overwrites a newer one, and the analyst's review
-# columns are never touched by the pipeline.
+# columns are never touched by the pipeline. A snapshot that retention purged stays gone: a
+# replayed state still carries its reference, but the file behind it was deleted.
 _UPSERT = """
 INSERT INTO incidents (incident_id, version, store_id, camera_id, track_id, incident_type,
                        risk_score, risk_level, status, started_at, updated_at, ended_at,
@@ -51,7 +59,9 @@ ON CONFLICT (incident_id) DO UPDATE SET
     updated_at = EXCLUDED.updated_at, ended_at = EXCLUDED.ended_at,
     zone_ids = EXCLUDED.zone_ids, signals = EXCLUDED.signals,
     weights_version = EXCLUDED.weights_version,
-    snapshot = COALESCE(EXCLUDED.snapshot, incidents.snapshot), last_written_at = now()
+    snapshot = CASE WHEN incidents.snapshot_purged_at IS NULL
+                    THEN COALESCE(EXCLUDED.snapshot, incidents.snapshot) END,
+    last_written_at = now()
 WHERE incidents.version < EXCLUDED.version
 """
 
@@ -332,3 +342,109 @@ def newest_snapshots(conn: Connection, limit: int = 50) -> list[tuple[str, str]]
         (limit,),
     ).fetchall()
     return [(row["incident_id"], row["snapshot"]) for row in rows]
+
+
+# -- retention ----------------------------------------------------------------------------
+EVIDENCE_KINDS = ("snapshots", "clips")
+
+
+def mark_evidence_gone(conn: Connection, incident_id: str, kinds: Iterable[str]) -> bool:
+    """Note that retention (or an erasure) deleted these kinds of the incident's evidence: the
+    time each went (the first time only), and the snapshot reference cleared with the snapshot.
+    False when there is no such incident."""
+    kinds = set(kinds)
+    if not kinds <= set(EVIDENCE_KINDS):
+        msg = f"unknown evidence kinds {sorted(kinds - set(EVIDENCE_KINDS))} (of {', '.join(EVIDENCE_KINDS)})"
+        raise ValueError(msg)
+    row = conn.execute(
+        """UPDATE incidents SET
+               snapshot_purged_at = CASE WHEN %(snapshots)s THEN coalesce(snapshot_purged_at, now())
+                                         ELSE snapshot_purged_at END,
+               clip_purged_at = CASE WHEN %(clips)s THEN coalesce(clip_purged_at, now())
+                                     ELSE clip_purged_at END,
+               snapshot = CASE WHEN %(snapshots)s THEN NULL ELSE snapshot END
+           WHERE incident_id = %(id)s RETURNING incident_id""",
+        {"id": incident_id, "snapshots": "snapshots" in kinds, "clips": "clips" in kinds},
+    ).fetchone()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class EvidenceDue:
+    """An incident with evidence past its store's retention: the kinds now due (of
+    EVIDENCE_KINDS) and those that went before."""
+
+    incident_id: str
+    camera_id: str
+    store_id: str
+    due: tuple[str, ...]
+    gone: tuple[str, ...]
+
+
+# A store's retention per kind from its privacy settings (the site file's defaults where it
+# says nothing), counted from the incident's end, else its last update.
+_PAST_RETENTION = """
+SELECT i.incident_id, i.camera_id, i.store_id,
+       i.snapshot_purged_at IS NULL AND r.since < now() - make_interval(days => r.snapshots) AS snapshots_due,
+       i.clip_purged_at IS NULL AND r.since < now() - make_interval(days => r.clips) AS clips_due,
+       i.snapshot_purged_at IS NOT NULL AS snapshots_gone,
+       i.clip_purged_at IS NOT NULL AS clips_gone
+FROM incidents i
+LEFT JOIN stores s ON s.id = i.store_id
+CROSS JOIN LATERAL (
+    SELECT coalesce((s.privacy #>> '{retention_days,snapshots}')::int, %(snapshots)s) AS snapshots,
+           coalesce((s.privacy #>> '{retention_days,clips}')::int, %(clips)s) AS clips,
+           coalesce(i.ended_at, i.updated_at) AS since
+) r
+WHERE (i.snapshot_purged_at IS NULL OR i.clip_purged_at IS NULL)
+  AND ((i.snapshot_purged_at IS NULL AND r.since < now() - make_interval(days => r.snapshots))
+       OR (i.clip_purged_at IS NULL AND r.since < now() - make_interval(days => r.clips)))
+  AND EXISTS (SELECT 1 FROM legal_holds h
+              WHERE h.incident_id = i.incident_id AND h.released_at IS NULL) = %(held)s
+ORDER BY r.since, i.incident_id
+"""
+
+
+def evidence_past_retention(conn: Connection, *, held: bool = False) -> list[EvidenceDue]:
+    """Every incident (of any store) with a kind of evidence past its store's retention and not
+    yet marked gone, oldest first; not those under an active legal hold (`held=True`: only
+    those, which the purge keeps)."""
+    defaults = RetentionDays()
+    rows = conn.execute(
+        _PAST_RETENTION, {"snapshots": defaults.snapshots, "clips": defaults.clips, "held": held}
+    ).fetchall()
+    return [
+        EvidenceDue(
+            incident_id=row["incident_id"],
+            camera_id=row["camera_id"],
+            store_id=row["store_id"],
+            due=tuple(k for k in EVIDENCE_KINDS if row[f"{k}_due"]),
+            gone=tuple(k for k in EVIDENCE_KINDS if row[f"{k}_gone"]),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class EvidenceMarks:
+    """What is known of one incident's evidence: its camera, and the kinds retention removed."""
+
+    incident_id: str
+    camera_id: str
+    gone: tuple[str, ...]
+
+
+def evidence_marks(conn: Connection, incident_ids: Iterable[str]) -> dict[str, EvidenceMarks]:
+    """The incidents among these ids that exist, by id (those that do not are left out)."""
+    rows = conn.execute(
+        """SELECT incident_id, camera_id, snapshot_purged_at IS NOT NULL AS snapshots_gone,
+                  clip_purged_at IS NOT NULL AS clips_gone
+           FROM incidents WHERE incident_id = ANY(%s)""",
+        (list(incident_ids),),
+    ).fetchall()
+    return {
+        row["incident_id"]: EvidenceMarks(
+            row["incident_id"], row["camera_id"], tuple(k for k in EVIDENCE_KINDS if row[f"{k}_gone"])
+        )
+        for row in rows
+    }
