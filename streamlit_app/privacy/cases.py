@@ -4,7 +4,8 @@ and the disclosure register (privacy.cases, docs/CASES.md).
 The incidents come preselected from the address (`?incidents=a,b`, as the Review page links
 here); more are added from the viewer's newest incidents or by id. To whom and why are
 required; the unblurred evidence goes only when ticked, and is then logged as a reveal. The
-ZIP is offered for download once it is built and registered.
+ZIP is offered for download once it is built and registered (streamlit_app.privacy.inline:
+in the page itself, never through Streamlit's closed media store).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import streamlit as st
 from privacy.cases import CaseError, build_case
 from shrinkwatch import wording
 from streamlit_app import data, opening, text
+from streamlit_app.privacy import inline
 from warehouse.disclosures import disclosures, disclosures_csv
 from warehouse.incidents import incidents_page
 from warehouse.scope import QueryError
@@ -81,7 +83,7 @@ built = st.session_state.get("case_built")
 if built:
     file_name, zipped, digest = built
     st.success(text.markdown(f"Built and registered: {file_name} (SHA-256 {digest})"))
-    st.download_button("Download the case file", zipped, file_name=file_name, mime="application/zip")
+    inline.download("Download the case file", zipped, file_name, "application/zip")
 
 st.subheader("Disclosure register")
 st.caption("Every case file and access-request answer handed over: when, by whom, to whom, why.")
@@ -95,9 +97,9 @@ else:
         store_ids=[" ".join(v) for v in register["store_ids"]],
     )
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.download_button(
+    inline.download(
         "Download the register (CSV)",
         disclosures_csv(page.conn, page.scope),
-        file_name=f"disclosures-{datetime.now(UTC):%Y%m%d}.csv",
-        mime="text/csv",
+        f"disclosures-{datetime.now(UTC):%Y%m%d}.csv",
+        "text/csv",
     )

@@ -29,6 +29,7 @@ from privacy.subject import (
 )
 from shrinkwatch import wording
 from streamlit_app import data, opening, text
+from streamlit_app.privacy import inline
 from warehouse.disclosures import access_request, access_requests, camera_incidents, record_request
 from warehouse.evidence_log import record
 from warehouse.scope import QueryError
@@ -72,7 +73,10 @@ def pick_people(evidence: list[Evidence], key: str, *, purpose: str) -> dict[str
         tz = item.incident["store_timezone"]
         with st.container(border=True):
             picture, choice = st.columns([3, 2])
-            picture.image(key_frame(root, item, blur_heads=blurs_heads(item)), width="stretch")
+            with picture:
+                inline.image(
+                    key_frame(root, item, blur_heads=blurs_heads(item)), f"key frame of {item.incident_id}"
+                )
             record(
                 page.conn,
                 username=page.signed.user.username,
@@ -204,7 +208,7 @@ def answer(listed: pd.DataFrame) -> None:
     built = st.session_state.get("request_answer")
     if built:
         st.success(text.markdown(f"Answered, registered and logged: {built[0]}"))
-        st.download_button("Download the answer", built[1], file_name=built[0], mime="application/zip")
+        inline.download("Download the answer", built[1], built[0], "application/zip")
 
 
 def erasure() -> None:

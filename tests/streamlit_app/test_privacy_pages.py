@@ -54,6 +54,8 @@ def test_an_analyst_builds_a_case_file_from_the_review_link(open_page: Open, sit
     assert not at.exception, at.exception
     said = texts(at)
     assert "Built and registered: case-" in said
+    links = [h.proto.body for h in at.get("html") if "Download the case file" in h.proto.body]
+    assert len(links) == 1 and 'download="case-' in links[0]
     with connect(site.database_dsn) as conn:
         [row] = conn.execute("SELECT disclosed_by, recipient, incident_ids FROM disclosures").fetchall()
         assert row == {
@@ -109,7 +111,7 @@ def test_an_admin_records_lists_and_answers_an_access_request(open_page: Open, s
 
     # Answer it: the key frame is shown, the requester picked, the export registered.
     next(s for s in at.selectbox if s.key == "answer_request").set_value(row["id"]).run()
-    assert len(at.get("image")) == 1
+    assert [h.proto.body.count("data:image/jpeg;base64,") for h in at.get("html")] == [1]
     next(s for s in at.selectbox if s.label == "The person in inc-a").set_value(7).run()
     button(at, "Export for the requester").click().run()
     assert not at.exception, at.exception
