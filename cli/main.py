@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli import alerts, cameras, dashboard, db, demo, flows, infra, run, sites, users, warehouse
+from cli import alerts, cameras, dashboard, db, demo, flows, infra, privacy, run, sites, users, warehouse
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import configure_logging
 from shrinkwatch.settings import load_settings
@@ -35,6 +35,7 @@ app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(warehouse.rollups, name="rollups")
 app.add_typer(users.app, name="users")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(privacy.app, name="privacy")
 app.command("app")(dashboard.dashboard)
 app.command("run")(run.run)
 app.command("status")(run.status)

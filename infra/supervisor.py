@@ -73,6 +73,7 @@ CENTRAL = (
     Service("health-flow", ("flows", "run", "health")),
     Service("calibration", ("flows", "calibrate", "--schedule")),
     Service("rollups", ("rollups", "run", "--schedule")),
+    Service("privacy", ("privacy", "purge", "--schedule")),
     Service("alerts", ("alerts", "run")),
     Service("dashboard", ("app",)),
 )
