@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import privacy_report
 from cli.context import say, settings_of
+from cli.privacy_report import report
 from shrinkwatch.errors import ShrinkwatchError
 
 if TYPE_CHECKING:
@@ -140,6 +140,5 @@ def _cell(value: object) -> str:
     return " ".join(str(value).split())
 
 
-# Written beside this group (cli/privacy_report.py); registered once it is there.
-if hasattr(privacy_report, "report"):
-    app.command("report")(privacy_report.report)
+# Written beside this group, in a module of its own.
+app.command("report")(report)
