@@ -6,6 +6,7 @@ frames and leftovers deleted; the commands through the real CLI."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from shrinkwatch.schedule import guard
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
-from tests.support import cli_env, run_cli
+from tests.support import cli_env, run_cli, spawn_cli, wait_for
 from tests.tcp_proxy import TcpProxy
 from warehouse.db import connect
 from warehouse.evidence_log import access_log
@@ -412,3 +413,21 @@ def test_hold_and_release_refuse_what_cannot_be(settings: Settings, tmp_path: Pa
     free = run_cli(["privacy", "release", "b-2d", "--reason", "x"], env=env)
     assert free.returncode == 2 and "is not under a legal hold" in free.stderr
     assert _log(settings) == []
+
+
+def test_the_scheduled_purge_runs_at_once_and_stops_on_sigterm(settings: Settings, tmp_path: Path) -> None:
+    _site(settings)
+    _incident(settings, "b-4d", "cam-b", 4)
+    log = tmp_path / "purge.log"
+    proc = spawn_cli(["privacy", "purge", "--schedule"], cli_env(settings, tmp_path), log)
+    try:
+        wait_for(lambda: "privacy purge: deleted" in log.read_text(), what="the first run")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    out = log.read_text()
+    assert code == 0, out
+    assert "privacy purge every 3600 s" in out
+    assert "deleted the evidence of 1 incident(s) past retention (6 file(s))" in out
+    assert out.rstrip().endswith("privacy purge scheduler stopped")
+    assert _files(settings.evidence_dir()) == set()
