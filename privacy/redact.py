@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shrinkwatch.contracts import DetectedObject
+from shrinkwatch.contracts import DetectedObject, foot
 
 FACE_KEYPOINTS = (0, 1, 2, 3, 4)  # COCO: nose, left eye, right eye, left ear, right ear
 SHOULDERS = (5, 6)
 MIN_KEYPOINT_CONF = 0.3
 _PIXEL_CELL = 6  # at most this many cells across a blurred head: no feature survives
+_CELL_PX = 4  # a cell's size while it is smoothed
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,19 @@ def head_region(obj: DetectedObject, width: int, height: int) -> Ellipse | None:
 
 
 def _obscure(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
-    """The region pixelated to a few cells and smoothed (a new array of the region's size)."""
+    """The region pixelated to a few cells and smoothed over a cell's width, so that not even
+    the cells' edges are left (a new array of the region's size). The smoothing is done at
+    `_CELL_PX` pixels a cell and then scaled to the region: its cost does not grow with the
+    region's size."""
     region = image[y1:y2, x1:x2]
     h, w = region.shape[:2]
     cells_x = max(1, min(_PIXEL_CELL, w // 4))
     cells_y = max(1, min(round(_PIXEL_CELL * h / max(w, 1)), h // 4))
     small = cv2.resize(region, (cells_x, cells_y), interpolation=cv2.INTER_AREA)
-    coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    k = max(3, (min(w, h) // 4) | 1)
-    return cv2.GaussianBlur(coarse, (k, k), 0)
+    middle = cv2.resize(small, (cells_x * _CELL_PX, cells_y * _CELL_PX), interpolation=cv2.INTER_LINEAR)
+    smooth = cv2.GaussianBlur(middle, (0, 0), _CELL_PX, borderType=cv2.BORDER_REPLICATE)
+    shrinking = w < middle.shape[1] or h < middle.shape[0]
+    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def blur_ellipses(image: np.ndarray, ellipses: Iterable[Ellipse]) -> np.ndarray:
@@ -142,9 +147,26 @@ def black_out(image: np.ndarray, polygons: Iterable[Sequence[tuple[float, float]
     return image
 
 
-def sharpness(image: np.ndarray, region: Ellipse) -> float:
+def in_zones(
+    objects: Iterable[DetectedObject], polygons: Iterable[Sequence[tuple[float, float]]]
+) -> tuple[list[DetectedObject], list[DetectedObject]]:
+    """The objects split by where they stand (their foot point, shrinkwatch.contracts.foot):
+    (outside every polygon, inside one); a foot on a polygon's edge counts as inside."""
+    shapes = [np.array(polygon, np.float32).reshape(-1, 1, 2) for polygon in polygons]
+    outside: list[DetectedObject] = []
+    inside: list[DetectedObject] = []
+    for obj in objects:
+        point = foot(obj.box)
+        hit = any(cv2.pointPolygonTest(shape, point, False) >= 0 for shape in shapes)
+        (inside if hit else outside).append(obj)
+    return outside, inside
+
+
+def sharpness(image: np.ndarray, region: Ellipse, *, ignore: np.ndarray | None = None) -> float:
     """The variance of the Laplacian inside an ellipse (shrunk by 2 pixels, off its edge): how
-    much fine detail is there (a face in focus scores in the hundreds; an obscured one near 0)."""
+    much fine detail is there (a face in focus scores in the hundreds; an obscured one near 0).
+    `ignore` (a boolean mask of the image's size) leaves pixels out: what was drawn over the
+    frame after it was redacted, a box or a label."""
     height, width = image.shape[:2]
     x1, y1 = max(0, int(region.cx - region.ax)), max(0, int(region.cy - region.ay))
     x2, y2 = min(width, int(region.cx + region.ax) + 1), min(height, int(region.cy + region.ay) + 1)
@@ -155,5 +177,8 @@ def sharpness(image: np.ndarray, region: Ellipse) -> float:
     mask = np.zeros(grey.shape, np.uint8)
     axes = (max(1, round(region.ax) - 2), max(1, round(region.ay) - 2))
     cv2.ellipse(mask, (round(region.cx - x1), round(region.cy - y1)), axes, 0, 0, 360, 255, -1)
-    inside = laplacian[mask > 0]
+    counted = mask > 0
+    if ignore is not None:
+        counted &= ~ignore[y1:y2, x1:x2]
+    inside = laplacian[counted]
     return float(inside.var()) if inside.size else 0.0
