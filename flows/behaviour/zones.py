@@ -1,9 +1,16 @@
-"""Zone geometry: which zones contain a point, on normalised image coordinates."""
+"""Zone geometry: which zones contain a point, on normalised image coordinates.
+
+Privacy zones (kind `privacy`) are not the flows' to look at: the detector blacks them out
+and publishes no one standing in one, and a `ZoneIndex` leaves them out, so no rule, no
+occupancy row and no incident ever names one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+PRIVACY = "privacy"  # the zone kind that is never analysed
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,8 @@ class ZoneArea:
 
 
 class ZoneIndex:
-    """The zones of one camera, answering "which zones contain this point" for every flow.
+    """The zones of one camera, answering "which zones contain this point" for every flow;
+    privacy zones are left out (never analysed).
 
     Most points fall outside most zones, so each zone's bounding box is tested first and
     the polygon only when the box holds the point (an axis-aligned rectangle is its box).
@@ -61,7 +69,7 @@ class ZoneIndex:
     __slots__ = ("_boxes", "high_value", "zones")
 
     def __init__(self, zones: Iterable[ZoneArea] = ()) -> None:
-        self.zones: tuple[ZoneArea, ...] = tuple(zones)
+        self.zones: tuple[ZoneArea, ...] = tuple(z for z in zones if z.kind != PRIVACY)
         self.high_value: tuple[ZoneArea, ...] = tuple(z for z in self.zones if z.kind == "high_value")
         self._boxes = [(*z.bbox, z.rect, z) for z in self.zones]
 
