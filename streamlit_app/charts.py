@@ -1,7 +1,9 @@
 """Plotly figures of a camera's view: a frame, its zones on top, optionally a heatmap.
 
 The view is drawn in normalised image coordinates (x 0..1 to the right, y 0..1 downwards,
-like the zone polygons in the site file), shown with the image's own aspect ratio.
+like the zone polygons in the site file), shown with the image's own aspect ratio. A privacy
+zone is drawn as the dark area it is in every frame (blacked out, never analysed), filled
+whatever else the view shows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from shrinkwatch.wording import as_words
 from streamlit_app import data, text
 
 NEUTRAL_ASPECT = 9 / 16  # a view without a frame to show: the usual camera shape
+PRIVACY_FILL = "rgba(20,20,20,0.85)"
+PRIVACY_LINE = "#5c5c5c"
 
 
 def camera_view(
@@ -65,15 +69,22 @@ def camera_view(
         xs = [p[0] for p in zone.polygon] + [zone.polygon[0][0]]
         ys = [-p[1] for p in zone.polygon] + [-zone.polygon[0][1]]
         involved = zone.id in wanted
+        private = zone.kind == "privacy"
+        if private:
+            line, fill = {"color": PRIVACY_LINE, "width": 2}, PRIVACY_FILL
+        elif involved:
+            line, fill = {"color": "#ff4b4b", "width": 3}, "rgba(255,75,75,0.18)"
+        else:
+            line, fill = {"color": "#1f77b4", "width": 2}, "rgba(31,119,180,0.08)"
         figure.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
                 mode="lines",
-                fill="toself" if heat is None else "none",
+                fill="toself" if heat is None or private else "none",
                 name=text.chart(f"{zone.name} ({as_words(zone.kind)})"),
-                line={"color": "#ff4b4b" if involved else "#1f77b4", "width": 3 if involved else 2},
-                fillcolor="rgba(255,75,75,0.18)" if involved else "rgba(31,119,180,0.08)",
+                line=line,
+                fillcolor=fill,
                 hoverinfo="name",
             )
         )

@@ -1,5 +1,6 @@
 """Cameras and zones: what each camera sees and its zones; admins add and edit cameras and
-draw zones on the camera's frame.
+draw zones on the camera's frame. A privacy zone (kind `privacy`) shows as the dark area it is
+in every frame: the detector blacks it out before analysis (from its next start).
 
 Every change goes through the site file's own validation (`shrinkwatch.site_file`, the code
 `sites apply` uses: the same errors, with their key paths) and is applied in one transaction
@@ -23,7 +24,11 @@ from warehouse.camera_health import camera_status
 from warehouse.site_tables import apply_site_config, load_cameras, load_zones
 
 Corner = tuple[float, float]
-KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general"]
+KINDS = ["high_value", "entrance", "exit", "checkout", "restricted", "general", "privacy"]
+PRIVACY_HELP = (
+    "privacy: blacked out in every frame before it is analysed, stored or shown live; "
+    "no one standing in it is tracked. Takes effect when `shrinkwatch detect` restarts."
+)
 GRID = 40  # clickable points across the view when drawing a zone
 
 
@@ -214,7 +219,7 @@ def zone_table(page: opening.Opening, camera_id: str, zones: list[Zone]) -> None
         num_rows="dynamic",
         key=f"zones_{camera_id}",
         column_config={
-            "kind": st.column_config.SelectboxColumn(options=KINDS, required=True),
+            "kind": st.column_config.SelectboxColumn(options=KINDS, required=True, help=PRIVACY_HELP),
             "polygon": st.column_config.TextColumn(help="Corners as x,y pairs separated by spaces (0..1)"),
         },
     )
@@ -251,7 +256,7 @@ def draw_zone(camera_id: str, zones: list[Zone], draft: list[Corner]) -> None:
     form = st.columns(2)
     zone_id = form[0].text_input("Zone id", placeholder="z-razors", key=f"zone_id_{camera_id}")
     zone_name = form[1].text_input("Zone name", placeholder="Razor blades", key=f"zone_name_{camera_id}")
-    zone_kind = st.selectbox("Kind", KINDS, key=f"zone_kind_{camera_id}")
+    zone_kind = st.selectbox("Kind", KINDS, key=f"zone_kind_{camera_id}", help=PRIVACY_HELP)
     buttons = st.columns(3)
     if buttons[0].button("Undo corner", disabled=not draft):
         draft.pop()
