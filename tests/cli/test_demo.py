@@ -30,6 +30,7 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
         "cameras",
         "dashboard",
         "alerts",
+        "privacy",
         "rollups",
         "calibration",
         "health-flow",

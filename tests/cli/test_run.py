@@ -15,7 +15,16 @@ from shrinkwatch.net import free_port
 from shrinkwatch.settings import Settings
 from tests.support import cli_env, run_cli, spawn_cli
 
-CENTRAL = ["incidents-flow", "occupancy-flow", "health-flow", "calibration", "rollups", "alerts", "dashboard"]
+CENTRAL = [
+    "incidents-flow",
+    "occupancy-flow",
+    "health-flow",
+    "calibration",
+    "rollups",
+    "privacy",
+    "alerts",
+    "dashboard",
+]
 
 
 def _state(settings: Settings) -> dict[str, Any] | None:
