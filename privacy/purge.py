@@ -9,12 +9,12 @@ One run of the purge (`shrinkwatch privacy purge`; every `privacy_purge_interval
   is under a legal hold; held evidence goes at the first run after the hold is released. The
   files are found from the incident's camera and id (shrinkwatch.contracts.snapshot_name),
   never from a reference a message or a row carries; the tracks file goes with the last of
-  the two kinds. Then, in one transaction, the incident is marked (when each kind went, the
-  snapshot reference cleared for good) and one `purge` row is written to the evidence access
-  log (user `retention`, with the kinds and how many files went). Files first, mark second:
-  a run that dies between the two finds the incident due again, its files already gone (a
-  missing file is not an error), and marks it. A file that cannot be deleted leaves its
-  incident unmarked, to be tried again at the next run, and is said.
+  the two kinds. First, in one transaction, the incident is marked (when each kind went, the
+  snapshot reference cleared for good) and, when it has files, one `purge` row is written to
+  the evidence access log (user `retention`, with the kinds and how many files go); then the
+  files are deleted. Mark first, files second: a run that dies between the two has logged
+  what goes, and the next run's leftover sweep (below) deletes the files of a kind marked
+  gone; so does it a file that could not be deleted (said, and counted as failed).
 - **Live frames.** A camera's live-view frame (`SHRINKWATCH_HOME/live/<camera>.jpg`) that has
   not been rewritten for its store's `retention_days.live` days (the camera stopped) goes.
 - **Leftovers.** An evidence file whose incident the warehouse does not hold, and a
@@ -61,7 +61,7 @@ class PurgeResult:
     incidents: int = 0  # incidents whose evidence past retention went
     files: int = 0  # their files
     held: int = 0  # incidents past retention kept by a legal hold
-    failed: int = 0  # incidents whose files could not all be deleted (tried again next run)
+    failed: int = 0  # files that could not be deleted (the leftover sweep tries again next run)
     live_frames: int = 0
     leftovers: int = 0
     access_rows: int = 0
@@ -77,7 +77,7 @@ class PurgeResult:
             f"{self.access_rows} access-log row(s) past its retention",
         ]
         if self.failed:
-            parts.append(f"{self.failed} incident(s) left for the next run (files not deleted)")
+            parts.append(f"{self.failed} file(s) not deleted (tried again next run)")
         return ("privacy purge (dry run): " if self.dry_run else "privacy purge: ") + ", ".join(parts)
 
 
@@ -162,29 +162,28 @@ def _purge_incidents(conn: Connection, root: Path, result: PurgeResult, progress
             elif result.incidents == DRY_RUN_SAID + 1:
                 progress("... (the rest are counted below)")
             continue
-        deleted = 0
-        try:
-            for path in present:
-                path.unlink(missing_ok=True)
-                deleted += 1
-        except OSError as exc:
-            progress(f"{reference}: cannot delete {exc.filename}: {exc.strerror}; left for the next run")
-            result.failed += 1
-            result.files += deleted
-            continue
+        # Mark and log first, then delete: a run that dies in between has said what goes, and
+        # the next run's leftover sweep deletes files of a kind marked gone.
         with conn.transaction():
             mark_evidence_gone(conn, due.incident_id, due.due)
-            record(
-                conn,
-                username=RETENTION_USER,
-                action="purge",
-                incident_id=due.incident_id,
-                camera_id=due.camera_id,
-                store_id=due.store_id,
-                detail={"kinds": list(due.due), "files": deleted},
-            )
+            if present:  # an incident that never had files (or seeded history) is only marked
+                record(
+                    conn,
+                    username=RETENTION_USER,
+                    action="purge",
+                    incident_id=due.incident_id,
+                    camera_id=due.camera_id,
+                    store_id=due.store_id,
+                    detail={"kinds": list(due.due), "files": len(present)},
+                )
         result.incidents += 1
-        result.files += deleted
+        for path in present:
+            try:
+                path.unlink(missing_ok=True)
+                result.files += 1
+            except OSError as exc:
+                progress(f"{reference}: cannot delete {exc.filename}: {exc.strerror}; tried again next run")
+                result.failed += 1
 
 
 def _files(folder: Path) -> Iterator[os.DirEntry[str]]:

@@ -1,6 +1,6 @@
 """The retention purge on real PostgreSQL and real files: evidence past its store's retention
 is deleted per kind (and only that), its incident marked and its reference cleared for good,
-held evidence kept until released, a crash between delete and mark safe to rerun, live
+held evidence kept until released, a crash between mark and delete safe to rerun, live
 frames and leftovers deleted; the commands through the real CLI."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from privacy import purge as purge_module
 from privacy.files import (
     CLIP,
     FRAMES,
@@ -206,31 +205,32 @@ def test_a_dry_run_deletes_marks_and_logs_nothing(settings: Settings) -> None:
     assert _log(settings) == []
 
 
-def test_a_crash_between_delete_and_mark_is_safe_to_rerun(
+def test_a_crash_between_mark_and_delete_is_safe_to_rerun(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _site(settings)
     _incident(settings, "b-4d", "cam-b", 4)
+    files = _files(settings.evidence_dir())
+    assert files
 
-    def crash(*_args: Any) -> bool:
-        msg = "killed between delete and mark"
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        msg = "killed between mark and delete"
         raise RuntimeError(msg)
 
-    monkeypatch.setattr(purge_module, "mark_evidence_gone", crash)
+    monkeypatch.setattr(Path, "unlink", crash)
     with pytest.raises(RuntimeError, match="killed"):
         purge(settings, progress=lambda _m: None)
-    assert _files(settings.evidence_dir()) == set()  # the files went ...
-    assert _row(settings, "b-4d")["snapshot_purged_at"] is None  # ... the mark did not
-    assert _log(settings) == []
+    assert _files(settings.evidence_dir()) == files  # the files are still there ...
+    row = _row(settings, "b-4d")
+    assert row["snapshot"] is None and row["snapshot_purged_at"] is not None  # ... the mark is made
+    logged = [{"kinds": ["snapshots", "clips"], "files": len(files)}]
+    assert [r["detail"] for r in _log(settings, actions=["purge"])] == logged  # ... and logged
 
     monkeypatch.undo()
     result = purge(settings, progress=lambda _m: None)
-    assert (result.incidents, result.files, result.failed) == (1, 0, 0)  # nothing left to delete
-    row = _row(settings, "b-4d")
-    assert row["snapshot"] is None and row["snapshot_purged_at"] is not None
-    assert [r["detail"] for r in _log(settings, actions=["purge"])] == [
-        {"kinds": ["snapshots", "clips"], "files": 0}
-    ]
+    assert (result.incidents, result.leftovers, result.failed) == (0, len(files), 0)  # the sweep
+    assert _files(settings.evidence_dir()) == set()
+    assert [r["detail"] for r in _log(settings, actions=["purge"])] == logged  # logged once
 
 
 def test_a_replayed_incident_state_never_brings_a_purged_reference_back(settings: Settings) -> None:
