@@ -1,27 +1,33 @@
 """Evidence for incidents, and the live view of each camera.
 
-Each camera keeps the last few seconds of analysed frames (as JPEG) in a ring. When a new
-incident about one of this process's cameras appears on `sw.incidents`, a recorder saves an
-annotated snapshot at once (the frames up to now: alerts go out within seconds and show it)
-under the name the incident carries (`shrinkwatch.contracts.snapshot_name`, given by the
-flow); once the ring holds the seconds after the incident too, it saves the snapshot again
-with the person's whole path, under the same name, and a short clip (about `before_s` before
-to `after_s` after) beside it. The recorder only writes files: it never touches the incident
-row, and whoever reads the incident treats a missing file as "not saved yet". The live view is
-the newest annotated frame per camera, written to SHRINKWATCH_HOME/live/<camera>.jpg about
-once a second, without Kafka.
+Each camera keeps the last few seconds of analysed frames (raw, as JPEG, in memory only) in a
+ring. When a new incident about one of this process's cameras appears on `sw.incidents`, a
+recorder saves its snapshot at once (the frames up to now: alerts go out within seconds and
+show it) under the name the incident carries (`shrinkwatch.contracts.snapshot_name`, given by
+the flow); once the ring holds the seconds after the incident too, it saves the incident's
+evidence in the layout of `privacy.files`: the raw frames of about `before_s` before to
+`after_s` after (`.frames.avi`) with what was seen in each (`.tracks.json`), then the snapshot
+(with the person's whole path) and the clip as shown, rendered by `privacy.render`: heads
+blurred when the camera's store has `blur_heads` on, with the unblurred twins beside them;
+no unblurred files when it is off. The first snapshot is blurred the same way, so an alert's
+image is too. The recorder only writes files: it never touches the incident row, and whoever
+reads the incident treats a missing file as "not saved yet".
+
+The live view is the newest frame per camera, redacted and annotated the same way, written to
+SHRINKWATCH_HOME/live/<camera>.jpg about once a second, without Kafka. Privacy zones are
+already black in every frame the ring receives (the camera reader blacks them out before
+analysis); they are blacked out again after the blur, which may reach into one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,58 +35,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, foot, snapshot_name
+from privacy.files import FRAMES, TRACKS, TrackedFrame, Tracks, evidence_path, write_tracks
+from privacy.media import write_frames
+from privacy.render import PATH, annotate, render_evidence, shown, snapshot_label, track_path, write_snapshots
+from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, snapshot_name
 from shrinkwatch.settings import Settings
 from shrinkwatch.wording import incident_title
 
 log = logging.getLogger(__name__)
 
-GREY = (200, 200, 200)
-RED = (40, 40, 230)
+__all__ = ["PATH", "EvidenceRecorder", "FrameRing", "RingFrame", "annotate", "track_path"]
 
-
-PATH = (0, 215, 255)  # amber (BGR)
-
-
-def track_path(frames: list[RingFrame], track_id: int | None) -> list[tuple[float, float]]:
-    """Where one track's feet were (bottom centre of its box, normalised), frame by frame."""
-    if track_id is None:
-        return []
-    points = []
-    for frame in frames:
-        for obj in frame.objects:
-            if obj.track_id == track_id:
-                points.append(foot(obj.box))
-                break
-    return points
-
-
-def annotate(
-    image: np.ndarray,
-    objects: list[DetectedObject],
-    highlight: int | None = None,
-    label: str | None = None,
-    path: list[tuple[float, float]] | None = None,
-) -> np.ndarray:
-    """A copy of the frame with every object's box and track id; `highlight` in red, and
-    its `path` (normalised foot points, oldest first) as a line from a ring to a dot."""
-    out = image.copy()
-    height, width = out.shape[:2]
-    if path and len(path) > 1:
-        pixels = np.array([(round(x * width), round(y * height)) for x, y in path], np.int32)
-        cv2.polylines(out, [pixels], isClosed=False, color=PATH, thickness=2, lineType=cv2.LINE_AA)
-        cv2.circle(out, tuple(int(v) for v in pixels[0]), 5, PATH, 2, cv2.LINE_AA)
-        cv2.circle(out, tuple(int(v) for v in pixels[-1]), 5, PATH, -1, cv2.LINE_AA)
-    for obj in objects:
-        x1, y1, x2, y2 = (int(v * s) for v, s in zip(obj.box, (width, height, width, height), strict=True))
-        colour = RED if highlight is not None and obj.track_id == highlight else GREY
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        text = f"{obj.class_name} {obj.track_id if obj.track_id is not None else ''}".strip()
-        cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
-    if label:
-        cv2.rectangle(out, (0, 0), (width, 22), (0, 0, 0), -1)
-        cv2.putText(out, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+Polygon = Sequence[tuple[float, float]]
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray:
@@ -108,12 +74,23 @@ class RingFrame:
 
 
 class FrameRing:
-    """The last `seconds` of one camera's analysed frames, plus its live view."""
+    """The last `seconds` of one camera's analysed frames, plus its live view; `blur_heads`
+    (the camera's store's setting) and `privacy` (its privacy zones) say how they are shown."""
 
     def __init__(
-        self, camera_id: str, fps: float, seconds: float, live_dir: Path | None, live_every_s: float = 1.0
+        self,
+        camera_id: str,
+        fps: float,
+        seconds: float,
+        live_dir: Path | None,
+        live_every_s: float = 1.0,
+        *,
+        blur_heads: bool = True,
+        privacy: Sequence[Polygon] = (),
     ) -> None:
         self.camera_id = camera_id
+        self.blur_heads = blur_heads
+        self.privacy = list(privacy)
         # seconds=0 keeps no frames (evidence off): only the live view is served.
         self.frames: deque[RingFrame] = deque(maxlen=max(0, int(fps * seconds)))
         self.lock = threading.Lock()
@@ -122,7 +99,8 @@ class FrameRing:
         self._live_at = float("-inf")
 
     def add(self, image: np.ndarray, ts: datetime, objects: list[DetectedObject]) -> None:
-        """Keep this frame (when the ring keeps any); refresh the live view when it is due."""
+        """Keep this frame, raw (when the ring keeps any); refresh the live view, redacted, when
+        it is due."""
         if self.frames.maxlen:
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
             if ok:
@@ -130,7 +108,8 @@ class FrameRing:
                     self.frames.append(RingFrame(ts, buf.tobytes(), objects))
         if self.live_path is not None and time.monotonic() - self._live_at >= self.live_every_s:
             self._live_at = time.monotonic()
-            ok, live = cv2.imencode(".jpg", annotate(image, objects), [cv2.IMWRITE_JPEG_QUALITY, 70])
+            view = shown(image, objects, blur=self.blur_heads, privacy=self.privacy)
+            ok, live = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, 70])
             if ok:
                 _write_atomic(self.live_path, live.tobytes())
 
@@ -145,7 +124,7 @@ class FrameRing:
 
 
 class EvidenceRecorder(threading.Thread):
-    """Saves a snapshot and a clip for each new incident of this process's cameras."""
+    """Saves the evidence of each new incident of this process's cameras (privacy.files)."""
 
     def __init__(
         self,
@@ -221,7 +200,7 @@ class EvidenceRecorder(threading.Thread):
     def _first_look(self, incident: Incident, ring: FrameRing) -> None:
         """The snapshot from the frames there are now, so that an alert sent within seconds
         shows it; the full save overwrites it."""
-        self._write_snapshot(incident, self._window(incident, ring))
+        self._write_snapshot(incident, ring, self._window(incident, ring))
 
     def _flush_due(self, force: bool = False) -> None:
         for incident_id, (incident, seen_at) in list(self.pending.items()):
@@ -241,83 +220,87 @@ class EvidenceRecorder(threading.Thread):
                 log.exception("could not save evidence for incident %s", incident_id)
 
     def save(self, incident: Incident, ring: FrameRing) -> str | None:
-        """Write snapshot and clip; return the snapshot's reference."""
+        """Write the incident's raw frames and tracks, then its snapshot and clip as shown (and
+        unblurred, with blur on); return the snapshot's reference."""
         frames = self._window(incident, ring)
-        if not frames:
-            log.warning("no frames kept around incident %s; no evidence", incident.incident_id)
+        reference = self._reference(incident)
+        if not frames or reference is None:
+            if not frames:
+                log.warning("no frames kept around incident %s; no evidence", incident.incident_id)
             return None
-        reference = self._write_snapshot(incident, frames)
-        if reference is None:
-            return None
-        self._write_clip(incident, frames, (self.root / reference).with_suffix(".mp4"))
+        images = [_decode_jpeg(f.jpeg) for f in frames]
+        height, width = images[0].shape[:2]
+        span = max((frames[-1].ts - frames[0].ts).total_seconds(), 0.2)
+        tracks = Tracks(
+            incident_id=incident.incident_id,
+            camera_id=incident.camera_id,
+            track_id=incident.track_id,
+            fps=max(1.0, (len(frames) - 1) / span),
+            key_index=_key_index(frames, incident.updated_at),
+            frame_w=width,
+            frame_h=height,
+            frames=[TrackedFrame(f.ts, f.objects) for f in frames],
+        )
+        write_frames(images, tracks.fps, self._path(reference, FRAMES))
+        write_tracks(self._path(reference, TRACKS), tracks)
+        render_evidence(
+            self.root,
+            reference,
+            tracks,
+            images,
+            blur=ring.blur_heads,
+            label=_label(incident, frames[tracks.key_index].ts),
+            privacy=ring.privacy,
+        )
         self.saved += 1
         log.info(
             "evidence for incident %s: %s (+ clip of %d frames)", incident.incident_id, reference, len(frames)
         )
         return reference
 
-    def _write_snapshot(self, incident: Incident, frames: list[RingFrame]) -> str | None:
-        """The annotated frame nearest the incident, with the person's path over `frames`,
-        written (atomically: a reader sees the old or the new one) as <camera>/<incident>.jpg;
-        its reference, or None without frames."""
-        if not frames:
-            return None
-        trigger = incident.updated_at
-        key = min(frames, key=lambda f: abs((f.ts - trigger).total_seconds()))
-        title = incident_title(incident.incident_type)
-        label = f"{title} - track {incident.track_id} - {key.ts:%Y-%m-%d %H:%M:%S} UTC"
-        path = track_path(frames, incident.track_id)
-        snapshot = annotate(_decode_jpeg(key.jpeg), key.objects, incident.track_id, label, path)
-        # The rule the flow named it by (messages of earlier flows carry None); never a name
-        # read from the message, so no message can have the reader write outside the folder.
+    def _path(self, reference: str, suffix: str) -> Path:
+        path = evidence_path(self.root, reference, suffix)
+        assert path is not None  # the reference was checked by _reference
+        return path
+
+    def _reference(self, incident: Incident) -> str | None:
+        """The incident's snapshot reference, by the rule the flow named it by (messages of
+        earlier flows carry None); never a name read from the message, so no message can have
+        the recorder write outside the folder. None for ids that are not plain names."""
         reference = snapshot_name(incident.camera_id, incident.incident_id)
-        if self.root.resolve() not in (self.root / reference).resolve().parents:
+        if evidence_path(self.root, reference, "") is None:
             log.warning(
                 "incident %s: no evidence for a camera or incident id that is not a plain name",
                 incident.incident_id,
             )
             return None
-        ok, buf = cv2.imencode(".jpg", snapshot, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        if ok:
-            _write_atomic(self.root / reference, buf.tobytes())
         return reference
 
-    def _write_clip(self, incident: Incident, frames: list[RingFrame], target: Path) -> None:
-        span = max((frames[-1].ts - frames[0].ts).total_seconds(), 0.2)
-        fps = max(1.0, (len(frames) - 1) / span)
-        images = [_decode_jpeg(f.jpeg) for f in frames]
-        height, width = images[0].shape[:2]
-        avi = target.with_suffix(".avi")
-        writer = cv2.VideoWriter(str(avi), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
-        for frame, image in zip(frames, images, strict=True):
-            writer.write(annotate(image, frame.objects, incident.track_id))
-        writer.release()
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:
-            return  # the MJPEG .avi is the clip
-        # H.264 MP4 plays in every browser (and so on the dashboard).
-        result = subprocess.run(
-            [
-                ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(avi),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-pix_fmt",
-                "yuv420p",
-                "-movflags",
-                "+faststart",
-                str(target),
-            ],
-            capture_output=True,
-            check=False,
-            timeout=120,
+    def _write_snapshot(self, incident: Incident, ring: FrameRing, frames: list[RingFrame]) -> str | None:
+        """The frame nearest the incident, with the person's path over `frames`, as shown
+        (and unblurred, with blur on); its reference, or None without frames."""
+        reference = self._reference(incident)
+        if not frames or reference is None:
+            return None
+        key = frames[_key_index(frames, incident.updated_at)]
+        write_snapshots(
+            self.root,
+            reference,
+            _decode_jpeg(key.jpeg),
+            key.objects,
+            blur=ring.blur_heads,
+            privacy=ring.privacy,
+            highlight=incident.track_id,
+            label=_label(incident, key.ts),
+            path=track_path(frames, incident.track_id),
         )
-        if result.returncode == 0:
-            avi.unlink(missing_ok=True)
+        return reference
+
+
+def _key_index(frames: list[RingFrame], trigger: datetime) -> int:
+    """The frame nearest the moment the incident was raised."""
+    return min(range(len(frames)), key=lambda i: abs((frames[i].ts - trigger).total_seconds()))
+
+
+def _label(incident: Incident, ts: datetime) -> str:
+    return snapshot_label(incident_title(incident.incident_type), incident.track_id, ts)

@@ -1,4 +1,12 @@
-"""`shrinkwatch detect`: one thread per camera feeding one shared model, publishing every frame."""
+"""`shrinkwatch detect`: one thread per camera feeding one shared model, publishing every frame.
+
+A camera's privacy zones (zone kind `privacy`) are blacked out on each frame before anything
+looks at it (the motion gate, the model, the ring that keeps evidence and the live view), so
+nothing inside them is analysed, stored or shown. A person the model still finds standing in
+one (their foot point inside it) is not published, and is blurred whole on the frame: they are
+part of the zone. How evidence and the live view are shown (heads blurred or not) is the
+camera's store's `privacy.blur_heads`, read when `detect` starts.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +27,13 @@ from detector.pose import attach_keypoints
 from detector.publisher import Publisher
 from detector.sources import FileSource, LiveSource, SourceError, open_source
 from detector.tracking import CameraTracker
+from privacy.redact import black_out, blur_people, in_zones
 from shrinkwatch.contracts import DetectedObject, Detection
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
 from shrinkwatch.shutdown import stop_event_on_signals
-from shrinkwatch.site_file import Camera, placeholders
+from shrinkwatch.site_file import Camera, Store, placeholders
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ class CameraWorker(threading.Thread):
         self.gate = gate
         self.ring = ring
         self.environ = environ or {}  # for the stream URL's ${VAR} placeholders
+        self.privacy = privacy_zones(camera)
 
     def run(self) -> None:
         cam = self.camera
@@ -88,14 +98,20 @@ class CameraWorker(threading.Thread):
             )
             tracker = CameraTracker(self.detector.names)
             objects: list[DetectedObject] = []
+            hidden: list[DetectedObject] = []  # standing in a privacy zone
             for frame in self.source.frames(self.stop):
                 height, width = frame.image.shape[:2]
+                black_out(frame.image, self.privacy)
                 # Nothing moved: the objects are where they were, and the tracks stay alive.
                 if self.gate.should_infer(frame.image):
                     boxes = self.detector.infer(frame.image)
                     objects = tracker.update(boxes, width, height)
                     if self.detector.pose is not None and any(o.class_name == "person" for o in objects):
                         objects = attach_keypoints(objects, *self.detector.pose.poses(frame.image))
+                    if self.privacy:
+                        objects, hidden = in_zones(objects, self.privacy)
+                if hidden:  # blurred whole, and the zone black again where the blur reached it
+                    black_out(blur_people(frame.image, hidden), self.privacy)
                 self.publisher.publish(
                     Detection(
                         camera_id=cam.id,
@@ -202,12 +218,19 @@ class HealthMonitor:
                 )
 
 
-def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Camera]:
+def privacy_zones(camera: Camera) -> list[list[tuple[float, float]]]:
+    """The polygons of the camera's privacy zones (normalised)."""
+    return [list(z.polygon) for z in camera.zones if z.kind == "privacy"]
+
+
+def _load_site(settings: Settings, camera_ids: list[str] | None) -> tuple[list[Camera], dict[str, Store]]:
+    """The cameras to read, and the stores by id."""
     from warehouse.db import connect
-    from warehouse.site_tables import load_cameras
+    from warehouse.site_tables import load_cameras, load_stores
 
     with connect(settings.database_dsn) as conn:
         cameras = load_cameras(conn, camera_ids)
+        stores = {store.id: store for store in load_stores(conn)}
     missing = sorted(set(camera_ids or []) - {c.id for c in cameras})
     if missing:
         msg = f"no enabled camera with id {', '.join(missing)}; apply a site file (shrinkwatch sites apply)"
@@ -215,7 +238,13 @@ def _load_cameras(settings: Settings, camera_ids: list[str] | None) -> list[Came
     if not cameras:
         msg = "no cameras are configured; apply a site file first (shrinkwatch sites apply FILE)"
         raise ShrinkwatchError(msg)
-    return cameras
+    return cameras, stores
+
+
+def blurs_heads(stores: dict[str, Store], store_id: str) -> bool:
+    """The store's `privacy.blur_heads`; on for a store that is not in the site file."""
+    store = stores.get(store_id)
+    return True if store is None else store.privacy.blur_heads
 
 
 def run_detect(
@@ -230,7 +259,7 @@ def run_detect(
     """Run every camera until its source ends or a signal arrives; exit code 1 if any failed.
     `environ` resolves the `${VAR}` placeholders of stream URLs (the process's environment)."""
     environ = os.environ if environ is None else environ
-    cameras = _load_cameras(settings, options.camera_ids)
+    cameras, stores = _load_site(settings, options.camera_ids)
     if check_only:
         where = resolve_model_path(settings.model)
         progress(f"model: {where or settings.model}; cameras: {', '.join(c.id for c in cameras)}")
@@ -252,6 +281,8 @@ def run_detect(
             cam.fps,
             settings.evidence_before_s + settings.evidence_after_s + 5 if settings.evidence else 0,
             settings.live_dir(),
+            blur_heads=blurs_heads(stores, cam.store_id),
+            privacy=privacy_zones(cam),
         )
         for cam in cameras
     }
