@@ -89,12 +89,21 @@ def weights_history(store_id: str) -> pd.DataFrame:
     )
 
 
-def evidence_file(reference: str | None, suffix: str | None = None) -> Path | None:
-    """The file an incident's `snapshot` reference names (or its clip, with suffix='.mp4');
-    None when missing or outside the evidence folder."""
-    from shrinkwatch.paths import evidence_file as resolve
+def client() -> str:
+    """Where the viewer of this page is, for the evidence access log: the browser's address
+    (or a trusted proxy's X-Forwarded-For, judged as the server judges it for sign-in), or
+    "dashboard" when the page runs without a browser (a test)."""
+    from streamlit_app.gate_rules import client_address
 
-    return resolve(settings().evidence_dir(), reference, suffix)
+    headers = st.context.headers
+    if not headers.get("Host"):
+        return "dashboard"
+    # Streamlit gives no address for a loopback peer (a proxy on this machine is one).
+    peer = st.context.ip_address or "127.0.0.1"
+    trusted = settings().dashboard_trusted_proxies
+    if peer == "127.0.0.1" and "::1" in trusted and "127.0.0.1" not in trusted:
+        peer = "::1"
+    return client_address(peer, headers.get("X-Forwarded-For"), trusted)
 
 
 def served_url(path: str) -> str:

@@ -1,9 +1,12 @@
 """Store data served outside the page's websocket, each checked at the moment it is served.
 
 - `/evidence/{incident}/snapshot.jpg` and `/evidence/{incident}/clip.mp4`: an incident's
-  evidence files (the clip with range requests, for the video player);
+  evidence files (the clip with range requests, for the video player); `?download=1` sends
+  the file as an attachment; `?revealed=1` the unblurred file (privacy.files UNBLURRED_*);
 - `/camera/{camera}/live.jpg`: a camera's newest frame with its zones outlined;
-- `/export/incidents.csv?...`: the incident list as CSV, the filters in the address.
+- `/export/incidents.csv?...`: the incident list as CSV, the filters in the address;
+- `/export/evidence-log.csv?...`: the evidence access log as CSV (admins only), the
+  Evidence log page's filters in the address.
 
 Every request is checked by the gate when it arrives (the session its cookie names, asked in
 PostgreSQL: streamlit_app.sessions.signed_in_user); the route then asks for that account's
@@ -13,30 +16,55 @@ holding it may see when they open it, and nothing after a sign-out, a password c
 change of stores or a disabled account. Something outside the viewer's stores and something
 that does not exist get the same 404. Streamlit's own media store (`/media/`) is closed
 (streamlit_app.gate_rules).
+
+Every evidence file and live frame served is logged in the evidence access log
+(warehouse.evidence_log) before it is sent: who (the signed-in account), from where (the
+request's address, a trusted proxy's X-Forwarded-For as for sign-in), which incident or
+camera, and `detail` {"file": "snapshot" | "clip" | "live"} (and "revealed": true), action
+"view", or "download" with `?download=1`. Nothing is logged for a 401 or a 404, nor for a
+HEAD. A video player fetches a clip in ranges and the Live page asks for a new frame every
+second, so the same person's same access to the same file is one row per ONCE_PER_S (ten
+minutes): one watching, one row. The incident list's CSV holds no images and is not
+evidence.
+
+An incident's files are found by the evidence layout (privacy.files, from
+shrinkwatch.contracts.snapshot_name(camera, incident)); the incident's `snapshot` column
+only says whether it has a snapshot to show (retention clears it with the file). The
+unblurred files are served only to an analyst or admin whose reveal of that incident is in
+force now (warehouse.evidence_log.revealed_until, settings.reveal_minutes), asked when each
+request is served; anyone else, or after it has lapsed, gets the same 404.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlencode
 
+import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from shrinkwatch.paths import evidence_file
+from privacy import files
+from shrinkwatch import wording
+from shrinkwatch.contracts import snapshot_name
 from shrinkwatch.site_file import Zone
+from shrinkwatch.spreadsheets import csv_bytes
+from streamlit_app.gate_rules import client_address
 from streamlit_app.sessions import DB, on_own_connection, signed_in_user
 from warehouse.accounts import scope_of
 from warehouse.db import Connection
+from warehouse.evidence_log import ACTIONS, LOG_COLUMNS, access_log, record, revealed_until
 from warehouse.incidents import incident_detail, incidents_csv
-from warehouse.scope import IncidentFilter, QueryError, Scope, User
-from warehouse.site_tables import cameras_in_scope
+from warehouse.scope import IncidentFilter, QueryError, Scope, User, check_text
+from warehouse.site_tables import cameras_in_scope, store_names
 
 
 @dataclass(frozen=True)
@@ -49,12 +77,44 @@ class Viewer:
 
 PRIVATE = {"Cache-Control": "private, no-store"}  # never kept by a browser or a proxy
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_EVIDENCE = {"snapshot.jpg": (".jpg", "image/jpeg"), "clip.mp4": (".mp4", "video/mp4")}
+ONCE_PER_S = 600.0  # one row per person, file and ten minutes (see the module docstring)
+REVEALERS = ("analyst", "admin")  # the roles that may reveal faces (never a store manager)
+
+File = Literal["snapshot", "clip"]
+_NAMES: dict[str, File] = {"snapshot.jpg": "snapshot", "clip.mp4": "clip"}
+# Where each file is, in the order looked for: the clip is `.avi` where ffmpeg was missing.
+_SUFFIXES: dict[tuple[File, bool], tuple[str, ...]] = {
+    ("snapshot", False): (files.SNAPSHOT,),
+    ("clip", False): (files.CLIP, files.CLIP_FALLBACK),
+    ("snapshot", True): (files.UNBLURRED_SNAPSHOT,),
+    ("clip", True): (files.UNBLURRED_CLIP, files.UNBLURRED_CLIP_FALLBACK),
+}
+_MEDIA_TYPES = {".jpg": "image/jpeg", ".mp4": "video/mp4", ".avi": "video/x-msvideo"}
 
 
-def evidence_path(incident_id: str, name: str) -> str:
-    """The address of an incident's snapshot (`snapshot.jpg`) or clip (`clip.mp4`)."""
-    return f"/evidence/{incident_id}/{name}"
+def evidence_path(incident_id: str, name: str, *, revealed: bool = False, download: bool = False) -> str:
+    """The address of an incident's snapshot (`snapshot.jpg`) or clip (`clip.mp4`): the
+    unblurred one with `revealed`, as an attachment with `download`."""
+    query = {"revealed": "1"} if revealed else {}
+    query |= {"download": "1"} if download else {}
+    return f"/evidence/{incident_id}/{name}" + (f"?{urlencode(query)}" if query else "")
+
+
+def evidence_on_disk(
+    root: Path, row: Mapping[str, Any], file: File, *, revealed: bool = False
+) -> Path | None:
+    """The file of an incident (`row`: its incident_id, camera_id and snapshot columns) under
+    the evidence folder `root`, blurred as stored or `revealed`; None when there is none. A
+    snapshot is looked for only while the incident's `snapshot` column names one."""
+    if file == "snapshot" and not row.get("snapshot"):
+        return None
+    reference = snapshot_name(str(row["camera_id"]), str(row["incident_id"]))
+    return next(files.existing(root, reference, _SUFFIXES[file, revealed]), None)
+
+
+def may_reveal(user: User) -> bool:
+    """Whether the account's role may reveal faces (analysts and admins)."""
+    return user.role in REVEALERS
 
 
 def live_path(camera_id: str, version: float | int = 0) -> str:
@@ -108,6 +168,119 @@ def export_filter(query: Mapping[str, str]) -> IncidentFilter:
     return filters
 
 
+# -- the evidence log's filters in an export's address ------------------------------------
+@dataclass(frozen=True)
+class LogFilter:
+    """What the Evidence log page shows: rows at or after `since` and before `until`, by
+    these users, of these actions, in these stores, about this incident (empty: any)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    usernames: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    store_ids: tuple[str, ...] = ()
+    incident_id: str | None = None
+
+    def check(self) -> None:
+        """QueryError naming a filter no row could match (an unknown action, a naive time,
+        text PostgreSQL cannot be sent)."""
+        unknown = sorted(set(self.actions) - set(ACTIONS))
+        if unknown:
+            msg = f"actions: unknown {', '.join(unknown)} (of {', '.join(ACTIONS)})"
+            raise QueryError(msg)
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                msg = f"{name}: {moment.isoformat()} has no time zone"
+                raise QueryError(msg)
+        check_text("users", *self.usernames)
+        check_text("stores", *self.store_ids)
+        check_text("incident", self.incident_id)
+
+
+_LOG_LISTS = {"users": "usernames", "actions": "actions", "stores": "store_ids"}
+_LOG_TIMES = ("since", "until")
+
+
+def log_export_path(filters: LogFilter) -> str:
+    """The address of the CSV of the evidence log's rows matching `filters`."""
+    query: dict[str, str] = {}
+    for name, field in _LOG_LISTS.items():
+        if getattr(filters, field):
+            query[name] = ",".join(getattr(filters, field))
+    for name in _LOG_TIMES:
+        moment = getattr(filters, name)
+        if moment is not None:
+            query[name] = moment.isoformat()
+    if filters.incident_id:
+        query["incident"] = filters.incident_id
+    return "/export/evidence-log.csv" + (f"?{urlencode(query)}" if query else "")
+
+
+def log_export_filter(query: Mapping[str, str]) -> LogFilter:
+    """The filters an evidence log export's address names; QueryError naming what is wrong."""
+    unknown = sorted(set(query) - {*_LOG_LISTS, *_LOG_TIMES, "incident"})
+    if unknown:
+        msg = f"unknown filter(s): {', '.join(unknown)}"
+        raise QueryError(msg)
+    values: dict[str, Any] = {
+        field: tuple(v for v in query[name].split(",") if v)
+        for name, field in _LOG_LISTS.items()
+        if name in query
+    }
+    for name in _LOG_TIMES:
+        if name in query:
+            try:
+                values[name] = datetime.fromisoformat(query[name])
+            except ValueError:
+                msg = f"{name}: {query[name]!r} is not a time (ISO 8601, with its offset)"
+                raise QueryError(msg) from None
+    if query.get("incident"):
+        values["incident_id"] = query["incident"]
+    filters = LogFilter(**values)
+    filters.check()
+    return filters
+
+
+LOG_CSV_COLUMNS = ("at_utc", "store_time", *(c for c in LOG_COLUMNS if c != "at"))
+
+
+LOG_PAGE_ROWS = 10_000  # the page's table; the CSV holds up to LOG_CSV_ROWS
+LOG_CSV_ROWS = 100_000
+
+
+def log_rows(conn: Connection, filters: LogFilter, *, limit: int = LOG_PAGE_ROWS) -> pd.DataFrame:
+    """The evidence log's rows matching `filters`, newest first, at most `limit` (LOG_COLUMNS,
+    and `store_time`: when, on the clock of the row's store, UTC for a row of no store)."""
+    frame = access_log(
+        conn,
+        since=filters.since,
+        until=filters.until,
+        usernames=filters.usernames,
+        actions=filters.actions,
+        store_ids=filters.store_ids,
+        incident_id=filters.incident_id,
+        limit=limit,
+    )
+    zones = {store_id: zone for store_id, (_name, zone) in store_names(conn).items()}
+    frame["store_time"] = [
+        wording.store_clock(at, zones.get(store_id)).strftime("%Y-%m-%d %H:%M:%S %Z")
+        for at, store_id in zip(frame["at"], frame["store_id"], strict=True)
+    ]
+    return frame
+
+
+def log_csv(conn: Connection, filters: LogFilter) -> bytes:
+    """The evidence log's rows matching `filters` as CSV (LOG_CSV_COLUMNS; no cell runs as a
+    formula in a spreadsheet: shrinkwatch.spreadsheets)."""
+    cells = (
+        row | {"at_utc": row["at"].isoformat(), "detail": json.dumps(row["detail"], sort_keys=True)}
+        for row in log_rows(conn, filters, limit=LOG_CSV_ROWS).to_dict("records")
+    )
+    rows = ([row[c] for c in LOG_CSV_COLUMNS] for row in cells)
+    return csv_bytes(LOG_CSV_COLUMNS, rows)
+
+
 # -- the routes ----------------------------------------------------------------------------
 def _not_found() -> Response:
     return PlainTextResponse("not found", status_code=404, headers=PRIVATE)
@@ -122,20 +295,80 @@ async def _viewer(request: Request) -> Viewer | None:
     return None if user is None else Viewer(user, await run_in_threadpool(DB.call, scope_of, user))
 
 
+def _client(request: Request) -> str:
+    """Where the request came from (the peer, or a trusted proxy's X-Forwarded-For)."""
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"), DB.settings.dashboard_trusted_proxies)
+
+
+@dataclass(frozen=True)
+class Access:
+    """One request for an incident's file: which, how, by whom and from where."""
+
+    viewer: Viewer
+    incident_id: str
+    file: File
+    revealed: bool
+    download: bool
+    client: str
+    logged: bool  # a GET (a HEAD sends no file and is not logged)
+
+
+def checked_evidence(conn: Connection, access: Access) -> Path | None:
+    """The file `access` asks for, when the viewer may have it now: the incident is in their
+    stores, and for the unblurred file their role may reveal and their reveal is in force.
+    The access is logged before the path is returned; None (nothing logged) otherwise."""
+    user = access.viewer.user
+    row = incident_detail(conn, access.viewer.scope, access.incident_id)
+    if row is None:
+        return None
+    if access.revealed and not (
+        may_reveal(user)
+        and revealed_until(conn, user.username, access.incident_id, DB.settings.reveal_minutes) is not None
+    ):
+        return None
+    path = evidence_on_disk(DB.settings.evidence_dir(), row, access.file, revealed=access.revealed)
+    if path is not None and access.logged:
+        record(
+            conn,
+            username=user.username,
+            action="download" if access.download else "view",
+            incident_id=access.incident_id,
+            client=access.client,
+            detail={"file": access.file, **({"revealed": True} if access.revealed else {})},
+            once_per_s=ONCE_PER_S,
+        )
+    return path
+
+
 async def evidence(request: Request) -> Response:
-    """An incident's snapshot or clip, if the incident is in the viewer's stores now."""
+    """An incident's snapshot or clip, if the incident is in the viewer's stores now (logged)."""
     viewer = await _viewer(request)
     if viewer is None:
         return _signed_out()
     incident_id, name = request.path_params["incident_id"], request.path_params["name"]
-    if name not in _EVIDENCE or not _ID.match(incident_id):
+    if name not in _NAMES or not _ID.match(incident_id):
         return _not_found()
-    row = await run_in_threadpool(DB.call, incident_detail, viewer.scope, incident_id)
-    suffix, media_type = _EVIDENCE[name]
-    path = evidence_file(DB.settings.evidence_dir(), row["snapshot"], suffix) if row else None
+    access = Access(
+        viewer,
+        incident_id,
+        _NAMES[name],
+        revealed=request.query_params.get("revealed") == "1",
+        download=request.query_params.get("download") == "1",
+        client=_client(request),
+        logged=request.method == "GET",
+    )
+    path = await run_in_threadpool(DB.call, checked_evidence, access)
     if path is None:
         return _not_found()
-    return FileResponse(path, media_type=media_type, headers=PRIVATE)
+    headers = dict(PRIVATE)
+    if access.download:
+        unblurred = "-unblurred" if access.revealed else ""
+        filename = f"{incident_id}-{access.file}{unblurred}{path.suffix}"
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return FileResponse(
+        path, media_type=_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=headers
+    )
 
 
 def _zones_if_in_scope(conn: Connection, viewer: Viewer, camera_id: str) -> list[Zone] | None:
@@ -158,8 +391,8 @@ def _drawn_frame(camera_id: str, zones: list[Zone]) -> bytes | None:
 
 
 async def live_frame(request: Request) -> Response:
-    """A camera's newest frame with its zones, if the camera is in the viewer's stores now.
-    (The frame is decoded and drawn off the shared connection's lock: it guards every
+    """A camera's newest frame with its zones, if the camera is in the viewer's stores now
+    (logged). (The frame is decoded and drawn off the shared connection's lock: it guards every
     session check at the door.)"""
     viewer = await _viewer(request)
     if viewer is None:
@@ -171,6 +404,17 @@ async def live_frame(request: Request) -> Response:
     jpeg = await run_in_threadpool(_drawn_frame, camera_id, zones) if zones is not None else None
     if jpeg is None:
         return _not_found()
+    if request.method == "GET":
+        await run_in_threadpool(
+            DB.call,
+            record,
+            username=viewer.user.username,
+            action="view",
+            camera_id=camera_id,
+            client=_client(request),
+            detail={"file": "live"},
+            once_per_s=ONCE_PER_S,
+        )
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)
 
 
@@ -189,8 +433,27 @@ async def export_incidents(request: Request) -> Response:
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
+async def export_evidence_log(request: Request) -> Response:
+    """The evidence log's rows matching the address's filters, as CSV: for admins only (anyone
+    else gets the 404 of something that does not exist)."""
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _signed_out()
+    if not viewer.user.is_admin:
+        return _not_found()
+    try:
+        filters = log_export_filter(request.query_params)
+    except QueryError as exc:
+        return PlainTextResponse(f"bad export: {exc}", status_code=400, headers=PRIVATE)
+    body = await run_in_threadpool(on_own_connection, log_csv, filters)
+    name = f"evidence-log-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+    headers = PRIVATE | {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
 ROUTES = [
     Route("/evidence/{incident_id}/{name}", evidence, methods=["GET", "HEAD"]),
     Route("/camera/{camera_id}/live.jpg", live_frame, methods=["GET", "HEAD"]),
     Route("/export/incidents.csv", export_incidents, methods=["GET"]),
+    Route("/export/evidence-log.csv", export_evidence_log, methods=["GET"]),
 ]

@@ -11,7 +11,12 @@ export, how many files went).
 
 A video player fetches a clip in many pieces and the live view refreshes every second:
 `record(..., once_per_s=...)` writes nothing when the same person's same access to the same
-thing is already logged within that many seconds.
+thing (action, incident, camera and the whole `detail`: the file, and whether it was the
+revealed one) is already logged within that many seconds.
+
+A reveal (an analyst's "show me the faces of this incident", with a reason) is a row of this
+log too, and what says it is in force: `revealed_until` reads it back, so no other table
+can disagree with what was logged.
 
 A legal hold keeps one incident's evidence past its store's retention until released; each
 hold and release is logged here too, in the same transaction.
@@ -76,7 +81,7 @@ def record(
                WHERE a.username = %(username)s AND a.action = %(action)s
                  AND a.incident_id IS NOT DISTINCT FROM %(incident_id)s
                  AND a.camera_id IS NOT DISTINCT FROM coalesce(%(camera_id)s, i.camera_id)
-                 AND a.detail->>'file' IS NOT DISTINCT FROM %(file)s
+                 AND a.detail = %(detail)s
                  AND a.at > now() - make_interval(secs => %(once_per_s)s))
            RETURNING id""",
         {
@@ -88,7 +93,6 @@ def record(
             "client": client,
             "reason": reason,
             "detail": Jsonb(detail),
-            "file": detail.get("file"),
             "once_per_s": float(once_per_s),
         },
     ).fetchone()
@@ -204,3 +208,52 @@ def holds(conn: Connection, *, include_released: bool = False) -> pd.DataFrame:
         (include_released,),
     ).fetchall()
     return pd.DataFrame(rows, columns=list(HOLD_COLUMNS))
+
+
+# -- reveals -------------------------------------------------------------------------------
+def reveal(
+    conn: Connection, incident_id: str, *, by: str, reason: str, minutes: int, client: str | None = None
+) -> datetime:
+    """Log that `by` reveals the incident's unblurred evidence for `minutes`, with a reason
+    (required); until when it is revealed to them."""
+    if not reason.strip():
+        msg = "revealing faces needs a reason"
+        raise ValueError(msg)
+    record(
+        conn,
+        username=by,
+        action="reveal",
+        incident_id=incident_id,
+        client=client,
+        reason=reason.strip(),
+        detail={"minutes": minutes},
+    )
+    until = revealed_until(conn, by, incident_id, minutes)
+    if until is None:  # (only a clock gone backwards between the two statements)
+        msg = "the reveal just logged is not in force"
+        raise RuntimeError(msg)
+    return until
+
+
+def revealed_until(conn: Connection, username: str, incident_id: str, minutes: int) -> datetime | None:
+    """Until when the incident's unblurred evidence is revealed to `username`: their latest
+    reveal of it (this log's "reveal" rows) plus `minutes`, or None when that time has passed
+    or they never revealed it."""
+    row = conn.execute(
+        """SELECT max(at) + make_interval(mins => %(minutes)s) AS until FROM evidence_access
+           WHERE username = %(username)s AND action = 'reveal' AND incident_id = %(incident)s
+           HAVING max(at) + make_interval(mins => %(minutes)s) > now()""",
+        {"username": username, "incident": incident_id, "minutes": minutes},
+    ).fetchone()
+    return None if row is None else row["until"]
+
+
+def purge_marks(conn: Connection, incident_id: str) -> dict[str, Any] | None:
+    """When retention deleted the incident's snapshot and clip (`snapshot_purged_at`,
+    `clip_purged_at`, None while kept), and its store's `privacy` settings (the site file's,
+    `{}` when it set none), for saying why evidence is missing; None when no such incident."""
+    return conn.execute(
+        """SELECT i.snapshot_purged_at, i.clip_purged_at, coalesce(s.privacy, '{}'::jsonb) AS privacy
+           FROM incidents i LEFT JOIN stores s ON s.id = i.store_id WHERE i.incident_id = %s""",
+        (incident_id,),
+    ).fetchone()

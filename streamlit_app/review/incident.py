@@ -3,18 +3,31 @@
 Confirm (Y) or reject (X) records the verdict (the calibration learns from it) and moves
 on to the next incident awaiting one; Next (N) skips without a verdict. Opening an incident
 marks it seen by you. The verdict box is a fragment: writing the note reruns only the box.
+
+Evidence and privacy: the snapshot drawn here is logged as a view in the evidence access
+log (warehouse.evidence_log; the clip and the downloads are logged by the server's evidence
+route, streamlit_app.served). Heads are blurred where the store says so; an analyst or admin
+may reveal this incident's faces with a reason, which is logged and lasts
+settings.reveal_minutes for them alone (the unblurred files are served only while it does).
+Analysts and admins place and release a legal hold here, with a reason (logged), and add the
+incident to a case file. Evidence that retention deleted is said to be so, with the day.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from shrinkwatch import wording
+from shrinkwatch.contracts import text_problem
+from shrinkwatch.site_file import Privacy
 from streamlit_app import auth, data, opening, served, text
 from streamlit_app.charts import camera_view
+from warehouse import evidence_log
 from warehouse.incidents import incident_detail, next_unreviewed, record_verdict
 from warehouse.scope import IncidentFilter, QueryError
 from warehouse.seen import mark_seen
@@ -134,28 +147,209 @@ def verdict(page: opening.Opening, row: dict[str, Any]) -> None:
         go_next(page)
 
 
-def evidence(page: opening.Opening, row: dict[str, Any]) -> None:
-    """The snapshot with the camera's zones, and the clip."""
-    snapshot = data.evidence_file(row["snapshot"])
+REASON_MAX = 1000
+
+
+def reason_problem(reason: str) -> str | None:
+    """What is wrong with a reason typed for the evidence log (required, at most REASON_MAX
+    characters, text PostgreSQL can keep), or None."""
+    reason = reason.strip()
+    if not reason:
+        return "Give a reason: it is kept in the evidence log."
+    if len(reason) > REASON_MAX:
+        return f"A reason is at most {REASON_MAX} characters."
+    problem = text_problem(reason)
+    return None if problem is None else f"The reason {problem}."
+
+
+def revealed_until(page: opening.Opening, row: dict[str, Any]) -> datetime | None:
+    """Until when this incident's faces are revealed to the viewer (None: they are not)."""
+    if not served.may_reveal(page.signed.user):
+        return None
+    minutes = data.settings().reveal_minutes
+    return evidence_log.revealed_until(page.conn, page.signed.user.username, row["incident_id"], minutes)
+
+
+def purged(row: dict[str, Any], marks: dict[str, Any] | None, kind: str) -> str | None:
+    """ "Purged on <day> by the store's retention (N days)" when retention deleted the
+    incident's `kind` (snapshots or clips), else None."""
+    when = (marks or {}).get("snapshot_purged_at" if kind == "snapshots" else "clip_purged_at")
+    if when is None:
+        return None
+    days = getattr(Privacy.model_validate((marks or {}).get("privacy") or {}).retention_days, kind)
+    day = wording.store_clock(when, row["store_timezone"])
+    return f"purged on {day:%d %b %Y} by the store's retention ({days} days)"
+
+
+def log_view(page: opening.Opening, row: dict[str, Any], file: str, revealed: bool) -> None:
+    """The evidence access log's row for a file this page shows itself (once per
+    served.ONCE_PER_S, as the server's routes do)."""
+    evidence_log.record(
+        page.conn,
+        username=page.signed.user.username,
+        action="view",
+        incident_id=row["incident_id"],
+        client=data.client(),
+        detail={"file": file, **({"revealed": True} if revealed else {})},
+        once_per_s=served.ONCE_PER_S,
+    )
+
+
+def evidence_file(row: dict[str, Any], file: served.File, *, revealed: bool = False) -> Path | None:
+    """The incident's snapshot or clip (the unblurred one with `revealed`), found as the
+    server's evidence route finds it; None when there is none."""
+    return served.evidence_on_disk(data.settings().evidence_dir(), row, file, revealed=revealed)
+
+
+def shown_file(row: dict[str, Any], file: served.File, until: datetime | None) -> tuple[Path | None, bool]:
+    """The incident's snapshot or clip to show, and whether it is the unblurred one: that
+    one while revealed and kept, else the file as stored."""
+    if until is not None and (unblurred := evidence_file(row, file, revealed=True)) is not None:
+        return unblurred, True
+    return evidence_file(row, file), False
+
+
+def evidence(page: opening.Opening, row: dict[str, Any], until: datetime | None) -> None:
+    """The snapshot with the camera's zones, and the clip (unblurred while revealed)."""
+    marks = evidence_log.purge_marks(page.conn, row["incident_id"])
+    snapshot, revealed = shown_file(row, "snapshot", until)
     if snapshot is None:
-        st.info(
-            "The snapshot is not saved yet: the camera reader that saw the incident saves it within "
-            "seconds (none is saved when no reader kept that camera's frames)."
-        )
+        gone = purged(row, marks, "snapshots")
+        if gone is not None:
+            st.info(f"The snapshot was {gone}.")
+        else:
+            st.info(
+                "The snapshot is not saved yet: the camera reader that saw the incident saves it within "
+                "seconds (none is saved when no reader kept that camera's frames)."
+            )
     else:
+        log_view(page, row, "snapshot", revealed)
         zones = load_zones(page.conn, [row["camera_id"]]).get(row["camera_id"], [])
         figure = camera_view(snapshot, zones, highlight=row["zone_ids"] or [])
         st.plotly_chart(figure, config={"displayModeBar": False})
         st.caption(
             "Snapshot when the incident opened: the person in red, their path in amber (ring: where it "
             "starts), and the camera's zones (the incident's in red)."
+            + (" **Faces revealed** (unblurred)." if revealed else "")
         )
-    if data.evidence_file(row["snapshot"], ".mp4") is not None:
-        # Served by the server's evidence route, which checks the viewer's stores when the
-        # player asks for it (never through Streamlit's media store).
-        st.video(data.served_url(served.evidence_path(row["incident_id"], "clip.mp4")))
+    clip, clip_revealed = shown_file(row, "clip", until)
+    if clip is not None:
+        if clip.suffix == ".mp4":
+            # Served by the server's evidence route, which checks the viewer's stores (and
+            # the reveal) when the player asks for it, and logs it (never Streamlit's media store).
+            address = served.evidence_path(row["incident_id"], "clip.mp4", revealed=clip_revealed)
+            st.video(data.served_url(address))
         clips = data.settings()
         st.caption(f"Clip: about {clips.evidence_before_s:g} s before to {clips.evidence_after_s:g} s after")
+    elif (gone := purged(row, marks, "clips")) is not None:
+        st.caption(f"The clip was {gone}.")
+    files = (("snapshot.jpg", snapshot, revealed), ("clip.mp4", clip, clip_revealed))
+    downloads = [(name, unblurred) for name, path, unblurred in files if path is not None]
+    if downloads:
+        buttons = st.columns(len(downloads))
+        for column, (name, unblurred) in zip(buttons, downloads, strict=True):
+            column.link_button(
+                f"Download {name.split('.')[0]}",
+                data.served_url(
+                    served.evidence_path(row["incident_id"], name, revealed=unblurred, download=True)
+                ),
+                icon=":material/download:",
+                help="Downloads are logged in the evidence log.",
+            )
+
+
+def privacy(page: opening.Opening, row: dict[str, Any], until: datetime | None) -> None:
+    """Reveal faces, the legal hold, and the way to a case file (analysts and admins; others
+    see the hold in force)."""
+    may = served.may_reveal(page.signed.user)
+    hold = evidence_log.active_hold(page.conn, row["incident_id"])
+    st.subheader("Privacy")
+    if hold is not None:
+        held = wording.store_clock(hold["held_at"], row["store_timezone"])
+        st.warning(
+            f"**On legal hold** since {held:%d %b %Y, %H:%M} (store time), placed by "
+            f"{text.markdown(hold['held_by'])}: {text.markdown(hold['reason'])}. "
+            "Its evidence is kept past the store's retention until the hold is released.",
+            icon=":material/gavel:",
+        )
+    if not may:
+        st.caption("Heads are blurred where the store says so; analysts and admins can reveal them.")
+        return
+    reveal_box(page, row, until)
+    hold_box(page, row, hold)
+    st.page_link(
+        "privacy/cases.py",
+        label="Add to a case file",
+        icon=":material/folder_zip:",
+        query_params={"incidents": row["incident_id"]},
+    )
+
+
+def reveal_box(page: opening.Opening, row: dict[str, Any], until: datetime | None) -> None:
+    """ "Reveal faces" with a reason, when this incident has unblurred evidence."""
+    if until is not None:
+        ends = wording.store_clock(until, row["store_timezone"])
+        st.info(
+            f"Faces revealed to you until {ends:%H:%M} (store time). Each view and download of the "
+            "unblurred evidence is logged.",
+            icon=":material/visibility:",
+        )
+        return
+    if evidence_file(row, "snapshot", revealed=True) is None and (
+        evidence_file(row, "clip", revealed=True) is None
+    ):
+        st.caption(
+            "Nothing to reveal: no unblurred evidence is kept for this incident (heads are not "
+            "blurred in this store's evidence, or retention deleted it)."
+        )
+        return
+    minutes = data.settings().reveal_minutes
+    with st.form(f"reveal_{row['incident_id']}", border=True):
+        reason = st.text_input(
+            "Why do you need to see the faces?",
+            key=f"reveal_reason_{row['incident_id']}",
+            placeholder="e.g. police request ref. 1234",
+            max_chars=REASON_MAX,
+        )
+        asked = st.form_submit_button("Reveal faces", icon=":material/visibility:")
+        st.caption(f"For you alone, for {minutes} minutes; the reason is kept in the evidence log.")
+    if asked:
+        problem = reason_problem(reason)
+        if problem is not None:
+            st.error(problem)
+            return
+        evidence_log.reveal(
+            page.conn,
+            row["incident_id"],
+            by=page.signed.user.username,
+            reason=reason,
+            minutes=minutes,
+            client=data.client(),
+        )
+        st.rerun()  # the whole page, with the unblurred evidence
+
+
+def hold_box(page: opening.Opening, row: dict[str, Any], hold: dict[str, Any] | None) -> None:
+    """ "Place legal hold" or "Release hold", each with a reason."""
+    held = hold is not None
+    with st.form(f"hold_{row['incident_id']}", border=True):
+        reason = st.text_input(
+            "Why release the hold?" if held else "Why keep this evidence past retention?",
+            key=f"hold_reason_{row['incident_id']}",
+            placeholder="e.g. case closed" if held else "e.g. insurance claim 5678",
+            max_chars=REASON_MAX,
+        )
+        asked = st.form_submit_button("Release hold" if held else "Place legal hold", icon=":material/gavel:")
+    if asked:
+        problem = reason_problem(reason)
+        if problem is not None:
+            st.error(problem)
+            return
+        change = evidence_log.release if held else evidence_log.hold
+        change(
+            page.conn, row["incident_id"], by=page.signed.user.username, reason=reason, client=data.client()
+        )
+        st.rerun()
 
 
 def explanation(row: dict[str, Any]) -> None:
@@ -202,11 +396,13 @@ def review() -> None:
         mark_seen(page.conn, page.scope, page.signed.user.username, [row["incident_id"]])
     heading(row)
     verdict(page, row)
+    until = revealed_until(page, row)
     left, right = st.columns([3, 2])
     with left:
-        evidence(page, row)
+        evidence(page, row, until)
     with right:
         explanation(row)
+        privacy(page, row, until)
 
 
 review()
