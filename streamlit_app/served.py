@@ -262,6 +262,7 @@ def log_rows(conn: Connection, filters: LogFilter, *, limit: int = LOG_PAGE_ROWS
         incident_id=filters.incident_id,
         limit=limit,
     )
+    frame = frame.astype(object).where(frame.notna(), None)  # a missing value is None, never NaN
     zones = {store_id: zone for store_id, (_name, zone) in store_names(conn).items()}
     frame["store_time"] = [
         wording.store_clock(at, zones.get(store_id)).strftime("%Y-%m-%d %H:%M:%S %Z")
