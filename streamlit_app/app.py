@@ -31,20 +31,20 @@ with unreachable.said():  # PostgreSQL down: the page says so, and recovers by i
     auth.sidebar(signed)
     privacy = [
         *(
-            [st.Page(HERE / "privacy" / "cases.py", title="Case files", icon=":material/folder_zip:")]
+            [st.Page(HERE / "compliance" / "cases.py", title="Case files", icon=":material/folder_zip:")]
             if signed.user.role in ("admin", "analyst")
             else []
         ),
         *(
             [
                 st.Page(
-                    HERE / "privacy" / "requests.py",
+                    HERE / "compliance" / "requests.py",
                     title="Access requests",
                     icon=":material/person_search:",
                     url_path="access-requests",
                 ),
                 st.Page(
-                    HERE / "privacy" / "evidence_log.py",
+                    HERE / "compliance" / "evidence_log.py",
                     title="Evidence log",
                     icon=":material/policy:",
                     url_path="evidence-log",

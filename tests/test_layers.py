@@ -273,3 +273,18 @@ def test_each_table_is_written_by_its_owner_only() -> None:
         if TABLE_OWNERS[table] != module
     )
     assert found == []
+
+
+def test_no_dashboard_module_hides_another_module() -> None:
+    """`streamlit run streamlit_app/server.py` puts streamlit_app/ first on sys.path: a page
+    folder or module there named like one of our parts, the standard library or an installed
+    package would be imported instead of it (a folder `streamlit_app/privacy/` once hid the
+    `privacy` part, and the dashboard did not start)."""
+    from importlib.metadata import packages_distributions
+
+    folder = REPO_ROOT / "streamlit_app"
+    names = {
+        p.stem for p in folder.iterdir() if (p.is_dir() or p.suffix == ".py") and not p.name.startswith("_")
+    }
+    taken = set(PARTS) | set(sys.stdlib_module_names) | set(packages_distributions())
+    assert sorted(names & taken) == []

@@ -278,7 +278,7 @@ def privacy(page: opening.Opening, row: dict[str, Any], until: datetime | None) 
     reveal_box(page, row, until)
     hold_box(page, row, hold)
     st.page_link(
-        "privacy/cases.py",
+        "compliance/cases.py",
         label="Add to a case file",
         icon=":material/folder_zip:",
         query_params={"incidents": row["incident_id"]},

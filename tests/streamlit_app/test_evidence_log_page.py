@@ -26,7 +26,7 @@ from warehouse import evidence_log
 from warehouse.db import connect
 
 Open = Callable[..., AppTest]
-PAGE = "privacy/evidence_log.py"
+PAGE = "compliance/evidence_log.py"
 
 
 @pytest.fixture

@@ -35,13 +35,13 @@ def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
 
 
 def test_store_managers_reach_neither_page(open_page: Open, site: Settings) -> None:
-    for path in ("privacy/cases.py", "privacy/requests.py"):
+    for path in ("compliance/cases.py", "compliance/requests.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             open_page(site, path, user="mo", role="store_manager", stores=("store-001",))
 
 
 def test_an_analyst_builds_a_case_file_from_the_review_link(open_page: Open, site: Settings) -> None:
-    at = open_page(site, "privacy/cases.py", query={"incidents": "inc-a,inc-x"})
+    at = open_page(site, "compliance/cases.py", query={"incidents": "inc-a,inc-x"})
     assert at.title[0].value == "Case files"
     assert at.multiselect[0].value == ["inc-a", "inc-x"]
     assert "Nothing disclosed yet." in texts(at)
@@ -72,7 +72,7 @@ def test_an_analyst_builds_a_case_file_from_the_review_link(open_page: Open, sit
 def test_an_unknown_incident_added_by_id_is_refused(open_page: Open, site: Settings) -> None:
     # (Analysts see every store: another store's incident is refused in these same words,
     # tests/privacy/test_cases.py.)
-    at = open_page(site, "privacy/cases.py", query={"incidents": "inc-a"})
+    at = open_page(site, "compliance/cases.py", query={"incidents": "inc-a"})
     next(t for t in at.text_input if t.label == "Add incidents by id").input("inc-nope, inc-a")
     button(at, "Add").click().run()
     assert at.multiselect[0].value == ["inc-a", "inc-nope"]
@@ -87,7 +87,7 @@ def test_an_unknown_incident_added_by_id_is_refused(open_page: Open, site: Setti
 def test_an_admin_records_lists_and_answers_an_access_request(open_page: Open, site: Settings) -> None:
     with connect(site.database_dsn) as conn:
         late = request_for(conn, date(2020, 1, 31), requester="Late Larry")  # long overdue
-    at = open_page(site, "privacy/requests.py", user="root", role="admin")
+    at = open_page(site, "compliance/requests.py", user="root", role="admin")
     assert at.title[0].value == "Access requests"
     said = texts(at)
     assert "Overdue by" in said and f"request {late} from Late Larry, due on 29 Feb 2020" in said
@@ -126,7 +126,7 @@ def test_an_admin_records_lists_and_answers_an_access_request(open_page: Open, s
 
 
 def test_an_admin_erases_a_person_for_good(open_page: Open, site: Settings) -> None:
-    at = open_page(site, "privacy/requests.py", user="root", role="admin")
+    at = open_page(site, "compliance/requests.py", user="root", role="admin")
     next(d for d in at.date_input if d.key == "erase_day").set_value(T0.date())
     next(t for t in at.time_input if t.key == "erase_from").set_value(T0.time().replace(hour=9, minute=55))
     next(t for t in at.time_input if t.key == "erase_to").set_value(T0.time().replace(hour=10, minute=10))

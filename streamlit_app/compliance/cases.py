@@ -4,7 +4,7 @@ and the disclosure register (privacy.cases, docs/CASES.md).
 The incidents come preselected from the address (`?incidents=a,b`, as the Review page links
 here); more are added from the viewer's newest incidents or by id. To whom and why are
 required; the unblurred evidence goes only when ticked, and is then logged as a reveal. The
-ZIP is offered for download once it is built and registered (streamlit_app.privacy.inline:
+ZIP is offered for download once it is built and registered (streamlit_app.inline:
 in the page itself, never through Streamlit's closed media store).
 """
 
@@ -17,8 +17,7 @@ import streamlit as st
 
 from privacy.cases import CaseError, build_case
 from shrinkwatch import wording
-from streamlit_app import data, opening, text
-from streamlit_app.privacy import inline
+from streamlit_app import data, inline, opening, text
 from warehouse.disclosures import disclosures, disclosures_csv
 from warehouse.incidents import incidents_page
 from warehouse.scope import QueryError

@@ -28,8 +28,7 @@ from privacy.subject import (
     key_frame,
 )
 from shrinkwatch import wording
-from streamlit_app import data, opening, text
-from streamlit_app.privacy import inline
+from streamlit_app import data, inline, opening, text
 from warehouse.disclosures import access_request, access_requests, camera_incidents, record_request
 from warehouse.evidence_log import record
 from warehouse.scope import QueryError
