@@ -119,12 +119,27 @@ def served_url(path: str) -> str:
     return dashboard_url(settings()) + path
 
 
-def live_frames(camera_ids: set[str]) -> dict[str, Path]:
-    """The newest annotated frame of each of these cameras that has one, by camera id."""
+def live_frames(camera_ids: set[str], *, viewer: str) -> dict[str, Path]:
+    """The newest annotated frame of each of these cameras that has one, by camera id; each
+    is a view of that camera's live frame by `viewer` in the evidence access log (once per
+    warehouse.evidence_log.ONCE_PER_S, as the server's live route logs it)."""
+    from warehouse.evidence_log import ONCE_PER_S, record
+
     folder = settings().live_dir()
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.jpg")) if p.stem in camera_ids}
+    found = {p.stem: p for p in sorted(folder.glob("*.jpg")) if p.stem in camera_ids}
+    for camera_id in found:
+        record(
+            connection(),
+            username=viewer,
+            action="view",
+            camera_id=camera_id,
+            client=client(),
+            detail={"file": "live"},
+            once_per_s=ONCE_PER_S,
+        )
+    return found
 
 
 def image_data_url(path: Path) -> str:

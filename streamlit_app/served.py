@@ -61,7 +61,7 @@ from streamlit_app.gate_rules import client_address
 from streamlit_app.sessions import DB, on_own_connection, signed_in_user
 from warehouse.accounts import scope_of
 from warehouse.db import Connection
-from warehouse.evidence_log import ACTIONS, LOG_COLUMNS, access_log, record, revealed_until
+from warehouse.evidence_log import ACTIONS, LOG_COLUMNS, ONCE_PER_S, access_log, record, revealed_until
 from warehouse.incidents import incident_detail, incidents_csv
 from warehouse.scope import IncidentFilter, QueryError, Scope, User, check_text
 from warehouse.site_tables import cameras_in_scope, store_names
@@ -77,7 +77,6 @@ class Viewer:
 
 PRIVATE = {"Cache-Control": "private, no-store"}  # never kept by a browser or a proxy
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-ONCE_PER_S = 600.0  # one row per person, file and ten minutes (see the module docstring)
 REVEALERS = ("analyst", "admin")  # the roles that may reveal faces (never a store manager)
 
 File = Literal["snapshot", "clip"]

@@ -33,6 +33,9 @@ from psycopg.types.json import Jsonb
 
 from warehouse.db import Connection
 
+# The dashboard logs one view per person, thing and file every ten minutes (a clip fetched in
+# ranges, the live view refreshed each second, a page drawn again: one watching, one row).
+ONCE_PER_S = 600.0
 ACTIONS = ("view", "download", "reveal", "export", "access_request", "erase", "hold", "release", "purge")
 LOG_COLUMNS = (
     "at",

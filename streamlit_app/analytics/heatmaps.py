@@ -58,7 +58,7 @@ def heatmaps(page: opening.Opening, cameras: pd.DataFrame) -> None:
         st.stop()
 
     zones = load_zones(page.conn, chosen)
-    frames = data.live_frames(set(chosen))
+    frames = data.live_frames(set(chosen), viewer=page.signed.user.username)
     panels = st.columns(min(2, len(chosen)))
     for index, camera_id in enumerate(chosen):
         with panels[index % len(panels)]:

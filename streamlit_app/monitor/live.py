@@ -73,7 +73,7 @@ def incoming(page: opening.Opening) -> None:
 def cameras(page: opening.Opening) -> None:
     """What each camera analysed now sees, and its health."""
     health = camera_status(page.conn, page.scope).set_index("camera_id")
-    frames = data.live_frames(set(health.index))
+    frames = data.live_frames(set(health.index), viewer=page.signed.user.username)
     reported = {c for c in health.index if isinstance(health.at[c, "status"], str)}
     shown = [c for c in health.index if c in frames or c in reported]
     if not shown:

@@ -183,7 +183,7 @@ def purged(row: dict[str, Any], marks: dict[str, Any] | None, kind: str) -> str 
 
 def log_view(page: opening.Opening, row: dict[str, Any], file: str, revealed: bool) -> None:
     """The evidence access log's row for a file this page shows itself (once per
-    served.ONCE_PER_S, as the server's routes do)."""
+    evidence_log.ONCE_PER_S, as the server's routes do)."""
     evidence_log.record(
         page.conn,
         username=page.signed.user.username,
@@ -191,7 +191,7 @@ def log_view(page: opening.Opening, row: dict[str, Any], file: str, revealed: bo
         incident_id=row["incident_id"],
         client=data.client(),
         detail={"file": file, **({"revealed": True} if revealed else {})},
-        once_per_s=served.ONCE_PER_S,
+        once_per_s=evidence_log.ONCE_PER_S,
     )
 
 

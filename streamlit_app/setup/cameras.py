@@ -304,7 +304,7 @@ def cameras_page() -> None:
     if admin:
         edit_camera(page, camera_id)
     zones = load_zones(page.conn, [camera_id]).get(camera_id, [])
-    frame = data.live_frames({camera_id}).get(camera_id)
+    frame = data.live_frames({camera_id}, viewer=page.signed.user.username).get(camera_id)
     draft: list[Corner] = st.session_state.setdefault(f"draft_{camera_id}", [])
     left, right = st.columns([3, 2])
     with left:

@@ -135,3 +135,32 @@ def test_a_store_manager_has_no_way_to_add_a_camera(open_page: Open, two_stores:
     assert not [b for b in at.button if b.label in ("Add camera", "Save camera", "Save zones", "Add zone")]
     assert not [t for t in at.text_input if t.label == "Camera id"]
     assert cameras_and_zones(two_stores) == before
+
+
+def test_the_live_frame_drawn_on_the_page_is_a_logged_view(open_page: Open, two_stores: Settings) -> None:
+    import cv2
+    import numpy as np
+
+    live = two_stores.live_dir()
+    live.mkdir(parents=True, exist_ok=True)
+    ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+    assert ok
+    for camera_id in ("cam-1", "cam-2"):
+        (live / f"{camera_id}.jpg").write_bytes(jpeg.tobytes())
+    at = open_page(two_stores, "setup/cameras.py", user="mo", role="store_manager", stores=("store-002",))
+    at.run()  # drawn again: still one watching
+    with connect(two_stores.database_dsn) as conn:
+        rows = conn.execute(
+            "SELECT username, action, store_id, camera_id, incident_id, detail FROM evidence_access"
+        ).fetchall()
+    # Only the camera of the manager's store, once; never the other store's frame.
+    assert rows == [
+        {
+            "username": "mo",
+            "action": "view",
+            "store_id": "store-002",
+            "camera_id": "cam-2",
+            "incident_id": None,
+            "detail": {"file": "live"},
+        }
+    ]
