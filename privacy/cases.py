@@ -11,13 +11,17 @@ ZIP holds:
 - `incidents/<id>/snapshot.jpg` and `clip.mp4` (`clip.avi` where the clip was kept as MJPEG)
   as stored, heads blurred where the store blurs them; with `include_unblurred`, also
   `snapshot.unblurred.jpg` and `clip.unblurred.mp4`, and the export is logged as a reveal too;
+  nothing of a kind that retention or an erasure marked deleted, even when a file of it is
+  there again (the purge's next sweep deletes it);
 - `manifest.json` (what, for whom, and each file's size and SHA-256) and `SHA256SUMS` (every
   other file's SHA-256, as `sha256sum -c SHA256SUMS` checks it).
 
 All or nothing: the ZIP is built in memory first; then, in one transaction, the export goes in
 the disclosure register (warehouse.disclosures: kind 'case', with the ZIP's SHA-256) and in the
 access log (evidence_log: one "export" row per incident, and one "reveal" per incident when the
-unblurred files went too). The caller gets the bytes only when both are written.
+unblurred files went too). The caller gets the bytes only when both are written. That
+transaction is the caller's connection's: the dashboard runs it on a connection of its own,
+never on the one its sessions share (their statements would join it).
 
 The helpers that make such a ZIP (`Package`) serve the access requests too (privacy.subject).
 """
@@ -99,9 +103,24 @@ class ExportFile:
     disclosure_id: int
 
 
-def incident_files(root: Path, camera_id: str, incident_id: str, *, unblurred: bool) -> dict[str, Path]:
+def gone_kinds(row: dict[str, Any]) -> set[files.Kind]:
+    """The kinds of an incident's evidence that retention or an erasure deleted (its
+    `snapshot_purged_at`, `clip_purged_at`)."""
+    gone: set[files.Kind] = set()
+    if row.get("snapshot_purged_at") is not None:
+        gone.add("snapshots")
+    if row.get("clip_purged_at") is not None:
+        gone.add("clips")
+    return gone
+
+
+def incident_files(
+    root: Path, camera_id: str, incident_id: str, *, unblurred: bool, gone: Iterable[files.Kind] = ()
+) -> dict[str, Path]:
     """The evidence files of an incident that exist, by their name in a case file
-    (`snapshot.jpg`, `clip.mp4` or `clip.avi`, and the unblurred ones when asked)."""
+    (`snapshot.jpg`, `clip.mp4` or `clip.avi`, and the unblurred ones when asked); none of a
+    kind that is `gone` (marked deleted: a file of it written again after the purge is not
+    evidence to hand over, and the purge's next sweep deletes it)."""
     reference = snapshot_name(camera_id, incident_id)
     names = {
         "snapshot.jpg": files.SNAPSHOT,
@@ -114,10 +133,11 @@ def incident_files(root: Path, camera_id: str, incident_id: str, *, unblurred: b
             "clip.unblurred.mp4": files.UNBLURRED_CLIP,
             "clip.unblurred.avi": files.UNBLURRED_CLIP_FALLBACK,
         }
+    purged = {suffix for kind in gone for suffix in files.BY_KIND[kind]}
     found = {}
     for name, suffix in names.items():
         path = files.evidence_path(root, reference, suffix)
-        if path is not None and path.is_file():
+        if suffix not in purged and path is not None and path.is_file():
             found[name] = path
     return found
 
@@ -331,7 +351,9 @@ def build_case(
     for row in rows:
         incident_id = row["incident_id"]
         holds[incident_id] = evidence_log.active_hold(conn, incident_id)
-        found = incident_files(root, row["camera_id"], incident_id, unblurred=include_unblurred)
+        found = incident_files(
+            root, row["camera_id"], incident_id, unblurred=include_unblurred, gone=gone_kinds(row)
+        )
         names[incident_id] = sorted(found)
         for name, path in found.items():
             data = path.read_bytes()

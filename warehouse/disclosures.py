@@ -5,11 +5,15 @@ The register has one row per file handed to someone outside: a case file for the
 an insurer (`kind` 'case') or the answer to a subject access request ('access_request', with
 its `request_id`): when, by whom, to whom, why, which incidents of which stores, the file's
 name and the SHA-256 of its bytes, so that a copy shown later can be matched with what left.
+The answer to an access request names the requester as its recipient: only admins, who answer
+them, read those rows (the pages ask for kind 'case' alone for anyone else).
 
 A subject access request is answered within a month of the day it was received: `due_on` is
 the same day of the next month, or that month's last day when it has no such day (31 January
 -> 28 or 29 February), as the ICO counts it. A request is open until it is answered; one past
-its due date is overdue.
+its due date is overdue. A request answered once may be answered again (the first answer
+never reached the requester): each answer is a row of the register, and `answered_at` stays
+the first one's.
 
 The access requests' search for a camera's incidents in a time window reads `incidents` (its
 owner is warehouse.incidents); nothing here writes it.
@@ -116,19 +120,33 @@ def record_disclosure(
     return int(row["id"])
 
 
-def disclosures(conn: Connection, scope: Scope, *, limit: int = 10_000) -> pd.DataFrame:
-    """The register's rows about any store in the scope, newest first (DISCLOSURE_COLUMNS)."""
+def disclosures(
+    conn: Connection, scope: Scope, *, kinds: Iterable[str] = KINDS, limit: int = 10_000
+) -> pd.DataFrame:
+    """The register's rows of these kinds about any store in the scope, newest first
+    (DISCLOSURE_COLUMNS). QueryError for an unknown kind."""
+    kinds = _kinds(kinds)
     rows = conn.execute(
         f"""SELECT {", ".join(DISCLOSURE_COLUMNS)} FROM disclosures
-            WHERE store_ids && %s::text[] ORDER BY at DESC, id DESC LIMIT %s""",  # noqa: S608
-        (sorted(scope.store_ids), limit),
+            WHERE store_ids && %s::text[] AND kind = ANY(%s)
+            ORDER BY at DESC, id DESC LIMIT %s""",  # noqa: S608
+        (sorted(scope.store_ids), kinds, limit),
     ).fetchall()
     return pd.DataFrame(rows, columns=list(DISCLOSURE_COLUMNS))
 
 
-def disclosures_csv(conn: Connection, scope: Scope) -> bytes:
+def _kinds(kinds: Iterable[str]) -> list[str]:
+    kinds = sorted(set(kinds))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        msg = f"kind: {', '.join(map(repr, unknown))} is not one of {', '.join(KINDS)}"
+        raise QueryError(msg)
+    return kinds
+
+
+def disclosures_csv(conn: Connection, scope: Scope, *, kinds: Iterable[str] = KINDS) -> bytes:
     """The register (as `disclosures`) as CSV; lists joined by spaces, no cell a formula."""
-    frame = disclosures(conn, scope)
+    frame = disclosures(conn, scope, kinds=kinds)
     rows = (
         [" ".join(v) if isinstance(v, list) else ("" if v is None else v) for v in row]
         for row in frame.itertuples(index=False)
@@ -224,13 +242,14 @@ def camera_incidents(
 ) -> list[dict[str, Any]]:
     """The incidents of a camera (in a store of the scope) that overlap the window [start,
     end): incident_id, store_id, camera_id, track_id, incident_type, started_at, ended_at,
-    updated_at, store_name, store_timezone, store_privacy (the store's privacy
-    settings); oldest first."""
+    updated_at, snapshot_purged_at, clip_purged_at (when retention or an erasure deleted
+    each kind, None while kept), store_name, store_timezone, store_privacy (the store's
+    privacy settings); oldest first."""
     check_text("camera", camera_id)
     return conn.execute(
         """SELECT i.incident_id, i.store_id, i.camera_id, i.track_id, i.incident_type, i.started_at,
-                  i.ended_at, i.updated_at, s.name AS store_name, s.timezone AS store_timezone,
-                  s.privacy AS store_privacy
+                  i.ended_at, i.updated_at, i.snapshot_purged_at, i.clip_purged_at,
+                  s.name AS store_name, s.timezone AS store_timezone, s.privacy AS store_privacy
            FROM incidents i JOIN stores s ON s.id = i.store_id
            WHERE i.camera_id = %(camera)s AND i.store_id = ANY(%(scope)s)
              AND i.started_at < %(end)s AND coalesce(i.ended_at, i.updated_at) >= %(start)s

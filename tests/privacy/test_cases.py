@@ -25,7 +25,7 @@ from tests.privacy.test_subject import evidence_site, write_evidence
 from warehouse.accounts import add_user
 from warehouse.db import connect
 from warehouse.evidence_log import access_log, hold
-from warehouse.incidents import record_verdict, upsert_incidents
+from warehouse.incidents import mark_evidence_gone, record_verdict, upsert_incidents
 from warehouse.scope import Scope, User
 
 ANA = User("ana", "analyst", display_name="Ana Analyst")
@@ -249,3 +249,39 @@ def test_an_incident_without_evidence_is_still_reported(site: Settings) -> None:
         archive = zipfile.ZipFile(io.BytesIO(case.data))
         assert sorted(archive.namelist()) == ["SHA256SUMS", "manifest.json", "report.html"]
         assert "No snapshot is kept for this incident." in archive.read("report.html").decode()
+
+
+@pytest.mark.parametrize(
+    ("gone", "left"),
+    [
+        (["clips"], ["snapshot.jpg", "snapshot.unblurred.jpg"]),
+        (["snapshots"], ["clip.mp4", "clip.unblurred.mp4"]),
+        (["snapshots", "clips"], []),
+    ],
+)
+def test_a_kind_marked_deleted_is_never_exported_even_if_its_files_are_back(
+    site: Settings, gone: list[str], left: list[str]
+) -> None:
+    # The purge (or an erasure) marked it; a file of it written again since (a detector that
+    # wrote late) is not evidence to hand over: the purge's next sweep deletes it.
+    with connect(site.database_dsn) as conn:
+        mark_evidence_gone(conn, "inc-x", gone)
+        conn.commit()
+        case = build_case(
+            conn,
+            site.evidence_dir(),
+            ANA,
+            ALL,
+            ["inc-x"],
+            recipient="Insurer",
+            reason="claim 77",
+            include_unblurred=True,
+        )
+        conn.commit()
+        names = zipfile.ZipFile(io.BytesIO(case.data)).namelist()
+        assert sorted(n.removeprefix("incidents/inc-x/") for n in names if n.startswith("incidents/")) == left
+        [row] = access_log(conn, actions=["export"]).to_dict("records")
+        assert row["detail"]["files"] == left
+    report = zipfile.ZipFile(io.BytesIO(case.data)).read("report.html").decode()
+    assert ("No snapshot is kept for this incident." in report) == ("snapshots" in gone)
+    assert all((site.evidence_dir() / "cam-2" / f"inc-x{s}").exists() for s in (".jpg", ".mp4"))

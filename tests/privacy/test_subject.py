@@ -8,8 +8,9 @@ Also the helpers the case-file tests use (`evidence_site`, `write_evidence`)."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ from tests.factories import T0, incident
 from warehouse.db import Connection, connect
 from warehouse.disclosures import access_requests, due_on, mark_answered, record_request
 from warehouse.evidence_log import access_log, hold
-from warehouse.incidents import upsert_incidents
+from warehouse.incidents import mark_evidence_gone, upsert_incidents
 from warehouse.scope import Scope, User
 from warehouse.site_tables import apply_site_config
 
@@ -82,6 +83,21 @@ def box_region(obj: DetectedObject, image: np.ndarray) -> redact.Ellipse:
     h, w = image.shape[:2]
     x1, y1, x2, y2 = obj.box[0] * w, obj.box[1] * h, obj.box[2] * w, obj.box[3] * h
     return redact.Ellipse((x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2)
+
+
+SAME_PIXELS = 4.0  # mean absolute difference of a box re-encoded as JPEG (a different picture: tens)
+
+
+def box_difference(a: np.ndarray, b: np.ndarray, obj: DetectedObject) -> float:
+    """The mean absolute difference of two images inside a person's box."""
+    h, w = a.shape[:2]
+    x1, y1, x2, y2 = (
+        round(obj.box[0] * w),
+        round(obj.box[1] * h),
+        round(obj.box[2] * w),
+        round(obj.box[3] * h),
+    )
+    return float(np.abs(a[y1:y2, x1:x2].astype(np.int16) - b[y1:y2, x1:x2].astype(np.int16)).mean())
 
 
 def sharpness_of(image: np.ndarray, objects: list[DetectedObject]) -> dict[int, float]:
@@ -281,9 +297,117 @@ def test_the_requester_is_exported_sharp_and_everyone_else_blurred_whole(site: S
         log = access_log(conn, actions=["access_request"])
         assert list(log["incident_id"]) == ["inc-a"] and list(log["username"]) == ["root"]
         assert log["detail"].iloc[0]["track_id"] == 7
+        assert answer.answered_before is None
 
-        with pytest.raises(SubjectError, match="answered already"):
-            export_request(conn, root, ADMIN, ALL, request_id, {"inc-a": 7})
+
+def test_an_answered_request_is_exported_again_as_a_new_disclosure(site: Settings) -> None:
+    # The first answer's download may never have reached the requester (the session died).
+    root = site.evidence_dir()
+    write_evidence(root, "cam-1", "inc-a", T0)
+    with connect(site.database_dsn, autocommit=True) as conn:
+        request_id = request_for(conn)
+        first = export_request(conn, root, ADMIN, ALL, request_id, {"inc-a": 7}, now=T0 + timedelta(days=2))
+        answered = conn.execute("SELECT answered_at FROM access_requests WHERE id = %s", (request_id,))
+        answered_at = answered.fetchone()["answered_at"]
+        again = export_request(conn, root, ADMIN, ALL, request_id, {"inc-a": 7}, now=T0 + timedelta(days=3))
+        assert first.answered_before is None and again.answered_before == answered_at
+        assert again.disclosure_id != first.disclosure_id and again.file_name != first.file_name
+        rows = conn.execute("SELECT reason, sha256 FROM disclosures ORDER BY id").fetchall()
+        assert [r["reason"] for r in rows] == [
+            f"subject access request {request_id}",
+            f"subject access request {request_id} (answered again)",
+        ]
+        assert [r["sha256"] for r in rows] == [first.sha256, again.sha256]
+        log = access_log(conn, actions=["access_request"])
+        assert len(log) == 2 and set(log["incident_id"]) == {"inc-a"}
+        # The request keeps its first answer's date (the deadline was met then).
+        still = conn.execute("SELECT answered_at FROM access_requests WHERE id = %s", (request_id,))
+        assert still.fetchone()["answered_at"] == answered_at
+        manifest = json.loads(zipfile.ZipFile(io.BytesIO(again.data)).read("manifest.json"))
+        assert manifest["answered_before"] == answered_at.astimezone(UTC).isoformat()
+
+
+def clips_gone(conn: Connection, root: Path, camera_id: str, incident_id: str, *, unblurred: bool) -> None:
+    """Retention took the incident's clips (a store that keeps snapshots longer): the clip
+    files and the raw frames deleted and marked; the snapshots and the tracks kept (and the
+    unblurred snapshot too, unless `unblurred` is False)."""
+    reference = snapshot_name(camera_id, incident_id)
+    gone = [*files.BY_KIND["clips"], *([] if unblurred else [files.UNBLURRED_SNAPSHOT])]
+    for path in files.existing(root, reference, tuple(gone)):
+        path.unlink()
+    mark_evidence_gone(conn, incident_id, ["clips"])
+    conn.commit()
+
+
+@pytest.mark.parametrize("unblurred", [True, False], ids=["unblurred snapshot", "shown snapshot only"])
+def test_once_the_clip_is_gone_the_request_gets_the_snapshot_with_others_blurred(
+    site: Settings, unblurred: bool
+) -> None:
+    root = site.evidence_dir()
+    written = write_evidence(root, "cam-1", "inc-a", T0)
+    with connect(site.database_dsn) as conn:
+        clips_gone(conn, root, "cam-1", "inc-a", unblurred=unblurred)
+        assert not written[files.FRAMES].exists() and written[files.SNAPSHOT].exists()
+        request_id = request_for(conn)
+        [found] = find_evidence(
+            conn, root, ALL, "cam-1", T0 - timedelta(minutes=5), T0 + timedelta(minutes=10)
+        )
+        assert found.incident_id == "inc-a" and found.track_ids() == [7, 8, 9]
+        picker = cv2.imdecode(np.frombuffer(key_frame(root, found), np.uint8), cv2.IMREAD_COLOR)
+        assert picker is not None and picker.shape == (576, 768, 3)
+
+        answer = export_request(conn, root, ADMIN, ALL, request_id, {"inc-a": 7})
+        conn.commit()
+    archive = zipfile.ZipFile(io.BytesIO(answer.data))
+    assert sorted(archive.namelist()) == [
+        "SHA256SUMS",
+        "cover_letter.html",
+        "incidents/inc-a/key_frame.jpg",
+        "manifest.json",
+    ]
+    key = cv2.imdecode(
+        np.frombuffer(archive.read("incidents/inc-a/key_frame.jpg"), np.uint8), cv2.IMREAD_COLOR
+    )
+    measured = sharpness_of(key, boxes_at(KEY))
+    assert measured[7] > SHARP and measured[8] < BLURRED and measured[9] < BLURRED, measured
+    # It is the snapshot kept: the unblurred one when there is one, else the shown one (the
+    # requester's box as in that file, but for the JPEG's re-encoding).
+    source = cv2.imread(str(written[files.UNBLURRED_SNAPSHOT if unblurred else files.SNAPSHOT]))
+    assert source is not None
+    assert box_difference(key, source, boxes_at(KEY)[0]) < SAME_PIXELS
+    letter = " ".join(archive.read("cover_letter.html").decode().split())
+    assert "a still picture only" in letter and "deleted under the store's retention" in letter
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["incidents"][0]["footage"].startswith("key frame only")
+
+
+def test_once_the_clip_is_gone_erasure_blurs_the_person_in_the_snapshots(site: Settings) -> None:
+    root = site.evidence_dir()
+    written = write_evidence(root, "cam-1", "inc-a", T0)
+    with connect(site.database_dsn, autocommit=True) as conn:
+        clips_gone(conn, root, "cam-1", "inc-a", unblurred=True)
+        [found] = find_evidence(
+            conn, root, ALL, "cam-1", T0 - timedelta(minutes=5), T0 + timedelta(minutes=10)
+        )
+        assert 8 in found.track_ids()  # the page offers the person to pick
+        [erased] = erase(
+            conn,
+            root,
+            ADMIN,
+            ALL,
+            camera_id="cam-1",
+            start=T0 - timedelta(minutes=5),
+            end=T0 + timedelta(minutes=10),
+            people={"inc-a": 8},
+            mode="blur",
+            reason="objection by letter of 1 Dec",
+        )
+    assert erased.failed is None and sorted(erased.files) == sorted(
+        written[s].name for s in (files.SNAPSHOT, files.UNBLURRED_SNAPSHOT)
+    )
+    for suffix in IMAGE_FILES:
+        [now] = _measure(written[suffix], suffix)
+        assert now[8] < BLURRED and now[7] > SHARP and now[9] > SHARP, (suffix, now)
 
 
 def test_an_export_names_only_people_and_incidents_of_the_request(site: Settings) -> None:
@@ -318,7 +442,7 @@ def test_erasure_blurs_the_person_in_every_file_and_leaves_the_others(site: Sett
     for suffix, frames in before.items():  # the test can fail: person 8 starts sharp everywhere
         assert len(frames) == (1 if suffix in IMAGE_FILES else FRAMES)
         assert all(f[8] > SHARP for f in frames), (suffix, frames)
-    with connect(site.database_dsn) as conn:
+    with connect(site.database_dsn, autocommit=True) as conn:
         done = erase(
             conn,
             root,
@@ -358,7 +482,7 @@ def test_erasure_by_deletion_removes_every_file_and_marks_the_incident(site: Set
     root = site.evidence_dir()
     kept = write_evidence(root, "cam-1", "inc-a", T0)
     held = write_evidence(root, "cam-1", "inc-b", T0 + timedelta(minutes=30))
-    with connect(site.database_dsn) as conn:
+    with connect(site.database_dsn, autocommit=True) as conn:
         conn.execute("UPDATE incidents SET snapshot = 'cam-1/' || incident_id || '.jpg'")
         conn.commit()
         assert hold(conn, "inc-b", by="ana", reason="police case 41/2026")
@@ -398,7 +522,7 @@ def test_erasure_by_deletion_removes_every_file_and_marks_the_incident(site: Set
 
 
 def test_only_admins_erase(site: Settings) -> None:
-    with connect(site.database_dsn) as conn, pytest.raises(SubjectError, match="for admins"):
+    with connect(site.database_dsn, autocommit=True) as conn, pytest.raises(SubjectError, match="for admins"):
         erase(
             conn,
             site.evidence_dir(),
@@ -428,3 +552,118 @@ def test_evidence_is_found_by_overlap_with_the_window(site: Settings) -> None:
         )
         assert [e.incident_id for e in found] == ["inc-a"]
         assert find_evidence(conn, root, Scope.of("store-002"), "cam-1", T0, T0 + timedelta(hours=1)) == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "refusal"),
+    [
+        ("  ", "reason: required"),
+        ("x" * 1001, "reason: at most 1000 characters"),
+        ("letter\x00of 1 Dec", "must not contain a NUL character"),
+    ],
+)
+def test_an_erasure_with_a_bad_reason_touches_nothing(site: Settings, reason: str, refusal: str) -> None:
+    root = site.evidence_dir()
+    written = write_evidence(root, "cam-1", "inc-a", T0)
+    before = {s: p.read_bytes() for s, p in written.items()}
+    with connect(site.database_dsn, autocommit=True) as conn:
+        for mode in ("blur", "delete"):
+            with pytest.raises(SubjectError, match=refusal):
+                erase(
+                    conn,
+                    root,
+                    ADMIN,
+                    ALL,
+                    camera_id="cam-1",
+                    start=T0 - timedelta(minutes=5),
+                    end=T0 + timedelta(minutes=10),
+                    people=None,
+                    mode=mode,  # type: ignore[arg-type]
+                    reason=reason,
+                )
+        assert access_log(conn).empty
+        marks = conn.execute(
+            "SELECT snapshot_purged_at, clip_purged_at FROM incidents WHERE incident_id = 'inc-a'"
+        )
+        assert marks.fetchone() == {"snapshot_purged_at": None, "clip_purged_at": None}
+    assert {s: p.read_bytes() for s, p in written.items()} == before
+
+
+@pytest.mark.parametrize("mode", ["blur", "delete"])
+def test_an_erasure_that_fails_part_way_has_logged_every_incident_it_changed(
+    site: Settings, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inc-a is erased; inc-b fails on its clip, after its two snapshots: both are logged
+    (committed: read on another connection), and inc-b's failure is reported."""
+    import pathlib
+
+    import privacy.subject
+
+    root = site.evidence_dir()
+    first = write_evidence(root, "cam-1", "inc-a", T0)
+    second = write_evidence(root, "cam-1", "inc-b", T0 + timedelta(minutes=30))
+    broken = second[files.CLIP]
+
+    if mode == "blur":
+        real = privacy.subject.blur_file
+
+        def blur_file(path: Path, *args: object) -> None:
+            if path == broken:
+                msg = "No space left on device"
+                raise OSError(msg)
+            real(path, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(privacy.subject, "blur_file", blur_file)
+    else:
+        unlink = pathlib.Path.unlink
+
+        def refuse(self: Path, missing_ok: bool = False) -> None:
+            if self == broken:
+                msg = "Permission denied"
+                raise OSError(msg)
+            unlink(self, missing_ok=missing_ok)
+
+        monkeypatch.setattr(pathlib.Path, "unlink", refuse)
+    with connect(site.database_dsn, autocommit=True) as conn:
+        done = erase(
+            conn,
+            root,
+            ADMIN,
+            ALL,
+            camera_id="cam-1",
+            start=T0 - timedelta(minutes=5),
+            end=T0 + timedelta(hours=1),
+            people={"inc-a": 8, "inc-b": 8},
+            mode=mode,  # type: ignore[arg-type]
+            reason="erasure request 3",
+        )
+    monkeypatch.undo()
+    by_id = {d.incident_id: d for d in done}
+    assert by_id["inc-a"].failed is None and len(by_id["inc-a"].files) == 5 + (mode == "delete")
+    assert by_id["inc-b"].failed is not None and by_id["inc-b"].failed.startswith("inc-b.mp4: ")
+    snapshots = sorted(second[s].name for s in IMAGE_FILES)
+    assert sorted(by_id["inc-b"].files) == snapshots  # changed before the failure
+
+    with connect(site.database_dsn) as other:  # what was committed
+        log = access_log(other, actions=["erase"]).iloc[::-1]  # oldest first
+        marks = {
+            r["incident_id"]: r["clip_purged_at"] is not None
+            for r in other.execute("SELECT incident_id, clip_purged_at FROM incidents").fetchall()
+        }
+    rows = [(r["incident_id"], r["detail"]) for r in log.to_dict("records")]
+    assert [i for i, _d in rows] == ["inc-a", "inc-b", "inc-b"]
+    assert sorted(rows[0][1]["files"]) == sorted(by_id["inc-a"].files)
+    assert "failed" not in rows[1][1] and "inc-b.mp4" in rows[1][1]["files"]  # what it set out to do
+    assert rows[2][1]["failed"] == by_id["inc-b"].failed and sorted(rows[2][1]["files"]) == snapshots
+    assert set(log["reason"]) == {"erasure request 3"}
+    if mode == "blur":
+        assert marks == {"inc-a": False, "inc-b": False, "inc-c": False, "inc-x": False}
+        for suffix in IMAGE_FILES:  # inc-b's snapshots were blurred before its clip failed
+            assert _measure(second[suffix], suffix)[0][8] < BLURRED
+        assert _measure(broken, files.CLIP)[KEY][8] > SHARP  # the clip as it was
+        assert all(_measure(first[s], s)[-1][8] < BLURRED for s in (*IMAGE_FILES, *CLIP_FILES))
+    else:
+        # Marked gone with its row: the purge's sweep deletes the file left behind.
+        assert marks["inc-a"] and marks["inc-b"]
+        assert not any(p.exists() for p in first.values())
+        assert broken.exists() and not second[files.SNAPSHOT].exists()
