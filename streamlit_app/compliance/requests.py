@@ -5,12 +5,20 @@ Requests: record one (received on, who, a description, camera and time window on
 clock), see the open ones with their days left (overdue in red), and answer one: the
 camera's evidence in the window is shown as key frames with each person's track id, the
 admin picks the requester in each, and the export is offered for download once it is built,
-registered and the request marked answered. Erasure or objection: a camera, a window and the
-person (or everyone), blurred for good or deleted. Showing a key frame is logged as a view.
+registered and the request marked answered, for as long as that request stays selected. A
+request answered before (listed with "Show answered requests too") can be exported again: a
+new disclosure, registered and logged. Erasure or objection: a camera, a window and the
+person (or everyone), blurred for good or deleted; each incident whose erasure failed
+part-way is named, with what was done before. Showing a key frame is logged as a view.
+
+The export and the erasure write on a connection of their own (their transactions are this
+page's alone, never the dashboard's shared connection).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from privacy.subject import (
+    Erased,
     Evidence,
     SubjectError,
     blurs_heads,
@@ -29,21 +38,29 @@ from privacy.subject import (
 )
 from shrinkwatch import wording
 from streamlit_app import data, inline, opening, text
+from warehouse.db import Connection, connect
 from warehouse.disclosures import access_request, access_requests, camera_incidents, record_request
 from warehouse.evidence_log import record
 from warehouse.scope import QueryError
 
 NOT_HERE = -1  # the person is not in this incident
+ANSWER = "request_answer"  # (request id, file name, ZIP) of the answer built in this session
 
 page = opening.start("Access requests", "A person's own footage, with everyone else blurred; or erased.")
 if not page.is_admin:
     st.warning("Access requests and erasure are for admins.")
     st.stop()
 root = data.settings().evidence_dir()
-# Where the viewer is, for the access log ("dashboard" without a browser: a test).
-client = st.context.ip_address if isinstance(st.context.ip_address, str) else "dashboard"
+client = data.client()  # where the viewer is, for the access log (behind a trusted proxy too)
 cameras = data.cameras(page.scope)
 camera_store = dict(zip(cameras["id"], cameras["store_id"], strict=True))
+
+
+@contextmanager
+def own_connection() -> Iterator[Connection]:
+    """A connection for this page's writes alone (autocommit; each transaction explicit)."""
+    with connect(data.settings().database_dsn, autocommit=True) as conn:
+        yield conn
 
 
 def camera_label(camera_id: str) -> str:
@@ -175,16 +192,28 @@ def new_request() -> None:
 
 
 def answer(listed: pd.DataFrame) -> None:
-    open_ids = [
-        int(i) for i, a in zip(listed["id"], listed["answered_at"], strict=True) if a is None or pd.isna(a)
-    ]
-    if not open_ids:
+    built = st.session_state.get(ANSWER)
+    ids = [int(i) for i in listed["id"]]
+    if built is not None and built[0] not in ids:
+        ids.append(built[0])  # answered here just now: still offered, with its download
+    if not ids:
         return
     st.subheader("Answer a request")
-    request_id = st.selectbox("Request", open_ids, format_func=lambda i: f"request {i}", key="answer_request")
+    request_id = st.selectbox("Request", ids, format_func=lambda i: f"request {i}", key="answer_request")
+    if built is not None and built[0] != request_id:
+        del st.session_state[ANSWER]  # another request's answer: never offered under this one
+        built = None
     request = access_request(page.conn, int(request_id))
     if request is None:
         return
+    if request["answered_at"] is not None:
+        first = wording.store_clock(request["answered_at"], page.timezones.get(request["store_id"]))
+        st.info(
+            text.markdown(
+                f"Request {request_id} was answered on {first:%d %b %Y} by {request['answered_by']}. "
+                "Exporting again hands over a new copy: it is registered and logged as another disclosure."
+            )
+        )
     evidence = find_evidence(
         page.conn, root, page.scope, request["camera_id"], request["window_start"], request["window_end"]
     )
@@ -197,17 +226,19 @@ def answer(listed: pd.DataFrame) -> None:
     chosen = pick_people(evidence, f"answer_{request_id}", purpose=f"subject access request {request_id}")
     if st.button("Export for the requester", type="primary", disabled=not chosen):
         try:
-            answered = export_request(
-                page.conn, root, page.signed.user, page.scope, int(request_id), chosen, client=client
-            )
+            with own_connection() as own:
+                answered = export_request(
+                    own, root, page.signed.user, page.scope, int(request_id), chosen, client=client
+                )
         except (SubjectError, QueryError) as exc:
             st.error(text.markdown(exc))
         else:
-            st.session_state["request_answer"] = (answered.file_name, answered.data)
-    built = st.session_state.get("request_answer")
-    if built:
-        st.success(text.markdown(f"Answered, registered and logged: {built[0]}"))
-        inline.download("Download the answer", built[1], built[0], "application/zip")
+            built = (int(request_id), answered.file_name, answered.data)
+            st.session_state[ANSWER] = built
+    if built is not None:
+        _id, file_name, zipped = built
+        st.success(text.markdown(f"Answered, registered and logged: {file_name}"))
+        inline.download("Download the answer", zipped, file_name, "application/zip")
 
 
 def erasure() -> None:
@@ -239,27 +270,45 @@ def erasure() -> None:
     sure = st.checkbox("I understand that this cannot be undone", key="erase_sure")
     if st.button("Erase", type="primary", disabled=not sure or (people is not None and not people)):
         try:
-            done = erase(
-                page.conn,
-                root,
-                page.signed.user,
-                page.scope,
-                camera_id=camera,
-                start=start,
-                end=end,
-                people=people,
-                mode="blur" if mode == "blur" else "delete",
-                reason=reason,
-                client=client,
-            )
+            with own_connection() as own:
+                done = erase(
+                    own,
+                    root,
+                    page.signed.user,
+                    page.scope,
+                    camera_id=camera,
+                    start=start,
+                    end=end,
+                    people=people,
+                    mode="blur" if mode == "blur" else "delete",
+                    reason=reason,
+                    client=client,
+                )
         except (SubjectError, QueryError) as exc:
             st.error(text.markdown(exc))
         else:
-            for item in done:
-                done_to = "blurred" if mode == "blur" else "deleted"
-                said = f"kept: {item.skipped}" if item.skipped else f"{len(item.files)} file(s) {done_to}"
-                st.markdown(f"- {text.code(item.incident_id)}: {text.markdown(said)}")
-            st.success(f"Erasure done and logged ({len(done)} incident(s)).")
+            erased_report(done, "blurred" if mode == "blur" else "deleted")
+
+
+def erased_report(done: list[Erased], done_to: str) -> None:
+    """What the erasure did to each incident; each failure named, with what was done before."""
+    for item in done:
+        if item.failed:
+            said = f"failed on {item.failed} ({len(item.files)} file(s) {done_to} before it)"
+            if done_to == "deleted":
+                said += "; marked deleted, so the purge's next run deletes what is left"
+            st.error(f"{text.code(item.incident_id)}: {text.markdown(said)}")
+            continue
+        said = f"kept: {item.skipped}" if item.skipped else f"{len(item.files)} file(s) {done_to}"
+        st.markdown(f"- {text.code(item.incident_id)}: {text.markdown(said)}")
+    failed = sum(1 for item in done if item.failed)
+    if failed:
+        st.warning(
+            f"Erasure failed part-way for {failed} of {len(done)} incident(s), named above: each is "
+            "logged with what was done and what failed. Erase them again once the cause is fixed."
+        )
+    else:
+        st.success(f"Erasure done and logged ({len(done)} incident(s)).")
 
 
 requests_tab, erase_tab = st.tabs(["Requests", "Erasure or objection"])

@@ -9,8 +9,9 @@ log (warehouse.evidence_log; the clip and the downloads are logged by the server
 route, streamlit_app.served). Heads are blurred where the store says so; an analyst or admin
 may reveal this incident's faces with a reason, which is logged and lasts
 settings.reveal_minutes for them alone (the unblurred files are served only while it does).
-Analysts and admins place and release a legal hold here, with a reason (logged), and add the
-incident to a case file. Evidence that retention deleted is said to be so, with the day.
+Analysts and admins place and release a legal hold here, with a reason (logged in the same
+transaction, on a connection of the page's own), and add the incident to a case file.
+Evidence that retention deleted is said to be so, with the day.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shrinkwatch.site_file import Privacy
 from streamlit_app import auth, data, opening, served, text
 from streamlit_app.charts import camera_view
 from warehouse import evidence_log
+from warehouse.db import connect
 from warehouse.incidents import incident_detail, next_unreviewed, record_verdict
 from warehouse.scope import IncidentFilter, QueryError
 from warehouse.seen import mark_seen
@@ -346,9 +348,10 @@ def hold_box(page: opening.Opening, row: dict[str, Any], hold: dict[str, Any] | 
             st.error(problem)
             return
         change = evidence_log.release if held else evidence_log.hold
-        change(
-            page.conn, row["incident_id"], by=page.signed.user.username, reason=reason, client=data.client()
-        )
+        # The hold and its log row are one transaction: on a connection of its own, never on
+        # the one every session shares (their statements would join it).
+        with connect(data.settings().database_dsn, autocommit=True) as own:
+            change(own, row["incident_id"], by=page.signed.user.username, reason=reason, client=data.client())
         st.rerun()
 
 
