@@ -151,9 +151,10 @@ class Settings(BaseSettings):
     )
     retention_evidence_access_days: int = Field(
         730,
-        ge=1,
+        ge=90,
         description="Keep the evidence access log (views, downloads, reveals, exports, purges, holds) "
-        "this many days; evidence itself is kept per store (site file `privacy.retention_days`).",
+        "this many days, at least 90 (the table refuses to delete a younger row); evidence itself "
+        "is kept per store (site file `privacy.retention_days`).",
     )
     privacy_purge_interval_s: float = Field(
         3600.0,

@@ -1,7 +1,8 @@
 """The evidence access log and legal holds (owner of `evidence_access` and `legal_holds`).
 
 `evidence_access` is append-only (a trigger refuses UPDATE, TRUNCATE and any DELETE but the
-log's own retention, `purge_access_log`): one row per view, download, reveal and export of
+log's own retention, `purge_access_log`, and that only of rows older than KEEP_AT_LEAST, 90
+days, whoever sets its switch: migration 0020): one row per view, download, reveal and export of
 evidence, per access request answered, per erasure, per hold and release, and per incident
 whose files the retention purge deleted; who (`username`, `retention` for the purge), when,
 which incident or camera (the incident's store and camera are filled in from the incident),
@@ -11,15 +12,19 @@ export, how many files went).
 
 A video player fetches a clip in many pieces and the live view refreshes every second:
 `record(..., once_per_s=...)` writes nothing when the same person's same access to the same
-thing (action, incident, camera and the whole `detail`: the file, and whether it was the
-revealed one) is already logged within that many seconds.
+thing from the same place (action, incident, camera, client and the whole `detail`: the file,
+and whether it was the revealed one) is already logged within that many seconds; the same
+account from another address (a stolen cookie) is a row of its own.
 
 A reveal (an analyst's "show me the faces of this incident", with a reason) is a row of this
 log too, and what says it is in force: `revealed_until` reads it back, so no other table
 can disagree with what was logged.
 
 A legal hold keeps one incident's evidence past its store's retention until released; each
-hold and release is logged here too, in the same transaction.
+hold and release is logged here too, in the same transaction. `hold` locks the incident's row
+first (warehouse.incidents.lock_incident), as the purge does before it checks for a hold and
+marks the evidence gone: a hold placed while a purge runs either lands before the purge looks
+(and is seen) or waits until that incident's evidence is marked gone.
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ import pandas as pd
 from psycopg.types.json import Jsonb
 
 from warehouse.db import Connection
+from warehouse.incidents import lock_incident
 
 # The dashboard logs one view per person, thing and file every ten minutes (a clip fetched in
 # ranges, the live view refreshed each second, a page drawn again: one watching, one row).
 ONCE_PER_S = 600.0
+# The log's rows are kept at least this long, whatever retention_evidence_access_days says
+# (its settings floor is the same): the table's trigger refuses to delete a younger row.
+KEEP_AT_LEAST = timedelta(days=90)
 ACTIONS = ("view", "download", "reveal", "export", "access_request", "erase", "hold", "release", "purge")
 LOG_COLUMNS = (
     "at",
@@ -84,6 +93,7 @@ def record(
                WHERE a.username = %(username)s AND a.action = %(action)s
                  AND a.incident_id IS NOT DISTINCT FROM %(incident_id)s
                  AND a.camera_id IS NOT DISTINCT FROM coalesce(%(camera_id)s, i.camera_id)
+                 AND a.client IS NOT DISTINCT FROM %(client)s
                  AND a.detail = %(detail)s
                  AND a.at > now() - make_interval(secs => %(once_per_s)s))
            RETURNING id""",
@@ -145,7 +155,11 @@ def log_usernames(conn: Connection) -> list[str]:
 
 
 def purge_access_log(conn: Connection, keep: timedelta) -> int:
-    """The log's own retention: delete its rows older than `keep`; how many went."""
+    """The log's own retention: delete its rows older than `keep` (at least KEEP_AT_LEAST);
+    how many went."""
+    if keep < KEEP_AT_LEAST:
+        msg = f"the evidence access log is kept at least {KEEP_AT_LEAST.days} days (asked: {keep})"
+        raise ValueError(msg)
     with conn.transaction():
         conn.execute("SET LOCAL shrinkwatch.evidence_access_retention = 'on'")
         cur = conn.execute("DELETE FROM evidence_access WHERE at < now() - %s", (keep,))
@@ -154,11 +168,13 @@ def purge_access_log(conn: Connection, keep: timedelta) -> int:
 
 # -- legal holds ---------------------------------------------------------------------------
 def hold(conn: Connection, incident_id: str, *, by: str, reason: str, client: str | None = None) -> bool:
-    """Put the incident's evidence under a legal hold; False when it is already held."""
+    """Put the incident's evidence under a legal hold; False when it is already held. The
+    incident's row is locked first (see the module docstring)."""
     if not reason.strip():
         msg = "a legal hold needs a reason"
         raise ValueError(msg)
     with conn.transaction():
+        lock_incident(conn, incident_id)
         row = conn.execute(
             """INSERT INTO legal_holds (incident_id, held_by, reason) VALUES (%s, %s, %s)
                ON CONFLICT (incident_id) WHERE released_at IS NULL DO NOTHING RETURNING id""",

@@ -20,7 +20,11 @@ Retention (privacy.purge) asks which incidents have evidence past their store's 
 (`evidence_past_retention`: per kind, the store's `privacy.retention_days`, counted from
 the incident's end, else its last update; never under an active legal hold) and marks what
 it deleted (`mark_evidence_gone`: the time each kind went, and the snapshot reference
-cleared with its file, for good).
+cleared with its file, for good). The due list is read once per run, so a legal hold can be
+placed after it was read: the purge locks the incident's row (`lock_incident`, SELECT ... FOR
+UPDATE) in the transaction that marks it and then asks for a hold in a statement of its own,
+which sees any hold committed meanwhile; warehouse.evidence_log.hold locks the same row before
+it inserts, so the two take turns.
 """
 
 from __future__ import annotations
@@ -346,6 +350,13 @@ def newest_snapshots(conn: Connection, limit: int = 50) -> list[tuple[str, str]]
 
 # -- retention ----------------------------------------------------------------------------
 EVIDENCE_KINDS = ("snapshots", "clips")
+
+
+def lock_incident(conn: Connection, incident_id: str) -> bool:
+    """Lock the incident's row until the caller's transaction ends (SELECT ... FOR UPDATE,
+    waiting for whoever holds it); False when there is no such incident."""
+    row = conn.execute("SELECT 1 FROM incidents WHERE incident_id = %s FOR UPDATE", (incident_id,)).fetchone()
+    return row is not None
 
 
 def mark_evidence_gone(conn: Connection, incident_id: str, kinds: Iterable[str]) -> bool:

@@ -1,19 +1,32 @@
 """The evidence access log is append-only: PostgreSQL itself refuses to change or remove a row,
-except the log's own retention, which removes only rows past it. Holds are logged as they
-are put and released; retention's marks on an incident are set once."""
+except the log's own retention, which removes only rows past it and never one younger than
+90 days, whoever sets its switch. The same access is one row per ten minutes only from the
+same address. Holds are logged as they are put and released, and lock their incident as the
+purge does; retention's marks on an incident are set once."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import psycopg
+import pydantic
 import pytest
 
 from shrinkwatch.settings import Settings
 from tests.factories import incident
 from warehouse.db import connect
-from warehouse.evidence_log import access_log, active_hold, hold, holds, purge_access_log, record, release
-from warehouse.incidents import evidence_marks, mark_evidence_gone, upsert_incidents
+from warehouse.evidence_log import (
+    KEEP_AT_LEAST,
+    ONCE_PER_S,
+    access_log,
+    active_hold,
+    hold,
+    holds,
+    purge_access_log,
+    record,
+    release,
+)
+from warehouse.incidents import evidence_marks, lock_incident, mark_evidence_gone, upsert_incidents
 
 
 def _rows(settings: Settings) -> list[tuple[str, str]]:
@@ -39,10 +52,20 @@ def _two_rows(settings: Settings) -> None:
         ("DELETE FROM evidence_access WHERE username = 'old'", "DELETE refused"),
         ("DELETE FROM evidence_access", "DELETE refused"),
         ("TRUNCATE evidence_access", "TRUNCATE refused"),
-        # The retention's switch does not open the table to changes, only to its deletes.
+        # The retention's switch does not open the table to changes, only to its deletes ...
         (
             "SET LOCAL shrinkwatch.evidence_access_retention = 'on'; UPDATE evidence_access SET reason = 'x'",
             "UPDATE refused",
+        ),
+        # ... and those only of rows older than 90 days: any session can set the switch.
+        (
+            "SET LOCAL shrinkwatch.evidence_access_retention = 'on'; "
+            "DELETE FROM evidence_access WHERE username = 'recent'",
+            "DELETE refused: a row is kept at least 90 days",
+        ),
+        (
+            "SET LOCAL shrinkwatch.evidence_access_retention = 'on'; DELETE FROM evidence_access",
+            "DELETE refused: a row is kept at least 90 days",
         ),
     ],
 )
@@ -63,6 +86,53 @@ def test_its_retention_deletes_only_rows_past_it(settings: Settings) -> None:
     # ... and the switch it used was local to its transaction.
     with connect(settings.database_dsn) as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM evidence_access")
+
+
+def test_its_retention_keeps_at_least_90_days_as_the_settings_do(settings: Settings) -> None:
+    with connect(settings.database_dsn) as conn:
+        for user, days in (("a", 91), ("b", 89)):
+            conn.execute(
+                "INSERT INTO evidence_access (at, username, action) VALUES (now() - %s, %s, 'view')",
+                (timedelta(days=days), user),
+            )
+    assert timedelta(days=90) == KEEP_AT_LEAST
+    with connect(settings.database_dsn) as conn, pytest.raises(ValueError, match="at least 90 days"):
+        purge_access_log(conn, timedelta(days=30))
+    assert _rows(settings) == [("a", "view"), ("b", "view")]
+    with connect(settings.database_dsn) as conn:
+        assert purge_access_log(conn, KEEP_AT_LEAST) == 1
+    assert _rows(settings) == [("b", "view")]
+    with pytest.raises(pydantic.ValidationError, match="retention_evidence_access_days"):
+        Settings(retention_evidence_access_days=89)
+    assert Settings(retention_evidence_access_days=90).retention_evidence_access_days == 90
+
+
+def test_the_same_access_from_another_address_is_a_row_of_its_own(settings: Settings) -> None:
+    with connect(settings.database_dsn, autocommit=True) as conn:
+        upsert_incidents(conn, [incident(1)])
+
+        def view(client: str | None) -> bool:
+            return record(
+                conn,
+                username="ana",
+                action="view",
+                incident_id="inc-1",
+                client=client,
+                detail={"file": "clip"},
+                once_per_s=ONCE_PER_S,
+            )
+
+        # Ana watches from her desk; her cookie, stolen, is used from elsewhere minutes later.
+        assert [view(c) for c in ("10.0.0.5", "10.0.0.5", "203.0.113.9", "203.0.113.9", "10.0.0.5")] == [
+            True,
+            False,
+            True,
+            False,
+            False,
+        ]
+        assert [view(None), view(None)] == [True, False]  # no address is an address of its own
+        log = access_log(conn)
+    assert log["client"].fillna("none").tolist()[::-1] == ["10.0.0.5", "203.0.113.9", "none"]
 
 
 def test_holds_are_logged_as_they_are_put_and_released(settings: Settings) -> None:
@@ -86,6 +156,27 @@ def test_holds_are_logged_as_they_are_put_and_released(settings: Settings) -> No
         ["ana", "release", "store-001", "cam-1", "case closed"],
         ["ana", "hold", "store-001", "cam-1", "police request 42"],
     ]
+
+
+def test_a_hold_locks_its_incident_as_the_purge_does(settings: Settings) -> None:
+    with connect(settings.database_dsn, autocommit=True) as conn:
+        upsert_incidents(conn, [incident(1), incident(1, incident_id="inc-2")])
+    with connect(settings.database_dsn) as holder, connect(settings.database_dsn) as purger:
+        holder.execute("SELECT 1")  # a transaction is open: the hold is not committed yet
+        assert hold(holder, "inc-1", by="ana", reason="police request 42")
+        # What the purge does before it marks: lock the row. The hold has it until it commits
+        # (the purge would wait; here it gives up at once) ...
+        purger.execute("SET lock_timeout = '100ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            lock_incident(purger, "inc-1")
+        purger.rollback()
+        assert lock_incident(purger, "inc-2")  # (another incident is not locked)
+        assert not lock_incident(purger, "nope")
+        purger.rollback()
+        holder.commit()
+        # ... and once it has, the purge's next statement sees the hold.
+        assert lock_incident(purger, "inc-1")
+        assert (active_hold(purger, "inc-1") or {})["reason"] == "police request 42"
 
 
 def test_retention_marks_each_kind_once_and_clears_the_reference(settings: Settings) -> None:
