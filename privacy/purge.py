@@ -9,18 +9,24 @@ One run of the purge (`shrinkwatch privacy purge`; every `privacy_purge_interval
   is under a legal hold; held evidence goes at the first run after the hold is released. The
   files are found from the incident's camera and id (shrinkwatch.contracts.snapshot_name),
   never from a reference a message or a row carries; the tracks file goes with the last of
-  the two kinds. First, in one transaction, the incident is marked (when each kind went, the
-  snapshot reference cleared for good) and, when it has files, one `purge` row is written to
-  the evidence access log (user `retention`, with the kinds and how many files go); then the
-  files are deleted. Mark first, files second: a run that dies between the two has logged
-  what goes, and the next run's leftover sweep (below) deletes the files of a kind marked
-  gone; so does it a file that could not be deleted (said, and counted as failed).
+  the two kinds. First, in one transaction, the incident's row is locked and its hold asked
+  for again (a hold placed since the due list was read keeps the evidence: counted as held;
+  warehouse.evidence_log.hold locks the same row, so the two take turns), the incident is
+  marked (when each kind went, the snapshot reference cleared for good) and, when it has
+  files, one `purge` row is written to the evidence access log (user `retention`, with the
+  kinds and how many files go); then the files are deleted. Mark first, files second: a run
+  that dies between the two has logged what goes, and the next run's leftover sweep (below)
+  deletes the files of a kind marked gone; so does it a file that could not be deleted (said,
+  and counted as failed).
 - **Live frames.** A camera's live-view frame (`SHRINKWATCH_HOME/live/<camera>.jpg`) that has
   not been rewritten for its store's `retention_days.live` days (the camera stopped) goes.
-- **Leftovers.** An evidence file whose incident the warehouse does not hold, and a
-  half-written temporary file (a name starting with a dot), go once older than the longest
-  retention of any store (live files: the longest `live`); a file of a kind already marked
-  gone (written again after its purge) goes at once.
+- **Leftovers.** An evidence file whose incident the warehouse does not hold goes once older
+  than the longest retention of any store; a file of a kind already marked gone (written
+  again after its purge) goes at once. A half-written temporary file (a name starting with a
+  dot, in a camera's evidence folder or the live folder) may hold unblurred frames: it goes
+  once older than a day (TEMP_DAYS; no write takes that long).
+- Live frames and leftovers are logged as one `purge` row per run that deletes any (user
+  `retention`, no incident, detail {live_frames, leftovers, cameras}), written before they go.
 - **The access log** keeps `retention_evidence_access_days` (warehouse.evidence_log).
 
 The run says what went in one line. A dry run deletes, marks and logs nothing, and says what
@@ -41,8 +47,14 @@ from shrinkwatch.contracts import snapshot_name
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import Camera, RetentionDays, Store
 from warehouse.db import Connection, connect
-from warehouse.evidence_log import access_log, purge_access_log, record
-from warehouse.incidents import EvidenceDue, evidence_marks, evidence_past_retention, mark_evidence_gone
+from warehouse.evidence_log import access_log, active_hold, purge_access_log, record
+from warehouse.incidents import (
+    EvidenceDue,
+    evidence_marks,
+    evidence_past_retention,
+    lock_incident,
+    mark_evidence_gone,
+)
 from warehouse.site_tables import load_cameras, load_stores
 
 Say = Callable[[str], None]
@@ -50,6 +62,7 @@ Say = Callable[[str], None]
 KINDS: tuple[Kind, ...] = ("snapshots", "clips")
 RETENTION_USER = "retention"
 DAY_S = 86400.0
+TEMP_DAYS = 1.0  # a half-written file older than this was abandoned: no write takes a day
 DRY_RUN_SAID = 50  # a dry run names this many incidents, then counts the rest
 
 
@@ -133,8 +146,22 @@ def purge(settings: Settings, *, dry_run: bool = False, progress: Say = print) -
         stores = load_stores(conn)
         kept = longest(stores)
         _purge_incidents(conn, settings.evidence_dir(), result, progress)
-        _purge_leftovers(conn, settings.evidence_dir(), kept, result)
-        _purge_live(settings.live_dir(), live_days(stores, load_cameras(conn)), kept, result)
+        leftovers = _leftovers(conn, settings.evidence_dir(), kept)
+        live = _stale_live(settings.live_dir(), live_days(stores, load_cameras(conn)), kept)
+        if not dry_run and (leftovers or live):
+            # Logged before they go, as the incidents' files are: one row for the run.
+            record(
+                conn,
+                username=RETENTION_USER,
+                action="purge",
+                detail={
+                    "live_frames": len(live),
+                    "leftovers": len(leftovers),
+                    "cameras": sorted({camera for camera, _path in [*leftovers, *live]}),
+                },
+            )
+        result.leftovers = _delete(leftovers, result, progress)
+        result.live_frames = _delete(live, result, progress)
         keep = timedelta(days=settings.retention_evidence_access_days)
         if dry_run:
             result.access_rows = len(access_log(conn, until=datetime.now(UTC) - keep, limit=2**62))
@@ -163,8 +190,15 @@ def _purge_incidents(conn: Connection, root: Path, result: PurgeResult, progress
                 progress("... (the rest are counted below)")
             continue
         # Mark and log first, then delete: a run that dies in between has said what goes, and
-        # the next run's leftover sweep deletes files of a kind marked gone.
+        # the next run's leftover sweep deletes files of a kind marked gone. The hold is asked
+        # again with the row locked, in a statement of its own: it sees a hold committed since
+        # the due list was read, and a hold placed now waits for this transaction.
         with conn.transaction():
+            if not lock_incident(conn, due.incident_id):
+                continue  # deleted from the warehouse since: the leftover sweep answers for its files
+            if active_hold(conn, due.incident_id) is not None:
+                result.held += 1
+                continue
             mark_evidence_gone(conn, due.incident_id, due.due)
             if present:  # an incident that never had files (or seeded history) is only marked
                 record(
@@ -204,32 +238,45 @@ def _older_than(entry: os.DirEntry[str], days: float, now: float) -> bool:
         return False
 
 
-def _delete(entry: os.DirEntry[str], result: PurgeResult) -> int:
+Found = list[tuple[str, Path]]  # (camera id, file) of what a sweep deletes
+
+
+def _delete(found: Found, result: PurgeResult, progress: Say) -> int:
+    """Delete the files found (in a dry run, none); how many went. One that could not be
+    deleted is said and counted as failed (tried again next run)."""
     if result.dry_run:
-        return 1
-    try:
-        os.unlink(entry.path)
-    except FileNotFoundError:
-        return 0
-    return 1
+        return len(found)
+    deleted = 0
+    for _camera, path in found:
+        try:
+            path.unlink()
+            deleted += 1
+        except FileNotFoundError:
+            pass  # gone meanwhile
+        except OSError as exc:
+            progress(f"cannot delete {exc.filename}: {exc.strerror}; tried again next run")
+            result.failed += 1
+    return deleted
 
 
-def _purge_leftovers(conn: Connection, root: Path, keep: RetentionDays, result: PurgeResult) -> None:
+def _leftovers(conn: Connection, root: Path, keep: RetentionDays) -> Found:
+    """The evidence files no incident keeps (see the module docstring), by camera folder."""
     now, days = time.time(), max(keep.snapshots, keep.clips)
-    found: list[tuple[str, os.DirEntry[str], str, str]] = []  # camera, file, incident, suffix
+    found: Found = []
+    parsed_files: list[tuple[str, os.DirEntry[str], str, str]] = []  # camera, file, incident, suffix
     try:
         cameras = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
-        return
+        return found
     for camera in cameras:
         for entry in _files(Path(camera.path)):
             parsed = evidence_file(entry.name)
             if parsed is not None:
-                found.append((camera.name, entry, *parsed))
-            elif entry.name.startswith(".") and _older_than(entry, days, now):
-                result.leftovers += _delete(entry, result)  # a write that never finished
-    marks = evidence_marks(conn, {incident for _c, _e, incident, _s in found})
-    for camera_id, entry, incident_id, suffix in found:
+                parsed_files.append((camera.name, entry, *parsed))
+            elif entry.name.startswith(".") and _older_than(entry, TEMP_DAYS, now):
+                found.append((camera.name, Path(entry.path)))  # a write that never finished
+    marks = evidence_marks(conn, {incident for _c, _e, incident, _s in parsed_files})
+    for camera_id, entry, incident_id, suffix in parsed_files:
         mark = marks.get(incident_id)
         if mark is None or mark.camera_id != camera_id:
             gone = _older_than(entry, days, now)  # no incident answers for it
@@ -238,15 +285,21 @@ def _purge_leftovers(conn: Connection, root: Path, keep: RetentionDays, result: 
         else:
             gone = set(mark.gone) >= set(KINDS)  # the tracks of evidence that went
         if gone:
-            result.leftovers += _delete(entry, result)
+            found.append((camera_id, Path(entry.path)))
+    return found
 
 
-def _purge_live(folder: Path, days: dict[str, int], keep: RetentionDays, result: PurgeResult) -> None:
+def _stale_live(folder: Path, days: dict[str, int], keep: RetentionDays) -> Found:
+    """The live frames of cameras stopped longer than their store keeps them (a camera no
+    store answers for: the longest `live`), and half-written ones older than TEMP_DAYS."""
     now = time.time()
+    found: Found = []
     for entry in _files(folder):
-        camera_id = entry.name.split(".")[0]  # `<camera>.jpg`; a temporary `.<camera>.jpg.xxxxxx` has none
-        if _older_than(entry, days.get(camera_id, keep.live), now):
-            result.live_frames += _delete(entry, result)
+        temporary = entry.name.startswith(".")  # `.<camera>.jpg.xxxxxx`, a write that never finished
+        camera_id = entry.name.lstrip(".").split(".")[0]
+        if _older_than(entry, TEMP_DAYS if temporary else days.get(camera_id, keep.live), now):
+            found.append((camera_id, Path(entry.path)))
+    return found
 
 
 # -- the command ---------------------------------------------------------------------------

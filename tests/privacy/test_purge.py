@@ -1,7 +1,8 @@
 """The retention purge on real PostgreSQL and real files: evidence past its store's retention
 is deleted per kind (and only that), its incident marked and its reference cleared for good,
-held evidence kept until released, a crash between mark and delete safe to rerun, live
-frames and leftovers deleted; the commands through the real CLI."""
+held evidence kept until released (a hold placed while the run goes too), a crash between
+mark and delete safe to rerun, live frames, leftovers and day-old half-written files deleted
+and logged as one row per run; the commands through the real CLI."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from privacy import purge as purge_module
 from privacy.files import (
     CLIP,
     FRAMES,
@@ -33,8 +35,8 @@ from tests.factories import incident
 from tests.support import cli_env, run_cli, spawn_cli, wait_for
 from tests.tcp_proxy import TcpProxy
 from warehouse.db import connect
-from warehouse.evidence_log import access_log
-from warehouse.incidents import upsert_incidents
+from warehouse.evidence_log import access_log, hold
+from warehouse.incidents import EvidenceDue, upsert_incidents
 from warehouse.site_tables import apply_site_config
 
 # Store A keeps snapshots 30 days and clips 1; store B keeps both 3 days and live frames 5.
@@ -194,10 +196,13 @@ def test_evidence_past_its_stores_retention_goes_per_kind(settings: Settings) ->
 def test_a_dry_run_deletes_marks_and_logs_nothing(settings: Settings) -> None:
     _site(settings)
     _incident(settings, "b-4d", "cam-b", 4)
+    abandoned = settings.evidence_dir() / "cam-b" / ".b-4d.unblurred.0a1b2c.mp4"
+    abandoned.write_bytes(b"x")
+    _age(abandoned, 2)
     before = _files(settings.evidence_dir())
     said: list[str] = []
     result = purge(settings, dry_run=True, progress=said.append)
-    assert (result.incidents, result.files) == (1, 6)
+    assert (result.incidents, result.files, result.leftovers) == (1, 6, 1)
     assert said == ["would delete cam-b/b-4d.jpg snapshots and clips: 6 file(s)", result.line()]
     assert said[-1].startswith("privacy purge (dry run): would delete the evidence of 1 incident(s)")
     assert _files(settings.evidence_dir()) == before
@@ -230,7 +235,39 @@ def test_a_crash_between_mark_and_delete_is_safe_to_rerun(
     result = purge(settings, progress=lambda _m: None)
     assert (result.incidents, result.leftovers, result.failed) == (0, len(files), 0)  # the sweep
     assert _files(settings.evidence_dir()) == set()
-    assert [r["detail"] for r in _log(settings, actions=["purge"])] == logged  # logged once
+    assert [r["detail"] for r in _log(settings, actions=["purge"])] == [  # the incident logged once
+        *logged,
+        {"live_frames": 0, "leftovers": len(files), "cameras": ["cam-b"]},  # and the sweep's run
+    ]
+
+
+def test_a_hold_placed_after_the_due_list_was_read_keeps_the_evidence(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _site(settings)
+    _incident(settings, "b-4d", "cam-b", 4)
+    _incident(settings, "b-5d", "cam-b", 5)
+    read = purge_module.evidence_past_retention
+    listed: list[str] = []
+
+    def read_then_hold(conn: Any, *, held: bool = False) -> list[EvidenceDue]:
+        due = read(conn, held=held)
+        if not held:  # the list the run goes through: an analyst places a hold just after
+            listed.extend(d.incident_id for d in due)
+            with connect(settings.database_dsn) as other:
+                assert hold(other, "b-4d", by="ana", reason="police request 42")
+        return due
+
+    monkeypatch.setattr(purge_module, "evidence_past_retention", read_then_hold)
+    result = purge(settings, progress=lambda _m: None)
+
+    assert listed == ["b-5d", "b-4d"]  # b-4d was due when the list was read ...
+    assert (result.incidents, result.files, result.held) == (1, 6, 1)
+    assert _files(settings.evidence_dir()) == _of("cam-b", "b-4d", ALL)  # ... and is kept
+    row = _row(settings, "b-4d")
+    assert row["snapshot"] == "cam-b/b-4d.jpg"
+    assert (row["snapshot_purged_at"], row["clip_purged_at"]) == (None, None)
+    assert [(r["action"], r["incident_id"]) for r in _log(settings)] == [("hold", "b-4d"), ("purge", "b-5d")]
 
 
 def test_a_replayed_incident_state_never_brings_a_purged_reference_back(settings: Settings) -> None:
@@ -267,6 +304,8 @@ def test_live_frames_and_leftovers_go(settings: Settings) -> None:
         ("cam-removed.jpg", 6),  # no store answers for it: the longest (5 days)
         ("cam-removed2.jpg", 4),
         (".cam-b.jpg.0a1b2c", 6),  # a write that never finished
+        (".cam-a.jpg.1a2b3c", 2),  # so is this one: a day is enough, whatever the store keeps
+        (".cam-a2.jpg.ffffff", 0.5),  # maybe still being written
     ]:
         (live / name).write_bytes(b"jpeg")
         _age(live / name, days)
@@ -280,7 +319,8 @@ def test_live_frames_and_leftovers_go(settings: Settings) -> None:
         ("cam-gone/x.tracks.json", 31),
         ("cam-gone/y.mp4", 10),  # not yet
         ("cam-a/.a-31d.jpg.0a1b2c", 31),  # a half-written file
-        ("cam-a/.b-2d.jpg.0a1b2c", 1),  # maybe still being written
+        ("cam-b/.b-2d.unblurred.0a1b2c.mp4", 2),  # a half-written unblurred clip: a day is enough
+        ("cam-a/.b-2d.jpg.0a1b2c", 0.5),  # maybe still being written
         ("cam-a/b-2d.jpg", 31),  # b-2d is an incident of cam-b, not cam-a
         ("cam-gone/notes.txt", 40),  # not evidence: not ours to delete
     ]
@@ -289,20 +329,41 @@ def test_live_frames_and_leftovers_go(settings: Settings) -> None:
         _age(root / name, days)
 
     result = purge(settings, progress=lambda _m: None)
-    assert _files(live) == {"cam-a2.jpg", "cam-b.jpg", "cam-removed2.jpg"}
-    assert result.live_frames == 3
+    assert _files(live) == {"cam-a2.jpg", "cam-b.jpg", "cam-removed2.jpg", ".cam-a2.jpg.ffffff"}
+    assert result.live_frames == 4
     assert _files(root) == {
         "cam-gone/y.mp4",
         "cam-a/.b-2d.jpg.0a1b2c",
         "cam-gone/notes.txt",
         *_of("cam-b", "b-2d", ALL),
     }
-    assert (result.incidents, result.leftovers) == (1, 4)
+    assert (result.incidents, result.leftovers) == (1, 5)
+    # What went besides the incident's evidence is one row of the access log for the run.
+    run_row = {
+        "username": "retention",
+        "action": "purge",
+        "store_id": None,
+        "camera_id": None,
+        "incident_id": None,
+        "client": None,
+        "reason": None,
+        "detail": {
+            "live_frames": 4,
+            "leftovers": 5,
+            "cameras": ["cam-a", "cam-b", "cam-gone", "cam-removed"],
+        },
+    }
+    logged = [{k: v for k, v in r.items() if k != "at"} for r in _log(settings)]
+    assert [r["incident_id"] for r in logged] == ["a-31d", None] and logged[1] == run_row
 
     # Evidence written again after its purge goes at the next run, whatever its age.
     _evidence(settings, "cam-a", "a-31d", (SNAPSHOT, TRACKS))
     assert purge(settings, progress=lambda _m: None).leftovers == 2
     assert not _of("cam-a", "a-31d", ALL) & _files(root)
+    assert _log(settings)[-1]["detail"] == {"live_frames": 0, "leftovers": 2, "cameras": ["cam-a"]}
+    # A run that deletes nothing of them logs nothing.
+    assert purge(settings, progress=lambda _m: None).leftovers == 0
+    assert len(_log(settings)) == 3
 
 
 def test_the_access_log_keeps_its_own_retention(settings: Settings) -> None:
