@@ -170,13 +170,18 @@ ZONE_COLOURS = {  # BGR, by zone kind
 
 
 def with_zones(jpeg: bytes, zones: list[Zone]) -> bytes:
-    """A camera frame (JPEG) with its zones outlined and named, as JPEG."""
+    """A camera frame (JPEG) with its privacy zones filled black and every zone outlined and
+    named, as JPEG. The detector blacks privacy zones out of the frames it writes, but only
+    those it read when it started: one drawn on the Cameras page since is filled here."""
     import cv2
     import numpy as np
+
+    from privacy.redact import black_out
 
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     if image is None or not zones:
         return jpeg
+    black_out(image, [zone.polygon for zone in zones if zone.kind == "privacy"])
     height, width = image.shape[:2]
     for zone in zones:
         colour = ZONE_COLOURS.get(zone.kind, ZONE_COLOURS["general"])

@@ -29,7 +29,9 @@ evidence.
 
 An incident's files are found by the evidence layout (privacy.files, from
 shrinkwatch.contracts.snapshot_name(camera, incident)); the incident's `snapshot` column
-only says whether it has a snapshot to show (retention clears it with the file). The
+only says whether it has a snapshot to show (retention clears it with the file), and a kind
+whose deletion is marked (`snapshot_purged_at`, `clip_purged_at`) is never served, even when
+a file of it is on disk again (written after its purge, until the next purge sweeps it). The
 unblurred files are served only to an analyst or admin whose reveal of that incident is in
 force now (warehouse.evidence_log.revealed_until, settings.reveal_minutes), asked when each
 request is served; anyone else, or after it has lapsed, gets the same 404.
@@ -76,7 +78,7 @@ class Viewer:
 
 
 PRIVATE = {"Cache-Control": "private, no-store"}  # never kept by a browser or a proxy
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # the whole id (fullmatch: `$` lets a newline end it)
 REVEALERS = ("analyst", "admin")  # the roles that may reveal faces (never a store manager)
 
 File = Literal["snapshot", "clip"]
@@ -89,6 +91,13 @@ _SUFFIXES: dict[tuple[File, bool], tuple[str, ...]] = {
     ("clip", True): (files.UNBLURRED_CLIP, files.UNBLURRED_CLIP_FALLBACK),
 }
 _MEDIA_TYPES = {".jpg": "image/jpeg", ".mp4": "video/mp4", ".avi": "video/x-msvideo"}
+_PURGED: dict[File, str] = {"snapshot": "snapshot_purged_at", "clip": "clip_purged_at"}
+
+
+def valid_id(text: str) -> bool:
+    """Whether an incident or camera id in an address is one we could have written: letters,
+    digits, `.`, `_` and `-`, 1 to 128 of them, and nothing else (not even a newline at the end)."""
+    return _ID.fullmatch(text) is not None
 
 
 def evidence_path(incident_id: str, name: str, *, revealed: bool = False, download: bool = False) -> str:
@@ -102,9 +111,13 @@ def evidence_path(incident_id: str, name: str, *, revealed: bool = False, downlo
 def evidence_on_disk(
     root: Path, row: Mapping[str, Any], file: File, *, revealed: bool = False
 ) -> Path | None:
-    """The file of an incident (`row`: its incident_id, camera_id and snapshot columns) under
-    the evidence folder `root`, blurred as stored or `revealed`; None when there is none. A
-    snapshot is looked for only while the incident's `snapshot` column names one."""
+    """The file of an incident (`row`: its incident_id, camera_id, snapshot, snapshot_purged_at
+    and clip_purged_at columns, as incident_detail gives them) under the evidence folder `root`,
+    blurred as stored or `revealed`; None when there is none. A snapshot is looked for only
+    while the incident's `snapshot` column names one, and neither file once its kind is marked
+    purged (a file written again after its purge is not served)."""
+    if row[_PURGED[file]] is not None:
+        return None
     if file == "snapshot" and not row.get("snapshot"):
         return None
     reference = snapshot_name(str(row["camera_id"]), str(row["incident_id"]))
@@ -347,7 +360,7 @@ async def evidence(request: Request) -> Response:
     if viewer is None:
         return _signed_out()
     incident_id, name = request.path_params["incident_id"], request.path_params["name"]
-    if name not in _NAMES or not _ID.match(incident_id):
+    if name not in _NAMES or not valid_id(incident_id):
         return _not_found()
     access = Access(
         viewer,
@@ -398,7 +411,7 @@ async def live_frame(request: Request) -> Response:
     if viewer is None:
         return _signed_out()
     camera_id = request.path_params["camera_id"]
-    if not _ID.match(camera_id):
+    if not valid_id(camera_id):
         return _not_found()
     zones = await run_in_threadpool(DB.call, _zones_if_in_scope, viewer, camera_id)
     jpeg = await run_in_threadpool(_drawn_frame, camera_id, zones) if zones is not None else None

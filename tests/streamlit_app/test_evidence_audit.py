@@ -1,7 +1,8 @@
 """Every access to evidence is logged, and only what may be seen is served: over real HTTP
 against the real server (`shrinkwatch app`) and PostgreSQL, and the Review page under
 Streamlit's AppTest. Each test reads the evidence access log back and asserts on its rows:
-who, what, which incident or camera, from where, and how many."""
+who, what, which incident or camera, from where, and how many. A file of a kind retention
+marked purged is not served, even when it is on disk again."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from tests.streamlit_app.test_served import ENDINGS
 from tests.streamlit_app.test_signin_server import running_dashboard
 from warehouse import evidence_log
 from warehouse.db import connect
+from warehouse.incidents import mark_evidence_gone
 from warehouse.site_tables import apply_site_config
 
 Open = Callable[..., AppTest]
@@ -145,6 +147,49 @@ def test_each_access_to_evidence_is_one_row_saying_who_what_and_from_where(
         row("ana", "view", LEEDS, "clip"),
         row("ana", "download", LEEDS, "snapshot"),
         row("ana", "view", BOSTON, "live"),
+    ]
+
+
+def test_the_same_account_from_another_address_is_logged_again(
+    two_stores: Settings, evidence: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A cookie stolen and used elsewhere within ten minutes of its owner's view is a row."""
+    proxied = two_stores.model_copy(update={"dashboard_trusted_proxies": ["127.0.0.1"]})
+    ana = sign_in(two_stores, "ana")
+    snapshot = "/evidence/inc-001/snapshot.jpg"
+    with running_dashboard(proxied, tmp_path) as url:
+        for client in ("10.0.0.5", "10.0.0.5", "203.0.113.9", "203.0.113.9", "10.0.0.5"):
+            answer = fetch(url + snapshot, ana, **{"X-Forwarded-For": client})
+            assert answer.status_code == 200 and answer.content == evidence["inc-001.jpg"]
+    assert logged(two_stores) == [
+        {**row("ana", "view", LEEDS, "snapshot"), "client": "10.0.0.5"},
+        {**row("ana", "view", LEEDS, "snapshot"), "client": "203.0.113.9"},
+    ]
+
+
+def test_a_kind_marked_purged_is_not_served_even_when_a_file_is_back(
+    server: str, two_stores: Settings, evidence: dict[str, bytes]
+) -> None:
+    ana = sign_in(two_stores, "ana")
+    with connect(two_stores.database_dsn) as conn:
+        evidence_log.reveal(conn, "inc-001", by="ana", reason="police ref 42", minutes=30)
+        # Retention deleted the clips; a clip was written again after (the files are all there).
+        assert mark_evidence_gone(conn, "inc-001", ["clips"])
+    base = f"{server}/evidence/inc-001"
+    clips = [f"{base}/clip.mp4", f"{base}/clip.mp4?revealed=1", f"{base}/clip.mp4?download=1"]
+    assert [fetch(u, ana).status_code for u in clips] == [404, 404, 404]
+    kept = fetch(f"{base}/snapshot.jpg", ana)  # the snapshot was not purged
+    assert kept.status_code == 200 and kept.content == evidence["inc-001.jpg"]
+    assert fetch(f"{server}/evidence/inc-002/clip.mp4", ana).status_code == 200  # nor another's clip
+    with connect(two_stores.database_dsn) as conn:
+        # The snapshot's mark alone refuses it, whatever its reference says.
+        conn.execute("UPDATE incidents SET snapshot_purged_at = now() WHERE incident_id = 'inc-001'")
+    snapshots = [f"{base}/snapshot.jpg", f"{base}/snapshot.jpg?revealed=1"]
+    assert [fetch(u, ana).status_code for u in snapshots] == [404, 404]
+    assert [(r["action"], r["incident_id"], r["detail"]) for r in logged(two_stores)] == [
+        ("reveal", "inc-001", {"minutes": 30}),
+        ("view", "inc-001", {"file": "snapshot"}),
+        ("view", "inc-002", {"file": "clip"}),
     ]
 
 

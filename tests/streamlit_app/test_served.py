@@ -1,7 +1,8 @@
 """Attacks on what the dashboard serves, over real HTTP and websockets against the real
 server and PostgreSQL: evidence images and clips, live frames, CSV exports, Streamlit's
 media store and the page websocket. A store manager of store A gets nothing of store B by
-any address, and nothing at all is served once the session has ended, however it ended."""
+any address, and nothing at all is served once the session has ended, however it ended. A
+privacy zone drawn while the server runs is black in the live frame it serves."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websocket
 
 from shrinkwatch.settings import Settings
-from tests.streamlit_app.conftest import sign_in
+from shrinkwatch.site_file import parse_site_config
+from streamlit_app.served import valid_id
+from tests.streamlit_app.conftest import TWO_STORES, sign_in
 from tests.streamlit_app.test_incidents_page import recent, write
 from tests.streamlit_app.test_signin_server import post_signout, running_dashboard, stream_opens
 from warehouse.accounts import disable_user, set_password, update_user
 from warehouse.db import connect
+from warehouse.site_tables import apply_site_config
 
 SECOND = timedelta(seconds=1)
 LEEDS = {"incident": "inc-001", "camera": "cam-1"}  # store-001
@@ -117,6 +121,8 @@ def test_a_store_manager_gets_nothing_of_another_store(
         "/evidence/inc-001/..%2F..%2Fsettings.yaml",
         "/evidence/inc-001/clip.avi",
         "/camera/..%2Fcam-2/live.jpg",
+        "/evidence/inc-001%0A/snapshot.jpg",  # an id with a newline after it
+        "/camera/cam-1%0A/live.jpg",
         "/media/0123456789abcdef.jpg",  # Streamlit's media store is closed to everyone
         "/_stcore/metrics",  # and its metrics, its own sign-in routes and its agent API
         "/auth/login",
@@ -205,3 +211,59 @@ def test_a_live_session_keeps_its_websocket(server: str, two_stores: Settings) -
         sign_out(server, bea)
         assert closed_by_server(stream, wait_s=5) is None
     assert fetch(f"{server}/evidence/inc-404/snapshot.jpg", ana).status_code == 404  # still signed in
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("inc-001", True),
+        ("cam-1", True),
+        ("a" * 128, True),
+        ("9f1c.2_b-C", True),
+        ("inc-001\n", False),  # `$` of re.match lets a trailing newline through
+        ("\ninc-001", False),
+        ("inc 001", False),
+        ("../cam-2", False),
+        ("", False),
+        ("a" * 129, False),
+    ],
+)
+def test_an_id_in_an_address_is_the_whole_of_it(text: str, valid: bool) -> None:
+    assert valid_id(text) is valid
+
+
+def test_a_privacy_zone_drawn_while_the_server_runs_is_black_in_the_live_frame(
+    server: str, two_stores: Settings, store_data: dict[str, bytes]
+) -> None:
+    frame = two_stores.live_dir() / "cam-2.jpg"
+    cv2.imwrite(str(frame), np.full((240, 320, 3), 120, np.uint8))
+    ana = sign_in(two_stores, "ana")
+
+    def served_frame() -> np.ndarray:
+        answer = fetch(f"{server}/camera/cam-2/live.jpg", ana)
+        assert answer.status_code == 200
+        image = cv2.imdecode(np.frombuffer(answer.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert image is not None and image.shape == (240, 320)
+        return image
+
+    # The zone's inside, below its name, and a part of the frame outside every zone.
+    inside, outside = np.s_[80:110, 180:300], np.s_[20:90, 20:120]
+    before = served_frame()
+    assert abs(before[inside].mean() - 120) < 5 and abs(before[outside].mean() - 120) < 5
+    # Drawn on the Cameras page (applied as the page does), the detector not restarted.
+    site = TWO_STORES.replace(
+        "  - {id: cam-2, store_id: store-002, name: Door, stream_url: /dev/null}",
+        """  - id: cam-2
+    store_id: store-002
+    name: Door
+    stream_url: /dev/null
+    zones:
+      - {id: z-windows, name: Windows, kind: privacy,
+         polygon: [[0.5, 0.0], [1.0, 0.0], [1.0, 0.5], [0.5, 0.5]]}""",
+    )
+    assert site != TWO_STORES
+    with connect(two_stores.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(site))
+    after = served_frame()
+    assert after[inside].max() < 16  # black (JPEG leaves a little)
+    assert abs(after[outside].mean() - 120) < 5  # the rest as it was
