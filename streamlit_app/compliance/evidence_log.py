@@ -94,7 +94,8 @@ def log_table(rows: pd.DataFrame, store_names: dict[str, str]) -> pd.DataFrame:
             "store": [store_names.get(s, s) if pd.notna(s) else "" for s in rows["store_id"]],
             "camera": rows["camera_id"].fillna(""),
             "incident": rows["incident_id"].fillna(""),
-            "review": [wording.review_path(i) if pd.notna(i) else None for i in rows["incident_id"]],
+            # An empty cell for a row without an incident (a live view): a null shows "None".
+            "review": [wording.review_path(i) if pd.notna(i) else "" for i in rows["incident_id"]],
             "from": rows["client"].fillna(""),
             "reason": rows["reason"].fillna(""),
             "detail": [", ".join(f"{k} {v}" for k, v in sorted((d or {}).items())) for d in rows["detail"]],

@@ -88,6 +88,7 @@ def test_the_log_lists_filters_and_links_what_was_logged_and_the_holds(
         ("ana", "viewed", "Leeds", "inc-001", "10.0.0.7"),
     ]
     assert list(rows["review"])[-1] == "/review?id=inc-001"
+    assert list(rows["review"])[3] == ""  # the live view has no incident: no link, nor "None"
     assert list(rows["detail"])[-1] == "file clip"
 
     at.multiselect[1].select("reveal").run()  # Actions
