@@ -35,10 +35,11 @@ def camera_view(
     and a heatmap of grid rows over it (cells with nothing stay see-through)."""
     figure = go.Figure()
     aspect = NEUTRAL_ASPECT
+    zones = list(zones)
     if frame is not None:
         aspect = data.image_aspect(frame)
         figure.add_layout_image(
-            source=data.image_data_url(frame),
+            source=data.image_data_url(frame, zones),
             xref="x",
             yref="y",
             x=0,

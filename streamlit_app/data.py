@@ -5,6 +5,7 @@ read for a store the page has already chosen from the scope's stores."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -142,12 +143,30 @@ def live_frames(camera_ids: set[str], *, viewer: str) -> dict[str, Path]:
     return found
 
 
-def image_data_url(path: Path) -> str:
-    """An image file as a data: URL (a Plotly figure draws it as its background)."""
+def image_data_url(path: Path, zones: Iterable[Zone] = ()) -> str:
+    """An image file as a data: URL (a Plotly figure draws it as its background), with the
+    privacy zones among `zones` blacked out in the image itself: the page never holds their
+    pixels, even for a zone drawn after the camera reader started (it blacks them out only
+    from its next start)."""
     import base64
 
+    data = path.read_bytes()
     kind = "png" if path.suffix.lower() == ".png" else "jpeg"
-    return f"data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    private = [z.polygon for z in zones if z.kind == "privacy"]
+    if private:
+        import cv2
+        import numpy as np
+
+        from privacy.redact import black_out
+
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:  # not an image we can black out: show nothing rather than the zone
+            return ""
+        ok, out = cv2.imencode(".jpg", black_out(image, private), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            return ""
+        data, kind = out.tobytes(), "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def image_aspect(path: Path) -> float:

@@ -164,3 +164,38 @@ def test_the_live_frame_drawn_on_the_page_is_a_logged_view(open_page: Open, two_
             "detail": {"file": "live"},
         }
     ]
+
+
+def test_a_privacy_zone_is_black_in_the_frame_the_page_holds(open_page: Open, two_stores: Settings) -> None:
+    """A zone drawn after the camera reader started is not black in its live frame yet: the
+    page blacks it out in the image it sends, not only under an overlay."""
+    import base64
+    import json
+
+    import cv2
+    import numpy as np
+
+    from shrinkwatch.site_file import parse_site_config
+    from tests.streamlit_app.conftest import TWO_STORES
+    from warehouse.site_tables import apply_site_config
+
+    private = TWO_STORES.replace(
+        "polygon: [[0.0, 0.5], [0.4, 0.5], [0.4, 1.0], [0.0, 1.0]]}",
+        "polygon: [[0.0, 0.5], [0.4, 0.5], [0.4, 1.0], [0.0, 1.0]]}\n"
+        "      - {id: z-flat, name: Flat upstairs, kind: privacy,\n"
+        "         polygon: [[0.5, 0.0], [1.0, 0.0], [1.0, 0.5], [0.5, 0.5]]}",
+    )
+    with connect(two_stores.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(private))
+    live = two_stores.live_dir()
+    live.mkdir(parents=True, exist_ok=True)
+    ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))
+    assert ok
+    (live / "cam-1.jpg").write_bytes(jpeg.tobytes())
+    at = open_page(two_stores, "setup/cameras.py", user="root", role="admin")
+    source = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["images"][0]["source"]
+    assert source.startswith("data:image/jpeg;base64,")
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(source.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (120, 160, 3)
+    assert image[4:56, 84:156].max() < 16  # the privacy zone (inside its edge): black
+    assert image[64:116, 4:76].min() > 180  # the rest as it was
