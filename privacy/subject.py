@@ -63,7 +63,7 @@ from shrinkwatch.contracts import DetectedObject, snapshot_name
 from shrinkwatch.errors import ShrinkwatchError
 from warehouse import disclosures, evidence_log
 from warehouse.db import Connection
-from warehouse.incidents import mark_evidence_gone
+from warehouse.incidents import lock_incident, mark_evidence_gone
 from warehouse.scope import QueryError, Scope, User, check_text
 
 Mode = Literal["blur", "delete"]
@@ -519,19 +519,30 @@ def _erase_incident(
 ) -> Erased:
     incident_id = row["incident_id"]
     reference = snapshot_name(row["camera_id"], incident_id)
-    if evidence_log.active_hold(conn, incident_id) is not None:
-        return Erased(incident_id, skipped="under a legal hold")
+    held = Erased(incident_id, skipped="under a legal hold")
     tracks_list = None if people is None else sorted({people[incident_id]})
     said: dict[str, Any] = {"mode": mode, "track_ids": tracks_list if tracks_list is not None else "everyone"}
 
     def log(detail: dict[str, Any]) -> None:
         log_as(incident_id, said | detail)
 
+    def decided(planned: list[tuple[Path, str]]) -> bool:
+        """Whether the erasure goes ahead: in one transaction, the incident's row locked (a
+        legal hold locks it too: the two never cross), no hold in force, and then the intent
+        logged (and, for a deletion, the incident marked: the purge's sweep finishes a failure)."""
+        with conn.transaction():
+            lock_incident(conn, incident_id)
+            if evidence_log.active_hold(conn, incident_id) is not None:
+                return False
+            if mode == "delete":
+                mark_evidence_gone(conn, incident_id, ["snapshots", "clips"])
+            log({"files": [p.name for p, _s in planned]})
+        return True
+
     if mode == "delete":
         planned = _existing(root, reference, _DELETED)
-        with conn.transaction():  # marked gone and logged first: the purge's sweep finishes a failure
-            mark_evidence_gone(conn, incident_id, ["snapshots", "clips"])
-            log({"files": [p.name for p, _s in planned]})
+        if not decided(planned):
+            return held
         return _change(log, incident_id, planned, lambda p, _s: p.unlink(missing_ok=True))
     tracks_path = files.evidence_path(root, reference, files.TRACKS)
     if tracks_path is None or not tracks_path.is_file():
@@ -541,7 +552,8 @@ def _erase_incident(
     except ValueError:
         return Erased(incident_id, skipped="its tracks file cannot be read: who is where is not known")
     planned = _existing(root, reference, (*_IMAGE_SUFFIXES, *_CLIP_SUFFIXES, *_MJPEG_SUFFIXES))
-    log({"files": [p.name for p, _s in planned]})
+    if not decided(planned):
+        return held
     blurred = None if tracks_list is None else set(tracks_list)
     return _change(log, incident_id, planned, lambda p, s: blur_file(p, s, tracks, blurred))
 

@@ -667,3 +667,44 @@ def test_an_erasure_that_fails_part_way_has_logged_every_incident_it_changed(
         assert marks["inc-a"] and marks["inc-b"]
         assert not any(p.exists() for p in first.values())
         assert broken.exists() and not second[files.SNAPSHOT].exists()
+
+
+@pytest.mark.parametrize("mode", ["delete", "blur"])
+def test_a_hold_placed_while_an_erasure_runs_keeps_the_evidence(
+    site: Settings, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hold is placed after the erasure found the incident and before it acts on it (from
+    another connection, as a second analyst would): the erasure sees it and leaves the files."""
+    import privacy.subject as subject
+    from warehouse.incidents import lock_incident
+
+    root = site.evidence_dir()
+    held = write_evidence(root, "cam-1", "inc-a", T0)
+    before = {name: p.read_bytes() for name, p in held.items()}
+
+    def hold_then_lock(conn: Connection, incident_id: str) -> bool:
+        with connect(site.database_dsn, autocommit=True) as other:
+            assert hold(other, incident_id, by="ana", reason="police case 41/2026")
+        return lock_incident(conn, incident_id)
+
+    monkeypatch.setattr(subject, "lock_incident", hold_then_lock)
+    with connect(site.database_dsn, autocommit=True) as conn:
+        done = erase(
+            conn,
+            root,
+            ADMIN,
+            ALL,
+            camera_id="cam-1",
+            start=T0 - timedelta(minutes=5),
+            end=T0 + timedelta(minutes=5),
+            people=None if mode == "delete" else {"inc-a": 7},
+            mode=mode,  # type: ignore[arg-type]
+            reason="objection 12",
+        )
+        assert [(d.incident_id, d.skipped) for d in done] == [("inc-a", "under a legal hold")]
+        assert {name: p.read_bytes() for name, p in held.items()} == before
+        marks = conn.execute(
+            "SELECT snapshot_purged_at, clip_purged_at FROM incidents WHERE incident_id = 'inc-a'"
+        ).fetchall()
+        assert marks == [{"snapshot_purged_at": None, "clip_purged_at": None}]
+        assert list(access_log(conn, actions=["erase"])["incident_id"]) == []
