@@ -6,6 +6,13 @@ nothing inside them is analysed, stored or shown. A person the model still finds
 one (their foot point inside it) is not published, and is blurred whole on the frame: they are
 part of the zone. How evidence and the live view are shown (heads blurred or not) is the
 camera's store's `privacy.blur_heads`, read when `detect` starts.
+
+What is published is what the tracker confirmed. Every other person the model found in the
+frame (new, not yet confirmed; or dropped out of the tracker for a frame) is kept for
+redaction only, without a track id (detector.tracking.untracked): the ring and the live view
+get them with the published objects, so their heads are blurred and they are in the evidence's
+tracks file, but they are never published. When the motion gate skips the model, the last
+frame's objects, redaction-only ones and those in privacy zones are used again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from detector.evidence import EvidenceRecorder, FrameRing
 from detector.health import Observation, Sample, assess
 from detector.model import BACKEND_NAMES, Detector, resolve_model_path
@@ -26,7 +35,7 @@ from detector.motion import MotionGate
 from detector.pose import attach_keypoints
 from detector.publisher import Publisher
 from detector.sources import FileSource, LiveSource, SourceError, open_source
-from detector.tracking import CameraTracker
+from detector.tracking import CameraTracker, untracked
 from privacy.redact import black_out, blur_people, in_zones
 from shrinkwatch.contracts import DetectedObject, Detection
 from shrinkwatch.errors import ShrinkwatchError
@@ -97,19 +106,15 @@ class CameraWorker(threading.Thread):
                 environ=self.environ,
             )
             tracker = CameraTracker(self.detector.names)
-            objects: list[DetectedObject] = []
+            objects: list[DetectedObject] = []  # published
+            unseen: list[DetectedObject] = []  # people the tracker did not return: redaction only
             hidden: list[DetectedObject] = []  # standing in a privacy zone
             for frame in self.source.frames(self.stop):
                 height, width = frame.image.shape[:2]
                 black_out(frame.image, self.privacy)
                 # Nothing moved: the objects are where they were, and the tracks stay alive.
                 if self.gate.should_infer(frame.image):
-                    boxes = self.detector.infer(frame.image)
-                    objects = tracker.update(boxes, width, height)
-                    if self.detector.pose is not None and any(o.class_name == "person" for o in objects):
-                        objects = attach_keypoints(objects, *self.detector.pose.poses(frame.image))
-                    if self.privacy:
-                        objects, hidden = in_zones(objects, self.privacy)
+                    objects, unseen, hidden = self.analyse(tracker, frame.image)
                 if hidden:  # blurred whole, and the zone black again where the blur reached it
                     black_out(blur_people(frame.image, hidden), self.privacy)
                 self.publisher.publish(
@@ -124,7 +129,7 @@ class CameraWorker(threading.Thread):
                     )
                 )
                 if self.ring is not None:
-                    self.ring.add(frame.image, frame.ts, objects)
+                    self.ring.add(frame.image, frame.ts, objects + unseen)
                 self.stats.frames += 1
                 self.stats.objects += len(objects)
                 self.stats.last_frame_ts = frame.ts
@@ -138,6 +143,25 @@ class CameraWorker(threading.Thread):
             log.exception("camera %s failed", cam.id)
         finally:
             self.stats.done = True
+
+    def analyse(
+        self, tracker: CameraTracker, image: np.ndarray
+    ) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
+        """One frame through the model, the tracker and the pose model: (the tracked objects to
+        publish, the people the tracker did not return (redaction only), those standing in a
+        privacy zone)."""
+        height, width = image.shape[:2]
+        boxes = self.detector.infer(image)
+        objects = tracker.update(boxes, width, height)
+        unseen = untracked(boxes, objects, self.detector.names, width, height)
+        if self.detector.pose is not None and any(o.class_name == "person" for o in objects + unseen):
+            everyone = attach_keypoints(objects + unseen, *self.detector.pose.poses(image))
+            objects, unseen = everyone[: len(objects)], everyone[len(objects) :]
+        if not self.privacy:
+            return objects, unseen, []
+        objects, hidden = in_zones(objects, self.privacy)
+        unseen, hidden_unseen = in_zones(unseen, self.privacy)
+        return objects, unseen, hidden + hidden_unseen
 
     def sample(self) -> Sample:
         """Counters now, for the health monitor."""

@@ -1,4 +1,11 @@
-"""ByteTrack per camera, turning pixel boxes into the contract's normalised objects."""
+"""ByteTrack per camera, turning pixel boxes into the contract's normalised objects.
+
+The tracker returns only confirmed tracks: ByteTrack confirms a new person on their second
+matched frame, and one it lost and found again can drop out for a frame. Those people are
+still in the picture, so `untracked` gives back every person detection that no tracked object
+stands for, without a track id: they are kept for redaction only (heads blurred in the live
+view and the evidence, written in the tracks file) and are never published.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ from typing import Any
 import numpy as np
 
 from detector.model import Boxes
+from detector.pose import iou_matrix
 from shrinkwatch.contracts import DetectedObject
+
+MATCH_IOU = 0.5  # a tracked box stands for the detection it overlaps this much (one each)
 
 
 class _TrackerInput:
@@ -29,6 +39,30 @@ class _TrackerInput:
         return _TrackerInput(self.xyxy[mask], self.conf[mask], self.cls[mask])
 
 
+def _unit(value: float) -> float:
+    return round(min(max(value, 0.0), 1.0), 5)
+
+
+def to_object(
+    xyxy: tuple[float, float, float, float],
+    track_id: int | None,
+    score: float,
+    cls: int,
+    names: dict[int, str],
+    width: int,
+    height: int,
+) -> DetectedObject:
+    """A pixel box as the contract's object (normalised, clipped to the frame)."""
+    x1, y1, x2, y2 = xyxy
+    return DetectedObject(
+        track_id=track_id,
+        class_name=names.get(cls, str(cls)),
+        class_id=cls,
+        conf=round(min(max(score, 0.0), 1.0), 4),
+        box=(_unit(x1 / width), _unit(y1 / height), _unit(x2 / width), _unit(y2 / height)),
+    )
+
+
 class CameraTracker:
     """Stable track ids for one camera's frames (ByteTrack, Ultralytics' bytetrack.yaml)."""
 
@@ -47,19 +81,38 @@ class CameraTracker:
         out = []
         for row in tracks:
             x1, y1, x2, y2, track_id, score, cls = (float(v) for v in row[:7])
-            box = (
-                min(max(x1 / width, 0.0), 1.0),
-                min(max(y1 / height, 0.0), 1.0),
-                min(max(x2 / width, 0.0), 1.0),
-                min(max(y2 / height, 0.0), 1.0),
-            )
-            out.append(
-                DetectedObject(
-                    track_id=int(track_id),
-                    class_name=self._names.get(int(cls), str(int(cls))),
-                    class_id=int(cls),
-                    conf=round(min(max(score, 0.0), 1.0), 4),
-                    box=(round(box[0], 5), round(box[1], 5), round(box[2], 5), round(box[3], 5)),
-                )
-            )
+            box = (x1, y1, x2, y2)
+            out.append(to_object(box, int(track_id), score, int(cls), self._names, width, height))
         return out
+
+
+def untracked(
+    boxes: Boxes, tracked: list[DetectedObject], names: dict[int, str], width: int, height: int
+) -> list[DetectedObject]:
+    """The person detections of `boxes` that no tracked object stands for, without a track id
+    (for redaction only). Each tracked box stands for at most one detection, the one it
+    overlaps most (IoU >= MATCH_IOU, best overlaps first), so a person half hidden behind a
+    tracked one is not taken for them."""
+    people = [i for i in range(len(boxes)) if names.get(int(boxes.cls[i])) == "person"]
+    if not people:
+        return []
+    scale = np.array([width, height, width, height], np.float32)
+    persons = [o.box for o in tracked if o.class_name == "person"]
+    ious = iou_matrix(boxes.xyxy[people] / scale, np.array(persons, np.float32).reshape(-1, 4))
+    claimed: set[int] = set()
+    used: set[int] = set()
+    for flat in np.argsort(-ious, axis=None):
+        d, t = (int(v) for v in np.unravel_index(flat, ious.shape))
+        if ious[d, t] < MATCH_IOU:
+            break
+        if d in claimed or t in used:
+            continue
+        claimed.add(d)
+        used.add(t)
+    out = []
+    for d, i in enumerate(people):
+        if d not in claimed:
+            x1, y1, x2, y2 = (float(v) for v in boxes.xyxy[i])
+            score, cls = float(boxes.conf[i]), int(boxes.cls[i])
+            out.append(to_object((x1, y1, x2, y2), None, score, cls, names, width, height))
+    return out

@@ -4,7 +4,10 @@ One rule for every picture of shoppers that leaves the detector (an incident's s
 clip, the live view, and so the alert images, which are the snapshot file): redact the raw
 frame first (heads blurred when the store's `blur_heads` is on; privacy zones black again,
 over any blur that reached into them), and only then draw the boxes, labels and the person's
-path on top, so a label stays legible and no face is left sharp beneath one.
+path on top, so a label stays legible and no face is left sharp beneath one. An object
+without a track id is a person the tracker had not confirmed (detector.tracking.untracked):
+kept for redaction only, so their head is blurred like anyone's but no box or label is drawn
+for them.
 
 `write_snapshots` and `render_evidence` write an incident's shown files under the layout of
 `privacy.files`: the snapshot (`.jpg`) and clip (`.mp4`, `.avi` without ffmpeg), and, only
@@ -74,8 +77,9 @@ def annotate(
     label: str | None = None,
     path: list[tuple[float, float]] | None = None,
 ) -> np.ndarray:
-    """A copy of the frame with every object's box and track id; `highlight` in red, and
-    its `path` (normalised foot points, oldest first) as a line from a ring to a dot."""
+    """A copy of the frame with every tracked object's box and track id (objects without one
+    are for redaction only); `highlight` in red, and its `path` (normalised foot points,
+    oldest first) as a line from a ring to a dot."""
     out = image.copy()
     height, width = out.shape[:2]
     if path and len(path) > 1:
@@ -84,10 +88,12 @@ def annotate(
         cv2.circle(out, tuple(int(v) for v in pixels[0]), 5, PATH, 2, cv2.LINE_AA)
         cv2.circle(out, tuple(int(v) for v in pixels[-1]), 5, PATH, -1, cv2.LINE_AA)
     for obj in objects:
+        if obj.track_id is None:
+            continue
         x1, y1, x2, y2 = (int(v * s) for v, s in zip(obj.box, (width, height, width, height), strict=True))
         colour = RED if highlight is not None and obj.track_id == highlight else GREY
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        text = f"{obj.class_name} {obj.track_id if obj.track_id is not None else ''}".strip()
+        text = f"{obj.class_name} {obj.track_id}"
         cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     if label:
         cv2.rectangle(out, (0, 0), (width, 22), (0, 0, 0), -1)
