@@ -245,6 +245,7 @@ class Detector:
         self.class_ids = sorted(by_name[c] for c in settings.classes)
         self.imgsz = settings.imgsz
         self.conf = settings.conf
+        self.redact_conf = min(settings.redact_conf, settings.conf)
         self._lock = threading.Lock()
         self.pose: PoseModel | None = None
         if settings.pose_model:
@@ -263,13 +264,19 @@ class Detector:
 
     def infer(self, image: np.ndarray) -> Boxes:
         """Detect the classes of interest in one BGR image."""
+        return self.infer_faint(image)[0]
+
+    def infer_faint(self, image: np.ndarray) -> tuple[Boxes, Boxes]:
+        """Detect the classes of interest in one BGR image: (those at `conf` or more; the others
+        at `redact_conf` or more, which are only ever blurred), from one run of the model."""
         with self._lock:
             result = self.model.predict(
-                image, imgsz=self.imgsz, conf=self.conf, classes=self.class_ids, verbose=False
+                image, imgsz=self.imgsz, conf=self.redact_conf, classes=self.class_ids, verbose=False
             )[0]
         boxes = result.boxes.cpu().numpy()
-        return Boxes(
-            xyxy=boxes.xyxy.astype(np.float32),
-            conf=boxes.conf.astype(np.float32),
-            cls=boxes.cls.astype(np.int32),
+        xyxy, conf = boxes.xyxy.astype(np.float32), boxes.conf.astype(np.float32)
+        cls = boxes.cls.astype(np.int32)
+        sure = conf >= self.conf
+        return Boxes(xyxy=xyxy[sure], conf=conf[sure], cls=cls[sure]), Boxes(
+            xyxy=xyxy[~sure], conf=conf[~sure], cls=cls[~sure]
         )

@@ -11,8 +11,13 @@ What is published is what the tracker confirmed. Every other person the model fo
 frame (new, not yet confirmed; or dropped out of the tracker for a frame) is kept for
 redaction only, without a track id (detector.tracking.untracked): the ring and the live view
 get them with the published objects, so their heads are blurred and they are in the evidence's
-tracks file, but they are never published. When the motion gate skips the model, the last
-frame's objects, redaction-only ones and those in privacy zones are used again.
+tracks file, but they are never published. A tracked person's published box is the tracker's
+estimate, which lags a moving person by a few pixels; the ring gets them at the box the model
+found in that very frame (detector.tracking.CameraTracker.update_seen), so what is blurred,
+drawn and kept for access requests and erasure is where they are. When the motion gate skips
+the model, the last frame's objects, redaction-only ones and those in privacy zones are used
+again. People the model finds below `conf` but at `redact_conf` (0.1) or more are redaction-only
+too: privacy errs on blurring more.
 """
 
 from __future__ import annotations
@@ -107,14 +112,14 @@ class CameraWorker(threading.Thread):
             )
             tracker = CameraTracker(self.detector.names)
             objects: list[DetectedObject] = []  # published
-            unseen: list[DetectedObject] = []  # people the tracker did not return: redaction only
+            shown: list[DetectedObject] = []  # everyone as seen in the frame: for the ring (redaction)
             hidden: list[DetectedObject] = []  # standing in a privacy zone
             for frame in self.source.frames(self.stop):
                 height, width = frame.image.shape[:2]
                 black_out(frame.image, self.privacy)
                 # Nothing moved: the objects are where they were, and the tracks stay alive.
                 if self.gate.should_infer(frame.image):
-                    objects, unseen, hidden = self.analyse(tracker, frame.image)
+                    objects, shown, hidden = self.analyse(tracker, frame.image)
                 if hidden:  # blurred whole, and the zone black again where the blur reached it
                     black_out(blur_people(frame.image, hidden), self.privacy)
                 self.publisher.publish(
@@ -129,7 +134,7 @@ class CameraWorker(threading.Thread):
                     )
                 )
                 if self.ring is not None:
-                    self.ring.add(frame.image, frame.ts, objects + unseen)
+                    self.ring.add(frame.image, frame.ts, shown)
                 self.stats.frames += 1
                 self.stats.objects += len(objects)
                 self.stats.last_frame_ts = frame.ts
@@ -148,20 +153,27 @@ class CameraWorker(threading.Thread):
         self, tracker: CameraTracker, image: np.ndarray
     ) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
         """One frame through the model, the tracker and the pose model: (the tracked objects to
-        publish, the people the tracker did not return (redaction only), those standing in a
-        privacy zone)."""
+        publish, the people as seen in this frame (the tracked ones at their detection's box,
+        and those the tracker did not return: redaction only), those standing in a privacy
+        zone). Who stands in a privacy zone is judged by the box seen in this frame."""
         height, width = image.shape[:2]
-        boxes = self.detector.infer(image)
-        objects = tracker.update(boxes, width, height)
-        unseen = untracked(boxes, objects, self.detector.names, width, height)
-        if self.detector.pose is not None and any(o.class_name == "person" for o in objects + unseen):
-            everyone = attach_keypoints(objects + unseen, *self.detector.pose.poses(image))
-            objects, unseen = everyone[: len(objects)], everyone[len(objects) :]
+        boxes, faint = self.detector.infer_faint(image)
+        objects, seen = tracker.update_seen(boxes, width, height)
+        unseen = untracked(boxes, seen, self.detector.names, width, height)
+        unseen += untracked(faint, [], self.detector.names, width, height)  # blurred, never tracked
+        if self.detector.pose is not None and any(o.class_name == "person" for o in seen + unseen):
+            everyone = attach_keypoints(seen + unseen, *self.detector.pose.poses(image))
+            seen, unseen = everyone[: len(seen)], everyone[len(seen) :]
+            objects = [
+                o.model_copy(update={"keypoints": s.keypoints}) for o, s in zip(objects, seen, strict=True)
+            ]
         if not self.privacy:
-            return objects, unseen, []
-        objects, hidden = in_zones(objects, self.privacy)
+            return objects, seen + unseen, []
+        kept, hidden = in_zones(seen, self.privacy)
+        kept_ids = {id(o) for o in kept}
+        objects = [o for o, s in zip(objects, seen, strict=True) if id(s) in kept_ids]
         unseen, hidden_unseen = in_zones(unseen, self.privacy)
-        return objects, unseen, hidden + hidden_unseen
+        return objects, kept + unseen, hidden + hidden_unseen
 
     def sample(self) -> Sample:
         """Counters now, for the health monitor."""

@@ -77,13 +77,29 @@ class CameraTracker:
 
     def update(self, boxes: Boxes, width: int, height: int) -> list[DetectedObject]:
         """Associate this frame's boxes with tracks; only confirmed tracks are returned."""
+        return self.update_seen(boxes, width, height)[0]
+
+    def update_seen(
+        self, boxes: Boxes, width: int, height: int
+    ) -> tuple[list[DetectedObject], list[DetectedObject]]:
+        """Associate this frame's boxes with tracks: (the confirmed tracks, with the tracker's
+        boxes, which are what is published; the same tracks with the box of the detection each
+        matched in this frame). A track's box is its motion model's estimate and lags a moving
+        person by a few pixels: what is blurred and drawn on the frame is where the model saw
+        the person in it."""
         tracks = self._tracker.update(_TrackerInput(boxes.xyxy, boxes.conf, boxes.cls), None)
-        out = []
+        published, seen = [], []
         for row in tracks:
             x1, y1, x2, y2, track_id, score, cls = (float(v) for v in row[:7])
-            box = (x1, y1, x2, y2)
-            out.append(to_object(box, int(track_id), score, int(cls), self._names, width, height))
-        return out
+            obj = to_object((x1, y1, x2, y2), int(track_id), score, int(cls), self._names, width, height)
+            published.append(obj)
+            idx = int(row[7]) if len(row) > 7 else -1
+            if 0 <= idx < len(boxes):
+                dx1, dy1, dx2, dy2 = (float(v) for v in boxes.xyxy[idx])
+                box = to_object((dx1, dy1, dx2, dy2), None, score, int(cls), self._names, width, height).box
+                obj = obj.model_copy(update={"box": box})
+            seen.append(obj)
+        return published, seen
 
 
 def untracked(

@@ -26,6 +26,7 @@ from shrinkwatch.contracts import DetectedObject, foot
 FACE_KEYPOINTS = (0, 1, 2, 3, 4)  # COCO: nose, left eye, right eye, left ear, right ear
 SHOULDERS = (5, 6)
 MIN_KEYPOINT_CONF = 0.3
+HEAD_MARGIN = 1.15  # each blurred head is this much larger than where its region is placed
 _PIXEL_CELL = 6  # at most this many cells across a blurred head: no feature survives
 _CELL_PX = 4  # a cell's size while it is smoothed
 
@@ -124,9 +125,15 @@ def head_regions(obj: DetectedObject, width: int, height: int) -> list[Ellipse]:
 
 
 def blur_heads(image: np.ndarray, objects: Iterable[DetectedObject]) -> np.ndarray:
-    """Every person's head in `image` obscured (each of its `head_regions`), in place."""
+    """Every person's head in `image` obscured (each of its `head_regions`, grown by
+    HEAD_MARGIN: a box found again in the same frame lands a few pixels off), in place."""
     height, width = image.shape[:2]
-    return blur_ellipses(image, [r for o in objects for r in head_regions(o, width, height)])
+    grown = [
+        Ellipse(r.cx, r.cy, r.ax * HEAD_MARGIN, r.ay * HEAD_MARGIN)
+        for o in objects
+        for r in head_regions(o, width, height)
+    ]
+    return blur_ellipses(image, grown)
 
 
 def blur_people(

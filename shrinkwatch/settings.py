@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     )
     imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
+    redact_conf: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="People the model finds with at least this confidence have their heads blurred in "
+        "evidence and the live view, though only those at `conf` or more are tracked and published: "
+        "privacy errs on blurring more.",
+    )
     classes: list[str] = Field(
         ["person", "backpack", "handbag", "suitcase"], description="COCO classes to publish."
     )

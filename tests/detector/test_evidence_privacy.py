@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from detector.evidence import EvidenceRecorder, FrameRing
+from detector.model import Detector
 from flows.behaviour.zones import ZoneArea
 from privacy import files, media
 from privacy.redact import Ellipse, head_region, sharpness
@@ -127,6 +128,25 @@ def heads(
     return out
 
 
+def raw_people(detector: Detector, image: np.ndarray) -> list[DetectedObject]:
+    """Every person the model alone finds in a frame (no tracker, no pose), as objects without
+    keypoints: head_region places their heads at the top of the box."""
+    boxes = detector.infer(image)
+    height, width = image.shape[:2]
+    scale = np.array([width, height, width, height], np.float32)
+    return [
+        DetectedObject(
+            track_id=None,
+            class_name="person",
+            class_id=int(cls),
+            conf=round(float(conf), 4),
+            box=tuple(float(v) for v in np.clip(xyxy / scale, 0.0, 1.0)),  # type: ignore[arg-type]
+        )
+        for xyxy, conf, cls in zip(boxes.xyxy, boxes.conf, boxes.cls, strict=True)
+        if detector.names[int(cls)] == "person"
+    ]
+
+
 def black_share(image: np.ndarray, where: np.ndarray) -> float:
     """The share of the pixels in `where` that are black."""
     return float((image[where].max(axis=1) <= BLACK).mean())
@@ -188,6 +208,9 @@ def test_evidence_blurs_heads_and_a_privacy_zone_is_black_everywhere(
 
     keypoints_seen = 0
     sharp_heads = 0
+    model = Detector(settings.model_copy(update={"pose_model": None}))
+    raw_checked = 0
+    raw_sharp: list[tuple[str, str, tuple[float, ...], int]] = []
     for row, reference in evidence:
 
         def path(suffix: str, reference: str = reference) -> Path:
@@ -236,6 +259,23 @@ def test_evidence_blurs_heads_and_a_privacy_zone_is_black_everywhere(
                 person_sharp += measured(unblurred_clip[i], region, ignore) > SHARP
         assert person_sharp > 0, f"{reference}: the person's head is never sharp unblurred"
 
+        # Independently of the tracks file: every person the model alone finds in a raw frame
+        # (whether the tracker had confirmed them or not) has the top of their box blurred in
+        # the snapshot and in the clip's frame shown from it.
+        ignore = drawn(shape, key.objects, tracks.track_id, True, path_drawn) | zone_mask(shape, PRIVATE, 4)
+        for obj, region in heads(raw_people(model, raw[tracks.key_index]), shape, ignore):
+            raw_checked += 1
+            value = measured(snapshot, region, ignore)
+            if value >= BLURRED:
+                raw_sharp.append((reference, "snapshot", obj.box, round(value)))
+        for i, frame in enumerate(tracks.frames):
+            ignore = drawn(shape, frame.objects, tracks.track_id) | zone_mask(shape, PRIVATE, 4)
+            for obj, region in heads(raw_people(model, raw[i]), shape, ignore):
+                raw_checked += 1
+                value = measured(clip[i], region, ignore)
+                if value >= BLURRED_CLIP:
+                    raw_sharp.append((reference, f"clip frame {i}", obj.box, round(value)))
+
         # The privacy zone is black in the raw frames and in what is shown, wherever no box or
         # label was drawn over it.
         inside = zone_mask(shape, PRIVATE, -EDGE)
@@ -249,6 +289,14 @@ def test_evidence_blurs_heads_and_a_privacy_zone_is_black_everywhere(
             assert black_share(clip[i], free) == 1.0 and black_share(unblurred_clip[i], free) == 1.0
 
     assert keypoints_seen > 0, "the pose model gave no keypoints: the blur was never placed from them"
+    # The model run again on the stored (JPEG) frames finds boxes a few pixels off, and now and
+    # then a person-like thing of no face (the striped tape by the bollard): no head it finds
+    # is as sharp as a filmed head, and hardly any is above what a blurred one measures. (With
+    # only the tracker's confirmed people blurred, 16 % were above; 1.3 % before the redaction
+    # used the boxes the model found in that frame and people below `conf`.)
+    assert raw_checked > 100, raw_checked
+    assert not [s for s in raw_sharp if s[3] >= SHARP], f"sharp heads of {raw_checked}: {raw_sharp}"
+    assert len(raw_sharp) <= raw_checked // 100, f"{len(raw_sharp)} of {raw_checked} heads: {raw_sharp}"
     assert sharp_heads > 0, "no head is sharp even unblurred: the measure cannot tell"
 
     # Nobody published stands in the privacy zone (the flows' own geometry decides).

@@ -39,6 +39,12 @@ class ModelStandIn:
     def __init__(self) -> None:
         self.calls = 0
 
+    def infer_faint(self, image: np.ndarray) -> tuple[Boxes, Boxes]:
+        none = Boxes(
+            xyxy=np.zeros((0, 4), np.float32), conf=np.zeros(0, np.float32), cls=np.zeros(0, np.int32)
+        )
+        return self.infer(image), none
+
     def infer(self, image: np.ndarray) -> Boxes:
         self.calls += 1
         height, width = image.shape[:2]
