@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks.common import bench_settings, frames, machine
 from detector.evidence import FrameRing
 from detector.model import Detector
-from detector.pose import attach_keypoints
+from detector.runner import analyse_frame
 from detector.tracking import CameraTracker
 from privacy.redact import blur_heads, head_region
 from shrinkwatch.contracts import DetectedObject
@@ -32,18 +32,17 @@ LIVE_EVERY_FRAMES = 5  # the live view is written once a second; a camera is ana
 
 
 def analyse(detector: Detector, images: list[np.ndarray]) -> tuple[list[float], list[list[DetectedObject]]]:
-    """Each frame's analysis time (inference, tracking, pose) and its objects."""
+    """Each frame's analysis time (inference, tracking, pose: the camera reader's own
+    detector.runner.analyse_frame) and the people it blurs (tracked ones at their detection's
+    box, those the tracker did not return, and those below `conf` down to `redact_conf`)."""
     assert detector.pose is not None
     tracker = CameraTracker(detector.names)
     seconds, objects = [], []
     for image in images:
-        height, width = image.shape[:2]
         start = time.perf_counter()
-        found = tracker.update(detector.infer(image), width, height)
-        if any(o.class_name == "person" for o in found):
-            found = attach_keypoints(found, *detector.pose.poses(image))
+        _published, shown, _hidden = analyse_frame(detector, tracker, image, [])
         seconds.append(time.perf_counter() - start)
-        objects.append(found)
+        objects.append(shown)
     return seconds, objects
 
 

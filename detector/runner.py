@@ -75,6 +75,33 @@ class CameraStats:
     done: bool = False
 
 
+def analyse_frame(
+    detector: Detector, tracker: CameraTracker, image: np.ndarray, privacy: list[list[tuple[float, float]]]
+) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
+    """One frame through the model, the tracker and the pose model: (the tracked objects to
+    publish, the people as seen in this frame (the tracked ones at their detection's box,
+    and those the tracker did not return: redaction only), those standing in a privacy
+    zone). Who stands in a privacy zone is judged by the box seen in this frame."""
+    height, width = image.shape[:2]
+    boxes, faint = detector.infer_faint(image)
+    objects, seen = tracker.update_seen(boxes, width, height)
+    unseen = untracked(boxes, seen, detector.names, width, height)
+    unseen += untracked(faint, [], detector.names, width, height)  # blurred, never tracked
+    if detector.pose is not None and any(o.class_name == "person" for o in seen + unseen):
+        everyone = attach_keypoints(seen + unseen, *detector.pose.poses(image))
+        seen, unseen = everyone[: len(seen)], everyone[len(seen) :]
+        objects = [
+            o.model_copy(update={"keypoints": s.keypoints}) for o, s in zip(objects, seen, strict=True)
+        ]
+    if not privacy:
+        return objects, seen + unseen, []
+    kept, hidden = in_zones(seen, privacy)
+    kept_ids = {id(o) for o in kept}
+    objects = [o for o, s in zip(objects, seen, strict=True) if id(s) in kept_ids]
+    unseen, hidden_unseen = in_zones(unseen, privacy)
+    return objects, kept + unseen, hidden + hidden_unseen
+
+
 class CameraWorker(threading.Thread):
     """Reads one camera, runs the shared model and its own tracker, publishes each frame."""
 
@@ -152,28 +179,8 @@ class CameraWorker(threading.Thread):
     def analyse(
         self, tracker: CameraTracker, image: np.ndarray
     ) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
-        """One frame through the model, the tracker and the pose model: (the tracked objects to
-        publish, the people as seen in this frame (the tracked ones at their detection's box,
-        and those the tracker did not return: redaction only), those standing in a privacy
-        zone). Who stands in a privacy zone is judged by the box seen in this frame."""
-        height, width = image.shape[:2]
-        boxes, faint = self.detector.infer_faint(image)
-        objects, seen = tracker.update_seen(boxes, width, height)
-        unseen = untracked(boxes, seen, self.detector.names, width, height)
-        unseen += untracked(faint, [], self.detector.names, width, height)  # blurred, never tracked
-        if self.detector.pose is not None and any(o.class_name == "person" for o in seen + unseen):
-            everyone = attach_keypoints(seen + unseen, *self.detector.pose.poses(image))
-            seen, unseen = everyone[: len(seen)], everyone[len(seen) :]
-            objects = [
-                o.model_copy(update={"keypoints": s.keypoints}) for o, s in zip(objects, seen, strict=True)
-            ]
-        if not self.privacy:
-            return objects, seen + unseen, []
-        kept, hidden = in_zones(seen, self.privacy)
-        kept_ids = {id(o) for o in kept}
-        objects = [o for o, s in zip(objects, seen, strict=True) if id(s) in kept_ids]
-        unseen, hidden_unseen = in_zones(unseen, self.privacy)
-        return objects, kept + unseen, hidden + hidden_unseen
+        """One frame through the model, the tracker and the pose model (analyse_frame)."""
+        return analyse_frame(self.detector, tracker, image, self.privacy)
 
     def sample(self) -> Sample:
         """Counters now, for the health monitor."""
