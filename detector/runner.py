@@ -81,7 +81,8 @@ def analyse_frame(
     """One frame through the model, the tracker and the pose model: (the tracked objects to
     publish, the people as seen in this frame (the tracked ones at their detection's box,
     and those the tracker did not return: redaction only), those standing in a privacy
-    zone). Who stands in a privacy zone is judged by the box seen in this frame."""
+    zone). Whoever stands in a privacy zone by either box, the one seen in this frame or the
+    tracker's (which would be published), is hidden."""
     height, width = image.shape[:2]
     boxes, faint = detector.infer_faint(image)
     objects, seen = tracker.update_seen(boxes, width, height)
@@ -95,11 +96,13 @@ def analyse_frame(
         ]
     if not privacy:
         return objects, seen + unseen, []
-    kept, hidden = in_zones(seen, privacy)
-    kept_ids = {id(o) for o in kept}
-    objects = [o for o, s in zip(objects, seen, strict=True) if id(s) in kept_ids]
+    # Hidden when either box stands in a zone: the one seen, or the tracker's, which is published.
+    inside = {id(o) for o in in_zones(seen, privacy)[1]} | {id(o) for o in in_zones(objects, privacy)[1]}
+    pairs = list(zip(objects, seen, strict=True))
+    hidden = [s for o, s in pairs if id(o) in inside or id(s) in inside]
+    kept = [(o, s) for o, s in pairs if id(o) not in inside and id(s) not in inside]
     unseen, hidden_unseen = in_zones(unseen, privacy)
-    return objects, kept + unseen, hidden + hidden_unseen
+    return [o for o, _s in kept], [s for _o, s in kept] + unseen, hidden + hidden_unseen
 
 
 class CameraWorker(threading.Thread):

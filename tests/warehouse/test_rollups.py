@@ -331,6 +331,7 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
     from flows.calibration import calibrate
     from shrinkwatch.site_file import Economics
     from warehouse.accounts import add_user
+    from warehouse.disclosures import record_disclosure, record_request
     from warehouse.scope import IncidentFilter, Scope
 
     layer: dict[str, Any] = {}
@@ -350,10 +351,34 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
     seed(settings)
     with connect(settings.database_dsn) as conn:
         calibrate(conn, 10, lambda _m: None)
+        leeds_window = (datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 2, 18, tzinfo=UTC))
+        record_disclosure(
+            conn,
+            kind="case",
+            disclosed_by="ana",
+            recipient="West Yorkshire Police",
+            reason="theft on 2 March",
+            incident_ids=["l1"],
+            store_ids=["store-001"],
+            file_name="case.zip",
+            sha256="0" * 64,
+        )
+        record_request(
+            conn,
+            received_on=date(2026, 3, 3),
+            requester="a shopper",
+            description="",
+            store_id="store-001",
+            camera_id="cam-1",
+            window_start=leeds_window[0],
+            window_end=leeds_window[1],
+            recorded_by="root",
+        )
         conn.commit()
     run_rollups(settings.database_dsn)
     boston, leeds_only = Scope.of("store-002"), IncidentFilter(stores=("store-001",))
     march, year = (date(2026, 3, 1), date(2026, 3, 31)), (date(2026, 1, 1), date(2026, 12, 31))
+    year_bounds = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     with connect(settings.database_dsn) as conn:
         add_user(conn, "bo", "store_manager", password="a-long-password", stores=["store-002"])
         economics_before = conn.execute("SELECT economics FROM stores WHERE id = 'store-001'").fetchone()
@@ -392,6 +417,18 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
                 )
             ),
             "mark_seen": lambda: q.mark_seen(conn, boston, "bo", ["l1", "b1"]) == 1,  # only Boston's
+            "disclosures": lambda: (
+                q.disclosures(conn, boston).empty and len(q.disclosures(conn, Scope.of("store-001"))) == 1
+            ),
+            "disclosures_csv": lambda: q.disclosures_csv(conn, boston).count(b"\n") == 1,
+            "access_requests": lambda: (
+                q.access_requests(conn, boston, date(2026, 3, 4)).empty
+                and len(q.access_requests(conn, Scope.of("store-001"), date(2026, 3, 4))) == 1
+            ),
+            "camera_incidents": lambda: (
+                q.camera_incidents(conn, boston, "cam-1", *year_bounds) == []
+                and len(q.camera_incidents(conn, Scope.of("store-001"), "cam-1", *year_bounds)) > 0
+            ),
         }
         assert set(layer) == set(checks), "every function that takes a scope needs a line here"
         failed = [name for name, check in checks.items() if not check()]
