@@ -265,7 +265,7 @@ def _unset_twilio_token(settings: Settings, environ: Mapping[str, str]) -> str |
 def prepare_run(settings: Settings) -> tuple[int, int]:
     """Before `alerts run`: wait for Kafka, make the topics, check the schema; (enabled
     recipients, those of them who get email)."""
-    wait_for_kafka(settings.kafka_servers, timeout_s=30)
+    wait_for_kafka(settings.kafka_config(), timeout_s=30)
     ensure_topics(settings)
     with connect(settings.database_dsn) as conn:
         require_current_schema(conn)
@@ -438,7 +438,7 @@ class _Reading:
 def _consumer(settings: Settings, group_id: str | None, reading: _Reading) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": settings.kafka_servers,
+            **settings.kafka_config(),
             "group.id": group_id or f"{settings.topic_prefix}alerts",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

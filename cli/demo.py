@@ -178,7 +178,7 @@ def _watch(
 ) -> int:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_servers,
+            **settings.kafka_config(),
             "group.id": f"demo-{uuid.uuid4()}",
             "auto.offset.reset": "latest",
             "enable.auto.commit": False,

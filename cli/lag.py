@@ -16,7 +16,7 @@ def service_lags(settings: Settings) -> dict[str, str]:
     from flows.run import INPUT_TOPIC
     from shrinkwatch.kafka_admin import group_positions, kafka_healthy, topic_lag
 
-    ok, _detail = kafka_healthy(settings.kafka_servers, timeout_s=3.0)
+    ok, _detail = kafka_healthy(settings.kafka_config(), timeout_s=3.0)
     if not ok:  # one question, not a timeout per consumer
         return dict.fromkeys([*(f"{name}-flow" for name in INPUT_TOPIC), "alerts"], "? (Kafka down)")
     out: dict[str, str] = {}
@@ -30,8 +30,8 @@ def service_lags(settings: Settings) -> dict[str, str]:
             out[f"{name}-flow"] = f"{lag} msg"
     topic = settings.topic("incidents")
     try:
-        group = group_positions(settings.kafka_servers, f"{settings.topic_prefix}alerts", topic)
-        out["alerts"] = f"{topic_lag(settings.kafka_servers, topic, group)} msg"
+        group = group_positions(settings.kafka_config(), f"{settings.topic_prefix}alerts", topic)
+        out["alerts"] = f"{topic_lag(settings.kafka_config(), topic, group)} msg"
     except KafkaException as exc:
         out["alerts"] = f"? ({exc})"[:60]
     return out

@@ -38,7 +38,7 @@ def dependencies_ready(settings: Settings) -> Callable[[], str | None]:
     from warehouse.db import DatabaseUnreachable, connect
 
     def ready() -> str | None:
-        ok, detail = kafka_healthy(settings.kafka_servers, timeout_s=2.0)
+        ok, detail = kafka_healthy(settings.kafka_config(), timeout_s=2.0)
         if not ok:
             return f"Kafka at {settings.kafka_servers}: {detail}"
         try:

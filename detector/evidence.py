@@ -148,7 +148,7 @@ class EvidenceRecorder(threading.Thread):
 
         consumer = Consumer(
             {
-                "bootstrap.servers": self.settings.kafka_servers,
+                **self.settings.kafka_config(),
                 "group.id": f"evidence-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "log_level": 0,

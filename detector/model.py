@@ -266,6 +266,10 @@ class Detector:
         """Detect the classes of interest in one BGR image."""
         return self.infer_faint(image)[0]
 
+    def infer_faint_batch(self, images: list[np.ndarray]) -> list[tuple[Boxes, Boxes]]:
+        """`infer_faint` for several images (of different cameras) at once, in their order."""
+        return [self.infer_faint(image) for image in images]
+
     def infer_faint(self, image: np.ndarray) -> tuple[Boxes, Boxes]:
         """Detect the classes of interest in one BGR image: (those at `conf` or more; the others
         at `redact_conf` or more, which are only ever blurred), from one run of the model."""

@@ -67,7 +67,7 @@ class Publisher:
         self.health_topic = settings.topic("camera-health")
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_servers,
+                **settings.kafka_config(),
                 "enable.idempotence": True,
                 "compression.type": "lz4",
                 "linger.ms": 20,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -166,14 +166,19 @@ class TopicSource(KafkaSource, Generic[X]):
 
     def __init__(
         self,
-        brokers: list[str],
+        kafka: Mapping[str, str | int],
         topic: str,
         parse: Parser[X],
         *,
         tail: bool = True,
         count: Callable[[int], None] | None = None,
     ) -> None:
-        super().__init__(brokers, [topic], tail=tail, add_config=dict(CONSUMER_CONFIG), raise_on_errors=False)
+        # Bytewax takes the servers apart from the rest of the client's config (TLS, SASL).
+        brokers = str(kafka["bootstrap.servers"]).split(",")
+        extra = {k: str(v) for k, v in kafka.items() if k != "bootstrap.servers"}
+        super().__init__(
+            brokers, [topic], tail=tail, add_config={**extra, **CONSUMER_CONFIG}, raise_on_errors=False
+        )
         self._parse, self._count = parse, count
 
     def build_part(  # type: ignore[override]
@@ -250,7 +255,7 @@ def read_topic(
     breaks the contract (or comes with a Kafka error) is counted and, with `dlq`, published
     to sw.dlq. `tail=False` stops at the end of the topic; `count` as for TopicSource.
     """
-    source = TopicSource([settings.kafka_servers], settings.topic(topic), parse, tail=tail, count=count)
+    source = TopicSource(settings.kafka_config(), settings.topic(topic), parse, tail=tail, count=count)
     read = op.input("read", flow, source)
     split = op.branch("split", read, lambda item: not isinstance(item, DeadLetter))
     dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
@@ -298,7 +303,7 @@ def publish(
     step_id: str, messages: Stream[KafkaSinkMessage[bytes, bytes]], settings: Settings, topic: str
 ) -> None:
     """Publish to the topic `settings.topic(topic)` (TopicSink)."""
-    op.output(step_id, messages, TopicSink(settings.kafka_servers, settings.topic(topic)))
+    op.output(step_id, messages, TopicSink(settings.kafka_config(), settings.topic(topic)))
 
 
 class _TopicSinkPartition(StatelessSinkPartition[KafkaSinkMessage[bytes, bytes]]):
@@ -347,9 +352,9 @@ class TopicSink(DynamicSink[KafkaSinkMessage[bytes, bytes]]):
     the flow, for its supervisor to restart.
     """
 
-    def __init__(self, brokers: str, topic: str) -> None:
-        self._brokers, self._topic = brokers, topic
+    def __init__(self, kafka: Mapping[str, str | int], topic: str) -> None:
+        self._kafka, self._topic = dict(kafka), topic
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _TopicSinkPartition:
-        producer = Producer({"bootstrap.servers": self._brokers, **PRODUCER_CONFIG})
+        producer = Producer({**self._kafka, **PRODUCER_CONFIG})
         return _TopicSinkPartition(producer, self._topic)

@@ -46,4 +46,4 @@ def flow_lag(settings: Settings, name: str) -> int | None:
         return None
     topic = settings.topic(INPUT_TOPIC[name])
     offsets = recovered_offsets(directory, topic)
-    return topic_lag(settings.kafka_servers, topic, lambda _parts: offsets)
+    return topic_lag(settings.kafka_config(), topic, lambda _parts: offsets)

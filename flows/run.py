@@ -250,7 +250,7 @@ def run_flow(
     from warehouse.migrate import require_current_schema
 
     flow = build(settings, name)
-    wait_for_kafka(settings.kafka_servers, timeout_s=30)
+    wait_for_kafka(settings.kafka_config(), timeout_s=30)
     ensure_topics(settings)
     # Fail early, with a clear message, if the database is unreachable or behind.
     with connect(settings.database_dsn) as conn:

@@ -69,7 +69,7 @@ def down(settings: Settings, progress: Progress = print, only: set[str] | None =
 
 def status(settings: Settings) -> list[ServiceStatus]:
     """Health of both services, whether local or external."""
-    k_ok, k_detail = kafka_healthy(settings.kafka_servers)
+    k_ok, k_detail = kafka_healthy(settings.kafka_config())
     p_ok, p_detail = postgres_healthy(settings.database_dsn)
     return [
         ServiceStatus("kafka", settings.kafka_servers, settings.kafka_managed, k_ok, k_detail),

@@ -7,7 +7,7 @@ Used by the flows, the detector, the tests and `infra` alike; running a local br
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -16,15 +16,28 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.net import port_open
 from shrinkwatch.settings import TOPICS, Settings
 
+Kafka = str | Mapping[str, str | int]  # bootstrap servers, or a client config (Settings.kafka_config)
 
-def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
+
+def client_config(kafka: Kafka, **extra: str | int) -> dict[str, str | int | float | bool]:
+    """A confluent-kafka client config from bootstrap servers or a whole config (TLS, SASL)."""
+    base: dict[str, str | int | float | bool] = (
+        {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
+    )
+    return {**base, **extra}
+
+
+def _servers(kafka: Kafka) -> str:
+    return kafka if isinstance(kafka, str) else str(kafka["bootstrap.servers"])
+
+
+def kafka_healthy(kafka: Kafka, timeout_s: float = 3.0) -> tuple[bool, str]:
     """(healthy, detail) from asking the broker for its metadata."""
+    bootstrap = _servers(kafka)
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_open(int(port)):
         return False, f"nothing listens on {bootstrap}"
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
-    )
+    admin = AdminClient(client_config(kafka, **{"socket.connection.setup.timeout.ms": 2000, "log_level": 0}))
     try:
         meta = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
@@ -32,7 +45,7 @@ def kafka_healthy(bootstrap: str, timeout_s: float = 3.0) -> tuple[bool, str]:
     return True, f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
+def wait_for_kafka(kafka: Kafka, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
     """Block until the broker answers; ShrinkwatchError after timeout_s, or once `alive()`
     (the broker process being started, when given) says it died."""
     deadline = time.monotonic() + timeout_s
@@ -41,11 +54,11 @@ def wait_for_kafka(bootstrap: str, timeout_s: float, alive: Callable[[], bool] |
         if alive is not None and not alive():
             msg = "the Kafka broker exited during start-up"
             raise ShrinkwatchError(msg)
-        ok, detail = kafka_healthy(bootstrap, timeout_s=2.0)
+        ok, detail = kafka_healthy(kafka, timeout_s=2.0)
         if ok:
             return
         time.sleep(0.5)
-    msg = f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({detail})"
+    msg = f"Kafka at {_servers(kafka)} did not answer within {timeout_s:.0f} s ({detail})"
     raise ShrinkwatchError(msg)
 
 
@@ -53,7 +66,7 @@ def ensure_topics(
     settings: Settings, names: Iterable[str] = TOPICS, partitions: int | None = None
 ) -> list[str]:
     """Create the contract topics that are missing; return the names created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_servers, "log_level": 3})
+    admin = AdminClient(client_config(settings.kafka_config(), log_level=3))
     wanted = [settings.topic(n) for n in names]
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [t for t in wanted if t not in existing]
@@ -69,7 +82,7 @@ def ensure_topics(
             NewTopic(
                 t,
                 num_partitions=count,
-                replication_factor=1,
+                replication_factor=settings.topic_replication,
                 config=frames if t == settings.topic("detections") else {},
             )
             for t in missing
@@ -109,12 +122,12 @@ def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float =
         time.sleep(0.2)
 
 
-def topic_lag(bootstrap: str, topic: str, positions: Callable[[list[int]], dict[int, int]]) -> int:
+def topic_lag(kafka: Kafka, topic: str, positions: Callable[[list[int]], dict[int, int]]) -> int:
     """Messages of `topic` not yet read by a reader whose next offset per partition is
     `positions(partitions)` (a negative or missing position: the partition's start)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "shrinkwatch-lag", "log_level": 0})
+    consumer = Consumer(client_config(kafka, log_level=0, **{"group.id": "shrinkwatch-lag"}))
     try:
         meta = consumer.list_topics(topic, timeout=5)
         parts = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
@@ -129,12 +142,12 @@ def topic_lag(bootstrap: str, topic: str, positions: Callable[[list[int]], dict[
         consumer.close()
 
 
-def group_positions(bootstrap: str, group: str, topic: str) -> Callable[[list[int]], dict[int, int]]:
+def group_positions(kafka: Kafka, group: str, topic: str) -> Callable[[list[int]], dict[int, int]]:
     """The committed offsets of consumer group `group` on `topic`, for `topic_lag`."""
     from confluent_kafka import Consumer, TopicPartition
 
     def positions(parts: list[int]) -> dict[int, int]:
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+        consumer = Consumer(client_config(kafka, log_level=0, **{"group.id": group}))
         try:
             done = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=5)
             return {tp.partition: tp.offset for tp in done}
@@ -144,7 +157,7 @@ def group_positions(bootstrap: str, group: str, topic: str) -> Callable[[list[in
     return positions
 
 
-def delete_prefixed(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+def delete_prefixed(kafka: Kafka, prefixes: Iterable[str]) -> list[str]:
     """Delete every topic whose name starts with one of `prefixes` (for tests and benchmarks,
     with prefixes they made up themselves); returns the names deleted."""
     from confluent_kafka import KafkaError
@@ -152,7 +165,7 @@ def delete_prefixed(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
     wanted = tuple(prefixes)
     if not wanted:
         return []
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_config(kafka, log_level=3))
     topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(wanted))
     if topics:
         for future in admin.delete_topics(topics, operation_timeout=30).values():

@@ -29,8 +29,13 @@ from shrinkwatch.site_file import THRESHOLD_DEFAULTS, read_yaml, unstorable_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("detections", "camera-health", "incidents", "dlq")
-SecretSetting = Literal["smtp_password", "twilio_auth_token", "sso_client_secret"]
-SECRET_SETTINGS: tuple[SecretSetting, ...] = ("smtp_password", "twilio_auth_token", "sso_client_secret")
+SecretSetting = Literal["smtp_password", "twilio_auth_token", "sso_client_secret", "kafka_sasl_password"]
+SECRET_SETTINGS: tuple[SecretSetting, ...] = (
+    "smtp_password",
+    "twilio_auth_token",
+    "sso_client_secret",
+    "kafka_sasl_password",
+)
 
 
 def _plain(value: SecretStr | str | None) -> str | None:
@@ -51,6 +56,28 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("sw.", pattern=r"^[A-Za-z0-9._-]*$", description="Topic prefix.")
     topic_partitions: int = Field(3, ge=1, le=256, description="Partitions of created topics.")
+    topic_replication: int = Field(
+        1, ge=1, le=16, description="Replication factor of created topics (3 on a chain's cluster)."
+    )
+    # A chain's own Kafka and PostgreSQL, securely (docs/DEPLOY.md): every Kafka client is built
+    # from `kafka_config()`, every PostgreSQL connection from `database_dsn`.
+    kafka_security_protocol: Literal["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"] = Field(
+        "plaintext", description="How Kafka clients connect: plaintext, ssl, sasl_plaintext or sasl_ssl."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with sasl_plaintext or sasl_ssl)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (${VAR} allowed).")
+    kafka_ssl_ca: Path | None = Field(None, description="CA certificate (PEM) that signed the brokers'.")
+    kafka_ssl_cert: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_key: Path | None = Field(None, description="The client certificate's private key (PEM).")
+    database_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        Field(None, description="libpq sslmode added to the database URL (verify-full on a chain).")
+    )
+    database_sslrootcert: Path | None = Field(None, description="CA certificate of the PostgreSQL server.")
+    database_sslcert: Path | None = Field(None, description="Client certificate for PostgreSQL (PEM).")
+    database_sslkey: Path | None = Field(None, description="The PostgreSQL client certificate's key (PEM).")
     detections_retention_h: float = Field(
         48.0,
         gt=0,
@@ -81,6 +108,12 @@ class Settings(BaseSettings):
         None, description="Optional YOLOv8-pose model adding keypoints to persons (path or shared name)."
     )
     imgsz: int = Field(640, ge=64, le=1920, multiple_of=32, description="Inference image size.")
+    precision: Literal["auto", "fp32", "int8"] = Field(
+        "auto", description="Model precision on a CPU; 'auto' is int8 where its accuracy holds (issue 21)."
+    )
+    infer_batch: int = Field(
+        1, ge=1, le=64, description="Most frames, of different cameras, run through the model at once."
+    )
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
     redact_conf: float = Field(
         0.1,
@@ -314,8 +347,14 @@ class Settings(BaseSettings):
 
     @property
     def database_dsn(self) -> str:
-        """The PostgreSQL URL to connect to."""
-        return self.database_url or (f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch")
+        """The PostgreSQL URL to connect to, with the `database_ssl*` settings as its parameters."""
+        url = self.database_url or (f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch")
+        return url  # the ssl parameters: issue 21 (filled in with the TLS work)
+
+    def kafka_config(self) -> dict[str, str | int]:
+        """What every Kafka client (producer, consumer, admin) of Shrinkwatch connects with: the
+        bootstrap servers and the `kafka_security_protocol`, SASL and TLS settings."""
+        return {"bootstrap.servers": self.kafka_servers}
 
     def topic(self, name: str) -> str:
         """Full name of one of the CONTRACTS §3 topics, e.g. `topic("detections")`."""
