@@ -25,7 +25,7 @@ from confluent_kafka import Consumer
 
 from cli.context import say, settings_of
 from cli.run import supervisor
-from detector.model import BACKEND_NAMES, prepare_model, resolve_model_path
+from detector.export import BACKEND_NAMES, prepare_model, resolve_model_path
 from infra import services
 from infra.mail_sink import MailSink
 from infra.supervisor import CENTRAL, Service, Supervisor

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from detector.evidence import EvidenceRecorder, FrameRing
+from detector.export import BACKEND_NAMES, resolve_model_path
 from detector.health import Observation, Sample, assess
-from detector.model import BACKEND_NAMES, Detector, resolve_model_path
+from detector.model import Detector
 from detector.motion import MotionGate
 from detector.pose import attach_keypoints
 from detector.publisher import Publisher

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from detector import model
-from detector.model import choose_backend, exported_model
+from detector import export as model
+from detector.export import choose_backend, exported_model
 from shrinkwatch.paths import shared_file
 from tests.support import MODEL, needs_footage
 
