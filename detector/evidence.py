@@ -22,7 +22,6 @@ analysis); they are blacked out again after the blur, which may reach into one.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -35,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from privacy.files import FRAMES, TRACKS, TrackedFrame, Tracks, evidence_path, write_tracks
+from privacy.files import FRAMES, TRACKS, TrackedFrame, Tracks, evidence_path, write_atomic, write_tracks
 from privacy.media import write_frames
 from privacy.render import PATH, annotate, render_evidence, shown, snapshot_label, track_path, write_snapshots
 from shrinkwatch.contracts import ContractError, DetectedObject, Incident, decode, snapshot_name
@@ -55,13 +54,6 @@ def _decode_jpeg(data: bytes) -> np.ndarray:
         msg = "a kept frame could not be decoded"
         raise ValueError(msg)
     return image
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,7 @@ class FrameRing:
             view = shown(image, objects, blur=self.blur_heads, privacy=self.privacy)
             ok, live = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, 70])
             if ok:
-                _write_atomic(self.live_path, live.tobytes())
+                write_atomic(self.live_path, live.tobytes())
 
     def between(self, start: datetime, end: datetime) -> list[RingFrame]:
         """Frames with start <= ts <= end, oldest first."""

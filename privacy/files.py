@@ -106,6 +106,20 @@ class Tracks:
 _OBJECTS = TypeAdapter(list[DetectedObject])
 
 
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` as a whole: written beside it under a hidden temporary name and moved
+    in place, so a reader (the dashboard, the purge, an export) sees the old file or the new one,
+    never half of one. Every evidence, tracks and document file is written through here."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only there when the write or the move failed
+    return path
+
+
 def write_tracks(path: Path, tracks: Tracks) -> None:
     """The tracks file, written beside and moved in place (a reader sees the old or the new)."""
     document = {
@@ -122,10 +136,7 @@ def write_tracks(path: Path, tracks: Tracks) -> None:
             for f in tracks.frames
         ],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
 
 
 def read_tracks(path: Path) -> Tracks:

@@ -21,8 +21,6 @@ and the tracks file.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ from privacy.files import (
     UNBLURRED_SNAPSHOT,
     Tracks,
     evidence_path,
+    write_atomic,
 )
 from privacy.media import write_clip
 from privacy.redact import black_out, blur_heads
@@ -144,11 +143,7 @@ def _write_jpeg(path: Path, image: np.ndarray) -> Path:
     if not ok:
         msg = f"{path.name}: the frame could not be encoded"
         raise ValueError(msg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, buf.tobytes())
 
 
 def _forget_unblurred(root: Path, reference: str, suffixes: tuple[str, ...]) -> None:

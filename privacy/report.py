@@ -20,14 +20,13 @@ and what the sign at its doors must say.
 from __future__ import annotations
 
 import html
-import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from privacy.files import write_atomic
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import Camera, SiteConfig, Store
@@ -632,9 +631,5 @@ def write_documents(docs: Iterable[Document], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for doc in docs:
-        path = folder / doc.name
-        tmp = folder / f".{doc.name}.{uuid.uuid4().hex[:6]}"
-        tmp.write_text(doc.text, encoding="utf-8")
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(write_atomic(folder / doc.name, doc.text.encode("utf-8")))
     return written
