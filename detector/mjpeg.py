@@ -5,7 +5,9 @@ comes: a server that never sent one made it hold 2 GB within 8 s, as did one tha
 2 GB part, and an endless header line kept a core busy until the read timeout (measured with
 opencv-python 5.1). Here every piece of the stream has a bound; a stream that goes past one
 is refused with the reason, which the camera's health shows, and the reader reconnects with
-backoff (detector.sources.LiveSource). What the reader holds is at most one part and one read:
+backoff (detector.sources.LiveSource). Every part is checked to be one whole JPEG from its
+header and end marker (`whole_jpeg`), but none is decoded here: the camera reader decodes only
+the frames it analyses. What the reader holds is at most one part and one read:
 
 | what | bound |
 |---|---|
@@ -79,13 +81,20 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def decode_jpeg(data: bytes) -> np.ndarray | None:
-    """The image of one part, or None when it is not one whole JPEG of at most MAX_PIXELS
-    (a truncated one lacks its end marker; a huge one is refused before any memory is taken)."""
+def whole_jpeg(data: bytes) -> bool:
+    """True when a part looks like one whole JPEG of at most MAX_PIXELS, from its header and
+    end marker alone (a truncated one lacks its end marker; a huge one is refused before any
+    memory is taken): the check made on every part, decoded or not."""
     size = jpeg_size(data)
     if size is None or size[0] * size[1] > MAX_PIXELS or size[0] * size[1] == 0:
-        return None
-    if data.rstrip(b"\r\n\x00")[-2:] != EOI:
+        return False
+    return data.rstrip(b"\r\n\x00")[-2:] == EOI
+
+
+def decode_jpeg(data: bytes) -> np.ndarray | None:
+    """The image of one part, or None when it is not one whole JPEG of at most MAX_PIXELS
+    (whole_jpeg) or does not decode."""
+    if not whole_jpeg(data):
         return None
     try:
         return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -270,17 +279,17 @@ class MjpegStream:
             raise MjpegError(msg) from None
         return data
 
-    def read(self) -> np.ndarray:
-        """The next image; MjpegError when the stream ends or goes past a bound."""
+    def read(self) -> bytes:
+        """The next whole JPEG (whole_jpeg), not decoded: a camera reader decodes only the
+        frames it analyses. MjpegError when the stream ends or goes past a bound."""
         for _ in range(MAX_BAD_PARTS):
             try:
                 data = self._parts.next_part()
             except MjpegError as exc:
                 msg = f"{exc}: {self.name}"
                 raise MjpegError(msg) from None
-            image = decode_jpeg(data)
-            if image is not None:
-                return image
+            if whole_jpeg(data):
+                return data
         msg = f"{MAX_BAD_PARTS} parts in a row are not whole JPEG images: {self.name}"
         raise MjpegError(msg)
 
