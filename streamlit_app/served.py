@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -134,48 +134,83 @@ def live_path(camera_id: str, version: float | int = 0) -> str:
     return f"/camera/{camera_id}/live.jpg?v={int(version)}"
 
 
+# -- filters in an export's address ---------------------------------------------------
+@dataclass(frozen=True)
+class _Param:
+    """One filter in an export's address: its name there, the filter's field, and its kind
+    (a comma-separated list, a day, a moment with its offset, a number or a text)."""
+
+    name: str
+    field: str
+    kind: Literal["list", "day", "time", "number", "text"]
+
+
+_PARSE: dict[str, tuple[Callable[[str], Any], str]] = {
+    "day": (date.fromisoformat, "is not a date (YYYY-MM-DD)"),
+    "time": (datetime.fromisoformat, "is not a time (ISO 8601, with its offset)"),
+    "number": (float, "is not a number"),
+    "text": (str, ""),
+}
+
+
+def _query_of(filters: object, params: tuple[_Param, ...]) -> str:
+    """The address query naming `filters` (empty values left out), with its `?`."""
+    query: dict[str, str] = {}
+    for param in params:
+        value = getattr(filters, param.field)
+        if not value:
+            continue
+        if param.kind == "list":
+            query[param.name] = ",".join(value)
+        elif param.kind in ("day", "time"):
+            query[param.name] = value.isoformat()
+        elif param.kind == "number":
+            query[param.name] = f"{value:g}"
+        else:
+            query[param.name] = str(value)
+    return f"?{urlencode(query)}" if query else ""
+
+
+def _values_of(query: Mapping[str, str], params: tuple[_Param, ...]) -> dict[str, Any]:
+    """The filter's fields an address names; QueryError naming an unknown filter or a bad value."""
+    unknown = sorted(set(query) - {p.name for p in params})
+    if unknown:
+        msg = f"unknown filter(s): {', '.join(unknown)}"
+        raise QueryError(msg)
+    values: dict[str, Any] = {}
+    for param in params:
+        raw = query.get(param.name)
+        if raw is None or (param.kind == "text" and not raw):
+            continue
+        if param.kind == "list":
+            values[param.field] = tuple(v for v in raw.split(",") if v)
+            continue
+        parse, wrong = _PARSE[param.kind]
+        try:
+            values[param.field] = parse(raw)
+        except ValueError:
+            msg = f"{param.name}: {raw!r} {wrong}"
+            raise QueryError(msg) from None
+    return values
+
+
 # -- the incident filters in an export's address -----------------------------------------
-_LISTS = ("stores", "cameras", "types", "levels", "statuses", "review")
-_DAYS = ("first_day", "last_day")
+_INCIDENT_PARAMS = (
+    *(_Param(n, n, "list") for n in ("stores", "cameras", "types", "levels", "statuses", "review")),
+    _Param("first_day", "first_day", "day"),
+    _Param("last_day", "last_day", "day"),
+    _Param("min_score", "min_score", "number"),
+)
 
 
 def export_path(filters: IncidentFilter) -> str:
     """The address of the CSV export of every incident matching `filters`."""
-    query: dict[str, str] = {}
-    for name in _LISTS:
-        values = getattr(filters, name)
-        if values:
-            query[name] = ",".join(values)
-    for name in _DAYS:
-        day = getattr(filters, name)
-        if day is not None:
-            query[name] = day.isoformat()
-    if filters.min_score:
-        query["min_score"] = f"{filters.min_score:g}"
-    return "/export/incidents.csv" + (f"?{urlencode(query)}" if query else "")
+    return "/export/incidents.csv" + _query_of(filters, _INCIDENT_PARAMS)
 
 
 def export_filter(query: Mapping[str, str]) -> IncidentFilter:
     """The filters an export's address names; QueryError naming what is wrong."""
-    unknown = sorted(set(query) - {*_LISTS, *_DAYS, "min_score"})
-    if unknown:
-        msg = f"unknown filter(s): {', '.join(unknown)}"
-        raise QueryError(msg)
-    values: dict[str, Any] = {n: tuple(v for v in query[n].split(",") if v) for n in _LISTS if n in query}
-    for name in _DAYS:
-        if name in query:
-            try:
-                values[name] = date.fromisoformat(query[name])
-            except ValueError:
-                msg = f"{name}: {query[name]!r} is not a date (YYYY-MM-DD)"
-                raise QueryError(msg) from None
-    if "min_score" in query:
-        try:
-            values["min_score"] = float(query["min_score"])
-        except ValueError:
-            msg = f"min_score: {query['min_score']!r} is not a number"
-            raise QueryError(msg) from None
-    filters = IncidentFilter(**values)
+    filters = IncidentFilter(**_values_of(query, _INCIDENT_PARAMS))
     filters.check()
     return filters
 
@@ -210,46 +245,24 @@ class LogFilter:
         check_text("incident", self.incident_id)
 
 
-_LOG_LISTS = {"users": "usernames", "actions": "actions", "stores": "store_ids"}
-_LOG_TIMES = ("since", "until")
+_LOG_PARAMS = (
+    _Param("users", "usernames", "list"),
+    _Param("actions", "actions", "list"),
+    _Param("stores", "store_ids", "list"),
+    _Param("since", "since", "time"),
+    _Param("until", "until", "time"),
+    _Param("incident", "incident_id", "text"),
+)
 
 
 def log_export_path(filters: LogFilter) -> str:
     """The address of the CSV of the evidence log's rows matching `filters`."""
-    query: dict[str, str] = {}
-    for name, field in _LOG_LISTS.items():
-        if getattr(filters, field):
-            query[name] = ",".join(getattr(filters, field))
-    for name in _LOG_TIMES:
-        moment = getattr(filters, name)
-        if moment is not None:
-            query[name] = moment.isoformat()
-    if filters.incident_id:
-        query["incident"] = filters.incident_id
-    return "/export/evidence-log.csv" + (f"?{urlencode(query)}" if query else "")
+    return "/export/evidence-log.csv" + _query_of(filters, _LOG_PARAMS)
 
 
 def log_export_filter(query: Mapping[str, str]) -> LogFilter:
     """The filters an evidence log export's address names; QueryError naming what is wrong."""
-    unknown = sorted(set(query) - {*_LOG_LISTS, *_LOG_TIMES, "incident"})
-    if unknown:
-        msg = f"unknown filter(s): {', '.join(unknown)}"
-        raise QueryError(msg)
-    values: dict[str, Any] = {
-        field: tuple(v for v in query[name].split(",") if v)
-        for name, field in _LOG_LISTS.items()
-        if name in query
-    }
-    for name in _LOG_TIMES:
-        if name in query:
-            try:
-                values[name] = datetime.fromisoformat(query[name])
-            except ValueError:
-                msg = f"{name}: {query[name]!r} is not a time (ISO 8601, with its offset)"
-                raise QueryError(msg) from None
-    if query.get("incident"):
-        values["incident_id"] = query["incident"]
-    filters = LogFilter(**values)
+    filters = LogFilter(**_values_of(query, _LOG_PARAMS))
     filters.check()
     return filters
 
