@@ -1,9 +1,19 @@
-"""A local PostgreSQL 15 cluster under SHRINKWATCH_HOME/postgres, on 127.0.0.1."""
+"""A local PostgreSQL 15 cluster under SHRINKWATCH_HOME/postgres, on 127.0.0.1.
+
+Without `database_sslmode` (or with `disable`) it trusts connections from 127.0.0.1, as
+initdb --auth=trust made it. With any other sslmode it starts with TLS on: ssl=on with the
+local CA's server certificate (infra/tls.py), and its own pg_hba (postgres/tls/pg_hba.conf,
+in place of initdb's) that refuses every connection without TLS and authenticates the
+others by client certificate (`hostssl ... cert`: one from the local CA whose common name is
+the role, `shrinkwatch`). The files the server reads are copied to postgres/tls, owned by
+the user that runs it, keys 0600.
+"""
 
 from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import time
@@ -13,6 +23,7 @@ from pathlib import Path
 import psycopg
 
 from infra.process import tail
+from infra.tls import ensure_local_tls
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.net import port_open
 from shrinkwatch.settings import Settings
@@ -20,6 +31,12 @@ from shrinkwatch.settings import Settings
 Progress = Callable[[str], None]
 SUPERUSER = "shrinkwatch"
 DATABASE = "shrinkwatch"
+TLS_HBA = """\
+# Written by Shrinkwatch (infra/postgres.py): TLS only, a client certificate from the local CA.
+hostnossl all all 0.0.0.0/0 reject
+hostnossl all all ::/0 reject
+hostssl all all 127.0.0.1/32 cert
+"""
 
 
 def _server_user() -> str | None:
@@ -95,6 +112,43 @@ class PostgresServer:
             self.log.touch(exist_ok=True)
             os.chown(self.log, info.pw_uid, info.pw_gid)
 
+    @property
+    def tls(self) -> bool:
+        """True when the settings ask for TLS (any database_sslmode but disable)."""
+        return self.settings.database_sslmode not in (None, "disable")
+
+    def _tls_options(self) -> str:
+        """The server options that turn TLS on, its files copied where the server reads them."""
+        local = ensure_local_tls(self.settings)
+        folder = self.root / "tls"
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o700)
+        files = {
+            "server.crt": local.server_cert.read_bytes(),
+            "server.key": local.server_key.read_bytes(),
+            "root.crt": local.ca.read_bytes(),
+            "pg_hba.conf": TLS_HBA.encode(),
+        }
+        user = _server_user()
+        for name, data in files.items():
+            path = folder / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+            if user:
+                info = pwd.getpwnam(user)
+                os.chown(path, info.pw_uid, info.pw_gid)
+        if user:
+            info = pwd.getpwnam(user)
+            os.chown(folder, info.pw_uid, info.pw_gid)
+        settings = {
+            "ssl": "on",
+            "ssl_cert_file": folder / "server.crt",
+            "ssl_key_file": folder / "server.key",
+            "ssl_ca_file": folder / "root.crt",
+            "hba_file": folder / "pg_hba.conf",
+        }
+        return "".join(f" -c {name}={shlex.quote(str(value))}" for name, value in settings.items())
+
     def initialised(self) -> bool:
         """True when the cluster exists."""
         return (self.data / "PG_VERSION").exists()
@@ -143,7 +197,10 @@ class PostgresServer:
             self._initdb(progress)
         self._prepare_dirs()
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-        progress(f"starting PostgreSQL on {self.address} (log {self.log})")
+        if self.tls:
+            options += self._tls_options()
+        with_tls = " with TLS and client certificates" if self.tls else ""
+        progress(f"starting PostgreSQL{with_tls} on {self.address} (log {self.log})")
         result = self._run(
             [
                 self._bin("pg_ctl"),
@@ -176,8 +233,12 @@ class PostgresServer:
         return True
 
     def admin_dsn(self) -> str:
-        """URL of the maintenance database, for creating databases."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        """URL of the maintenance database, for creating databases (over TLS with the
+        settings' certificates when it is on)."""
+        dsn = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        if not self.tls:
+            return dsn
+        return psycopg.conninfo.make_conninfo(self.settings.database_dsn, dbname="postgres", user=SUPERUSER)
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:

@@ -18,9 +18,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from shrinkwatch.errors import ConfigError, format_validation_error
@@ -36,6 +37,13 @@ SECRET_SETTINGS: tuple[SecretSetting, ...] = (
     "sso_client_secret",
     "kafka_sasl_password",
 )
+
+
+# The local CA's files (infra/tls.py) that `infra up` makes for the services it runs with TLS
+# on: the settings' CA and client certificate default to them for a local broker or server.
+LOCAL_TLS_DIR = "tls"
+LOCAL_CA, LOCAL_CLIENT_CERT, LOCAL_CLIENT_KEY = "ca.crt", "client.crt", "client.key"
+_SSL_DSN_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 
 def _plain(value: SecretStr | str | None) -> str | None:
@@ -301,6 +309,16 @@ class Settings(BaseSettings):
             raise ValueError(FORM)
         return value
 
+    @model_validator(mode="after")
+    def _secure_connections_consistent(self) -> Settings:
+        """ConfigError naming the key for Kafka and PostgreSQL security settings that do not go
+        together (docs/SECURITY.md, "A chain's own Kafka and PostgreSQL")."""
+        problems = _kafka_security_problems(self) + _database_security_problems(self)
+        if problems:
+            msg = "invalid settings:\n" + "\n".join(f"  {p}" for p in problems)
+            raise ConfigError(msg)
+        return self
+
     @field_serializer(*SECRET_SETTINGS, when_used="json")
     def _never_the_value(self, value: SecretStr | str | None) -> str | None:
         """In JSON (what a settings file for another process is written from) a `${VAR}`
@@ -347,14 +365,54 @@ class Settings(BaseSettings):
 
     @property
     def database_dsn(self) -> str:
-        """The PostgreSQL URL to connect to, with the `database_ssl*` settings as its parameters."""
+        """The PostgreSQL URL to connect to, with the `database_ssl*` settings as its parameters
+        (they replace the same parameters of `database_url`); a local server with TLS on is
+        reached with the local CA's root and client certificates unless others are set."""
         url = self.database_url or (f"postgresql://shrinkwatch@127.0.0.1:{self.postgres_port}/shrinkwatch")
-        return url  # the ssl parameters: issue 21 (filled in with the TLS work)
+        return _with_parameters(url, self._database_ssl())
+
+    def _database_ssl(self) -> dict[str, str]:
+        """The libpq ssl parameters the settings give (sslmode, sslrootcert, sslcert, sslkey)."""
+        if self.database_sslmode is None:
+            return {}
+        local = self.postgres_managed and self.database_sslmode != "disable"
+        files = {
+            "sslrootcert": self.database_sslrootcert or (self.local_tls_file(LOCAL_CA) if local else None),
+            "sslcert": self.database_sslcert or (self.local_tls_file(LOCAL_CLIENT_CERT) if local else None),
+            "sslkey": self.database_sslkey or (self.local_tls_file(LOCAL_CLIENT_KEY) if local else None),
+        }
+        return {"sslmode": self.database_sslmode} | {k: str(v) for k, v in files.items() if v is not None}
 
     def kafka_config(self) -> dict[str, str | int]:
         """What every Kafka client (producer, consumer, admin) of Shrinkwatch connects with: the
-        bootstrap servers and the `kafka_security_protocol`, SASL and TLS settings."""
-        return {"bootstrap.servers": self.kafka_servers}
+        bootstrap servers and the `kafka_security_protocol`, SASL and TLS settings (librdkafka's
+        keys). TLS always checks the broker's name against its certificate; a local broker
+        with TLS on is trusted through the local CA (and, for `ssl`, its client certificate)
+        unless other files are set."""
+        config: dict[str, str | int] = {"bootstrap.servers": self.kafka_servers}
+        protocol = self.kafka_security_protocol
+        if protocol == "plaintext":
+            return config
+        config["security.protocol"] = protocol.upper()
+        if protocol.startswith("sasl_"):
+            config["sasl.mechanisms"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username or ""
+            config["sasl.password"] = self.secret("kafka_sasl_password") or ""
+        if protocol.endswith("ssl"):
+            local = self.kafka_managed
+            ca = self.kafka_ssl_ca or (self.local_tls_file(LOCAL_CA) if local else None)
+            mutual = local and protocol == "ssl"  # the local broker's only authentication then
+            cert = self.kafka_ssl_cert or (self.local_tls_file(LOCAL_CLIENT_CERT) if mutual else None)
+            key = self.kafka_ssl_key or (self.local_tls_file(LOCAL_CLIENT_KEY) if mutual else None)
+            config["ssl.endpoint.identification.algorithm"] = "https"
+            for name, path in (("ca", ca), ("certificate", cert), ("key", key)):
+                if path is not None:
+                    config[f"ssl.{name}.location"] = str(path)
+        return config
+
+    def local_tls_file(self, name: str) -> Path:
+        """A file of the local CA that `infra up` makes for local services with TLS on."""
+        return self.home / LOCAL_TLS_DIR / name
 
     def topic(self, name: str) -> str:
         """Full name of one of the CONTRACTS §3 topics, e.g. `topic("detections")`."""
@@ -380,6 +438,82 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         """Folder for the log files of services and background processes."""
         return self.home / "logs"
+
+
+def _missing_files(settings: Settings, names: tuple[str, ...]) -> list[str]:
+    return [
+        f"{name}: no file {path} (a PEM file this process can read)"
+        for name in names
+        if (path := getattr(settings, name)) is not None and not Path(path).expanduser().is_file()
+    ]
+
+
+def _kafka_security_problems(settings: Settings) -> list[str]:
+    """What is inconsistent in the Kafka security settings, each line naming its key."""
+    protocol = settings.kafka_security_protocol
+    problems = []
+    for name in ("kafka_sasl_username", "kafka_sasl_password"):
+        given = getattr(settings, name) is not None
+        if protocol.startswith("sasl_") and not given:
+            problems.append(f"{name}: kafka_security_protocol {protocol} needs a SASL user name and password")
+        elif given and not protocol.startswith("sasl_"):
+            problems.append(f"{name}: set, but kafka_security_protocol {protocol} does not use SASL")
+    tls_files = ("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")
+    if not protocol.endswith("ssl"):
+        problems += [
+            f"{name}: set, but kafka_security_protocol {protocol} does not use TLS"
+            for name in tls_files
+            if getattr(settings, name) is not None
+        ]
+    problems += _pair_problems(settings, "kafka_ssl_cert", "kafka_ssl_key")
+    return problems + _missing_files(settings, tls_files)
+
+
+def _database_security_problems(settings: Settings) -> list[str]:
+    """What is inconsistent in the PostgreSQL TLS settings, each line naming its key."""
+    mode = settings.database_sslmode
+    tls_files = ("database_sslrootcert", "database_sslcert", "database_sslkey")
+    problems = []
+    if mode in (None, "disable"):
+        problems += [
+            f"{name}: set, but database_sslmode is {mode or 'unset'}: set database_sslmode (verify-full)"
+            for name in tls_files
+            if getattr(settings, name) is not None
+        ]
+    verifies = mode in ("verify-ca", "verify-full")
+    if verifies and not settings.postgres_managed and settings.database_sslrootcert is None:
+        # Required, not left to libpq's ~/.postgresql/root.crt: which CA is trusted is written here.
+        problems.append(
+            f"database_sslrootcert: database_sslmode {mode} needs the CA certificate that signed "
+            "the server's (PEM)"
+        )
+    problems += _pair_problems(settings, "database_sslcert", "database_sslkey")
+    return problems + _missing_files(settings, tls_files)
+
+
+def _pair_problems(settings: Settings, cert: str, key: str) -> list[str]:
+    if (getattr(settings, cert) is None) == (getattr(settings, key) is None):
+        return []
+    given, missing = (cert, key) if getattr(settings, key) is None else (key, cert)
+    return [f"{missing}: {given} is set; a client certificate needs both {cert} and {key}"]
+
+
+def _with_parameters(dsn: str, params: Mapping[str, str]) -> str:
+    """`dsn` (a postgresql:// URL or libpq key=value words) with `params` set, replacing the
+    same keys: in a URL's query, percent-quoted; as words, quoted by libpq's rules."""
+    if not params:
+        return dsn
+    if re.match(r"^postgres(ql)?://", dsn):
+        parts = urlsplit(dsn)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+        query += list(params.items())
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote, safe="")))
+    words = " ".join(f"{k}='{_libpq_quoted(v)}'" for k, v in params.items())
+    return f"{dsn} {words}" if dsn.strip() else words  # libpq: a later keyword wins
+
+
+def _libpq_quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def secret_environment(settings: Settings) -> dict[str, str]:
