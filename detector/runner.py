@@ -18,6 +18,11 @@ drawn and kept for access requests and erasure is where they are. When the motio
 the model, the last frame's objects, redaction-only ones and those in privacy zones are used
 again. People the model finds below `conf` but at `redact_conf` (0.1) or more are redaction-only
 too: privacy errs on blurring more.
+
+With `infer_batch` above 1, the cameras' frames go through the model together
+(detector.scheduler): each camera's thread hands its frame to the scheduler where it would
+have called the model, and does the rest (tracker, untracked people, pose, privacy zones:
+`track_frame`) itself, in the same order as one by one (`analyse_frame`).
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ import numpy as np
 from detector.evidence import EvidenceRecorder, FrameRing
 from detector.export import BACKEND_NAMES, resolve_model_path
 from detector.health import Observation, Sample, assess
-from detector.model import Detector
+from detector.model import Boxes, Detector
 from detector.motion import MotionGate
 from detector.pose import attach_keypoints
 from detector.publisher import Publisher
+from detector.scheduler import InferScheduler, SchedulerStopped
 from detector.sources import FileSource, LiveSource, SourceError, open_source
 from detector.tracking import CameraTracker, untracked
 from privacy.redact import black_out, blur_people, in_zones
@@ -76,16 +82,32 @@ class CameraStats:
     done: bool = False
 
 
+Analysed = tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]
+Polygons = list[list[tuple[float, float]]]
+
+
 def analyse_frame(
-    detector: Detector, tracker: CameraTracker, image: np.ndarray, privacy: list[list[tuple[float, float]]]
-) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
+    detector: Detector, tracker: CameraTracker, image: np.ndarray, privacy: Polygons
+) -> Analysed:
     """One frame through the model, the tracker and the pose model: (the tracked objects to
     publish, the people as seen in this frame (the tracked ones at their detection's box,
     and those the tracker did not return: redaction only), those standing in a privacy
     zone). Whoever stands in a privacy zone by either box, the one seen in this frame or the
     tracker's (which would be published), is hidden."""
+    return track_frame(detector, tracker, image, detector.infer_faint(image), privacy)
+
+
+def track_frame(
+    detector: Detector,
+    tracker: CameraTracker,
+    image: np.ndarray,
+    found: tuple[Boxes, Boxes],
+    privacy: Polygons,
+) -> Analysed:
+    """analyse_frame after the model: `found` is the model's answer for `image` (its boxes at
+    `conf` or more, and the faint ones), however it was run (alone or in a batch)."""
     height, width = image.shape[:2]
-    boxes, faint = detector.infer_faint(image)
+    boxes, faint = found
     objects, seen = tracker.update_seen(boxes, width, height)
     unseen = untracked(boxes, seen, detector.names, width, height)
     unseen += untracked(faint, [], detector.names, width, height)  # blurred, never tracked
@@ -119,6 +141,7 @@ class CameraWorker(threading.Thread):
         gate: MotionGate | None = None,
         ring: FrameRing | None = None,
         environ: Mapping[str, str] | None = None,
+        infer: Callable[[np.ndarray], tuple[Boxes, Boxes]] | None = None,
     ) -> None:
         super().__init__(name=f"camera-{camera.id}", daemon=True)
         gate = gate or MotionGate(enabled=False)
@@ -130,6 +153,8 @@ class CameraWorker(threading.Thread):
         self.ring = ring
         self.environ = environ or {}  # for the stream URL's ${VAR} placeholders
         self.privacy = privacy_zones(camera)
+        # The model, called alone (the detector's own lock) or through an InferScheduler.
+        self.infer = infer or detector.infer_faint
 
     def run(self) -> None:
         cam = self.camera
@@ -171,6 +196,8 @@ class CameraWorker(threading.Thread):
                 self.stats.last_frame_ts = frame.ts
                 if self.options.max_frames and self.stats.frames >= self.options.max_frames:
                     break
+        except SchedulerStopped:
+            pass  # detect is stopping
         except SourceError as exc:
             self.stats.error = str(exc)
             log.error("camera %s: %s", cam.id, exc)
@@ -180,11 +207,9 @@ class CameraWorker(threading.Thread):
         finally:
             self.stats.done = True
 
-    def analyse(
-        self, tracker: CameraTracker, image: np.ndarray
-    ) -> tuple[list[DetectedObject], list[DetectedObject], list[DetectedObject]]:
+    def analyse(self, tracker: CameraTracker, image: np.ndarray) -> Analysed:
         """One frame through the model, the tracker and the pose model (analyse_frame)."""
-        return analyse_frame(self.detector, tracker, image, self.privacy)
+        return track_frame(self.detector, tracker, image, self.infer(image), self.privacy)
 
     def sample(self) -> Sample:
         """Counters now, for the health monitor."""
@@ -265,7 +290,7 @@ class HealthMonitor:
                 )
 
 
-def privacy_zones(camera: Camera) -> list[list[tuple[float, float]]]:
+def privacy_zones(camera: Camera) -> Polygons:
     """The polygons of the camera's privacy zones (normalised)."""
     return [list(z.polygon) for z in camera.zones if z.kind == "privacy"]
 
@@ -333,6 +358,7 @@ def run_detect(
         )
         for cam in cameras
     }
+    scheduler = scheduler_for(detector, settings.infer_batch, len(cameras))
     workers = [
         CameraWorker(
             cam,
@@ -347,6 +373,7 @@ def run_detect(
             ),
             rings[cam.id],
             environ,
+            scheduler.infer if scheduler else None,
         )
         for cam in cameras
     ]
@@ -359,9 +386,10 @@ def run_detect(
     for worker in workers:
         worker.start()
     monitor = HealthMonitor(workers, publisher)
+    batched = f", up to {scheduler.most} frames per model call" if scheduler else ""
     progress(
         f"analysing {len(workers)} camera(s) with {detector.source} ({BACKEND_NAMES[detector.backend]}) "
-        f"at imgsz {settings.imgsz}; "
+        f"at imgsz {settings.imgsz}{batched}; "
         f"publishing to {publisher.detections_topic}"
     )
     last_report = time.monotonic()
@@ -372,6 +400,8 @@ def run_detect(
             last_report = time.monotonic()
             progress(_report(workers, publisher))
     stop.set()
+    if scheduler is not None:
+        scheduler.stop()
     for worker in workers:
         worker.join(timeout=15)
     if recorder is not None:
@@ -384,6 +414,13 @@ def run_detect(
     for worker in failed:
         progress(f"camera {worker.camera.id}: {worker.stats.error}")
     return 1 if failed else 0
+
+
+def scheduler_for(detector: Detector, infer_batch: int, cameras: int) -> InferScheduler | None:
+    """A started InferScheduler when frames of several cameras can share a model call
+    (`infer_batch` above 1 and more than one camera), else None: each camera calls the model."""
+    most = min(infer_batch, cameras)
+    return InferScheduler(detector.infer_faint_batch, most).start() if most > 1 else None
 
 
 def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
