@@ -7,7 +7,9 @@ Every frame of every camera passes through here, so the hot path is lean: messag
 parsed by the source itself (flows.kafka_io.TopicSource, flows.behaviour.frames), and each
 camera's frames of a batch go through its behaviour engine in one call (`stateful_batch`),
 whose state is snapshotted as pickled bytes (flows.snapshots: an immutable copy, cheaper
-than the deep copy of `stateful_map`).
+than the deep copy of `stateful_map`). A camera's state is kept by the worker that reads its
+partition (flows.kafka_io.placed_key), so in a cluster of processes no frame crosses between
+them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from flows.behaviour.engine import BehaviourEngine
 from flows.behaviour.frames import Frame
 from flows.behaviour.tracks import CameraState
 from flows.catalog import SiteCatalog
-from flows.kafka_io import detections, incident_message, publish
+from flows.kafka_io import check_local, detections, incident_message, publish
 from flows.progress import COUNTERS
 from flows.sinks import IncidentSink
 from shrinkwatch.contracts import Incident
@@ -36,8 +38,11 @@ class CameraBehaviour(StatefulBatchLogic[Frame, ScoredIncident, bytes]):
     def __init__(self, catalog: SiteCatalog, resume: bytes | None) -> None:
         self.catalog = catalog
         self.state: CameraState | None = snapshots.load(resume) if resume is not None else None
+        self.checked = False
 
     def on_batch(self, frames: list[Frame]) -> tuple[list[ScoredIncident], bool]:
+        if not self.checked:
+            self.checked = check_local(frames[0].camera_id)
         out: list[ScoredIncident] = []
         engine: BehaviourEngine | None = None
         for frame in frames:

@@ -15,11 +15,28 @@ its attributes `_consumer` (the confluent-kafka Consumer), `_batch_size`, `_eof`
 reached the end) and `_offset` (the next offset, which recovery snapshots). The flow tests
 (tests/flows/) run through all of them: reading, stopping at the end of the topic, and
 resuming from a snapshot.
+
+Each camera's state lives in the worker that reads its partition (`placed_key`): the detector
+keys sw.detections by camera, so a camera's frames are in one partition, and the source gives
+each frame a state key that Bytewax routes to the worker reading that partition; no frame
+crosses to another worker or process. Bytewax 0.21.1 decides both ends (Rust, pinned):
+- the worker that reads an input partition (`calc_primaries` in src/timely.rs): every worker
+  lists every Kafka partition; the partition keys ("3-sw.detections"), in string order, go
+  each to the worker with the fewest so far, the lowest index among equals (`reader_workers`);
+- the worker that keeps a key's state (`stateful_batch`'s partition in src/operators.rs):
+  Rust's DefaultHasher (SipHash-1-3, zero keys) of the key string, then a 0xff byte, modulo
+  the worker count (`state_worker`).
+A key is the camera id where that already routes to the reader (always with one worker, so a
+one-worker recovery store is unchanged), else the camera id and `~n`, the first n that does.
+tests/flows/test_placement.py runs both decisions in Bytewax and fails if either changes;
+a running flow warns once per camera whose frames reach state kept by another worker
+(`check_local`): the incidents stay right, only the frames travel.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +65,126 @@ log = logging.getLogger(__name__)
 STALL_CHECK_S = 15.0  # read nothing this long: ask whether the partition has more (see _unstick)
 X = TypeVar("X")
 Parser = Callable[[bytes | None], X]  # a message's value -> the item; ContractError when it is not one
+
+
+_MASK = 2**64 - 1
+
+
+def _rotl(x: int, bits: int) -> int:
+    return ((x << bits) | (x >> (64 - bits))) & _MASK
+
+
+def _sip_round(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+    v0 = (v0 + v1) & _MASK
+    v1 = _rotl(v1, 13) ^ v0
+    v0 = _rotl(v0, 32)
+    v2 = (v2 + v3) & _MASK
+    v3 = _rotl(v3, 16) ^ v2
+    v0 = (v0 + v3) & _MASK
+    v3 = _rotl(v3, 21) ^ v0
+    v2 = (v2 + v1) & _MASK
+    v1 = _rotl(v1, 17) ^ v2
+    v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
+def siphash13(data: bytes) -> int:
+    """SipHash-1-3 with zero keys: Rust's `DefaultHasher::default()`, as Bytewax hashes state keys."""
+    v0, v1, v2, v3 = 0x736F6D6570736575, 0x646F72616E646F6D, 0x6C7967656E657261, 0x7465646279746573
+    whole = len(data) - len(data) % 8
+    for i in range(0, whole, 8):
+        m = int.from_bytes(data[i : i + 8], "little")
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3 ^ m)
+        v0 ^= m
+    last = ((len(data) & 0xFF) << 56) | int.from_bytes(data[whole:], "little")
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3 ^ last)
+    v0 ^= last
+    v2 ^= 0xFF
+    for _ in range(3):
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+def state_worker(key: str, workers: int) -> int:
+    """The worker that keeps the state of `key` in a Bytewax stateful step (Rust hashes a
+    string as its bytes and a 0xff byte)."""
+    return siphash13(key.encode() + b"\xff") % workers
+
+
+def reader_workers(parts: list[str], workers: int) -> dict[str, int]:
+    """The worker that reads each input partition, when every worker lists them all (Kafka):
+    in string order, each to the worker with the fewest so far, the lowest index among equals."""
+    counts = [0] * workers
+    readers: dict[str, int] = {}
+    for part in sorted(parts):
+        worker = counts.index(min(counts))
+        readers[part] = worker
+        counts[worker] += 1
+    return readers
+
+
+def placed_key(key: str, worker: int, workers: int) -> str:
+    """A state key for `key` that Bytewax routes to `worker`: the key itself where it already
+    does (always with one worker), else `key~n` with the first n that does."""
+    if state_worker(key, workers) == worker:
+        return key
+    n = 1
+    while state_worker(f"{key}~{n}", workers) != worker:
+        n += 1
+    return f"{key}~{n}"
+
+
+@dataclass
+class Placement:
+    """How this process's flow places keyed state: `workers`, the cluster's worker count
+    (set by flows.run.execute); `local` False keys by the camera alone (Bytewax's hash picks
+    the worker, frames cross to it; the benchmark's before)."""
+
+    workers: int = 1
+    local: bool = True
+
+
+PLACEMENT = Placement()
+_READERS: dict[str, int] = {}  # camera -> the thread of this process that reads its frames
+_CROSSED: set[str] = set()  # cameras whose state is kept by another thread than their reader
+
+
+def check_local(camera_id: str) -> bool:
+    """Whether this thread (a worker keeping the camera's state) also reads the camera's
+    frames; warns once per camera when not (Bytewax placed differently than `placed_key`
+    expects). Always True for a flow not fed by TopicSource (tests' inputs)."""
+    if not _READERS or not PLACEMENT.local:
+        return True
+    if _READERS.get(camera_id) == threading.get_native_id():
+        return True
+    if camera_id not in _CROSSED:
+        _CROSSED.add(camera_id)
+        log.warning(
+            "frames of camera %s are read by one worker and kept by another: Bytewax does not "
+            "place state as flows.kafka_io expects (pinned at 0.21.1); incidents stay right, "
+            "but the frames cross between workers",
+            camera_id,
+        )
+    return False
+
+
+def placed(
+    parse: Parser[tuple[str, X]], worker: int, workers: int, *, local: bool = True
+) -> Parser[tuple[str, X]]:
+    """`parse` of a keyed topic, its key made a state key that routes to `worker` (the one
+    reading this partition; see placed_key); `local` False leaves the key as it is. Keys are
+    worked out once per camera, and which thread reads the camera is noted (check_local)."""
+    keys: dict[str, str] = {}
+
+    def parse_placed(raw: bytes | None) -> tuple[str, X]:
+        key, item = parse(raw)
+        state_key = keys.get(key)
+        if state_key is None:
+            state_key = keys[key] = placed_key(key, worker, workers) if local else key
+            _READERS[key] = threading.get_native_id()
+        return state_key, item
+
+    return parse_placed
 
 
 def dead_letter(msg: Message, error: str) -> DeadLetter:
@@ -161,7 +298,9 @@ class TopicSource(KafkaSource, Generic[X]):
     Bytewax's KafkaSource with the parsing done where the messages are read: no message
     object per record and no extra step per item, which is most of a flow's overhead at
     thousands of frames per second. Offsets live in the recovery store, as with KafkaSource.
-    `count(n)` hears how many items each batch parsed.
+    `count(n)` hears how many items each batch parsed. With `place`, items are (key, value)
+    pairs whose key is made a state key kept by the worker that reads the partition
+    (`placed`, when PLACEMENT says the cluster has more than one worker).
     """
 
     def __init__(
@@ -172,6 +311,7 @@ class TopicSource(KafkaSource, Generic[X]):
         *,
         tail: bool = True,
         count: Callable[[int], None] | None = None,
+        place: bool = False,
     ) -> None:
         # Bytewax takes the servers apart from the rest of the client's config (TLS, SASL).
         brokers = str(kafka["bootstrap.servers"]).split(",")
@@ -179,12 +319,24 @@ class TopicSource(KafkaSource, Generic[X]):
         super().__init__(
             brokers, [topic], tail=tail, add_config={**extra, **CONSUMER_CONFIG}, raise_on_errors=False
         )
-        self._parse, self._count = parse, count
+        self._parse, self._count, self._place = parse, count, place
+        self._parts: list[str] = []
+
+    def list_parts(self) -> list[str]:
+        parts = super().list_parts()
+        self._parts = parts  # every worker lists them all (Bytewax's Kafka source)
+        return parts
 
     def build_part(  # type: ignore[override]
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _TopicPartition[X]:
-        return _TopicPartition(super().build_part(step_id, for_part, resume_state), self._parse, self._count)
+        parse = self._parse
+        workers = PLACEMENT.workers
+        if self._place and workers > 1:
+            worker = reader_workers(self._parts or [for_part], workers)[for_part]
+            keyed = cast(Parser[tuple[str, Any]], parse)
+            parse = cast(Parser[X], placed(keyed, worker, workers, local=PLACEMENT.local))
+        return _TopicPartition(super().build_part(step_id, for_part, resume_state), parse, self._count)
 
 
 def dead_letter_message(letter: DeadLetter) -> KafkaSinkMessage[bytes, bytes]:
@@ -250,12 +402,16 @@ def read_topic(
     tail: bool = True,
     dlq: bool = True,
     count: Callable[[int], None] | None = None,
+    place: bool = False,
 ) -> Parsed[X]:
     """The topic `settings.topic(topic)`, each message parsed by `parse` as it is read; what
     breaks the contract (or comes with a Kafka error) is counted and, with `dlq`, published
-    to sw.dlq. `tail=False` stops at the end of the topic; `count` as for TopicSource.
+    to sw.dlq. `tail=False` stops at the end of the topic; `count` and `place` as for
+    TopicSource.
     """
-    source = TopicSource(settings.kafka_config(), settings.topic(topic), parse, tail=tail, count=count)
+    source = TopicSource(
+        settings.kafka_config(), settings.topic(topic), parse, tail=tail, count=count, place=place
+    )
     read = op.input("read", flow, source)
     split = op.branch("split", read, lambda item: not isinstance(item, DeadLetter))
     dead = op.inspect("count_dead", cast(Stream[DeadLetter], split.falses), COUNTERS.dead_letter)
@@ -281,15 +437,25 @@ def keyed_frame(raw: bytes | None) -> tuple[str, Frame]:
 def detections(
     step_id: str, flow: Dataflow, settings: Settings, *, tail: bool = True, dlq: bool = True
 ) -> Detections:
-    """sw.detections as (camera_id, Frame) pairs (`read_topic` under `step_id`): what breaks
+    """sw.detections as (state key, Frame) pairs (`read_topic` under `step_id`): what breaks
     the contract is counted and, with `dlq`, published to sw.dlq. `tail=False` stops at the
-    end of the topic. The frames read are counted for the console (COUNTERS.frames).
+    end of the topic. The frames read are counted for the console (COUNTERS.frames). The key
+    is the camera's, placed so that its state is kept by the worker reading it (`placed_key`:
+    the camera id, or the camera id and `~n`); steps read the camera from the frame.
 
     A flow that always runs beside the incidents flow may pass `dlq=False` and leave the
     dead letters to it, so that sw.dlq holds each bad message once.
     """
     read = read_topic(
-        step_id, flow, settings, "detections", keyed_frame, tail=tail, dlq=dlq, count=COUNTERS.add_frames
+        step_id,
+        flow,
+        settings,
+        "detections",
+        keyed_frame,
+        tail=tail,
+        dlq=dlq,
+        count=COUNTERS.add_frames,
+        place=True,
     )
     return Detections(read.items, read.dead)
 

@@ -13,6 +13,7 @@ would turn "late"; frames of one camera arrive in order (one Kafka key), so thei
 times are the better clock. A camera that stops sending has its open minutes closed after
 `idle_close_s` of wall time. A frame for a minute already closed is late: it is stored in
 `occupancy_late` and counted on that minute's rows (`late_frames`), never dropped silently.
+A camera's minutes are kept by the worker that reads its partition (flows.kafka_io.placed_key).
 
 Each camera's hour also gets a heatmap row in `heatmap_hours`: person-seconds per cell of a
 64 x 36 grid where people's feet are, and the part spent nearly still (dwell). An hour
@@ -34,7 +35,7 @@ from flows import snapshots
 from flows.behaviour.frames import MINUTE_US, Frame, from_us
 from flows.behaviour.zones import ZoneIndex
 from flows.catalog import SiteCatalog
-from flows.kafka_io import detections
+from flows.kafka_io import check_local, detections
 from flows.progress import COUNTERS
 from flows.sinks import PostgresSink
 from shrinkwatch.contracts import foot
@@ -211,10 +212,13 @@ class CameraOccupancy(StatefulBatchLogic[Frame, Any, bytes]):
         self.idle_close = timedelta(seconds=idle_close_s)
         self.state: CameraMinutes = snapshots.load(resume) if resume is not None else CameraMinutes()
         self.last_batch = datetime.now(UTC)
+        self.checked = False
 
     def on_batch(self, frames: list[Frame]) -> tuple[list[Any], bool]:
         out: list[Any] = []
         camera_id = self.state.camera_id = frames[0].camera_id
+        if not self.checked:
+            self.checked = check_local(camera_id)
         zones = self.catalog.zones(camera_id)
         for frame in frames:
             out.extend(observe(self.state, frame, zones, self.lateness_us))

@@ -69,6 +69,10 @@ def execute(
     """
     from bytewax._bytewax import cluster_main
 
+    from flows.kafka_io import PLACEMENT
+
+    # The sources place each camera's state with the worker reading it (flows.kafka_io).
+    PLACEMENT.workers = workers * max(len(addresses or []), 1)
     cluster_main(
         flow,
         addresses or [],
