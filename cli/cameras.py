@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from cli.context import say, settings_of
+from detector.shards import ShardBy
+from shrinkwatch.settings import Settings
 
 
 def camera_sim(
@@ -55,10 +57,25 @@ def detect(
     check: Annotated[
         bool, typer.Option("--check", help="Check settings, model and cameras; run nothing.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="I/N",
+            help="Reader I of N: take only the cameras whose stable hash falls to I (docs/OPERATIONS.md).",
+        ),
+    ] = None,
+    shard_by: Annotated[
+        ShardBy, typer.Option(help="With --shard: hash the camera id, or its store's (a store together).")
+    ] = ShardBy.camera,
 ) -> None:
     """Read the configured cameras, run YOLOv8 + ByteTrack, publish sw.detections."""
     from detector.runner import DetectOptions, run_detect
 
+    settings = settings_of(ctx)
+    if shard is not None:
+        camera = shard_cameras(settings, shard, shard_by, camera)
+        if not camera:
+            raise typer.Exit(0)
     options = DetectOptions(
         camera_ids=camera or None,
         realtime=pace is Pace.realtime,
@@ -66,5 +83,26 @@ def detect(
         max_frames=max_frames,
         motion_gating=motion_gating,
     )
-    code = run_detect(settings_of(ctx), options, check_only=check, progress=say)
+    code = run_detect(settings, options, check_only=check, progress=say)
     raise typer.Exit(code)
+
+
+def shard_cameras(settings: Settings, text: str, by: ShardBy, named: list[str] | None) -> list[str]:
+    """The enabled cameras (of those `named`, if any) that reader `text` (I/N) takes, said
+    aloud. An empty shard is said and is no failure: the reader has nothing to do and exits 0."""
+    from detector.shards import Shard, select
+    from warehouse.db import connect
+    from warehouse.site_tables import load_cameras
+
+    try:
+        shard = Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--shard'") from None
+    with connect(settings.database_dsn) as conn:
+        cameras = load_cameras(conn, named or None)
+    taken = select(((c.id, c.store_id) for c in cameras), shard, by)
+    if not taken:
+        say(f"shard {shard} (by {by}) takes none of the {len(cameras)} camera(s); nothing to read")
+        return []
+    say(f"shard {shard} (by {by}) takes {len(taken)} of {len(cameras)} camera(s): {', '.join(taken)}")
+    return taken
