@@ -65,7 +65,12 @@ def wait_for_kafka(kafka: Kafka, timeout_s: float, alive: Callable[[], bool] | N
 def ensure_topics(
     settings: Settings, names: Iterable[str] = TOPICS, partitions: int | None = None
 ) -> list[str]:
-    """Create the contract topics that are missing; return the names created."""
+    """Create the contract topics that are missing; return the names created.
+
+    With topic_replication 3 or more (a chain's cluster) a topic also gets min.insync.replicas
+    = 2 (topic_config): the producers ask for acks=all, so a message counts as written once
+    two brokers hold it, and one broker lost (killed, or down for an upgrade) loses nothing
+    and stops nothing."""
     admin = AdminClient(client_config(settings.kafka_config(), log_level=3))
     wanted = [settings.topic(n) for n in names]
     existing = set(admin.list_topics(timeout=10).topics)
@@ -83,7 +88,7 @@ def ensure_topics(
                 t,
                 num_partitions=count,
                 replication_factor=settings.topic_replication,
-                config=frames if t == settings.topic("detections") else {},
+                config=topic_config(settings, frames if t == settings.topic("detections") else {}),
             )
             for t in missing
         ],
@@ -100,6 +105,14 @@ def ensure_topics(
                 raise ShrinkwatchError(msg) from None
     _wait_until_served(admin, missing)
     return created
+
+
+def topic_config(settings: Settings, config: Mapping[str, str]) -> dict[str, str]:
+    """A created topic's config: `config`, and min.insync.replicas 2 where topics are
+    replicated 3 or more times (with 2 replicas it would stop writes while one is away)."""
+    if settings.topic_replication >= 3:
+        return {**config, "min.insync.replicas": "2"}
+    return dict(config)
 
 
 def _wait_until_served(admin: AdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
