@@ -2,9 +2,13 @@
 
 HTTP MJPEG: one broadcaster thread plays the file at its own frame rate and keeps the
 newest JPEG; every client gets the frames from the moment it joins (a live camera never
-rewinds). RTSP (optional): ffmpeg plays the file in a loop, in real time, as H.264 over
-RTP to a local port, and GStreamer's RTSP server (Debian's, run by Debian's Python)
-serves that live stream to every client.
+rewinds). A broadcaster can also replay JPEGs encoded once (`encoded_loop`), from any frame
+of the loop: a benchmark that stands in for a store's cameras then spends next to no CPU on
+them (a real camera encodes on its own hardware).
+
+RTSP (optional): ffmpeg plays the file in a loop, in real time, as H.264 over RTP to a local
+port, and GStreamer's RTSP server (Debian's, run by Debian's Python) serves that live stream
+to every client.
 """
 
 from __future__ import annotations
@@ -29,11 +33,41 @@ from shrinkwatch.shutdown import stop_event_on_signals
 BOUNDARY = "shrinkwatchframe"
 
 
-class Broadcaster(threading.Thread):
-    """Plays the file in a loop at its frame rate, keeping the newest frame as JPEG."""
+def encoded_loop(path: Path, quality: int = 80) -> list[bytes]:
+    """Every frame of the file as JPEG, in order (for Broadcaster's `encoded`)."""
+    cap = cv2.VideoCapture(str(path))
+    out: list[bytes] = []
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if ok:
+                out.append(buf.tobytes())
+    finally:
+        cap.release()
+    if not out:
+        msg = f"cannot decode video file {path}"
+        raise ShrinkwatchError(msg)
+    return out
 
-    def __init__(self, path: Path, fps: float | None, quality: int, stop: threading.Event) -> None:
+
+class Broadcaster(threading.Thread):
+    """Plays the file in a loop at its frame rate, keeping the newest frame as JPEG; with
+    `encoded` (encoded_loop of the file), replays those from frame `start_at` instead."""
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float | None,
+        quality: int,
+        stop: threading.Event,
+        encoded: list[bytes] | None = None,
+        start_at: int = 0,
+    ) -> None:
         super().__init__(name="camera-sim", daemon=True)
+        self.encoded, self.start_at = encoded, start_at
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             msg = f"cannot decode video file {path}"
@@ -47,6 +81,9 @@ class Broadcaster(threading.Thread):
         self.loops = 0
 
     def run(self) -> None:
+        if self.encoded:
+            self._replay(self.encoded)
+            return
         interval = 1.0 / self.fps
         next_at = time.monotonic()
         while not self.stop.is_set():
@@ -68,6 +105,23 @@ class Broadcaster(threading.Thread):
                     next_at = time.monotonic()
             cap.release()
             self.loops += 1
+
+    def _replay(self, encoded: list[bytes]) -> None:
+        interval = 1.0 / self.fps
+        next_at = time.monotonic()
+        index = self.start_at % len(encoded)
+        while not self.stop.is_set():
+            with self.cond:
+                self.jpeg, self.seq = encoded[index], self.seq + 1
+                self.cond.notify_all()
+            index = (index + 1) % len(encoded)
+            self.loops += index == 0
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self.stop.wait(delay)
+            else:
+                next_at = time.monotonic()
 
     def wait_next(self, after: int, timeout_s: float = 2.0) -> tuple[int, bytes]:
         """The first frame newer than `after` (or the current one after a timeout)."""
@@ -286,3 +340,38 @@ def serve(
         server.shutdown()
         server.server_close()
         announce("camera-sim: stopped")
+
+
+def serve_encoded(
+    path: Path,
+    ports: list[int],
+    *,
+    host: str = "127.0.0.1",
+    quality: int = 80,
+    announce: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the file as one MJPEG camera on each port, its frames encoded once and shared,
+    each camera from another point of the loop (so no two show the same moment), until
+    SIGINT/SIGTERM (or `stop`). For benchmarks: the cameras cost next to no CPU."""
+    stop = stop or stop_event_on_signals()
+    encoded = encoded_loop(path, quality)
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    servers = []
+    try:
+        for i, port in enumerate(ports):
+            start_at = i * len(encoded) // len(ports)
+            broadcaster = Broadcaster(path, fps, quality, stop, encoded=encoded, start_at=start_at)
+            server = ThreadingHTTPServer((host, port), _handler(broadcaster))
+            server.daemon_threads = True
+            servers.append(server)
+            broadcaster.start()
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        announce(f"camera-sim: {len(ports)} camera(s) of {path.name} at {fps:.1f} fps on ports {ports}")
+        stop.wait()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
