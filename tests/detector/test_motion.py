@@ -55,3 +55,26 @@ def test_people_walking_are_never_gated() -> None:
         gate.should_infer(image, now=i * 0.1)
     cap.release()
     assert gate.skipped < 10  # 2 to 10 people walk through every frame
+
+
+def test_the_gate_steps_aside_where_it_does_not_pay_and_looks_again() -> None:
+    """Busy footage (something moves in every frame): after `adapt_after` frames without a
+    skip, frames go to the model unexamined for `pause_s`; then the gate looks again and
+    skips still frames."""
+    gate = MotionGate(max_skip_s=100, adapt_after=10, pause_s=5.0)
+    busy = [gate.should_infer(scene(100 + 20 * (i % 2)), now=i * 0.2) for i in range(10)]
+    assert all(busy) and gate.skipped == 0 and gate.paused == 0
+    # Standing aside: every frame goes, a still one too, without being examined.
+    assert all(gate.should_infer(scene(100), now=2.0 + i * 0.2) for i in range(20))
+    assert gate.paused == 20 and gate.skipped == 0
+    # After pause_s it looks again: the first frame is the new reference, still ones are skipped.
+    assert gate.should_infer(scene(100), now=7.2)
+    assert not gate.should_infer(scene(100), now=7.4)
+    assert gate.paused == 20 and gate.skipped == 1
+
+
+def test_a_gate_that_skips_keeps_gating() -> None:
+    gate = MotionGate(max_skip_s=100, adapt_after=10, pause_s=5.0)
+    decisions = [gate.should_infer(scene(100 + 30 * (i // 8)), now=i * 0.2) for i in range(40)]
+    assert gate.paused == 0
+    assert decisions.count(False) == gate.skipped >= 30  # a move every 8 frames: the rest skipped
