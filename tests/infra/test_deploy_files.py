@@ -25,6 +25,7 @@ import base64
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -137,14 +138,26 @@ def help_of(path: tuple[str, ...]) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def panel(help_text: str, title: str) -> list[str]:
+    """The rows of one panel of a help page (`Options`, `Arguments`, `Commands`), each without
+    its frame and without the `*` that marks a required one."""
+    rows, inside = [], False
+    for raw in help_text.splitlines():
+        line = raw.strip()
+        if line.startswith("╭─"):
+            inside = line.startswith(f"╭─ {title} ")
+        elif line.startswith("╰"):
+            inside = False
+        elif inside:
+            rows.append(line.strip("│").strip().lstrip("*").strip())
+    return rows
+
+
 def options_in(help_text: str) -> dict[str, str]:
     """The options a help page lists: {name: the type or metavar shown beside it, `<bool>` for
-    a flag}. A row is `│ --name [--other-name] [-n]  <type> or METAVAR  description`."""
+    a flag}. A row is `--name [--other-name] [-n]  <type> or METAVAR  description`."""
     options: dict[str, str] = {}
-    for raw in help_text.splitlines():
-        line = raw.strip().lstrip("│").strip()
-        if not line.startswith("-"):
-            continue
+    for line in panel(help_text, "Options"):
         names, rest = [], line
         while rest.startswith("-"):
             name, _, rest = rest.partition(" ")
@@ -156,12 +169,19 @@ def options_in(help_text: str) -> dict[str, str]:
     return options
 
 
-def check_command(args: tuple[str, ...] | list[str]) -> list[str]:
+def arguments_in(help_text: str) -> list[str]:
+    """The positional arguments a help page lists, by name."""
+    return [m.group(1) for line in panel(help_text, "Arguments") if (m := re.match(r"(\w+)\s+<", line))]
+
+
+def check_command(args: tuple[str, ...] | list[str], *, named: bool = True) -> list[str]:
     """What is wrong with `shrinkwatch ARGS` as the installed command reads it: a command that
-    does not exist, an option its help does not list, a choice not among its choices, a
-    positional argument its help does not name. [] when nothing is."""
+    does not exist, an option its help does not list, a choice not among its choices, more
+    positional arguments than it takes or, with `named`, one its help does not name (a flow's
+    name; `named=False` for free values such as a file). [] when nothing is."""
     path: list[str] = []
     problems: list[str] = []
+    positionals: list[str] = []
     tokens = list(args)
     while tokens:
         code, text = help_of(tuple(path))
@@ -187,11 +207,15 @@ def check_command(args: tuple[str, ...] | list[str]) -> list[str]:
                     problems.append(f"{name} {value!r} is not one of {choices}")
         elif group:
             path.append(token)
-        elif not re.search(rf"\b{re.escape(token)}\b", text):
-            problems.append(f"`shrinkwatch {' '.join(path)}`'s help does not name {token!r}")
+        else:
+            positionals.append(token)
+            if named and not re.search(rf"\b{re.escape(token)}\b", text):
+                problems.append(f"`shrinkwatch {' '.join(path)}`'s help does not name {token!r}")
     code, text = help_of(tuple(path))
     if code != 0 or re.search(r"Usage: .*COMMAND", text):
         problems.append(f"`shrinkwatch {' '.join(args)}` does not name a command to run")
+    elif len(positionals) > len(arguments_in(text)):
+        problems.append(f"`shrinkwatch {' '.join(path)}` takes {arguments_in(text)}, not {positionals}")
     return problems
 
 
@@ -204,6 +228,8 @@ def test_the_command_check_catches_what_it_is_for() -> None:
     assert check_command(("flow", "run"))  # not a command
     assert check_command(("flows", "run", "incidence"))  # not a flow the help names
     assert check_command(("flows",))  # a group, not a command
+    assert check_command(("users", "add", "ana", "--role", "admin"), named=False) == []  # a required option
+    assert check_command(("users", "add", "ana", "bob", "--role", "admin"), named=False)  # one name only
 
 
 # --- systemd tests -------------------------------------------------------------------------
@@ -414,3 +440,44 @@ def test_example_environment_file_loads_as_settings(monkeypatch: pytest.MonkeyPa
     assert str(settings.home) == HOME
     assert str(settings.evidence_dir()) == f"{HOME}/evidence"
     assert settings.kafka_servers == "127.0.0.1:9092"
+
+
+# --- docs/DEPLOY.md ------------------------------------------------------------------------
+
+# How DEPLOY.md's shell blocks run `shrinkwatch`: its `sw` function, the venv's program, and
+# the compose services.
+DOC_PREFIXES = (
+    ("sw",),
+    (INSTALLED,),
+    ("docker", "compose", "run", "--rm", "shrinkwatch"),
+    ("docker", "compose", "exec", "shrinkwatch", "shrinkwatch"),
+)
+
+
+def doc_commands(markdown: str) -> list[list[str]]:
+    """The `shrinkwatch` commands in a document's bash blocks, as argv after the program
+    (continued lines joined, comments dropped; `&&` and `;` split commands)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", markdown, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.lstrip().startswith("sw()"):
+                continue  # the function's own definition
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            words: list[str] = []
+            for word in [*lexer, ";"]:
+                if word not in ("&&", "||", ";", "|"):
+                    words.append(word)
+                    continue
+                for prefix in DOC_PREFIXES:
+                    if tuple(words[: len(prefix)]) == prefix:
+                        commands.append(words[len(prefix) :])
+                words = []
+    return commands
+
+
+def test_deploy_doc_runs_real_commands() -> None:
+    commands = doc_commands((ROOT / "docs" / "DEPLOY.md").read_text())
+    assert ["db", "migrate"] in commands and ["status"] in commands  # the doc is read as meant
+    for argv in commands:
+        assert check_command(argv, named=False) == [], argv
