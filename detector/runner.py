@@ -398,7 +398,7 @@ def run_detect(
         monitor.tick()
         if time.monotonic() - last_report >= progress_every_s:
             last_report = time.monotonic()
-            progress(_report(workers, publisher))
+            progress(_report(workers, publisher, scheduler))
     stop.set()
     if scheduler is not None:
         scheduler.stop()
@@ -409,7 +409,7 @@ def run_detect(
         if recorder.saved:
             progress(f"evidence saved for {recorder.saved} incident(s) in {settings.evidence_dir()}")
     publisher.close()
-    progress(_report(workers, publisher))
+    progress(_report(workers, publisher, scheduler))
     failed = [w for w in workers if w.stats.error]
     for worker in failed:
         progress(f"camera {worker.camera.id}: {worker.stats.error}")
@@ -423,12 +423,15 @@ def scheduler_for(detector: Detector, infer_batch: int, cameras: int) -> InferSc
     return InferScheduler(detector.infer_faint_batch, most).start() if most > 1 else None
 
 
-def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
+def _report(
+    workers: list[CameraWorker], publisher: Publisher, scheduler: InferScheduler | None = None
+) -> str:
     parts = []
     for w in workers:
         elapsed = max(time.monotonic() - w.stats.started, 1e-6)
         state = "error" if w.stats.error else ("done" if w.stats.done else "live")
         gated = f", {w.gate.skipped} skipped (no motion)" if w.gate.skipped else ""
+        gated += f", {w.gate.paused} unexamined (gating did not pay)" if w.gate.paused else ""
         parts.append(
             f"{w.camera.id}: {w.stats.frames} frames {w.stats.frames / elapsed:.1f} fps "
             f"{w.stats.objects} objects{gated} ({state})"
@@ -441,4 +444,10 @@ def _report(workers: list[CameraWorker], publisher: Publisher) -> str:
         + (f", capped {sum(publisher.capped.values())}" if publisher.capped else "")
         + (f", too large {publisher.too_large}" if publisher.too_large else "")
         + (f", backlog {publisher.backlog} (Kafka unreachable)" if publisher.broker_down else "")
+        + (
+            f" | {scheduler.stats.frames} frames in {scheduler.stats.calls} model calls "
+            f"(largest batch {scheduler.stats.largest})"
+            if scheduler and scheduler.stats.calls
+            else ""
+        )
     )
