@@ -260,3 +260,33 @@ def test_stop_ends_the_running_call_and_frees_whoever_waits() -> None:
     assert not [t for t in threading.enumerate() if t.name == "infer-scheduler"]
     with pytest.raises(SchedulerStopped):
         scheduler.infer(grey(10))
+
+
+@pytest.mark.slow
+@needs_footage
+def test_detect_batches_its_cameras_when_infer_batch_allows(settings: Any, tmp_path: Path) -> None:
+    """`detect` with infer_batch 2 and two cameras: one scheduler serves both, every frame of
+    each is published, and the run ends cleanly (exit 0, no error)."""
+    from detector.runner import run_detect
+    from shrinkwatch.site_file import parse_site_config
+    from warehouse.db import connect
+    from warehouse.site_tables import apply_site_config
+
+    videos = clips(tmp_path)[:2]
+    cameras = "\n".join(
+        f"  - {{id: cam-{i}, store_id: store-1, name: Camera {i}, stream_url: '{video}', fps: 5}}"
+        for i, video in enumerate(videos)
+    )
+    site = f"stores: [{{id: store-1, name: Store, timezone: Europe/London}}]\ncameras:\n{cameras}\n"
+    with connect(settings.database_dsn) as conn:
+        apply_site_config(conn, parse_site_config(site))
+    lines: list[str] = []
+    settings = settings.model_copy(update={"infer_batch": 2, "pose_model": None, "evidence": False})
+    code = run_detect(settings, DetectOptions(realtime=False), progress=lines.append, environ={})
+    assert code == 0, lines
+    assert "up to 2 frames per model call" in "\n".join(lines)
+    assert f"{2 * FRAMES} frames in " in lines[-1]  # the last report: every frame through the scheduler
+    frames = published(settings)
+    for camera in ("cam-0", "cam-1"):
+        assert [d.frame_id for d in frames[camera]] == list(range(FRAMES))
+    assert not [t for t in threading.enumerate() if t.name == "infer-scheduler"]
