@@ -357,6 +357,22 @@ def test_compose_services_restart_and_report_health(path: Path) -> None:
             assert check_command(service["command"]) == [], name
 
 
+def strings_in(value: object) -> list[str]:
+    """Every string in a loaded YAML document, keys included."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*strings_in(k), *strings_in(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_interpolates_nothing(path: Path) -> None:
+    # Compose reads `$X` and `${X}` as the host's variables (and refuses `$(`): a value that
+    # needs a `$` writes `$$`; settings and secrets come from the env files, not the host.
+    assert [s for s in strings_in(load_compose(path)) if "$" in s.replace("$$", "")] == []
+
+
 @pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
 def test_compose_uses_the_official_images(path: Path) -> None:
     images = {s["image"] for s in load_compose(path)["services"].values() if not is_shrinkwatch(s)}
