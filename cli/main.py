@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cli import alerts, cameras, dashboard, db, demo, flows, infra, privacy, run, sites, users, warehouse
+from cli.models import app as models_app
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import configure_logging
 from shrinkwatch.settings import load_settings
@@ -30,6 +31,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(sites.app, name="sites")
 app.command("camera-sim")(cameras.camera_sim)
 app.command("detect")(cameras.detect)
+app.add_typer(models_app, name="models")
 app.add_typer(flows.app, name="flows")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(warehouse.rollups, name="rollups")

@@ -1,0 +1,68 @@
+"""`shrinkwatch models export|list`: an export for a store box, printed where it is and how to
+use it, and listed; on a store box (no Ultralytics) a clear error instead of an ImportError."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shrinkwatch.settings import load_settings
+from tests.support import MODEL, cli_env, needs_footage, run_cli
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    assert MODEL is not None
+    settings = load_settings(None, home=tmp_path / "home", model=str(MODEL), model_cache=tmp_path / "cache")
+    return cli_env(settings, tmp_path) | extra
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["models", "--help"], ["export", "list"]),
+        (["models", "export", "--help"], ["--imgsz", "--precision", "--calibration", "--out", "--model"]),
+        (["models", "list", "--help"], ["model cache"]),
+    ],
+)
+def test_models_commands_have_help(args: list[str], expected: list[str]) -> None:
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr
+    assert all(word in result.stdout for word in expected)
+
+
+@needs_footage
+def test_export_prints_the_model_folder_and_how_a_store_box_uses_it(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert run_cli(["models", "list"], env=env).stderr.startswith("no exported models in ")
+    out = tmp_path / "for-the-store"
+    result = run_cli(
+        ["models", "export", "--imgsz", "320", "--precision", "fp32", "--out", str(out)], env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    folder = out / "yolov8n_openvino_model"
+    assert result.stdout == f"{folder}\n"  # standard output: the result, for scripts
+    assert (folder / "yolov8n.xml").is_file() and (folder / "metadata.yaml").is_file()
+    progress = result.stderr.splitlines()
+    assert progress[0].startswith("exporting yolov8n to OpenVINO at imgsz 320, once (cached in ")
+    assert progress[-2].startswith("exported: OpenVINO fp32, imgsz 320, any batch, ")
+    assert progress[-1].startswith("on a store box: copy this folder there and set SHRINKWATCH_MODEL to it")
+    listed = run_cli(["models", "list"], env=env)
+    assert listed.returncode == 0
+    (line,) = listed.stdout.splitlines()
+    assert line.startswith(str(tmp_path / "cache")) and "openvino fp32  imgsz 320" in line
+
+
+@needs_footage
+def test_a_store_box_cannot_export_and_says_where_to(tmp_path: Path) -> None:
+    # A store box's install: importing Ultralytics fails, as it does where it is not installed.
+    lean = tmp_path / "lean"
+    (lean / "ultralytics").mkdir(parents=True)
+    (lean / "ultralytics" / "__init__.py").write_text("raise ImportError('No module named ultralytics')\n")
+    path = os.pathsep.join(filter(None, [str(lean), os.environ.get("PYTHONPATH")]))
+    result = run_cli(["models", "export", "--precision", "fp32"], env=_env(tmp_path, PYTHONPATH=path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: exporting needs the full install (PyTorch, Ultralytics, NNCF)")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()
