@@ -6,14 +6,16 @@ without them is:
 - every systemd unit parses, restarts what dies, runs as the dedicated user with the secrets'
   EnvironmentFile and the hardening, and `systemd-analyze verify` has nothing to say about it
   (where systemd-analyze is installed);
-- every Shrinkwatch command in a unit's ExecStart and in a compose service is a real command
-  of the installed `shrinkwatch`, with options its `--help` lists and, for an option with a
-  set of choices, one of them: a renamed command, option or role fails here;
+- every Shrinkwatch command in a unit's ExecStart, in a compose service and in DEPLOY.md's
+  shell blocks is a real command of the installed `shrinkwatch`, with options its `--help`
+  lists and, for an option with a set of choices, one of them: a renamed command, option or
+  role fails here;
 - the per-service units and the chain's compose file run every service `shrinkwatch run`
   supervises, so a new service cannot be forgotten;
 - both compose files load, every service has an image or a build, a restart policy and a
   healthcheck (one-shot jobs: restart on failure, awaited by the services); the official
-  Kafka 4 and PostgreSQL 15 images; the chain's three brokers agree on their voters;
+  Kafka 4 and PostgreSQL 15 images; no `$` that compose would take for a host variable; the
+  chain's three brokers agree on their voters;
 - the image copies every package the project installs and installs a pip extra that
   pyproject.toml defines; every `SHRINKWATCH_` variable named anywhere is a setting, and the
   example environment file loads as settings.
