@@ -276,6 +276,8 @@ def start_scheduler(dsn: str, every_s: float = 60.0) -> Any:
         host=parts.get("host"),
         port=int(parts["port"]) if "port" in parts else None,
         database=parts.get("dbname"),
+        # TLS (settings database_ssl*): psycopg takes these as connection parameters.
+        query={k: parts[k] for k in ("sslmode", "sslrootcert", "sslcert", "sslkey") if k in parts},
     )
     _RUNNING["dsn"] = dsn
     scheduler = BackgroundScheduler(

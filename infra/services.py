@@ -1,4 +1,12 @@
-"""`shrinkwatch infra up | down | status`: the local broker and database together."""
+"""`shrinkwatch infra up | down | status`: the local broker and database together.
+
+What runs locally is what the settings leave unset (no kafka_bootstrap, no database_url),
+started the way the settings say to reach it: with `kafka_security_protocol` other than
+plaintext the broker gets that listener, with a `database_sslmode` other than disable
+PostgreSQL requires TLS and a client certificate, both from the local CA in HOME/tls
+(infra/tls.py, infra/kafka.py, infra/postgres.py). `up` then checks Kafka answers as the
+settings connect (a TLS or SASL refusal named) and creates the contract topics.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from dataclasses import dataclass
 
 from infra.kafka import KafkaBroker
 from infra.postgres import PostgresServer, postgres_healthy
+from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.kafka_admin import ensure_topics, kafka_healthy
 from shrinkwatch.logs import scrub
 from shrinkwatch.settings import Settings
@@ -46,6 +55,10 @@ def up(settings: Settings, progress: Progress = print) -> list[str]:
                 started.append("kafka")
             else:
                 progress(f"Kafka already running on {settings.kafka_servers}")
+        ok, detail = kafka_healthy(settings.kafka_config(), timeout_s=10.0)
+        if not ok:  # what the client was told (TLS, SASL), not a bare metadata timeout
+            msg = f"Kafka at {settings.kafka_servers} did not answer: {detail}"
+            raise ShrinkwatchError(msg)
         created = ensure_topics(settings)
     except BaseException:
         # All or nothing: a failed `up` leaves nothing running that it started.

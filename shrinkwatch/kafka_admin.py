@@ -37,12 +37,27 @@ def kafka_healthy(kafka: Kafka, timeout_s: float = 3.0) -> tuple[bool, str]:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if host in ("127.0.0.1", "localhost") and port.isdigit() and not port_open(int(port)):
         return False, f"nothing listens on {bootstrap}"
-    admin = AdminClient(client_config(kafka, **{"socket.connection.setup.timeout.ms": 2000, "log_level": 0}))
+    reasons: list[str] = []  # the client's own account (a TLS handshake, SASL), not in the exception
+    config = client_config(kafka, **{"socket.connection.setup.timeout.ms": 2000, "log_level": 0})
+    admin = AdminClient(config, error_cb=lambda err: reasons.append(err.str()))
     try:
         meta = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        return False, str(exc.args[0] if exc.args else exc)
+        admin.poll(0)  # serve the error callbacks
+        return False, _why_not(config, reasons, str(exc.args[0] if exc.args else exc))
     return True, f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
+
+
+def _why_not(config: Mapping[str, object], reasons: list[str], failure: str) -> str:
+    """The most telling reason a client got no answer: its own (a TLS handshake, SASL) before
+    "brokers are down"; a TLS or SASL listener never answers a plaintext client at all."""
+    told = [r for r in reasons if not r.endswith("brokers are down")]
+    if told:
+        return told[-1]
+    detail = reasons[-1] if reasons else failure
+    if str(config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT":
+        detail += " (a TLS or SASL listener does not answer a plaintext client: see kafka_security_protocol)"
+    return detail
 
 
 def wait_for_kafka(kafka: Kafka, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
