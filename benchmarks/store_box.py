@@ -381,6 +381,29 @@ def decode_saving() -> str:
     )
 
 
+def batch_saving(settings: Settings, most: int) -> str:
+    """The model's CPU per frame alone and in batches of `most`, on the same 32 frames, best
+    of 3 (CPU time, not wall time: the figure a busy machine does not distort much)."""
+    from benchmarks.common import frames
+    from detector.model import Detector
+
+    detector = Detector(settings)
+    images = frames(32)
+    detector.infer_faint_batch(images[:most])  # warm-up (and compile)
+    best = {1: float("inf"), most: float("inf")}
+    for _ in range(3):
+        for size in best:
+            start = time.process_time()
+            for i in range(0, len(images), size):
+                detector.infer_faint_batch(images[i : i + size])
+            best[size] = min(best[size], (time.process_time() - start) / len(images) * 1000)
+    return (
+        f"the model's CPU per frame ({Path(detector.source).name}, imgsz {settings.imgsz}): "
+        f"{best[1]:.1f} ms alone, {best[most]:.1f} ms in batches of {most} "
+        f"(ratio {best[most] / best[1]:.2f})"
+    )
+
+
 def report(t: Trial) -> str:
     if t.note:
         return f"  {t.cameras:2d} cameras, {t.variant:12s}: {t.note}"
@@ -439,6 +462,7 @@ def main() -> None:
         flush=True,
     )
     print(f"# {decode_saving()}", flush=True)
+    print(f"# {batch_saving(shown, max(WITH['infer_batch'], 2))}", flush=True)
     results: list[Trial] = []
     with services(settings) as base:
         for count in args.cameras:
