@@ -117,15 +117,18 @@ def check_int8(
     int8 = exported_model(
         weights, "openvino", settings.imgsz, cache, say, precision="int8", calibration=calibration
     )
-    figures = {}
+    zones = [z for z in camera.zones if z.kind != "privacy"]
+    figures, frames = {}, 0
     for name, model in (("fp32", fp32), ("int8", int8)):
         say(f"counting person-seconds per zone on {video.name} with the {name} model...")
-        figures[name] = zone_person_seconds(settings, model, camera, video, max_frames)
+        published = analysed_frames(settings, model, camera, video, max_frames)
+        figures[name], frames = person_seconds(published, zones, camera.fps), len(published)
     verdict = compare(figures["fp32"], figures["int8"])
     verdict.update(
         video=video.name,
         camera=camera.id,
         fps=camera.fps,
+        frames=frames,
         imgsz=settings.imgsz,
         max_frames=max_frames,
         checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
