@@ -25,7 +25,7 @@ from infra.kafka import KafkaBroker
 from infra.tls import LocalTLS, Pem, ensure_local_tls, issue, local_tls, new_ca
 from shrinkwatch.contracts import Detection, Incident, decode
 from shrinkwatch.errors import ShrinkwatchError
-from shrinkwatch.kafka_admin import client_config, ensure_topics
+from shrinkwatch.kafka_admin import client_config, ensure_topics, kafka_healthy
 from shrinkwatch.settings import Settings, load_settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import SITE_YAML, T0, frame, walk
@@ -424,3 +424,39 @@ def test_a_local_sasl_password_the_config_cannot_carry_is_refused(tmp_path: Path
             kafka_sasl_username=USER,
             kafka_sasl_password=password,
         )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "without", "told"),
+    [
+        # ssl: a client certificate from the local CA is the authentication; none, no answer.
+        ("ssl", {"ssl.certificate.location": None, "ssl.key.location": None}, "alert bad certificate"),
+        ("sasl_plaintext", {"sasl.password": "not-the-password"}, "SASL authentication error"),
+    ],
+)
+@pytest.mark.usefixtures("base_settings")  # the jars are resolved once, by the session
+def test_the_local_broker_in_its_other_modes(
+    protocol: str, without: dict[str, str | None], told: str
+) -> None:
+    home = TEST_HOME / f"tls-{protocol}-{uuid.uuid4().hex[:8]}"
+    sasl = {"kafka_sasl_username": USER, "kafka_sasl_password": PASSWORD} if "sasl" in protocol else {}
+    settings = load_settings(
+        None,
+        home=home,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_security_protocol=protocol,
+        topic_prefix="m.",
+        **sasl,
+    )
+    broker = KafkaBroker(settings)
+    try:
+        broker.start(progress=lambda _m: None)
+        assert len(ensure_topics(settings)) == 4  # with the settings' defaults for a local broker
+        config = settings.kafka_config()
+        refused = {k: v for k, v in {**config, **without}.items() if v is not None}
+        ok, detail = kafka_healthy(refused)
+        assert not ok and told in detail
+    finally:
+        broker.stop(progress=lambda _m: None)
+        shutil.rmtree(home, ignore_errors=True)
