@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from datetime import timedelta
@@ -110,6 +111,15 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+def _stop_with_parent() -> None:
+    """In a cluster's process before it runs: SIGTERM when the parent dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so that a killed `flows run --processes M` leaves no process
+    behind holding the cluster's ports for its restart."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def run_cluster(
     settings: Settings,
     name: str,
@@ -123,13 +133,16 @@ def run_cluster(
 ) -> int:
     """Run the dataflow as `processes` cooperating processes on this machine (Bytewax's
     cluster mode: they split the partitions and keys, and share one recovery store); stop
-    them all on SIGINT/SIGTERM or when one fails. Returns the exit status."""
+    them all on SIGINT/SIGTERM or when one fails, and they stop when this process is killed.
+    Returns the exit status."""
     flow_id = run_flow(settings, name, workers=workers, recovery=recovery, check_only=True, progress=progress)
     if recovery:
         # The parent holds the store for all its processes (each child opens it too).
         directory = settings.home / "recovery" / name
         claim = claim_recovery(directory, name)  # noqa: F841 (held until this returns)
         carry_renamed_steps(_recovery_dir(settings, name), flow_id)
+        if placed_for(settings, _recovery_dir(settings, name), flow_id, processes * workers):
+            progress(f"camera state placed for {processes} x {workers} workers")
     base = settings.flow_cluster_port
     addresses = ";".join(f"127.0.0.1:{base + i}" for i in range(processes))
     command = [sys.executable, "-m", "cli"]
@@ -142,7 +155,8 @@ def run_cluster(
                 *("flows", "run", name, "--workers", str(workers), "--snapshot-s", str(snapshot_s)),
                 *("--process-id", str(i), "--addresses", addresses),
                 *(() if recovery else ("--no-recovery",)),
-            ]
+            ],
+            preexec_fn=_stop_with_parent,  # before exec: only prctl, no Python threads yet
         )
         for i in range(processes)
     ]
@@ -198,6 +212,102 @@ def carry_renamed_steps(directory: Path, flow_id: str) -> int:
                     {"old": f"{flow_id}.{old}", "new": f"{flow_id}.{new}"},
                 ).rowcount
     return moved
+
+
+# Steps of the built-in flows whose state is keyed by camera, placed for the worker count
+# (flows.kafka_io.placed_key): a run with another count moves it to that count's keys.
+CAMERA_KEYED_STEPS = {"incidents": ("behaviour",), "occupancy": ("minutes",)}
+
+
+def kafka_partition(key: str, partitions: int) -> int:
+    """The partition the product's producers (librdkafka's default partitioner,
+    consistent_random: CRC-32 of the key) give a keyed message."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def last_worker_count(directory: Path) -> int | None:
+    """The worker count of the last run that wrote this recovery store (None before any)."""
+    last: tuple[int, int] | None = None
+    for part in sorted(directory.glob("*.sqlite3")):
+        with closing(sqlite3.connect(part)) as db:
+            row = db.execute("SELECT ex_num, worker_count FROM exs ORDER BY ex_num DESC LIMIT 1").fetchone()
+        if row is not None and (last is None or row[0] > last[0]):
+            last = (row[0], row[1])
+    return None if last is None else last[1]
+
+
+def place_camera_state(directory: Path, flow_id: str, topic: str, partitions: int, workers: int) -> int:
+    """Give a built-in flow's camera state the keys it has with `workers` workers reading
+    `topic` of `partitions` partitions (the camera's partition as the producers choose it);
+    return the keys moved. A key moves in place, in the recovery partition that holds it, and
+    a key that Bytewax has since written in another recovery partition too keeps only its
+    newest snapshot, there (`_keep_newest`): two would both be loaded."""
+    steps = [f"{flow_id}.{step}" for step in CAMERA_KEYED_STEPS.get(flow_id, ())]
+    if not steps:
+        return 0
+    from flows.kafka_io import placed_key, reader_workers
+
+    readers = reader_workers([f"{i}-{topic}" for i in range(partitions)], workers)
+    marks = ",".join("?" * len(steps))
+    moved = 0
+    for part in sorted(directory.glob("*.sqlite3")):
+        with closing(sqlite3.connect(part)) as db, db:
+            keys = db.execute(
+                f"SELECT DISTINCT step_id, state_key FROM snaps WHERE step_id IN ({marks})", steps
+            )
+            for step, key in keys.fetchall():
+                camera = key.split("~", 1)[0]
+                new = placed_key(camera, readers[f"{kafka_partition(camera, partitions)}-{topic}"], workers)
+                if new == key:
+                    continue
+                db.execute("DELETE FROM snaps WHERE step_id = ? AND state_key = ?", (step, new))
+                db.execute(
+                    "UPDATE snaps SET state_key = ? WHERE step_id = ? AND state_key = ?", (new, step, key)
+                )
+                moved += 1
+    _keep_newest(directory, steps)
+    return moved
+
+
+def _keep_newest(directory: Path, steps: list[str]) -> None:
+    """Where one key of `steps` has snapshots in several recovery partitions (a key moved by
+    place_camera_state and written since), delete all but those of the partition with the newest."""
+    marks = ",".join("?" * len(steps))
+    newest: dict[tuple[str, str], tuple[int, Path]] = {}
+    held: dict[tuple[str, str], list[Path]] = {}
+    for part in sorted(directory.glob("*.sqlite3")):
+        with closing(sqlite3.connect(part)) as db:
+            rows = db.execute(
+                f"SELECT step_id, state_key, MAX(snap_epoch) FROM snaps WHERE step_id IN ({marks}) "
+                "GROUP BY step_id, state_key",
+                steps,
+            ).fetchall()
+        for step, key, epoch in rows:
+            held.setdefault((step, key), []).append(part)
+            if (step, key) not in newest or epoch > newest[(step, key)][0]:
+                newest[(step, key)] = (epoch, part)
+    for (step, key), parts in held.items():
+        for part in parts:
+            if part != newest[(step, key)][1]:
+                with closing(sqlite3.connect(part)) as db, db:
+                    db.execute("DELETE FROM snaps WHERE step_id = ? AND state_key = ?", (step, key))
+
+
+def placed_for(settings: Settings, directory: Path, flow_id: str, workers: int) -> int:
+    """Before a built-in flow over sw.detections starts with `workers` workers in all: its
+    camera state moved to the keys of that count, when the store was written with another."""
+    if flow_id not in CAMERA_KEYED_STEPS or last_worker_count(directory) in (None, workers):
+        return 0
+    from confluent_kafka.admin import AdminClient
+
+    from shrinkwatch.kafka_admin import client_config
+
+    topic = settings.topic("detections")
+    meta = AdminClient(client_config(settings.kafka_config(), log_level=0)).list_topics(topic, timeout=10)
+    partitions = len(meta.topics[topic].partitions or {}) if topic in meta.topics else 0
+    if not partitions:
+        return 0
+    return place_camera_state(directory, flow_id, topic, partitions, workers)
 
 
 def claim_recovery(directory: Path, name: str) -> IO[str]:
@@ -277,6 +387,8 @@ def run_flow(
             _recovery_dir(settings, name)
             if process_id is None and carry_renamed_steps(directory, flow.flow_id):
                 progress("recovered state carried over to this version's step names")
+            if process_id is None and placed_for(settings, directory, flow.flow_id, workers):
+                progress(f"camera state placed for {workers} worker(s)")
             recovery_config = RecoveryConfig(str(directory))
             progress(f"recovery in {directory}")
         # SIGINT and SIGTERM end the run: Bytewax stops at the next check, and a restart
