@@ -16,10 +16,11 @@ Measured over a window after warm-up (every camera published, then `--warmup-s`)
 - capture -> incident row: for each open incident version written in the window (polled),
   the row's `last_written_at` (PostgreSQL now() of the upsert's transaction) minus its
   `updated_at` (the capture ts of the frame that made the version); p50 and p95;
-- each service's CPU over the window (its process tree, from /proc), and from it the CPU
-  the whole store spends per analysed frame, which gives an estimate of the cameras the box's
-  cores would carry if the store had them to itself (on a machine shared with other work the
-  measured frames are what the store got, the estimate what it would need).
+- each service's CPU over the window (its process tree, from /proc), and from it detect's
+  CPU per analysed frame and the other services' cores, which give an estimate of the
+  cameras the box's cores would carry if the store had them to itself: (cores - the others)
+  / (5 fps x detect's CPU per frame). On a machine shared with other work the measured
+  frames are what the store got; the estimate is what it would need.
 The largest count where every camera keeps >= 95 % and p95 <= 120 ms is the box's capacity.
 
 `--without OPT` runs each count again with one optimisation off, in the same run, for a
@@ -413,14 +414,15 @@ def report(t: Trial) -> str:
     cpu = ", ".join(f"{k} {v / t.window_s:.2f}" for k, v in sorted(t.cpu_s.items(), key=lambda kv: -kv[1]))
     frames = sum(t.fps.values()) * t.window_s
     detect_ms = t.cpu_s.get("cameras", 0.0) / max(frames, 1) * 1000
-    store_ms = sum(v for k, v in t.cpu_s.items() if k != "camera-sims") / max(frames, 1) * 1000
+    others = sum(v for k, v in t.cpu_s.items() if k not in ("cameras", "camera-sims")) / t.window_s
+    fits = (CORES - others) / (TARGET_FPS * detect_ms / 1000) if detect_ms else 0.0
     return (
         f"  {t.cameras:2d} cameras, {t.variant:12s}: slowest {slowest:4.2f} fps "
         f"(kept {t.kept:5.1%}), capture->incident row {lat} over {len(t.latencies_ms)} versions -> "
         f"{'SUSTAINED' if t.sustained else 'not sustained'}\n      CPU cores used: {cpu}\n"
-        f"      CPU per analysed frame: detect {detect_ms:.0f} ms, the whole store {store_ms:.0f} ms -> "
-        f"{CORES / (TARGET_FPS * store_ms / 1000) if store_ms else 0:.1f} cameras at {TARGET_FPS:g} fps "
-        f"if the store had {CORES} cores to itself (an estimate for a busy machine, not a measurement)"
+        f"      detect's CPU per analysed frame {detect_ms:.0f} ms, the other services {others:.2f} cores -> "
+        f"{fits:.1f} cameras at {TARGET_FPS:g} fps would fit {CORES} cores the store had to itself "
+        "(an estimate for a busy machine, not a measurement)"
     )
 
 
