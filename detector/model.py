@@ -1,4 +1,11 @@
-"""YOLOv8 through Ultralytics, converted once at this edge into plain arrays."""
+"""The detector's runtime: a loaded model, its output converted once at this edge into plain arrays.
+
+An OpenVINO IR folder (exported once by detector.export, or an IR given as the model, such as
+../shared/models/yolov8n_int8_openvino_model) runs with OpenVINO alone (detector.yolo_openvino):
+a store box needs neither PyTorch nor Ultralytics, and neither is imported. Anything else (.pt
+weights on PyTorch, CPU or GPU; an .onnx on ONNX Runtime) runs through Ultralytics, imported
+only then, as the full install has it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,16 +37,73 @@ class Boxes:
     def __len__(self) -> int:
         return int(self.conf.shape[0])
 
+    def where(self, mask: np.ndarray) -> Boxes:
+        """The boxes where `mask` is true."""
+        return Boxes(xyxy=self.xyxy[mask], conf=self.conf[mask], cls=self.cls[mask])
+
+
+class _Engine(Protocol):
+    names: dict[int, str]
+
+    def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]: ...
+
+
+class _OpenVino:
+    """An IR run by OpenVINO directly (detector.yolo_openvino)."""
+
+    def __init__(self, folder: Path, imgsz: int) -> None:
+        from detector.yolo_openvino import OpenVinoYolo
+
+        self.model = OpenVinoYolo(folder, imgsz)
+        self.names = self.model.names or {i: str(i) for i in range(self.model.nc)}
+
+    def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]:
+        from detector.yolo_openvino import decode, to_image
+
+        wanted = np.array(classes, np.int32)
+        out = []
+        for output, fit in self.model.run(images):
+            found = decode(output, self.model.nc, conf, wanted)
+            out.append(Boxes(xyxy=to_image(found.xyxy, fit), conf=found.conf, cls=found.cls))
+        return out
+
+
+class _Ultralytics:
+    """.pt (PyTorch) or .onnx (ONNX Runtime) weights through Ultralytics, one image at a time."""
+
+    def __init__(self, source: str, imgsz: int) -> None:
+        from ultralytics import YOLO
+
+        self.model: Any = YOLO(source, task="detect")
+        self.names = dict(self.model.names)
+        self.imgsz = imgsz
+
+    def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]:
+        out = []
+        for image in images:
+            result = self.model.predict(image, imgsz=self.imgsz, conf=conf, classes=classes, verbose=False)[0]
+            boxes = result.boxes.cpu().numpy()
+            out.append(
+                Boxes(
+                    xyxy=boxes.xyxy.astype(np.float32),
+                    conf=boxes.conf.astype(np.float32),
+                    cls=boxes.cls.astype(np.int32),
+                )
+            )
+        return out
+
 
 class Detector:
     """One loaded model shared by every camera of the process (calls are serialised)."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] | None = None) -> None:
         source, backend = prepare_model(settings, say)
-        from ultralytics import YOLO
-
         try:
-            self.model: Any = YOLO(source, task="detect")
+            self._engine: _Engine = (
+                _OpenVino(Path(source), settings.imgsz)
+                if backend == "openvino" and Path(source).is_dir()
+                else _Ultralytics(source, settings.imgsz)
+            )
         except Exception as exc:
             msg = (
                 f"cannot load the YOLOv8 model {settings.model!r}: {exc}\n"
@@ -48,7 +112,7 @@ class Detector:
             raise ShrinkwatchError(msg) from None
         self.source = source
         self.backend = backend
-        self.names: dict[int, str] = dict(self.model.names)
+        self.names: dict[int, str] = dict(self._engine.names)
         by_name = {name: idx for idx, name in self.names.items()}
         unknown = [c for c in settings.classes if c not in by_name]
         if unknown:
@@ -78,21 +142,14 @@ class Detector:
         """Detect the classes of interest in one BGR image."""
         return self.infer_faint(image)[0]
 
-    def infer_faint_batch(self, images: list[np.ndarray]) -> list[tuple[Boxes, Boxes]]:
-        """`infer_faint` for several images (of different cameras) at once, in their order."""
-        return [self.infer_faint(image) for image in images]
-
     def infer_faint(self, image: np.ndarray) -> tuple[Boxes, Boxes]:
         """Detect the classes of interest in one BGR image: (those at `conf` or more; the others
         at `redact_conf` or more, which are only ever blurred), from one run of the model."""
+        return self.infer_faint_batch([image])[0]
+
+    def infer_faint_batch(self, images: list[np.ndarray]) -> list[tuple[Boxes, Boxes]]:
+        """`infer_faint` for several images (of different cameras) at once, in their order: one
+        batch where the model takes one, else the images in flight together (OpenVINO)."""
         with self._lock:
-            result = self.model.predict(
-                image, imgsz=self.imgsz, conf=self.redact_conf, classes=self.class_ids, verbose=False
-            )[0]
-        boxes = result.boxes.cpu().numpy()
-        xyxy, conf = boxes.xyxy.astype(np.float32), boxes.conf.astype(np.float32)
-        cls = boxes.cls.astype(np.int32)
-        sure = conf >= self.conf
-        return Boxes(xyxy=xyxy[sure], conf=conf[sure], cls=cls[sure]), Boxes(
-            xyxy=xyxy[~sure], conf=conf[~sure], cls=cls[~sure]
-        )
+            found = self._engine.detect(images, self.redact_conf, self.class_ids)
+        return [(b.where(b.conf >= self.conf), b.where(b.conf < self.conf)) for b in found]

@@ -3,6 +3,10 @@
 The pose model (e.g. ../shared/models/yolov8n-pose_int8_openvino_model) runs on frames
 that have persons; each pose is matched to the tracked person whose box overlaps it most
 (IoU >= 0.4), and that person gets the 17 keypoints, normalised, with confidences.
+
+An OpenVINO IR runs with OpenVINO alone (detector.yolo_openvino: the same letterbox, decoding
+and NMS as the detector, the keypoints that follow each box scaled back with it); .pt or .onnx
+weights run through Ultralytics, imported only then.
 """
 
 from __future__ import annotations
@@ -64,24 +68,51 @@ def attach_keypoints(
     return out
 
 
+def _no_poses() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros((0, 17, 3), np.float32)
+
+
 class PoseModel:
     """A YOLOv8-pose model, shared by the cameras of the process."""
 
     def __init__(self, path: Path, imgsz: int, conf: float) -> None:
-        from ultralytics import YOLO
-
-        self.model: Any = YOLO(str(path), task="pose")
         self.imgsz, self.conf = imgsz, conf
         self._lock = threading.Lock()
+        self.openvino: Any = None
+        self.model: Any = None
+        if path.is_dir() and any(path.glob("*.xml")):
+            from detector.yolo_openvino import OpenVinoYolo
+
+            self.openvino = OpenVinoYolo(path, imgsz)
+        else:
+            from ultralytics import YOLO
+
+            self.model = YOLO(str(path), task="pose")
 
     def poses(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (M,4), keypoints (M,17,3)), normalised to 0..1."""
+        if self.openvino is not None:
+            return self._openvino_poses(image)
         with self._lock:
             result = self.model.predict(image, imgsz=self.imgsz, conf=self.conf, verbose=False)[0]
         if result.keypoints is None or len(result.boxes) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros((0, 17, 3), np.float32)
+            return _no_poses()
         boxes = result.boxes.xyxyn.cpu().numpy().astype(np.float32)
         xy = result.keypoints.xyn.cpu().numpy()
         conf = result.keypoints.conf
         conf = conf.cpu().numpy() if conf is not None else np.ones(xy.shape[:2], np.float32)
         return boxes, np.concatenate([xy, conf[..., None]], axis=2).astype(np.float32)
+
+    def _openvino_poses(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from detector.yolo_openvino import decode, to_image
+
+        [(output, fit)] = self.openvino.run([image])
+        found = decode(output, 1, self.conf, None)
+        if len(found.conf) == 0:
+            return _no_poses()
+        scale = np.array([fit.width, fit.height, fit.width, fit.height], np.float32)
+        boxes = to_image(found.xyxy, fit) / scale
+        points = found.extra.reshape(len(found.conf), -1, 3).copy()
+        xy = to_image(np.concatenate([points[..., :2], points[..., :2]], axis=2).reshape(-1, 4), fit)
+        points[..., :2] = xy[:, :2].reshape(points.shape[0], -1, 2) / scale[:2]
+        return boxes.astype(np.float32), points.astype(np.float32)

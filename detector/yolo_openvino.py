@@ -1,0 +1,256 @@
+"""YOLOv8 exported to OpenVINO IR, run by OpenVINO alone: no PyTorch, no Ultralytics.
+
+What a store box runs. The policy, which gives Ultralytics' boxes on the same IR (within a
+pixel and 0.01 of confidence, tests/detector/test_lean_runtime.py):
+
+- Input: each BGR image is letterboxed into the IR's input size (read from the model; a
+  dynamic IR takes `imgsz`, padded only up to a multiple of the stride, as Ultralytics does
+  for dynamic models), resized with bilinear interpolation, centred on grey 114. The
+  compiled model takes that uint8 BGR image as it is: BGR->RGB, /255 and NCHW are done in
+  the graph (OpenVINO's preprocessing), not in numpy.
+- Compiled once, on the CPU, with every core this process may use: the LATENCY hint (one
+  stream, threads = cores) when one image runs at a time. Several images (`run`): one real
+  batch where the IR's batch dimension allows, else the images in flight at once on an
+  AsyncInferQueue of a model compiled for THROUGHPUT with one stream per core, one thread
+  each, so two cores are used and not oversubscribed.
+- Output (1, 4+nc[+extra], anchors): boxes as centre and size in input pixels, then class
+  scores, then (pose) keypoints. A box keeps its best class if that score is above `conf`
+  and the class is wanted; class-aware greedy NMS at IoU 0.7 (Ultralytics' default for
+  predict), at most 300 boxes, most confident first; then scaled back to the image.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+PAD_VALUE = 114
+STRIDE = 32
+NMS_IOU = 0.7
+MAX_DET = 300
+_CLASS_OFFSET = 7680.0  # larger than any image side: boxes of different classes never overlap
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How an image was letterboxed into the model's input: per-axis gain, then padding."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+    width: int
+    height: int
+
+
+def letterbox(image: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, Fit]:
+    """The image resized to fit (h, w) keeping its aspect, centred on grey: (canvas, fit)."""
+    height, width = image.shape[:2]
+    gain = min(shape[0] / height, shape[1] / width)
+    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    pad_x, pad_y = round((shape[1] - new_w) / 2 - 0.1), round((shape[0] - new_h) / 2 - 0.1)
+    canvas = np.full((shape[0], shape[1], 3), PAD_VALUE, np.uint8)
+    resized = image if (new_w, new_h) == (width, height) else cv2.resize(image, (new_w, new_h))
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, Fit(new_w / width, new_h / height, pad_x, pad_y, width, height)
+
+
+def rect_shape(height: int, width: int, imgsz: int) -> tuple[int, int]:
+    """The input size a dynamic IR gets: `imgsz` on the long side, padded to the stride."""
+    gain = imgsz / max(height, width)
+    h, w = max(round(height * gain), 1), max(round(width * gain), 1)
+    return -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
+
+
+def to_image(xyxy: np.ndarray, fit: Fit) -> np.ndarray:
+    """Boxes (N,4) in input pixels back into the image's pixels, clipped to it."""
+    out = xyxy.astype(np.float32, copy=True)
+    out[:, [0, 2]] = np.clip((out[:, [0, 2]] - fit.pad_x) / fit.gain_x, 0, fit.width)
+    out[:, [1, 3]] = np.clip((out[:, [1, 3]] - fit.pad_y) / fit.gain_y, 0, fit.height)
+    return out
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy NMS (a box is dropped when IoU > `iou` with a kept one), best first."""
+    order = np.argsort(-scores, kind="stable")
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        top_left = np.maximum(xyxy[best, :2], xyxy[rest, :2])
+        bottom_right = np.minimum(xyxy[best, 2:], xyxy[rest, 2:])
+        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+        overlap = inter / np.maximum(area[best] + area[rest] - inter, 1e-9)
+        order = rest[overlap <= iou]
+    return np.array(keep, np.int64)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One image's boxes in input pixels: xyxy (N,4), conf (N,), cls (N,), extra (N,E) (keypoints)."""
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    cls: np.ndarray
+    extra: np.ndarray
+
+
+def decode(
+    output: np.ndarray, nc: int, conf: float, classes: np.ndarray | None, iou: float = NMS_IOU
+) -> Decoded:
+    """YOLOv8's output of one image (4+nc+E, anchors) as boxes: best class above `conf` and
+    wanted, class-aware NMS, at most MAX_DET, most confident first."""
+    scores = output[4 : 4 + nc]
+    best = scores.max(axis=0)
+    candidates = np.flatnonzero(best > conf)
+    cls = scores[:, candidates].argmax(axis=0).astype(np.int32)
+    if classes is not None:
+        wanted = np.isin(cls, classes)
+        candidates, cls = candidates[wanted], cls[wanted]
+    rows = output[:, candidates]
+    xy, half = rows[0:2].T, rows[2:4].T / 2
+    xyxy = np.concatenate([xy - half, xy + half], axis=1).astype(np.float32)
+    score = best[candidates].astype(np.float32)
+    keep = nms(xyxy + cls[:, None].astype(np.float32) * _CLASS_OFFSET, score, iou)[:MAX_DET]
+    return Decoded(xyxy[keep], score[keep], cls[keep], rows[4 + nc :, keep].T.astype(np.float32))
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ir_file(folder: Path) -> Path:
+    """The IR's .xml in an exported model folder (or the .xml itself)."""
+    if folder.suffix == ".xml":
+        return folder
+    found = sorted(folder.glob("*.xml"))
+    if not found:
+        msg = f"no OpenVINO IR (.xml) in {folder}"
+        raise FileNotFoundError(msg)
+    return found[0]
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """Ultralytics' metadata.yaml of an exported model (names, task, kpt_shape), or {}."""
+    path = (folder.parent if folder.suffix == ".xml" else folder) / "metadata.yaml"
+    if not path.exists():
+        return {}
+    loaded = yaml.safe_load(path.read_text())
+    return loaded if isinstance(loaded, dict) else {}
+
+
+class OpenVinoYolo:
+    """A YOLOv8 IR compiled for this CPU; `run` gives each image's raw output and its fit."""
+
+    def __init__(self, folder: Path, imgsz: int, threads: int | None = None) -> None:
+        import openvino as ov
+
+        xml = ir_file(folder)
+        meta = read_metadata(folder)
+        self.names: dict[int, str] = {int(k): str(v) for k, v in (meta.get("names") or {}).items()}
+        self.task = str(meta.get("task", "detect"))
+        self.imgsz = imgsz
+        core = ov.Core()
+        model = core.read_model(str(xml))
+        shape = model.inputs[0].get_partial_shape()
+        self.batch = shape[0].get_length() if shape[0].is_static else None
+        static = shape[2].is_static and shape[3].is_static
+        self.input_hw = (shape[2].get_length(), shape[3].get_length()) if static else None
+        channels = int(model.outputs[0].get_partial_shape()[1].get_length())
+        self.nc = len(self.names) or channels - 4
+        kpt_shape = meta.get("kpt_shape")
+        self.kpt_shape = (int(kpt_shape[0]), int(kpt_shape[1])) if kpt_shape else None
+        ppp = ov.preprocess.PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+            ov.preprocess.ColorFormat.BGR
+        )
+        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
+            ov.preprocess.ColorFormat.RGB
+        ).scale(255.0)
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        model = ppp.build()
+        self.threads = threads or cores()
+        self._single = core.compile_model(
+            model,
+            "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1},
+        )
+        self._request = self._single.create_infer_request()
+        self._model, self._core = model, core
+        self._many: Any = None  # the THROUGHPUT compilation, made on the first `run` of several images
+        self._lock = threading.Lock()
+
+    def input_shape(self, image: np.ndarray) -> tuple[int, int]:
+        """The (h, w) this image is letterboxed to."""
+        if self.input_hw is not None:
+            return self.input_hw
+        return rect_shape(image.shape[0], image.shape[1], self.imgsz)
+
+    def run(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, Fit]]:
+        """Each image's raw output (channels, anchors) with how it was letterboxed, in order."""
+        if not images:
+            return []
+        with self._lock:
+            if len(images) == 1:
+                canvas, fit = letterbox(images[0], self.input_shape(images[0]))
+                return [(self._infer(self._request, canvas[None])[0], fit)]
+            if self.batch != 1:
+                return self._run_batched(images)
+            return self._run_async(images)
+
+    @staticmethod
+    def _infer(request: Any, tensor: np.ndarray) -> np.ndarray:
+        request.infer({0: tensor})
+        return np.array(request.get_output_tensor(0).data, copy=True)
+
+    def _run_batched(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, Fit]]:
+        shapes = {self.input_shape(image) for image in images}
+        shape = shapes.pop() if len(shapes) == 1 else (self.imgsz, self.imgsz)
+        fitted = [letterbox(image, shape) for image in images]
+        size = self.batch or len(images)
+        out: list[tuple[np.ndarray, Fit]] = []
+        for start in range(0, len(fitted), size):
+            chunk = [canvas for canvas, _ in fitted[start : start + size]]
+            tensor = np.zeros((size, *shape, 3), np.uint8)
+            tensor[: len(chunk)] = np.stack(chunk)
+            outputs = self._infer(self._request, tensor)
+            out += [(outputs[i], fit) for i, (_, fit) in enumerate(fitted[start : start + len(chunk)])]
+        return out
+
+    def _run_async(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, Fit]]:
+        import openvino as ov
+
+        if self._many is None:
+            streams = min(self.threads, 4)
+            compiled = self._core.compile_model(
+                self._model,
+                "CPU",
+                {
+                    "PERFORMANCE_HINT": "THROUGHPUT",
+                    "NUM_STREAMS": streams,
+                    "INFERENCE_NUM_THREADS": self.threads,
+                },
+            )
+            self._many = ov.AsyncInferQueue(compiled, streams)
+        outputs: list[np.ndarray | None] = [None] * len(images)
+
+        def done(request: Any, index: int) -> None:
+            outputs[index] = np.array(request.get_output_tensor(0).data[0], copy=True)
+
+        self._many.set_callback(done)
+        fits = []
+        for index, image in enumerate(images):
+            canvas, fit = letterbox(image, self.input_shape(image))
+            fits.append(fit)
+            self._many.start_async({0: canvas[None]}, index)
+        self._many.wait_all()
+        return [(output, fit) for output, fit in zip(outputs, fits, strict=True) if output is not None]

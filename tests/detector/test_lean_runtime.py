@@ -1,0 +1,167 @@
+"""The store box's runtime: an OpenVINO IR runs without PyTorch or Ultralytics, and finds what
+Ultralytics finds on the same IR.
+
+The shared int8 IRs (detector and pose) on 50 frames of vtest.avi, spread over the whole
+video: our letterbox, decoding and NMS against Ultralytics' predict on the same IR, same
+settings (conf down to redact_conf, the product's classes). Then the runtime path of a camera
+reader (Detector, CameraTracker, pose, detector.runner.analyse_frame) in a child process that
+reports which modules it imported.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.model import Boxes, Detector
+from detector.pose import PoseModel
+from shrinkwatch.paths import shared_file
+from shrinkwatch.settings import REPO_ROOT, load_settings
+from tests.support import VTEST
+
+INT8 = shared_file("models", "yolov8n_int8_openvino_model")
+POSE = shared_file("models", "yolov8n-pose_int8_openvino_model")
+needs_irs = pytest.mark.skipif(
+    INT8 is None or POSE is None or VTEST is None,
+    reason="needs ../shared/models/*_int8_openvino_model and ../shared/video/vtest.avi",
+)
+FRAMES = 50
+
+
+def frames(count: int) -> list[np.ndarray]:
+    """`count` frames spread evenly over vtest.avi."""
+    capture = cv2.VideoCapture(str(VTEST))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    wanted = set(np.linspace(0, total - 1, count).astype(int).tolist())
+    out = []
+    for index in range(total):
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            out.append(image)
+    capture.release()
+    assert len(out) == count
+    return out
+
+
+def by_position(xyxy: np.ndarray, *rest: np.ndarray) -> list[np.ndarray]:
+    order = np.lexsort((xyxy[:, 1], xyxy[:, 0]))
+    return [xyxy[order], *(r[order] for r in rest)]
+
+
+@needs_irs
+@pytest.mark.slow
+def test_openvino_runtime_finds_what_ultralytics_finds_on_the_same_ir(tmp_path: Path) -> None:
+    ultralytics = pytest.importorskip("ultralytics")
+    settings = load_settings(None, home=tmp_path, model=str(INT8))
+    detector = Detector(settings)
+    assert "ultralytics" not in type(detector._engine).__module__ and detector.backend == "openvino"
+    reference = ultralytics.YOLO(str(INT8), task="detect")
+    images = frames(FRAMES)
+    people = 0
+    for image in images:
+        sure, faint = detector.infer_faint(image)
+        ours = Boxes(
+            *(
+                np.concatenate([a, b])
+                for a, b in zip(
+                    (sure.xyxy, sure.conf, sure.cls), (faint.xyxy, faint.conf, faint.cls), strict=True
+                )
+            )
+        )
+        theirs = (
+            reference.predict(
+                image, imgsz=640, conf=detector.redact_conf, classes=detector.class_ids, verbose=False
+            )[0]
+            .boxes.cpu()
+            .numpy()
+        )
+        assert len(ours) == len(theirs)
+        xyxy, conf, cls = by_position(ours.xyxy, ours.conf, ours.cls)
+        ref_xyxy, ref_conf, ref_cls = by_position(theirs.xyxy, theirs.conf, theirs.cls.astype(np.int32))
+        np.testing.assert_allclose(xyxy, ref_xyxy, atol=1.0)
+        np.testing.assert_allclose(conf, ref_conf, atol=0.01)
+        assert cls.tolist() == ref_cls.tolist()
+        assert (sure.conf >= settings.conf).all() and (faint.conf < settings.conf).all()
+        people += int((cls == 0).sum())
+    assert people >= 5 * FRAMES  # vtest has about 6 people a frame: the comparison saw them
+
+    # Several cameras' frames at once (the AsyncInferQueue path): each as if alone, in order.
+    together = detector.infer_faint_batch(images[:8])
+    for image, (sure, faint) in zip(images[:8], together, strict=True):
+        alone_sure, alone_faint = detector.infer_faint(image)
+        np.testing.assert_allclose(sure.xyxy, alone_sure.xyxy, atol=1.0)
+        np.testing.assert_allclose(faint.conf, alone_faint.conf, atol=0.01)
+
+
+@needs_irs
+@pytest.mark.slow
+def test_openvino_pose_finds_what_ultralytics_finds_on_the_same_ir() -> None:
+    ultralytics = pytest.importorskip("ultralytics")
+    assert POSE is not None
+    ours = PoseModel(POSE, 640, 0.25)
+    assert ours.openvino is not None and ours.model is None
+    reference = PoseModel(POSE, 640, 0.25)
+    reference.openvino, reference.model = None, ultralytics.YOLO(str(POSE), task="pose")  # its other branch
+    found = 0
+    for image in frames(10):
+        boxes, points = ours.poses(image)
+        ref_boxes, ref_points = reference.poses(image)
+        assert len(boxes) == len(ref_boxes)
+        boxes, points = by_position(boxes, points)
+        ref_boxes, ref_points = by_position(ref_boxes, ref_points)
+        np.testing.assert_allclose(boxes * 768, ref_boxes * 768, atol=1.0)
+        np.testing.assert_allclose(points[..., :2] * 768, ref_points[..., :2] * 768, atol=1.0)
+        np.testing.assert_allclose(points[..., 2], ref_points[..., 2], atol=0.01)
+        found += len(boxes)
+    assert found >= 10  # 18 people on these frames
+
+
+RUNTIME_PATH = """
+import json, sys
+from pathlib import Path
+import cv2
+import cli.main  # what `shrinkwatch detect` imports
+from detector.model import Detector
+from detector.runner import analyse_frame
+from detector.tracking import CameraTracker
+from shrinkwatch.settings import load_settings
+
+home, model, pose, video = sys.argv[1:]
+detector = Detector(load_settings(None, home=Path(home), model=model, pose_model=pose, backend="auto"))
+tracker = CameraTracker(detector.names)
+capture = cv2.VideoCapture(video)
+published = 0
+for _ in range(5):
+    ok, image = capture.read()
+    objects, shown, hidden = analyse_frame(detector, tracker, image, [])
+    published += len(objects)
+print(json.dumps({"published": published, "keypoints": sum(o.keypoints is not None for o in shown),
+                  "backend": detector.backend, "modules": sorted(sys.modules)}))
+"""
+
+
+@needs_irs
+@pytest.mark.slow
+def test_the_store_box_runtime_imports_neither_torch_nor_ultralytics(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", RUNTIME_PATH, str(tmp_path), str(INT8), str(POSE), str(VTEST)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "openvino"
+    assert report["published"] > 0 and report["keypoints"] > 0  # it tracked people and placed poses
+    roots = {name.split(".")[0] for name in report["modules"]}
+    assert "openvino" in roots
+    assert not roots & {"torch", "ultralytics", "torchvision", "onnxruntime"}
