@@ -197,6 +197,7 @@ class Trial:
     variant: str
     fps: dict[str, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    produced_ms: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     window_s: float = 0.0
     note: str = ""
@@ -273,12 +274,20 @@ class Detections:
         )
         self.consumer.subscribe([settings.topic("detections")])
         self.ts: dict[str, list[datetime]] = defaultdict(list)
+        self.published: list[tuple[datetime, float]] = []  # (capture ts, capture -> produced ms)
 
     def poll(self, timeout_s: float = 0.2) -> None:
         for msg in self.consumer.consume(1000, timeout=timeout_s):
             if msg.error() is None and msg.value():
                 body = json.loads(msg.value())
-                self.ts[body["camera_id"]].append(datetime.fromisoformat(body["ts"].replace("Z", "+00:00")))
+                ts = datetime.fromisoformat(body["ts"].replace("Z", "+00:00"))
+                self.ts[body["camera_id"]].append(ts)
+                # The message's CreateTime: when detect handed it to its producer.
+                self.published.append((ts, msg.timestamp()[1] - ts.timestamp() * 1000))
+
+    def produced_ms(self, start: datetime, end: datetime) -> list[float]:
+        """Capture -> handed to Kafka, for the frames captured in the window."""
+        return sorted(ms for ts, ms in self.published if start <= ts < end)
 
     def fps(self, cameras: list[str], start: datetime, end: datetime) -> dict[str, float]:
         seconds = (end - start).total_seconds()
@@ -365,6 +374,7 @@ def trial(
             detections.close()
         result.window_s = (stop - start).total_seconds()
         result.fps = detections.fps(ids, start, stop)
+        result.produced_ms = detections.produced_ms(start, stop)
         # Written within the window (the last poll may see a version written just after it).
         cut = {(i, v): ms for i, v, ms in versions}
         result.latencies_ms = sorted(cut.values())
@@ -419,6 +429,12 @@ def report(t: Trial) -> str:
         return f"  {t.cameras:2d} cameras, {t.variant:12s}: {t.note}"
     p50, p95 = t.percentile(50), t.percentile(95)
     lat = f"p50 {p50:5.0f} ms p95 {p95:5.0f} ms" if p50 is not None and p95 is not None else "no incidents"
+    produced = (
+        f"p50 {statistics.median(t.produced_ms):.0f} ms p95 "
+        f"{statistics.quantiles(t.produced_ms, n=100, method='inclusive')[94]:.0f} ms"
+        if len(t.produced_ms) >= 2
+        else "-"
+    )
     slowest = min(t.fps.values(), default=0.0)
     cpu = ", ".join(f"{k} {v / t.window_s:.2f}" for k, v in sorted(t.cpu_s.items(), key=lambda kv: -kv[1]))
     frames = sum(t.fps.values()) * t.window_s
@@ -428,7 +444,9 @@ def report(t: Trial) -> str:
     return (
         f"  {t.cameras:2d} cameras, {t.variant:12s}: slowest {slowest:4.2f} fps "
         f"(kept {t.kept:5.1%}), capture->incident row {lat} over {len(t.latencies_ms)} versions -> "
-        f"{'SUSTAINED' if t.sustained else 'not sustained'}\n      CPU cores used: {cpu}\n"
+        f"{'SUSTAINED' if t.sustained else 'not sustained'}\n"
+        f"      capture -> detections handed to Kafka (detect's share): {produced}\n"
+        f"      CPU cores used: {cpu}\n"
         f"      detect's CPU per analysed frame {detect_ms:.0f} ms, the other services {others:.2f} cores -> "
         f"{fits:.1f} cameras at {TARGET_FPS:g} fps would fit {CORES} cores the store had to itself "
         "(an estimate for a busy machine, not a measurement)"
