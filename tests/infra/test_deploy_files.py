@@ -174,6 +174,26 @@ def arguments_in(help_text: str) -> list[str]:
     return [m.group(1) for line in panel(help_text, "Arguments") if (m := re.match(r"(\w+)\s+<", line))]
 
 
+def hidden_options(path: tuple[str, ...]) -> dict[str, str]:
+    """The options of `shrinkwatch PATH` that its help does not show (typer's hidden=True), read
+    from the command itself: {name: `<bool>` for a flag, else `<value>`}. (Typer may bring its
+    own copy of click: the objects are read by their attributes.)"""
+    import typer.main
+
+    from cli.main import app
+
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.get_command(command.context_class(command), name)
+        assert command is not None, path
+    return {
+        opt: "<bool>" if param.is_flag else "<value>"
+        for param in command.params
+        if param.param_type_name == "option" and param.hidden
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+
+
 def check_command(args: tuple[str, ...] | list[str], *, named: bool = True) -> list[str]:
     """What is wrong with `shrinkwatch ARGS` as the installed command reads it: a command that
     does not exist, an option its help does not list, a choice not among its choices, more
@@ -192,7 +212,7 @@ def check_command(args: tuple[str, ...] | list[str], *, named: bool = True) -> l
         token = tokens.pop(0)
         if token.startswith("-"):
             name = token.split("=", 1)[0]
-            known = options_in(text)
+            known = options_in(text) | hidden_options(tuple(path))
             if name not in known:
                 problems.append(f"`shrinkwatch {' '.join(path)}` has no option {name}")
                 continue
@@ -225,6 +245,7 @@ def test_the_command_check_catches_what_it_is_for() -> None:
     assert check_command(("flow", "run"))  # not a command
     assert check_command(("flows", "run", "incidence"))  # not a flow the help names
     assert check_command(("flows",))  # a group, not a command
+    assert check_command(("flows", "run", "incidents", "--process-id", "0", "--addresses", "a:1;b:1")) == []
     assert check_command(("users", "add", "ana", "--role", "admin"), named=False) == []  # a required option
     assert check_command(("users", "add", "ana", "bob", "--role", "admin"), named=False)  # one name only
 
@@ -471,11 +492,13 @@ DOC_PREFIXES = (
 
 
 def doc_commands(markdown: str) -> list[list[str]]:
-    """The `shrinkwatch` commands in a document's bash blocks, as argv after the program
-    (continued lines joined, comments dropped; `&&` and `;` split commands)."""
+    """The `shrinkwatch` commands in a document's bash blocks and its drop-ins' ExecStart=, as
+    argv after the program (continued lines joined, comments dropped; `&&` and `;` split
+    commands)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", markdown, re.DOTALL):
+    for block in re.findall(r"```(?:bash|ini)\n(.*?)```", markdown, re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
+            line = line.removeprefix("ExecStart=")  # a drop-in's command
             if line.lstrip().startswith("sw()"):
                 continue  # the function's own definition
             lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
