@@ -15,9 +15,10 @@ Measured over a window after warm-up (every camera published, then `--warmup-s`)
   kept = analysed / (5 fps x window); a count is sustained when every camera keeps >= 95 %;
 - capture -> incident row (loitering after 6 s, the demo's threshold, and a new version
   every 2 s of more dwell instead of 10, for more samples): for each open incident version
-  written in the window (polled),
-  the row's `last_written_at` (PostgreSQL now() of the upsert's transaction) minus its
-  `updated_at` (the capture ts of the frame that made the version); p50 and p95;
+  written in the window (polled), the row's `last_written_at` (PostgreSQL now() of the
+  upsert's transaction) minus its `updated_at` (the capture ts of the frame that made the
+  version); p50 and p95; and detect's share of it, capture -> detections handed to Kafka
+  (each message's CreateTime);
 - each service's CPU over the window (its process tree, from /proc), and from it detect's
   CPU per analysed frame and the other services' cores, which give an estimate of the
   cameras the box's cores would carry if the store had them to itself: (cores - the others)
@@ -25,11 +26,13 @@ Measured over a window after warm-up (every camera published, then `--warmup-s`)
   frames are what the store got; the estimate is what it would need.
 The largest count where every camera keeps >= 95 % and p95 <= 120 ms is the box's capacity.
 
-`--without OPT` runs each count again with one optimisation off, in the same run, for a
-"with all / without X" table: `batch` (infer_batch 1: each camera calls the model alone),
-`gating` (the cameras' motion gating off), `int8` (precision fp32). Decoding only the frames
-analysed (detector.sources) has no switch: its saving is printed as the JPEG decode time of
-the frames a 10 fps camera analysed at 5 fps skips.
+"with all" is the default settings plus the optimisations not (yet) defaults (`WITH`:
+infer_batch 4; printed; `--defaults-only` leaves them off). `--without OPT` runs each count
+again with one optimisation off, in the same run, for a "with all / without X" table: `batch`
+(infer_batch 1: each camera calls the model alone), `gating` (the cameras' motion gating
+off), `int8` (precision fp32). Decoding only the frames analysed (detector.sources) has no
+switch: its saving is printed as the JPEG decode time of the frames a 10 fps camera analysed
+at 5 fps skips, and batching's as the model's CPU per frame alone and in batches.
 
 Usage: python -m benchmarks.store_box [--cameras 1 2 4 8] [--window-s 60] [--without batch gating]
 """
