@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install demo test lint services-up services-down clean
+STORE_VENV ?= .venv-store
+
+.PHONY: install install-store demo test lint services-up services-down clean
 
 install: $(STAMP)
 
@@ -13,9 +15,18 @@ $(STAMP): pyproject.toml
 	bash infra/install-system.sh
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,export]'
 	$(BIN)/python -m infra.kafka_jars
 	touch $(STAMP)
+
+# A store box: the runtime without PyTorch or Ultralytics (exported models only; docs/DETECTOR.md).
+install-store:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	bash infra/install-system.sh
+	test -d $(STORE_VENV) || $(PYTHON) -m venv $(STORE_VENV)
+	$(STORE_VENV)/bin/pip install --quiet --upgrade pip
+	$(STORE_VENV)/bin/pip install --quiet '.[store]'
+	$(STORE_VENV)/bin/python -m infra.kafka_jars
 
 demo: install
 	$(BIN)/shrinkwatch demo
