@@ -20,6 +20,11 @@ a 10 fps camera analysed at 5 fps decodes 5 JPEGs a second, not 10. A video file
 between are grabbed, not retrieved. RTSP and USB frames are decoded as they come (FFmpeg
 decodes every H.264 packet to decode the next). A frame's capture time is when it arrived,
 whenever it is decoded.
+
+A live camera's frame is taken fresh: at a tick of the target fps that the reader reached
+with nothing to do, the newest frame may already be a camera frame old (100 ms at 10 fps),
+which is latency before anything looked at it; the reader waits, at most half a tick, for
+the next one to arrive and takes that. A reader behind its ticks takes the newest at once.
 """
 
 from __future__ import annotations
@@ -408,6 +413,15 @@ class LiveSource:
             self.last_error = f"a JPEG part does not decode: {self.name}"
         return image
 
+    def _fresher(self, done: threading.Event, seen: int, bound_s: float) -> None:
+        """At a tick reached idle: the newest frame may have arrived up to a camera frame ago
+        (100 ms at 10 fps), and its age is latency. Wait, at most `bound_s`, for the next one
+        to arrive, so the frame taken is fresh; without one by then, the newest is taken."""
+        with self._cond:
+            newest = self._latest[0] if self._latest is not None else seen
+            if newest > seen:
+                self._cond.wait_for(partial(self._ready, done, newest), timeout=bound_s)
+
     def _ready(self, done: threading.Event, seq: int) -> bool:
         return done.is_set() or (self._latest is not None and self._latest[0] > seq)
 
@@ -424,7 +438,7 @@ class LiveSource:
         thread.start()
         interval = 1.0 / self.fps
         seen = 0
-        next_tick = time.monotonic()
+        next_tick: float | None = None  # the ticks count from the first frame taken
         try:
             while not done.is_set():
                 with self._cond:
@@ -436,11 +450,12 @@ class LiveSource:
                 image = self._image(latest[1])
                 if image is None:
                     continue  # the next part comes within a frame's time
+                taken_at = time.monotonic()
                 yield CapturedFrame(image, latest[2])
-                next_tick = max(next_tick + interval, time.monotonic())
+                next_tick = max((taken_at if next_tick is None else next_tick) + interval, time.monotonic())
                 delay = next_tick - time.monotonic()
-                if delay > 0:
-                    done.wait(delay)
+                if delay > 0 and not done.wait(delay):
+                    self._fresher(done, seen, interval / 2)
         finally:
             done.set()
             with self._cond:

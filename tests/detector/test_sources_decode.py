@@ -5,7 +5,9 @@ another header) is not a new frame."""
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,3 +141,66 @@ def test_the_same_picture_sent_again_is_not_a_new_frame() -> None:
             stop.set()
             cam.stop.set()
             reader.join(timeout=15)
+
+
+class OnDemandCamera:
+    """Sends part `index` (its grey level says which) when the test calls send(index)."""
+
+    def __init__(self) -> None:
+        self.parts: queue.Queue[int] = queue.Queue()
+        self.stop = threading.Event()
+
+    def send(self, index: int) -> None:
+        self.parts.put(index)
+
+    def handler(self) -> type[QuietHandler]:
+        camera = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while not camera.stop.is_set():
+                        try:
+                            body = jpeg(camera.parts.get(timeout=0.2))
+                        except queue.Empty:
+                            continue
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body)
+                            + body
+                            + b"\r\n"
+                        )
+                except OSError:
+                    return
+
+        return Handler
+
+
+def test_at_an_idle_tick_the_next_frame_is_taken_not_one_that_waited() -> None:
+    """Analysed at 0.25 fps (a tick every 4 s from the first frame): part 1 arrives well before
+    the second tick, part 2 0.8 s after it. The reader waits (at most half a tick) for part 2 and takes it:
+    part 1 was already 4 s old at the tick."""
+    cam = OnDemandCamera()
+    with serving(cam.handler()) as url:
+        source = LiveSource(url + "/video.mjpg", 0.25)
+        stop = threading.Event()
+        taken: list[int] = []
+        cam.send(0)
+        try:
+            for frame in source.frames(stop):
+                taken.append(round((float(frame.image.mean()) - 10) / 20))
+                if len(taken) == 1:
+                    first = time.monotonic()
+                    cam.send(1)  # long before the next tick
+                    wait_for(lambda: source.frames_read == 2, timeout_s=3, interval_s=0.01, what="part 1")
+                    # Part 2 after the tick (4 s after the first frame), within half a tick (2 s).
+                    threading.Timer(max(0.0, first + 4.8 - time.monotonic()), cam.send, (2,)).start()
+                else:
+                    cam.stop.set()  # the server hangs up: the reader ends without its read timeout
+                    stop.set()
+        finally:
+            stop.set()
+            cam.stop.set()
+    assert taken == [0, 2]
