@@ -152,8 +152,8 @@ _CROSSED: set[str] = set()  # cameras whose state is kept by another thread than
 def check_local(camera_id: str) -> bool:
     """Whether this thread (a worker keeping the camera's state) also reads the camera's
     frames; warns once per camera when not (Bytewax placed differently than `placed_key`
-    expects). Always True for a flow not fed by TopicSource (tests' inputs)."""
-    if not _READERS or not PLACEMENT.local:
+    expects). Always True with one worker, or for a flow not fed by TopicSource (tests' inputs)."""
+    if PLACEMENT.workers <= 1 or not _READERS or not PLACEMENT.local:
         return True
     if _READERS.get(camera_id) == threading.get_native_id():
         return True
