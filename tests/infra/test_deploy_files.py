@@ -63,9 +63,6 @@ EVIDENCE_UNITS = {
     "shrinkwatch-alerts.service",
     "shrinkwatch-dashboard.service",
 }
-# The pip extra the image installs, before the work that adds it has landed on main: allowed to
-# be missing (the test is marked xfail). Remove it when that work lands.
-PENDING_EXTRAS = {"store": "helper H2a's lean `store` extra (issue 21) is not in pyproject.toml yet"}
 
 
 # --- systemd units -------------------------------------------------------------------------
@@ -442,8 +439,6 @@ def test_image_installs_the_project_and_a_defined_extra() -> None:
     assert extras, "the Dockerfile installs the project with an extra"
     defined = set(project["project"].get("optional-dependencies", {}))
     for extra in {e for group in extras for e in group.split(",")}:
-        if extra not in defined and extra in PENDING_EXTRAS:
-            pytest.xfail(PENDING_EXTRAS[extra])
         assert extra in defined, f"pyproject.toml has no extra {extra!r}"
 
 
