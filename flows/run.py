@@ -239,9 +239,8 @@ def last_worker_count(directory: Path) -> int | None:
 def place_camera_state(directory: Path, flow_id: str, topic: str, partitions: int, workers: int) -> int:
     """Give a built-in flow's camera state the keys it has with `workers` workers reading
     `topic` of `partitions` partitions (the camera's partition as the producers choose it);
-    return the keys moved. A key moves in place, in the recovery partition that holds it, and
-    a key that Bytewax has since written in another recovery partition too keeps only its
-    newest snapshot, there (`_keep_newest`): two would both be loaded."""
+    return the keys moved. A key moves in place, in the recovery partition that holds it
+    (Bytewax writes its next snapshots where its hash says: `keep_newest` tidies that up)."""
     steps = [f"{flow_id}.{step}" for step in CAMERA_KEYED_STEPS.get(flow_id, ())]
     if not steps:
         return 0
@@ -260,18 +259,26 @@ def place_camera_state(directory: Path, flow_id: str, topic: str, partitions: in
                 new = placed_key(camera, readers[f"{kafka_partition(camera, partitions)}-{topic}"], workers)
                 if new == key:
                     continue
-                db.execute("DELETE FROM snaps WHERE step_id = ? AND state_key = ?", (step, new))
-                db.execute(
-                    "UPDATE snaps SET state_key = ? WHERE step_id = ? AND state_key = ?", (new, step, key)
-                )
+                newest = "SELECT MAX(snap_epoch) FROM snaps WHERE step_id = ? AND state_key = ?"
+                held, had = (db.execute(newest, (step, k)).fetchone()[0] for k in (new, key))
+                # The newer of the two stays (a camera that went quiet left its older key behind).
+                drop = key if held is not None and held > had else new
+                db.execute("DELETE FROM snaps WHERE step_id = ? AND state_key = ?", (step, drop))
+                if drop == new:
+                    db.execute(
+                        "UPDATE snaps SET state_key = ? WHERE step_id = ? AND state_key = ?", (new, step, key)
+                    )
                 moved += 1
-    _keep_newest(directory, steps)
     return moved
 
 
-def _keep_newest(directory: Path, steps: list[str]) -> None:
-    """Where one key of `steps` has snapshots in several recovery partitions (a key moved by
-    place_camera_state and written since), delete all but those of the partition with the newest."""
+def keep_newest(directory: Path, flow_id: str) -> None:
+    """Where a camera's key has snapshots in several recovery partitions (moved by
+    place_camera_state, written since where Bytewax's hash puts it), delete all but those of
+    the partition with the newest: every partition's newest would be loaded, in no set order."""
+    steps = [f"{flow_id}.{step}" for step in CAMERA_KEYED_STEPS.get(flow_id, ())]
+    if not steps:
+        return
     marks = ",".join("?" * len(steps))
     newest: dict[tuple[str, str], tuple[int, Path]] = {}
     held: dict[tuple[str, str], list[Path]] = {}
@@ -295,9 +302,19 @@ def _keep_newest(directory: Path, steps: list[str]) -> None:
 
 def placed_for(settings: Settings, directory: Path, flow_id: str, workers: int) -> int:
     """Before a built-in flow over sw.detections starts with `workers` workers in all: its
-    camera state moved to the keys of that count, when the store was written with another."""
-    if flow_id not in CAMERA_KEYED_STEPS or last_worker_count(directory) in (None, workers):
+    camera state moved to the keys of that count, when the store was written with another
+    (returns the keys moved), and each key's snapshots kept in one recovery partition."""
+    if flow_id not in CAMERA_KEYED_STEPS:
         return 0
+    moved = 0
+    if last_worker_count(directory) not in (None, workers):
+        moved = _place(settings, directory, flow_id, workers)
+    keep_newest(directory, flow_id)
+    return moved
+
+
+def _place(settings: Settings, directory: Path, flow_id: str, workers: int) -> int:
+    """place_camera_state with sw.detections' partitions as Kafka has them now."""
     from confluent_kafka.admin import AdminClient
 
     from shrinkwatch.kafka_admin import client_config

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from flows.kafka_io import placed_key, reader_workers
-from flows.run import kafka_partition, last_worker_count, place_camera_state
+from flows.run import kafka_partition, keep_newest, last_worker_count, place_camera_state
 from infra.kafka_cluster import consecutive_free_ports
 from tests.flows.test_incidents_flow import incidents, publish_frames
 from tests.flows.test_recovery import final_rows, prepared, run_through, scenario
@@ -114,6 +114,7 @@ def test_place_camera_state_moves_keys_and_keeps_the_newest(tmp_path: Path) -> N
 
     assert place_camera_state(tmp_path, "incidents", topic, 2, 2) == sum(new[c] != c for c in new)
     assert place_camera_state(tmp_path, "incidents", topic, 2, 2) == 0  # once
+    keep_newest(tmp_path, "incidents")
 
     def snaps() -> set[tuple[Any, ...]]:
         out = set()
@@ -131,8 +132,21 @@ def test_place_camera_state_moves_keys_and_keeps_the_newest(tmp_path: Path) -> N
         (1, step, new["cam-2"], 3, b"two"),
     }
     # Bytewax writes the moved key's next snapshot in the partition its hash picks: only
-    # the newest stays, wherever it is.
+    # the newest stays, wherever it is (before every start, whatever the worker count).
     with closing(sqlite3.connect(parts[1])) as db, db:
         db.execute(INSERT, (step, new["cam-1"], 9, b"newer"))
-    place_camera_state(tmp_path, "incidents", topic, 2, 2)
+    keep_newest(tmp_path, "incidents")
     assert {r for r in snaps() if r[2] == new["cam-1"]} == {(1, step, new["cam-1"], 9, b"newer")}
+
+    # Back to one worker: where the camera's own key is held newer (the camera went quiet
+    # under the other count), that one stays.
+    with closing(sqlite3.connect(parts[1])) as db, db:
+        db.execute(INSERT, (step, "cam-7", 12, b"seven, newest"))
+        db.execute(INSERT, (step, "cam-7~9", 10, b"seven, older"))
+    place_camera_state(tmp_path, "incidents", topic, 2, 1)
+    keep_newest(tmp_path, "incidents")
+    assert {r for r in snaps() if r[1] == step} == {
+        (1, step, "cam-1", 9, b"newer"),
+        (1, step, "cam-2", 3, b"two"),
+        (1, step, "cam-7", 12, b"seven, newest"),
+    }
