@@ -22,7 +22,8 @@ from shrinkwatch.settings import Settings
 def build_flow(settings: Settings) -> Dataflow:
     """The example flow for these settings."""
     flow = Dataflow("people_counter")
-    # (camera_id, frame) pairs, keyed by camera; bad messages are dead-lettered for us.
+    # (key, frame) pairs, keyed by camera (the key is the camera's state key: read the camera
+    # from frame.camera_id); bad messages are dead-lettered for us.
     keyed = detections("detections", flow, settings).frames
 
     def per_minute(
