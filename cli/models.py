@@ -4,10 +4,12 @@ install (PyTorch, Ultralytics, NNCF) is, and the exports this machine has cached
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -30,17 +32,19 @@ def demo_camera(video: Path) -> Camera:
     return next(c for c in site.cameras if c.id == DEMO_CAMERA)
 
 
-def _describe(verdict: dict[str, object]) -> list[str]:
-    zones = verdict["zones"]
-    assert isinstance(zones, dict)
+def _describe(verdict: dict[str, Any]) -> list[str]:
+    """The int8 check's verdict for people: each zone's person-seconds, and the outcome."""
     lines = [f"int8 check on {verdict['video']} at {verdict['fps']} fps, person-seconds per zone:"]
-    for zone, figures in zones.items():
+    for zone, figures in verdict["zones"].items():
         lines.append(
             f"  {zone:<16} fp32 {figures['fp32']:8.1f}  int8 {figures['int8']:8.1f}  "
             f"difference {figures['difference'] * 100:5.2f} %"
         )
-    within = "held" if verdict["holds"] else "did not hold"
-    lines.append(f"int8 {within} (every zone within {float(str(verdict['tolerance'])) * 100:.0f} % of fp32)")
+    tolerance = f"{verdict['tolerance'] * 100:.0f} %"
+    if verdict["holds"]:
+        lines.append(f"int8 held: every zone within {tolerance} of fp32")
+    else:
+        lines.append(f"int8 did not hold: a zone more than {tolerance} off fp32, so fp32")
     return lines
 
 
@@ -86,6 +90,9 @@ def export(
             "exporting needs the full install (PyTorch, Ultralytics, NNCF): pip install 'shrinkwatch[export]'"
         )
         raise ShrinkwatchError(msg)
+    if imgsz is not None and not (64 <= imgsz <= 1920 and imgsz % 32 == 0):
+        msg = f"--imgsz {imgsz}: give a multiple of 32 from 64 to 1920 (640, 480, 416, 320, ...)"
+        raise ShrinkwatchError(msg)
     settings = settings_of(ctx)
     update: dict[str, object] = {
         "imgsz": imgsz or settings.imgsz,
@@ -95,9 +102,11 @@ def export(
         update["model"] = model
     settings = settings.model_copy(update=update)
     video = default_calibration()
-    path, chosen, verdict = store_model(
-        settings, demo_camera(video or Path("vtest.avi")), video, calibration, say=say
-    )
+    # Standard output is the folder alone: what the exporters print goes with our progress.
+    with contextlib.redirect_stdout(sys.stderr):
+        path, chosen, verdict = store_model(
+            settings, demo_camera(video or Path("vtest.avi")), video, calibration, say=say
+        )
     for line in _describe(verdict) if verdict else []:
         say(line)
     if out is not None:

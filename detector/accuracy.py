@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detector.export import exported_model, record_verdict, resolve_model_path
+from detector.export import exported_model, prepare_ultralytics, record_verdict, resolve_model_path
 from detector.model import Detector
 from detector.runner import analyse_frame, privacy_zones
 from detector.sources import FileSource
@@ -112,6 +112,7 @@ def check_int8(
     if weights is None or weights.suffix != ".pt":
         msg = f"the int8 check needs .pt weights to export; model is {settings.model!r}"
         raise ShrinkwatchError(msg)
+    prepare_ultralytics(settings, offline=True)
     cache = settings.model_cache_dir()
     fp32 = exported_model(weights, "openvino", settings.imgsz, cache, say, precision="fp32")
     int8 = exported_model(
@@ -152,6 +153,7 @@ def store_model(
     if weights is None or weights.suffix != ".pt":
         msg = f"model {settings.model!r}: give the .pt weights to export (a path or a shared model's name)"
         raise ShrinkwatchError(msg)
+    prepare_ultralytics(settings, offline=True)
     cache = settings.model_cache_dir()
     if settings.precision == "fp32":
         return exported_model(weights, "openvino", settings.imgsz, cache, say), "fp32", None

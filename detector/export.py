@@ -427,7 +427,7 @@ def prepare_model(settings: Settings, say: Callable[[str], None] | None = None) 
             f"only (no PyTorch or Ultralytics): {EXPORT_HINT}"
         )
         raise ShrinkwatchError(msg)
-    _prepare_ultralytics(settings, offline=local is not None)
+    prepare_ultralytics(settings, offline=local is not None)
     if local is None:
         return settings.model, "pytorch"
     backend = choose_backend(settings.backend, local)
@@ -459,7 +459,8 @@ def prepare_model(settings: Settings, say: Callable[[str], None] | None = None) 
     return str(path), backend
 
 
-def _prepare_ultralytics(settings: Settings, offline: bool) -> None:
+def prepare_ultralytics(settings: Settings, offline: bool) -> None:
+    """Set Ultralytics' environment before it is imported (no installs, settings under home)."""
     # Ultralytics reads these at import: never pip-install at run time, keep its settings
     # under SHRINKWATCH_HOME, and make no network calls when the weights are local.
     config_dir = settings.home / "ultralytics"

@@ -32,6 +32,13 @@ BOTTOM = Zone(
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_ultralytics_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare_model sets these for Ultralytics when unset; each test gets them back as they were.
+    for name in ("YOLO_CONFIG_DIR", "YOLO_AUTOINSTALL", "YOLO_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def person(x1: float, y1: float, x2: float, y2: float, class_name: str = "person") -> DetectedObject:
     return DetectedObject(track_id=1, class_name=class_name, class_id=0, conf=0.9, box=(x1, y1, x2, y2))
 

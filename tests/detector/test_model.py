@@ -32,6 +32,13 @@ from tests.support import MODEL, VTEST, needs_footage
 INT8 = shared_file("models", "yolov8n_int8_openvino_model")
 
 
+@pytest.fixture(autouse=True)
+def _own_ultralytics_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare_model sets these for Ultralytics when unset; each test gets them back as they were.
+    for name in ("YOLO_CONFIG_DIR", "YOLO_AUTOINSTALL", "YOLO_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.parametrize(
     ("requested", "cuda", "expected"),
     [
