@@ -163,13 +163,23 @@ def _tree(procs: dict[int, tuple[int, float, str]], roots: set[int]) -> set[int]
     return members
 
 
-def cpu_by_group(groups: dict[str, set[int]]) -> dict[str, float]:
-    """CPU seconds used so far by each group's process trees (the processes alive now); the
+def cpu_by_group(groups: dict[str, set[int]]) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each process of each group's trees (those alive now); the
     supervisor's tree is the supervisor alone (its children are the services)."""
     procs = _procs()
     return {
-        name: sum(procs[p][1] for p in (roots & set(procs) if name == "supervisor" else _tree(procs, roots)))
+        name: {p: procs[p][1] for p in (roots & set(procs) if name == "supervisor" else _tree(procs, roots))}
         for name, roots in groups.items()
+    }
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Each group's CPU seconds between two snapshots: the processes alive at the second,
+    each from its first snapshot (or its start); a process that ended between is missed,
+    never subtracted."""
+    return {
+        name: sum(cpu - before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items())
+        for name, pids in after.items()
     }
 
 
@@ -300,17 +310,14 @@ class Detections:
         self.consumer.close()
 
 
-def incident_versions(dsn: str, since: datetime) -> set[tuple[str, int, float]]:
+def incident_versions(conn: Any, since: datetime) -> set[tuple[str, int, float]]:
     """(incident, version, capture -> row ms) of open incident versions written since `since`."""
-    from warehouse.db import connect
-
-    with connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT incident_id, version, "
-            "EXTRACT(EPOCH FROM (last_written_at - updated_at)) * 1000 AS ms "
-            "FROM incidents WHERE status = 'open' AND last_written_at >= %s",
-            (since,),
-        ).fetchall()
+    rows = conn.execute(
+        "SELECT incident_id, version, "
+        "EXTRACT(EPOCH FROM (last_written_at - updated_at)) * 1000 AS ms "
+        "FROM incidents WHERE status = 'open' AND last_written_at >= %s",
+        (since,),
+    ).fetchall()
     return {(r["incident_id"], r["version"], float(r["ms"])) for r in rows}
 
 
@@ -343,6 +350,7 @@ def trial(
         with connect(settings.database_dsn) as conn:
             apply_site_config(conn, parse_site_config(site(cameras, variant != "gating"), "store_box"))
         detections = Detections(settings)
+        poll_conn = connect(settings.database_dsn, autocommit=True)  # one: a new one per poll costs the box
         try:
             with store(settings, home) as proc:
                 deadline = time.monotonic() + 300
@@ -364,7 +372,7 @@ def trial(
                 while time.monotonic() < end:
                     detections.poll(0.2)
                     if time.monotonic() >= next_poll:
-                        versions |= incident_versions(settings.database_dsn, start)
+                        versions |= incident_versions(poll_conn, start)
                         next_poll = time.monotonic() + 0.25
                 stop = datetime.now(UTC)
                 cpu1 = cpu_by_group(groups)
@@ -372,16 +380,16 @@ def trial(
                 drain = time.monotonic() + 5
                 while time.monotonic() < drain:
                     detections.poll(0.5)
-                versions |= incident_versions(settings.database_dsn, start)
+                versions |= incident_versions(poll_conn, start)
         finally:
             detections.close()
+            poll_conn.close()
         result.window_s = (stop - start).total_seconds()
         result.fps = detections.fps(ids, start, stop)
         result.produced_ms = detections.produced_ms(start, stop)
-        # Written within the window (the last poll may see a version written just after it).
-        cut = {(i, v): ms for i, v, ms in versions}
+        cut = {(i, v): ms for i, v, ms in versions}  # one sample per version
         result.latencies_ms = sorted(cut.values())
-        result.cpu_s = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+        result.cpu_s = cpu_used(cpu0, cpu1)
     return result
 
 
