@@ -10,13 +10,22 @@ detect, model (the shared int8 IR) and cameras with each runtime in turn, 1 and 
 the full install; `full`, this tree in the full install; `store`, this tree in the store
 box's install (`--store-python`, `make install-store`: no PyTorch). Peak and median RSS after
 the warm-up, and each runtime's ratio to `before` for the same cameras.
+`--whole-store` (issue 21: the whole store's processes within 2.5 GB): `shrinkwatch run --role
+all` (detect with default settings, the flows, schedulers, alerts and the dashboard) with
+`--cameras` live MJPEG cameras (the sample video encoded once and replayed by
+detector.camera_sim.serve_encoded in a process apart, as a real camera costs the box nothing),
+plus Kafka and PostgreSQL: each service's RSS and PSS (shared pages split between the
+processes that share them, so the sum is what the store holds), at the sample where the sum
+of PSS peaked, and the sums' peak and median. `--python` runs the store with another install.
 Usage: python -m benchmarks.detector_memory [--minutes 30] [--warmup-minutes 3] [--cameras 4]
        python -m benchmarks.detector_memory --compare [--minutes 1.5] [--store-python .venv-store/bin/python]
+       python -m benchmarks.detector_memory --whole-store --cameras 8 [--python .venv-store/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import statistics
 import subprocess
@@ -195,6 +204,119 @@ def compare(args: argparse.Namespace, settings: Settings) -> None:
         print(f"{count} camera(s), peak RSS: {ratios} (target: store <= 500 MiB at 8 cameras)")
 
 
+def camera_site(ports: list[int]) -> str:
+    cameras = "\n".join(
+        f'  - {{id: cam-{i}, store_id: bench, name: "Camera {i}", '
+        f'stream_url: "http://127.0.0.1:{port}/video.mjpg", fps: 5}}'
+        for i, port in enumerate(ports)
+    )
+    return f"stores: [{{id: bench, name: Bench, timezone: UTC}}]\ncameras:\n{cameras}\n"
+
+
+def service_of(cmdline: list[str]) -> str:
+    """A process's service name: the `cli` command it runs, else its program."""
+    if "cli" in cmdline:
+        words = cmdline[cmdline.index("cli") + 1 :]
+        return " ".join(w for w in words[:3] if not w.startswith("-")) or "run"
+    if "-m" in cmdline[:-1]:
+        return cmdline[cmdline.index("-m") + 1]  # the dashboard: python -m streamlit
+    return Path(cmdline[0]).name if cmdline else "?"
+
+
+def store_memory(run_pid: int, home: Path) -> dict[str, tuple[float, float]]:
+    """RSS and PSS (MiB) per service: `run`'s process tree, and the Kafka and PostgreSQL
+    processes under `home` (each with its children)."""
+    import psutil
+
+    roots = [psutil.Process(run_pid)]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(home) in cmdline and ("java" in cmdline or "postgres" in cmdline) and proc.pid != run_pid:
+            roots.append(proc)
+    out: dict[str, tuple[float, float]] = {}
+    for root in roots:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            top = "kafka" if "java" in " ".join(root.cmdline()) else None
+            top = top or ("postgresql" if "postgres" in " ".join(root.cmdline()) else None)
+        except psutil.Error:
+            continue
+        for proc in tree:
+            try:
+                memory = proc.memory_full_info()
+                name = top or service_of(proc.cmdline())
+            except psutil.Error:
+                continue
+            rss, pss = out.get(name, (0.0, 0.0))
+            out[name] = (rss + memory.rss / 2**20, pss + memory.pss / 2**20)
+    return out
+
+
+def whole_store(args: argparse.Namespace, settings: Settings) -> None:
+    from shrinkwatch.net import free_port
+    from shrinkwatch.site_file import parse_site_config
+    from warehouse.db import connect
+    from warehouse.site_tables import apply_site_config
+
+    print(
+        f"# the whole store's memory: shrinkwatch run --role all, {args.cameras} live MJPEG camera(s), "
+        f"Kafka, PostgreSQL; {args.warmup_minutes:g} min warm-up + {args.minutes:g} min; "
+        f"python {args.python}; {machine()}",
+        flush=True,
+    )
+    ports = [free_port() for _ in range(args.cameras)]
+    settings = settings.model_copy(update={"dashboard_port": free_port(), "flow_cluster_port": free_port()})
+    serve = (
+        "import sys; from pathlib import Path; from detector.camera_sim import serve_encoded; "
+        "serve_encoded(Path(sys.argv[1]), [int(p) for p in sys.argv[2:]], announce=lambda _m: None)"
+    )
+    cameras = subprocess.Popen([sys.executable, "-c", serve, str(footage()), *map(str, ports)], cwd=REPO_ROOT)
+    samples: list[dict[str, tuple[float, float]]] = []
+    try:
+        with services(settings) as settings:
+            with connect(settings.database_dsn) as conn:
+                apply_site_config(conn, parse_site_config(camera_site(ports)))
+            # The flows' recovery of an earlier run (another topic prefix) is not this run's.
+            shutil.rmtree(settings.home / "recovery", ignore_errors=True)
+            env = child_environment(settings, "memory-store")
+            log = (settings.home / "memory-store-run.log").open("wb")
+            run = subprocess.Popen(
+                [args.python, "-m", "cli", "run", "--role", "all"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+            try:
+                start = time.monotonic()
+                while time.monotonic() - start < (args.minutes + args.warmup_minutes) * 60:
+                    time.sleep(args.every_s)
+                    if run.poll() is not None:
+                        msg = f"shrinkwatch run exited early with code {run.returncode}"
+                        raise SystemExit(msg)
+                    if time.monotonic() - start >= args.warmup_minutes * 60:
+                        samples.append(store_memory(run.pid, settings.home))
+            finally:
+                run.send_signal(signal.SIGINT)
+                try:
+                    run.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                    run.wait()
+    finally:
+        cameras.send_signal(signal.SIGINT)
+        cameras.wait(timeout=30)
+    totals = [sum(pss for _, pss in sample.values()) for sample in samples]
+    peak = samples[totals.index(max(totals))]
+    for name, (rss, pss) in sorted(peak.items(), key=lambda item: -item[1][1]):
+        print(f"  {name:28s} RSS {rss:7.1f} MiB  PSS {pss:7.1f} MiB")
+    rss_total = sum(rss for rss, _ in peak.values())
+    print(
+        f"sum of PSS: peak {max(totals):.0f} MiB, median {statistics.median(totals):.0f} MiB "
+        f"(sum of RSS at the peak {rss_total:.0f} MiB; target: within 2.5 GB = 2384 MiB)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=None, help="30 for the long run, 1.5 to compare")
@@ -207,14 +329,18 @@ def main() -> None:
     parser.add_argument("--runtimes", default="before,full,store")
     parser.add_argument("--camera-counts", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--before-rev", default="a8dd888", help="the detector before the lean runtime")
+    parser.add_argument(
+        "--whole-store", action="store_true", help="shrinkwatch run --role all, every process"
+    )
+    parser.add_argument("--python", default=sys.executable, help="--whole-store: the install to run it with")
     parser.add_argument("--own-services", action="store_true", help="Kafka and PostgreSQL of its own")
     parser.add_argument("--store-python", default=str(REPO_ROOT / ".venv-store" / "bin" / "python"))
     args = parser.parse_args()
-    args.minutes = args.minutes if args.minutes is not None else (1.5 if args.compare else 30)
-    args.warmup_minutes = (
-        args.warmup_minutes if args.warmup_minutes is not None else (0.5 if args.compare else 3)
-    )
-    args.every_s = args.every_s if args.every_s is not None else (3 if args.compare else 15)
+    short = args.compare or args.whole_store
+    args.minutes = args.minutes if args.minutes is not None else (1.5 if short else 30)
+    warmup = 0.5 if args.compare else 1 if args.whole_store else 3
+    args.warmup_minutes = args.warmup_minutes if args.warmup_minutes is not None else warmup
+    args.every_s = args.every_s if args.every_s is not None else (3 if args.compare else 5 if short else 15)
     int8 = shared_file("models", "yolov8n_int8_openvino_model")
     own: dict[str, object] = {}
     if args.own_services:  # beside another benchmark's services, not on them
@@ -223,6 +349,8 @@ def main() -> None:
     settings = bench_settings(model=str(int8) if int8 else bench_settings().model, **own)
     if args.compare:
         compare(args, settings)
+    elif args.whole_store:
+        whole_store(args, settings)
     else:
         long_run(args, settings)
 
