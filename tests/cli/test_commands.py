@@ -46,6 +46,9 @@ COMMANDS = [
     ["privacy", "release"],
     ["privacy", "holds"],
     ["privacy", "report"],
+    ["models"],
+    ["models", "export"],
+    ["models", "list"],
     ["run"],
     ["status"],
     ["app"],
@@ -58,6 +61,21 @@ def test_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_every_command_is_in_the_list() -> None:
+    """A new command is added here too (and so answers --help in the test above)."""
+    import typer.main
+
+    def walk(group: object, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, sub in getattr(group, "commands", {}).items():
+            if not sub.hidden:
+                found += walk(sub, [*path, name])
+        return found
+
+    registered = walk(typer.main.get_command(app), [])
+    assert sorted(registered) == sorted(COMMANDS)
 
 
 def test_bad_settings_file_names_the_key(tmp_path: pytest.TempPathFactory) -> None:
