@@ -56,7 +56,7 @@ BLURRED_CLIP = 20.0  # ... and after H.264 (0-16)
 SHARP = 100.0  # a head as filmed (hundreds to thousands on these frames)
 MIN_HEAD_PX = 16
 MIN_PIXELS = 40
-BLACK = 24  # a black pixel after JPEG or H.264 (their colour fringe at an edge reaches 16-28)
+BLACK = 32  # a black pixel after JPEG or H.264 (their fringe by an edge or a drawn label reaches 16-28)
 EDGE = 8  # ... measured this far inside a black area's edge (a 4:2:0 colour sample is 2 px)
 
 
