@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import importlib
+import os
 import shutil
 import signal
 import sqlite3
@@ -111,13 +112,23 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
-def _stop_with_parent() -> None:
-    """In a cluster's process before it runs: SIGTERM when the parent dies, even by SIGKILL
-    (Linux's PR_SET_PDEATHSIG), so that a killed `flows run --processes M` leaves no process
-    behind holding the cluster's ports for its restart."""
+def _stop_with_parent() -> Callable[[], None]:
+    """What a cluster's process runs before it execs: SIGTERM when the parent dies, even by
+    SIGKILL (Linux's PR_SET_PDEATHSIG), so that a killed `flows run --processes M` leaves no
+    process behind holding the cluster's ports for its restart. libc's prctl is looked up here,
+    in the parent: a dlopen in a child forked from a process with threads (librdkafka's) can
+    deadlock on a lock another thread held at the fork."""
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was asked for
+            os._exit(1)
+
+    return in_child
 
 
 def run_cluster(
@@ -141,6 +152,7 @@ def run_cluster(
         directory = settings.home / "recovery" / name
         claim = claim_recovery(directory, name)  # noqa: F841 (held until this returns)
         carry_renamed_steps(_recovery_dir(settings, name), flow_id)
+        check_recovered_topic(settings, directory, name, flow_id)  # before anything is moved
         if placed_for(settings, _recovery_dir(settings, name), flow_id, processes * workers):
             progress(f"camera state placed for {processes} x {workers} workers")
     base = settings.flow_cluster_port
@@ -148,6 +160,7 @@ def run_cluster(
     command = [sys.executable, "-m", "cli"]
     if settings_file is not None:
         command += ["--settings", str(settings_file)]
+    in_child = _stop_with_parent()
     children = [
         subprocess.Popen(
             [
@@ -156,7 +169,7 @@ def run_cluster(
                 *("--process-id", str(i), "--addresses", addresses),
                 *(() if recovery else ("--no-recovery",)),
             ],
-            preexec_fn=_stop_with_parent,  # before exec: only prctl, no Python threads yet
+            preexec_fn=in_child,  # before exec: only prctl
         )
         for i in range(processes)
     ]
@@ -212,6 +225,34 @@ def carry_renamed_steps(directory: Path, flow_id: str) -> int:
                     {"old": f"{flow_id}.{old}", "new": f"{flow_id}.{new}"},
                 ).rowcount
     return moved
+
+
+def recovered_topics(directory: Path, step_id: str) -> set[str]:
+    """The topics an input step's recovered partitions were read from (its state keys are
+    Bytewax's partition keys, `<partition>-<topic>`)."""
+    topics: set[str] = set()
+    for part in sorted(directory.glob("*.sqlite3")):
+        with closing(sqlite3.connect(part)) as db:
+            keys = db.execute("SELECT DISTINCT state_key FROM snaps WHERE step_id = ?", (step_id,))
+            topics |= {key.split("-", 1)[1] for (key,) in keys.fetchall() if "-" in key}
+    return topics
+
+
+def check_recovered_topic(settings: Settings, directory: Path, name: str, flow_id: str) -> None:
+    """A built-in flow's recovery store must have been written reading the topic it reads now:
+    one written under another topic prefix cannot be resumed (Bytewax stops on a partition it
+    does not know, again at every restart), so say so, and what to do, before starting."""
+    if name not in INPUT_TOPIC:
+        return
+    topic = settings.topic(INPUT_TOPIC[name])
+    other = sorted(recovered_topics(directory, f"{flow_id}.{RENAMED_STEPS[name]['read']}") - {topic})
+    if other:
+        msg = (
+            f"the recovery store {directory} was written reading {', '.join(other)}, not {topic} "
+            "(was topic_prefix changed?): set topic_prefix back, or move that folder away to start "
+            f"this flow afresh from the start of {topic} (what it had recovered is then lost)"
+        )
+        raise ShrinkwatchError(msg)
 
 
 # Steps of the built-in flows whose state is keyed by camera, placed for the worker count
@@ -404,6 +445,7 @@ def run_flow(
             _recovery_dir(settings, name)
             if process_id is None and carry_renamed_steps(directory, flow.flow_id):
                 progress("recovered state carried over to this version's step names")
+            check_recovered_topic(settings, directory, name, flow.flow_id)
             if process_id is None and placed_for(settings, directory, flow.flow_id, workers):
                 progress(f"camera state placed for {workers} worker(s)")
             recovery_config = RecoveryConfig(str(directory))

@@ -263,7 +263,8 @@ class KafkaBroker:
             return
         cluster_id = new_cluster_id()
         progress(f"formatting Kafka storage in {self.data}")
-        scram = []
+        scram: list[str] = []
+        password = ""
         if wanted:
             user, password = self._sasl_user()
             mechanism = self.settings.kafka_sasl_mechanism
@@ -288,7 +289,10 @@ class KafkaBroker:
             check=False,
         )
         if result.returncode != 0:
-            msg = f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}"
+            said = f"{result.stdout}{result.stderr}"
+            if password:  # the tool may repeat its arguments
+                said = said.replace(password, "***")
+            msg = f"formatting Kafka storage failed:\n{said}"
             raise ShrinkwatchError(msg)
         _write_private(marker, wanted + "\n")
 

@@ -162,9 +162,23 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     staging.replace(path)
 
 
+def _paired(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether the key is the certificate's (a crash between writing the two leaves a new key
+    beside the old certificate: a pair that never verifies, made again rather than kept)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    der = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return bool(cert.public_key().public_bytes(*der) == key.public_key().public_bytes(*der))
+
+
 def _current(cert_path: Path, key_path: Path, ca: Pem) -> bool:
-    """True when the leaf certificate is there, signed by `ca` and not near its end."""
+    """True when the leaf certificate is there with its key, signed by `ca` and not near its end."""
     if not (cert_path.is_file() and key_path.is_file()):
+        return False
+    if not _paired(cert_path.read_bytes(), key_path.read_bytes()):
         return False
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
@@ -181,7 +195,11 @@ def ensure_local_tls(settings: Settings) -> LocalTLS:
     files = local_tls(settings)
     files.ca.parent.mkdir(parents=True, exist_ok=True)
     files.ca.parent.chmod(0o700)
-    if files.ca.is_file() and files.ca_key.is_file():
+    if (
+        files.ca.is_file()
+        and files.ca_key.is_file()
+        and _paired(files.ca.read_bytes(), files.ca_key.read_bytes())
+    ):
         ca = Pem(files.ca_key.read_bytes(), files.ca.read_bytes())
     else:
         ca = new_ca()

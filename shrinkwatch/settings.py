@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator, model_validator
@@ -505,9 +505,13 @@ def _with_parameters(dsn: str, params: Mapping[str, str]) -> str:
         return dsn
     if re.match(r"^postgres(ql)?://", dsn):
         parts = urlsplit(dsn)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-        query += list(params.items())
-        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote, safe="")))
+        # The URL's own pairs are kept exactly as written (decoded and encoded again, a `+`
+        # would become a space, which libpq does not read it as); only the keys set are dropped.
+        kept = [
+            pair for pair in parts.query.split("&") if pair and unquote(pair.split("=", 1)[0]) not in params
+        ]
+        added = [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params.items()]
+        return urlunsplit(parts._replace(query="&".join(kept + added)))
     words = " ".join(f"{k}='{_libpq_quoted(v)}'" for k, v in params.items())
     return f"{dsn} {words}" if dsn.strip() else words  # libpq: a later keyword wins
 

@@ -129,6 +129,22 @@ def test_kill_9_and_restart_gives_the_uninterrupted_result(make_settings: Any, t
     assert after == reference
 
 
+def test_a_recovery_store_of_another_topic_is_refused_by_name(make_settings: Any, tmp_path: Path) -> None:
+    settings = prepared(make_settings)
+    assert run_through(settings, tmp_path, "first")
+    moved = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}moved."})
+    store = settings.home / "recovery" / "incidents"
+    before = {part.name: part.read_bytes() for part in store.glob("*.sqlite3")}
+    refused = run_cli(["flows", "run", "incidents"], env=cli_env(moved, tmp_path), timeout=180)
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        f"the recovery store {store} was written reading {settings.topic('detections')}, "
+        f"not {moved.topic('detections')} (was topic_prefix changed?)"
+    ) in refused.stderr
+    assert "Traceback" not in refused.stderr and "panicked" not in refused.stderr
+    assert {part.name: part.read_bytes() for part in store.glob("*.sqlite3")} == before  # left as it was
+
+
 def test_two_workers_give_the_same_incidents(make_settings: Any, tmp_path: Path) -> None:
     one = run_through(prepared(make_settings), tmp_path, "one")
     two = run_through(prepared(make_settings), tmp_path, "two", "--workers", "2")

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from infra import services
 from infra.kafka import KafkaBroker
@@ -363,6 +364,17 @@ def test_the_local_ca(tmp_path: Path) -> None:
         x509.load_pem_x509_certificate(other.cert)
     )
     assert files.client_cert.read_bytes() != before[files.client_cert]
+
+    # A key beside a certificate it is not the key of (a crash between writing the two) is
+    # made again with its certificate, the CA's as a leaf's.
+    files.ca_key.write_bytes(new_ca().key)
+    files.server_key.write_bytes(new_ca().key)
+    ensure_local_tls(settings)
+    ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    assert ca.public_key() == load_pem_private_key(files.ca_key.read_bytes(), None).public_key()
+    server = x509.load_pem_x509_certificate(files.server_cert.read_bytes())
+    assert server.public_key() == load_pem_private_key(files.server_key.read_bytes(), None).public_key()
+    server.verify_directly_issued_by(ca)
 
 
 def broker_config(tmp_path: Path, **overrides: Any) -> list[str]:

@@ -181,6 +181,14 @@ def test_database_dsn_verify_full_with_a_client_certificate(pem: dict[str, Path]
     }
 
 
+def test_database_dsn_keeps_the_urls_own_parameters_as_written() -> None:
+    # libpq reads `+` as a plus: decoded and encoded again it would become a space.
+    url = "postgresql://sw:p%2Bq@db/sw?application_name=a+b&options=-c%20search_path%3Dx"
+    s = settings(database_url=url, database_sslmode="require")
+    assert s.database_dsn == url + "&sslmode=require"
+    assert conninfo_to_dict(s.database_dsn)["application_name"] == "a+b"
+
+
 def test_database_dsn_in_libpq_words_is_quoted_by_libpq_rules(pem: dict[str, Path]) -> None:
     s = settings(
         database_url="host=db dbname=sw sslmode=disable",
