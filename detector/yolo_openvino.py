@@ -248,9 +248,17 @@ class OpenVinoYolo:
 
         self._many.set_callback(done)
         fits = []
-        for index, image in enumerate(images):
-            canvas, fit = letterbox(image, self.input_shape(image))
-            fits.append(fit)
-            self._many.start_async({0: canvas[None]}, index)
-        self._many.wait_all()
-        return [(output, fit) for output, fit in zip(outputs, fits, strict=True) if output is not None]
+        try:
+            for index, image in enumerate(images):
+                canvas, fit = letterbox(image, self.input_shape(image))
+                fits.append(fit)
+                self._many.start_async({0: canvas[None]}, index)
+        finally:  # nothing may still be writing into `outputs` when this returns or raises
+            self._many.wait_all()
+        got = [output for output in outputs if output is not None]
+        if len(got) != len(images):
+            # A shorter list would give every later image the boxes of the one before it.
+            missing = [index for index, output in enumerate(outputs) if output is None]
+            msg = f"OpenVINO gave no output for image(s) {missing} of {len(images)}"
+            raise RuntimeError(msg)
+        return list(zip(got, fits, strict=True))

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +23,7 @@ import pytest
 
 from detector.model import Boxes, Detector
 from detector.pose import PoseModel
+from detector.yolo_openvino import OpenVinoYolo
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, load_settings
 from tests.support import VTEST
@@ -165,3 +168,73 @@ def test_the_store_box_runtime_imports_neither_torch_nor_ultralytics(tmp_path: P
     roots = {name.split(".")[0] for name in report["modules"]}
     assert "openvino" in roots
     assert not roots & {"torch", "ultralytics", "torchvision", "onnxruntime"}
+
+
+class _Output:
+    def __init__(self, index: int) -> None:
+        self.data = np.full((1, 6, 4), index, np.float32)  # each image's output says which it is
+
+
+class _Request:
+    def __init__(self, index: int) -> None:
+        self._output = _Output(index)
+
+    def get_output_tensor(self, _: int) -> _Output:
+        return self._output
+
+
+class _Queue:
+    """An AsyncInferQueue stand-in: answers every image but `lost`, or raises at `fails`."""
+
+    def __init__(self, lost: int | None = None, fails: int | None = None) -> None:
+        self.lost, self.fails = lost, fails
+        self.started: list[int] = []
+        self.waited_after: list[int] | None = None  # what had started when wait_all was called
+        self._done: Any = None
+
+    def set_callback(self, done: Any) -> None:
+        self._done = done
+
+    def start_async(self, _: dict[int, np.ndarray], index: int) -> None:
+        if index == self.fails:
+            msg = "infer request failed"
+            raise RuntimeError(msg)
+        self.started.append(index)
+        if index != self.lost:
+            self._done(_Request(index), index)
+
+    def wait_all(self) -> None:
+        self.waited_after = list(self.started)
+
+
+def _async_engine(queue: _Queue) -> OpenVinoYolo:
+    """An OpenVinoYolo whose several-image path runs on `queue` (no IR compiled)."""
+    engine = object.__new__(OpenVinoYolo)
+    engine.batch, engine.input_hw, engine.imgsz, engine.threads = 1, (32, 32), 32, 2
+    engine._lock = threading.Lock()
+    engine._many = queue
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("queue", "error"),
+    [
+        (_Queue(), None),
+        (_Queue(lost=1), r"no output for image\(s\) \[1\] of 3"),
+        (_Queue(fails=2), "infer request failed"),
+    ],
+    ids=["all-answered", "one-lost", "start-fails"],
+)
+def test_images_in_flight_keep_their_order_or_fail_whole(queue: _Queue, error: str | None) -> None:
+    """Each image gets its own output back, in order; an image without one fails the call
+    (a shorter list would hand the next camera the boxes of the one before), and the requests
+    started are waited for whether or not the call fails."""
+    engine = _async_engine(queue)
+    images = [np.full((24, 32, 3), i, np.uint8) for i in range(3)]
+    if error is None:
+        outputs = engine.run(images)
+        assert [int(output[0, 0]) for output, _fit in outputs] == [0, 1, 2]
+    else:
+        with pytest.raises(RuntimeError, match=error):
+            engine.run(images)
+    assert queue.waited_after == queue.started  # waited for, after the last one started
