@@ -10,7 +10,8 @@ pixel and 0.01 of confidence, tests/detector/test_lean_runtime.py):
   the graph (OpenVINO's preprocessing), not in numpy.
 - Compiled once, on the CPU, with every core this process may use: the LATENCY hint (one
   stream, threads = cores) when one image runs at a time. Several images (`run`): one real
-  batch where the IR's batch dimension allows, else the images in flight at once on an
+  batch where the IR's batch dimension allows (an IR of a static batch of N takes every call
+  this way, one image too, padded to N), else the images in flight at once on an
   AsyncInferQueue of a model compiled for THROUGHPUT with one stream per core, one thread
   each, so two cores are used and not oversubscribed.
 - Output (1, 4+nc[+extra], anchors): boxes as centre and size in input pixels, then class
@@ -200,7 +201,7 @@ class OpenVinoYolo:
         if not images:
             return []
         with self._lock:
-            if len(images) == 1:
+            if len(images) == 1 and self.batch in (1, None):
                 canvas, fit = letterbox(images[0], self.input_shape(images[0]))
                 return [(self._infer(self._request, canvas[None])[0], fit)]
             if self.batch != 1:

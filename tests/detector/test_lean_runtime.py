@@ -11,6 +11,7 @@ reports which modules it imported.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -238,3 +239,37 @@ def test_images_in_flight_keep_their_order_or_fail_whole(queue: _Queue, error: s
         with pytest.raises(RuntimeError, match=error):
             engine.run(images)
     assert queue.waited_after == queue.started  # waited for, after the last one started
+
+
+def static_ir(tmp_path: Path, batch: int, size: int) -> Path:
+    """The shared int8 IR reshaped to a static (batch, 3, size, size) input, saved as a model folder."""
+    import openvino as ov
+
+    assert INT8 is not None
+    model = ov.Core().read_model(str(next(INT8.glob("*.xml"))))
+    model.reshape([batch, 3, size, size])
+    folder = tmp_path / f"yolov8n_b{batch}_{size}_openvino_model"
+    folder.mkdir()
+    ov.save_model(model, str(folder / "yolov8n.xml"), compress_to_fp16=False)
+    shutil.copy(INT8 / "metadata.yaml", folder)
+    return folder
+
+
+@needs_irs
+@pytest.mark.slow
+def test_an_ir_of_a_static_batch_takes_one_frame_and_a_short_batch(tmp_path: Path) -> None:
+    """An IR exported for a static batch of 4 takes one frame alone (padded to 4), and 3 frames
+    together, and finds in each what the batch-1 IR finds."""
+    images = frames(3)
+    reference = Detector(load_settings(None, home=tmp_path, model=str(INT8)))
+    batched = Detector(load_settings(None, home=tmp_path, model=str(static_ir(tmp_path, 4, 640))))
+    engine = batched._engine.model  # type: ignore[attr-defined]
+    assert engine.batch == 4
+    alone = [batched.infer_faint(image) for image in images]
+    together = batched.infer_faint_batch(images)
+    for image, one, many in zip(images, alone, together, strict=True):
+        sure, faint = reference.infer_faint(image)
+        for got_sure, got_faint in (one, many):
+            assert len(got_sure) == len(sure) > 0 and len(got_faint) == len(faint)
+            np.testing.assert_allclose(got_sure.xyxy, sure.xyxy, atol=1.0)
+            np.testing.assert_allclose(got_sure.conf, sure.conf, atol=0.01)
