@@ -83,7 +83,7 @@ def detect(
         max_frames=max_frames,
         motion_gating=motion_gating,
     )
-    code = run_detect(settings, options, check_only=check, progress=say)
+    code = run_detect(settings, options, check_only=check, progress=say, exit_if_stuck=True)
     raise typer.Exit(code)
 
 

@@ -47,6 +47,8 @@ class _Engine(Protocol):
 
     def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]: ...
 
+    def close(self) -> None: ...
+
 
 class _OpenVino:
     """An IR run by OpenVINO directly (detector.yolo_openvino)."""
@@ -66,6 +68,9 @@ class _OpenVino:
             found = decode(output, self.model.nc, conf, wanted)
             out.append(Boxes(xyxy=to_image(found.xyxy, fit), conf=found.conf, cls=found.cls))
         return out
+
+    def close(self) -> None:
+        self.model.close()
 
 
 class _Ultralytics:
@@ -91,6 +96,9 @@ class _Ultralytics:
                 )
             )
         return out
+
+    def close(self) -> None:
+        pass  # PyTorch and ONNX Runtime end with the interpreter as they are
 
 
 class Detector:
@@ -153,3 +161,11 @@ class Detector:
         with self._lock:
             found = self._engine.detect(images, self.redact_conf, self.class_ids)
         return [(b.where(b.conf >= self.conf), b.where(b.conf < self.conf)) for b in found]
+
+    def close(self) -> None:
+        """Let go of the models (detector.yolo_openvino.OpenVinoYolo.close), once no call is
+        running: the end of `detect`, before the interpreter's own teardown."""
+        with self._lock:
+            self._engine.close()
+            if self.pose is not None:
+                self.pose.close()

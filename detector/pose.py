@@ -89,6 +89,11 @@ class PoseModel:
 
             self.model = YOLO(str(path), task="pose")
 
+    def close(self) -> None:
+        """Let go of an OpenVINO model (OpenVinoYolo.close); Ultralytics' ends with the interpreter."""
+        if self.openvino is not None:
+            self.openvino.close()
+
     def poses(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (M,4), keypoints (M,17,3)), normalised to 0..1."""
         if self.openvino is not None:

@@ -23,18 +23,30 @@ With `infer_batch` above 1, the cameras' frames go through the model together
 (detector.scheduler): each camera's thread hands its frame to the scheduler where it would
 have called the model, and does the rest (tracker, untracked people, pose, privacy zones:
 `track_frame`) itself, in the same order as one by one (`analyse_frame`).
+
+At the end, each camera's thread gets `JOIN_S` to finish once the stop is set; then the models
+are closed (detector.model.Detector.close: OpenVINO's objects let go in order, while no call
+runs). A thread still running then (a camera worker, its source's reading or decoding thread,
+the evidence recorder) may be inside C++ (FFmpeg, OpenVINO), and letting the interpreter
+finalise under it can abort the process ("terminate called without an active exception"): such
+threads are named in the log, the publisher is closed (what was published is delivered), the
+models are left as they are, and `shrinkwatch detect` leaves with os._exit(its exit code)
+(`run_detect(exit_if_stuck=True)`); a caller in-process (a test) gets the exit code back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -57,6 +69,8 @@ from shrinkwatch.shutdown import stop_event_on_signals
 from shrinkwatch.site_file import Camera, Store, placeholders
 
 log = logging.getLogger(__name__)
+
+JOIN_S = 15.0  # how long each camera's thread has to end once detect stops
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,12 @@ class CameraWorker(threading.Thread):
         """One frame through the model, the tracker and the pose model (analyse_frame)."""
         return track_frame(self.detector, tracker, image, self.infer(image), self.privacy)
 
+    def running(self) -> list[str]:
+        """The names of this camera's threads that are still running: the worker, and the
+        reading or decoding threads of its source."""
+        threads = [self, *(self.source.threads if self.source else [])]
+        return [t.name for t in threads if t.is_alive()]
+
     def sample(self) -> Sample:
         """Counters now, for the health monitor."""
         read = self.source.frames_read if self.source else 0
@@ -327,9 +347,12 @@ def run_detect(
     progress: Callable[[str], None] = print,
     progress_every_s: float = 5.0,
     environ: Mapping[str, str] | None = None,
+    exit_if_stuck: bool = False,
 ) -> int:
     """Run every camera until its source ends or a signal arrives; exit code 1 if any failed.
-    `environ` resolves the `${VAR}` placeholders of stream URLs (the process's environment)."""
+    `environ` resolves the `${VAR}` placeholders of stream URLs (the process's environment).
+    With `exit_if_stuck` (the command), a thread still running at the end makes the process
+    leave at once with that exit code (os._exit; the module's policy)."""
     environ = os.environ if environ is None else environ
     cameras, stores = _load_site(settings, options.camera_ids)
     if check_only:
@@ -343,6 +366,7 @@ def run_detect(
             raise ShrinkwatchError(msg)
         checked = Detector(settings, progress)
         progress(f"ok: {Path(checked.source).name} with {BACKEND_NAMES[checked.backend]}")
+        checked.close()
         return 0
     stop = stop_event_on_signals()
     detector = Detector(settings, progress)
@@ -403,7 +427,7 @@ def run_detect(
     if scheduler is not None:
         scheduler.stop()
     for worker in workers:
-        worker.join(timeout=15)
+        worker.join(timeout=JOIN_S)
     if recorder is not None:
         recorder.join(timeout=60)
         if recorder.saved:
@@ -413,7 +437,27 @@ def run_detect(
     failed = [w for w in workers if w.stats.error]
     for worker in failed:
         progress(f"camera {worker.camera.id}: {worker.stats.error}")
-    return 1 if failed else 0
+    status = 1 if failed else 0
+    running = [name for w in workers for name in w.running()]
+    running += [recorder.name] if recorder is not None and recorder.is_alive() else []
+    if not running:
+        detector.close()
+        return status
+    # One of them may be inside the model: it stays open.
+    log.error("still running %.0f s after the stop: %s", JOIN_S, ", ".join(running))
+    if exit_if_stuck:
+        leave(status)
+    return status
+
+
+def leave(status: int) -> NoReturn:
+    """End the process now with `status`, what was logged and printed flushed first, without
+    the interpreter's teardown (threads still in C++: the module's policy)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def scheduler_for(detector: Detector, infer_batch: int, cameras: int) -> InferScheduler | None:

@@ -149,6 +149,7 @@ class FileSource:
         self.last_error: str | None = None
         self.frames_read = 0
         self.last_new_at = time.monotonic()
+        self.threads: list[threading.Thread] = []  # the decoding threads it started
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Frames at the target fps until the end (or forever when looping).
@@ -177,7 +178,8 @@ class FileSource:
             finally:
                 ahead.put(end)
 
-        thread = threading.Thread(target=decode, name="decode", daemon=True)
+        thread = threading.Thread(target=decode, name=f"decode-{self.name}", daemon=True)
+        self.threads.append(thread)
         thread.start()
         try:
             while not stop.is_set():
@@ -346,6 +348,7 @@ class LiveSource:
         self.last_new_at = time.monotonic()
         self._latest: tuple[int, np.ndarray | bytes, datetime] | None = None
         self._cond = threading.Condition()
+        self.threads: list[threading.Thread] = []  # the reading threads it started
 
     def _open(self) -> _Capture | _Mjpeg:
         if self.url.split("://", 1)[0].lower() in ("http", "https"):
@@ -435,6 +438,7 @@ class LiveSource:
 
         threading.Thread(target=relay, daemon=True).start()
         thread = threading.Thread(target=self._reader, args=(done,), daemon=True, name=f"read-{self.name}")
+        self.threads.append(thread)
         thread.start()
         interval = 1.0 / self.fps
         seen = 0

@@ -180,15 +180,30 @@ class OpenVinoYolo:
         ppp.input().model().set_layout(ov.Layout("NCHW"))
         model = ppp.build()
         self.threads = threads or cores()
-        self._single = core.compile_model(
+        self._single: Any = core.compile_model(
             model,
             "CPU",
             {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1},
         )
-        self._request = self._single.create_infer_request()
-        self._model, self._core = model, core
+        self._request: Any = self._single.create_infer_request()
+        self._model: Any = model
+        self._core: Any = core
         self._many: Any = None  # the THROUGHPUT compilation, made on the first `run` of several images
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Let go of OpenVINO's objects, in order: the requests in flight finished, then the
+        queue, the requests, the compiled models and the Core. Left to the interpreter's exit,
+        they would go in any order while OpenVINO's threads still run (a SIGABRT was seen).
+        Calls after it raise; closing again does nothing."""
+        with self._lock:
+            if self._many is not None:
+                self._many.wait_all()
+            self._many = None
+            self._request = None
+            self._single = None
+            self._model = None
+            self._core = None
 
     def input_shape(self, image: np.ndarray) -> tuple[int, int]:
         """The (h, w) this image is letterboxed to."""
@@ -201,6 +216,9 @@ class OpenVinoYolo:
         if not images:
             return []
         with self._lock:
+            if self._core is None:
+                msg = "the model was closed"
+                raise RuntimeError(msg)
             if len(images) == 1 and self.batch in (1, None):
                 canvas, fit = letterbox(images[0], self.input_shape(images[0]))
                 return [(self._infer(self._request, canvas[None])[0], fit)]

@@ -213,7 +213,7 @@ def _async_engine(queue: _Queue) -> OpenVinoYolo:
     engine = object.__new__(OpenVinoYolo)
     engine.batch, engine.input_hw, engine.imgsz, engine.threads = 1, (32, 32), 32, 2
     engine._lock = threading.Lock()
-    engine._many = queue
+    engine._many, engine._core = queue, object()
     return engine
 
 
@@ -273,3 +273,31 @@ def test_an_ir_of_a_static_batch_takes_one_frame_and_a_short_batch(tmp_path: Pat
             assert len(got_sure) == len(sure) > 0 and len(got_faint) == len(faint)
             np.testing.assert_allclose(got_sure.xyxy, sure.xyxy, atol=1.0)
             np.testing.assert_allclose(got_sure.conf, sure.conf, atol=0.01)
+
+
+def test_close_waits_for_the_images_in_flight_then_lets_go_of_everything() -> None:
+    queue = _Queue()
+    engine = _async_engine(queue)
+    engine.run([np.zeros((24, 32, 3), np.uint8)] * 2)
+    queue.waited_after = None
+    engine._request, engine._single, engine._model = object(), object(), object()
+    engine.close()
+    assert queue.waited_after == [0, 1]  # what was in flight was waited for
+    assert (engine._many, engine._request, engine._single, engine._model, engine._core) == (None,) * 5
+    with pytest.raises(RuntimeError, match="the model was closed"):
+        engine.run([np.zeros((24, 32, 3), np.uint8)])
+    engine.close()  # again: nothing to do
+
+
+@needs_irs
+@pytest.mark.slow
+def test_a_detector_closes_its_model_and_its_pose_model(tmp_path: Path) -> None:
+    detector = Detector(load_settings(None, home=tmp_path, model=str(INT8), pose_model=str(POSE)))
+    images = frames(3)
+    assert len(detector.infer_faint_batch(images)) == 3  # the images-in-flight queue made too
+    engine = detector._engine.model  # type: ignore[attr-defined]
+    assert detector.pose is not None and engine._many is not None
+    detector.close()
+    assert engine._core is None and engine._many is None and detector.pose.openvino._core is None
+    with pytest.raises(RuntimeError, match="the model was closed"):
+        detector.infer(images[0])
