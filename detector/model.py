@@ -2,7 +2,9 @@
 
 An OpenVINO IR folder (exported once by detector.export, or an IR given as the model, such as
 ../shared/models/yolov8n_int8_openvino_model) runs with OpenVINO alone (detector.yolo_openvino):
-a store box needs neither PyTorch nor Ultralytics, and neither is imported. Anything else (.pt
+a store box needs neither PyTorch nor Ultralytics, and neither is imported. An IR of a fixed
+input size runs at that size: `Detector.imgsz` is the IR's, with a warning where the `imgsz`
+setting says otherwise. Anything else (.pt
 weights on PyTorch, CPU or GPU; an .onnx on ONNX Runtime) runs through Ultralytics, imported
 only then, as the full install has it.
 """
@@ -44,6 +46,7 @@ class Boxes:
 
 class _Engine(Protocol):
     names: dict[int, str]
+    input_size: int | None  # the long side of a model's fixed input, None where it takes any
 
     def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]: ...
 
@@ -58,6 +61,7 @@ class _OpenVino:
 
         self.model = OpenVinoYolo(folder, imgsz)
         self.names = self.model.names or {i: str(i) for i in range(self.model.nc)}
+        self.input_size = max(self.model.input_hw) if self.model.input_hw else None
 
     def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]:
         from detector.yolo_openvino import decode, to_image
@@ -82,6 +86,7 @@ class _Ultralytics:
         self.model: Any = YOLO(source, task="detect")
         self.names = dict(self.model.names)
         self.imgsz = imgsz
+        self.input_size: int | None = None  # Ultralytics letterboxes to `imgsz`
 
     def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]:
         out = []
@@ -127,7 +132,15 @@ class Detector:
             msg = f"classes: {', '.join(unknown)} not among the model's classes"
             raise ShrinkwatchError(msg)
         self.class_ids = sorted(by_name[c] for c in settings.classes)
-        self.imgsz = settings.imgsz
+        self.imgsz = self._engine.input_size or settings.imgsz  # what the model really runs at
+        if self.imgsz != settings.imgsz:
+            log.warning(
+                "the model %s takes %d-pixel images (its input size is fixed): the imgsz setting "
+                "(%d) does not apply to it; export it at that size to change it",
+                Path(source).name,
+                self.imgsz,
+                settings.imgsz,
+            )
         self.conf = settings.conf
         self.redact_conf = min(settings.redact_conf, settings.conf)
         self._lock = threading.Lock()

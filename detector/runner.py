@@ -413,7 +413,7 @@ def run_detect(
     batched = f", up to {scheduler.most} frames per model call" if scheduler else ""
     progress(
         f"analysing {len(workers)} camera(s) with {detector.source} ({BACKEND_NAMES[detector.backend]}) "
-        f"at imgsz {settings.imgsz}{batched}; "
+        f"at imgsz {detector.imgsz}{batched}; "
         f"publishing to {publisher.detections_topic}"
     )
     last_report = time.monotonic()

@@ -62,7 +62,10 @@ main()
 def test_detect_closes_its_models_or_leaves_at_once_when_a_thread_is_stuck(
     case: str, settings: Any, tmp_path: Path
 ) -> None:
-    settings = settings.model_copy(update={"model": str(INT8), "evidence": False, "pose_model": None})
+    # imgsz 320 on an IR made for 640: it runs at 640, and says so.
+    settings = settings.model_copy(
+        update={"model": str(INT8), "evidence": False, "pose_model": None, "imgsz": 320}
+    )
     apply_site(settings, {"cam-one": str(VTEST)})
     args = ["detect", "--pace", "fast", "--max-frames", "3"] if case == "ends" else ["detect"]
     log = tmp_path / "detect.log"
@@ -85,6 +88,7 @@ def test_detect_closes_its_models_or_leaves_at_once_when_a_thread_is_stuck(
     text = log.read_text()
     if case == "ends":
         assert "cam-one: 3 frames" in text
+        assert "at imgsz 640;" in text and "the imgsz setting (320) does not apply to it" in text
         assert "models closed" in text and "interpreter finalised" in text
         assert "still running" not in text
     else:

@@ -11,6 +11,7 @@ reports which modules it imported.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,23 @@ def test_a_detector_closes_its_model_and_its_pose_model(tmp_path: Path) -> None:
     assert engine._core is None and engine._many is None and detector.pose.openvino._core is None
     with pytest.raises(RuntimeError, match="the model was closed"):
         detector.infer(images[0])
+
+
+@needs_irs
+@pytest.mark.slow
+@pytest.mark.parametrize(("ir_size", "setting"), [(320, 640), (640, 640), (640, 320)])
+def test_the_detector_runs_at_its_irs_input_size_and_says_so(
+    ir_size: int, setting: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = INT8 if ir_size == 640 else static_ir(tmp_path, 1, ir_size)
+    with caplog.at_level(logging.WARNING, logger="detector.model"):
+        detector = Detector(load_settings(None, home=tmp_path, model=str(model), imgsz=setting))
+    assert detector.imgsz == ir_size
+    warned = [r.getMessage() for r in caplog.records if "imgsz setting" in r.getMessage()]
+    if ir_size == setting:
+        assert warned == []
+    else:
+        assert warned == [
+            f"the model {Path(str(model)).name} takes {ir_size}-pixel images (its input size is fixed): "
+            f"the imgsz setting ({setting}) does not apply to it; export it at that size to change it"
+        ]
