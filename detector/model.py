@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from detector.export import prepare_model, resolve_model_path
+from detector.export import exporter_available, prepare_model, resolve_model_path
 from detector.pose import PoseModel
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
@@ -106,6 +106,18 @@ class _Ultralytics:
         pass  # PyTorch and ONNX Runtime end with the interpreter as they are
 
 
+def load_hint(full_install: bool) -> str:
+    """What to set when a model does not load: an exported model folder, which every install
+    runs; .pt weights too only where the full install (PyTorch, Ultralytics) is."""
+    folder = (
+        "an exported model folder (`shrinkwatch models export` makes one where the full install is, "
+        "e.g. yolov8n_int8_openvino_model)"
+    )
+    if full_install:
+        return f"Set SHRINKWATCH_MODEL to {folder}, or to .pt weights (e.g. ../shared/models/yolov8n.pt)."
+    return f"Set SHRINKWATCH_MODEL to {folder}: this install runs exported models only."
+
+
 class Detector:
     """One loaded model shared by every camera of the process (calls are serialised)."""
 
@@ -118,10 +130,7 @@ class Detector:
                 else _Ultralytics(source, settings.imgsz)
             )
         except Exception as exc:
-            msg = (
-                f"cannot load the YOLOv8 model {settings.model!r}: {exc}\n"
-                "Set SHRINKWATCH_MODEL to a local weights file (e.g. ../shared/models/yolov8n.pt)."
-            )
+            msg = f"cannot load the YOLOv8 model {settings.model!r}: {exc}\n{load_hint(exporter_available())}"
             raise ShrinkwatchError(msg) from None
         self.source = source
         self.backend = backend

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from detector import export as model
+from detector import model as runtime
 from detector.export import (
     CALIBRATION_FRAMES,
     cache_folder,
@@ -196,3 +197,21 @@ def _video_frames(video: Path, count: int) -> list[np.ndarray]:
         frames.append(image)
     capture.release()
     return frames[::50]
+
+
+@pytest.mark.parametrize("full_install", [False, True], ids=["store-box", "full-install"])
+def test_a_model_that_does_not_load_says_what_to_set_on_this_install(
+    full_install: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store box (no PyTorch, no Ultralytics) is told of an exported model folder, never of
+    .pt weights it cannot run; the full install is told of both."""
+    broken = tmp_path / "yolov8n_openvino_model"
+    broken.mkdir()
+    (broken / "yolov8n.xml").write_text("<net/>")  # an IR in name only
+    monkeypatch.setattr(runtime, "exporter_available", lambda: full_install)
+    settings = load_settings(None, home=tmp_path, model=str(broken), model_cache=tmp_path / "cache")
+    with pytest.raises(ShrinkwatchError, match=f"cannot load the YOLOv8 model '{broken}'") as raised:
+        Detector(settings)
+    hint = str(raised.value).splitlines()[-1]
+    assert "an exported model folder (`shrinkwatch models export` makes one" in hint
+    assert ("yolov8n.pt" in hint) is full_install
