@@ -101,6 +101,9 @@ def export(
     if model:
         update["model"] = model
     settings = settings.model_copy(update=update)
+    refused = out_refused(out, settings.model_cache_dir()) if out is not None else None
+    if refused:
+        raise ShrinkwatchError(refused)
     video = default_calibration()
     # Standard output is the folder alone: what the exporters print goes with our progress.
     with contextlib.redirect_stdout(sys.stderr):
@@ -121,6 +124,19 @@ def export(
         f"PyTorch, at the input size it was exported for ({settings.imgsz})"
     )
     typer.echo(str(path))
+
+
+def out_refused(out: Path, cache: Path) -> str | None:
+    """Why `--out` cannot take the export, or None: a folder in the model cache (the cache
+    itself, an export's folder, or inside one), where the copy could replace, or be made inside,
+    the very export it copies."""
+    where, cache = out.expanduser().resolve(), cache.expanduser().resolve()
+    if where != cache and cache not in where.parents:
+        return None
+    return (
+        f"--out {out} is inside the model cache ({cache}), where the export itself is kept: "
+        "give a folder outside it"
+    )
 
 
 def _size_mb(path: Path) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from detector.export import cache_folder
 from shrinkwatch.settings import load_settings
 from tests.support import MODEL, cli_env, needs_footage, run_cli
 
@@ -67,3 +68,25 @@ def test_a_store_box_cannot_export_and_says_where_to(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: exporting needs the full install (PyTorch, Ultralytics, NNCF)")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "cache").exists()
+
+
+@needs_footage
+@pytest.mark.parametrize("where", ["its-cache-folder", "inside-the-export", "the-cache"])
+def test_export_refuses_to_copy_into_the_model_cache(where: str, tmp_path: Path) -> None:
+    """`--out` in the model cache is refused before anything is exported or copied: as the
+    export's own cache folder, the copy's rmtree removed the export it was about to copy."""
+    assert MODEL is not None
+    cache = tmp_path / "cache"
+    export = cache_folder(MODEL, "openvino", 320, cache, "fp32", None) / "yolov8n_openvino_model"
+    export.mkdir(parents=True)  # cached already: the export itself is not run
+    (export / "yolov8n.xml").write_text("<net/>")
+    out = {"its-cache-folder": export.parent, "inside-the-export": export / "copy", "the-cache": cache}[where]
+    result = run_cli(
+        ["models", "export", "--imgsz", "320", "--precision", "fp32", "--out", str(out)], env=_env(tmp_path)
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: --out {out} is inside the model cache ({cache}), where the export itself is kept: "
+        "give a folder outside it\n"
+    )
+    assert sorted(p.name for p in export.iterdir()) == ["yolov8n.xml"]  # the export as it was
