@@ -27,12 +27,14 @@ Measured over a window after warm-up (every camera published, then `--warmup-s`)
 The largest count where every camera keeps >= 95 % and p95 <= 120 ms is the box's capacity.
 
 "with all" is the default settings plus the optimisations not (yet) defaults (`WITH`:
-infer_batch 4; printed; `--defaults-only` leaves them off). `--without OPT` runs each count
-again with one optimisation off, in the same run, for a "with all / without X" table: `batch`
-(infer_batch 1: each camera calls the model alone), `gating` (the cameras' motion gating
-off), `int8` (precision fp32). Decoding only the frames analysed (detector.sources) has no
-switch: its saving is printed as the JPEG decode time of the frames a 10 fps camera analysed
-at 5 fps skips, and batching's as the model's CPU per frame alone and in batches.
+infer_batch 4, and precision int8, which `auto` is only once `shrinkwatch models export
+--precision auto` has checked its accuracy; printed; `--defaults-only` leaves them off).
+`--without OPT` runs each count again with one optimisation off, in the same run, for a "with
+all / without X" table: `batch` (infer_batch 1: each camera calls the model alone), `gating`
+(the cameras' motion gating off), `int8` (precision fp32). Decoding only the frames analysed
+(detector.sources) has no switch: its saving is printed as the JPEG decode time of the frames
+a 10 fps camera analysed at 5 fps skips, and batching's as the model's CPU per frame alone and
+in batches.
 
 Usage: python -m benchmarks.store_box [--cameras 1 2 4 8] [--window-s 60] [--without batch gating]
 """
@@ -87,7 +89,7 @@ ZONES = {
 }
 
 # The optimisations that are not (yet) defaults, on for "with all": each is printed.
-WITH: dict[str, Any] = {"infer_batch": 4}
+WITH: dict[str, Any] = {"infer_batch": 4, "precision": "int8"}  # int8 whether or not auto's check has run
 
 # What `--without OPT` changes: settings of the store's processes, or the cameras' gating.
 WITHOUT: dict[str, dict[str, Any]] = {
