@@ -17,6 +17,7 @@ the frames it analyses. What the reader holds is at most one part and one read:
 | data skipped looking for a boundary | `MAX_PART_BYTES` |
 | an image | `MAX_PIXELS` (40 megapixels), read from its JPEG header before it is decoded |
 | parts in a row that are not a whole JPEG (truncated, garbage) | `MAX_BAD_PARTS` (10) |
+| parts in a row that look whole but do not decode (where they are decoded: detector.sources) | the same |
 | time | each read waits at most `timeout_s`; a whole part must arrive within `timeout_s` |
 
 The response's own status line and headers are read by http.client (a line of at most 64 KiB,

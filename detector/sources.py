@@ -16,7 +16,10 @@ is a SourceError, the end of that camera alone.
 
 Only the frames analysed are decoded. An MJPEG camera's parts are kept as they came (checked
 to be whole JPEGs, detector.mjpeg) and the newest is decoded when the camera reader takes it:
-a 10 fps camera analysed at 5 fps decodes 5 JPEGs a second, not 10. A video file's frames in
+a 10 fps camera analysed at 5 fps decodes 5 JPEGs a second, not 10. A part that looked whole
+but does not decode is skipped for the next one and said in `last_error`; MAX_BAD_PARTS of
+them in a row make the stream reconnect with backoff, as parts that are not whole do (the
+backoff is reset by a part that decodes, not by one that merely arrived). A video file's frames in
 between are grabbed, not retrieved. RTSP and USB frames are decoded as they come (FFmpeg
 decodes every H.264 packet to decode the next). A frame's capture time is when it arrived,
 whenever it is decoded.
@@ -51,7 +54,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np
 
-from detector.mjpeg import MjpegError, MjpegStream, decode_jpeg
+from detector.mjpeg import MAX_BAD_PARTS, MjpegError, MjpegStream, decode_jpeg
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import scrub
 from shrinkwatch.site_file import resolve_placeholders
@@ -346,6 +349,9 @@ class LiveSource:
         self.frames_read = 0
         self.undecodable = 0  # parts that looked whole but did not decode when taken
         self.last_new_at = time.monotonic()
+        self._undecodable_in_a_row = 0
+        self._drop_stream = threading.Event()  # set by `frames`: the reader reconnects
+        self._backoff = Backoff(longest_s=max_backoff_s)
         self._latest: tuple[int, np.ndarray | bytes, datetime] | None = None
         self._cond = threading.Condition()
         self.threads: list[threading.Thread] = []  # the reading threads it started
@@ -356,8 +362,7 @@ class LiveSource:
         return _Capture(self.url, self.name, self.open_timeout_s, self.read_timeout_s)
 
     def _reader(self, stop: threading.Event) -> None:
-        backoff = Backoff(longest_s=self.max_backoff_s)
-        seq = 0
+        backoff = self._backoff
         while not stop.is_set():
             try:
                 stream = self._open()
@@ -365,8 +370,10 @@ class LiveSource:
                 self.last_error = str(exc)
             else:
                 self.connected = True
+                self._drop_stream.clear()  # meant for a connection before this one
+                self._undecodable_in_a_row = 0
                 try:
-                    seq = self._read(stream, stop, seq, backoff)
+                    self._read(stream, stop, backoff)
                 except (StreamError, MjpegError) as exc:
                     self.last_error = str(exc)
                 finally:
@@ -378,12 +385,15 @@ class LiveSource:
             log.warning("%s; retrying in %.1f s", self.last_error, delay)
             stop.wait(delay)
 
-    def _read(self, stream: _Capture | _Mjpeg, stop: threading.Event, seq: int, backoff: Backoff) -> int:
-        """Read until stopped, broken (StreamError, MjpegError) or stale; returns the last seq."""
+    def _read(self, stream: _Capture | _Mjpeg, stop: threading.Event, backoff: Backoff) -> None:
+        """Read until stopped, broken (StreamError, MjpegError), stale, or told to reconnect.
+        Each new frame's number follows the last one's, whatever connection it came on."""
         last_new = time.monotonic()
         previous: np.ndarray | int | None = None
         last_pts = -1.0
         while not stop.is_set():
+            if self._drop_stream.is_set():
+                raise MjpegError(self._undecodable_reason())
             image, pts = stream.read()
             # A frozen server keeps answering with the same frame: only a *new* one
             # (a later stream timestamp where there is one, and different pixels, or JPEG
@@ -394,26 +404,39 @@ class LiveSource:
                 previous, last_pts = key, pts
                 last_new = self.last_new_at = time.monotonic()
                 self.frames_read += 1
-                self.last_error = None
-                backoff.reset()
-                seq += 1
+                if not isinstance(image, bytes):  # an MJPEG part is good once it decodes (_image)
+                    self.last_error = None
+                    backoff.reset()
                 with self._cond:
+                    seq = self._latest[0] + 1 if self._latest is not None else 1
                     self._latest = (seq, image, _now())
                     self._cond.notify_all()
             elif time.monotonic() - last_new > self.stale_after_s:
                 self.last_error = f"no new frame for {self.stale_after_s:.0f} s: {self.name}"
                 break
-        return seq
+
+    def _undecodable_reason(self) -> str:
+        return f"{MAX_BAD_PARTS} JPEG parts in a row do not decode: {self.name}"
 
     def _image(self, payload: np.ndarray | bytes) -> np.ndarray | None:
         """The frame's image, an MJPEG part decoded now; None (counted, and said in
-        `last_error`) for one that looked whole but does not decode."""
+        `last_error`) for one that looked whole but does not decode. At MAX_BAD_PARTS of
+        those in a row the reader is told to reconnect, as for parts that are not whole."""
         if not isinstance(payload, bytes):
             return payload
         image = self.decode(payload)
         if image is None:
             self.undecodable += 1
-            self.last_error = f"a JPEG part does not decode: {self.name}"
+            self._undecodable_in_a_row += 1
+            if self._undecodable_in_a_row < MAX_BAD_PARTS:
+                self.last_error = f"a JPEG part does not decode: {self.name}"
+            else:  # until the reader reconnects (it starts the count again)
+                self.last_error = self._undecodable_reason()
+                self._drop_stream.set()
+        else:
+            self._undecodable_in_a_row = 0
+            self.last_error = None
+            self._backoff.reset()
         return image
 
     def _fresher(self, done: threading.Event, seen: int, bound_s: float) -> None:

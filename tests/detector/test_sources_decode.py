@@ -5,10 +5,12 @@ another header) is not a new frame."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.mjpeg import decode_jpeg
+from detector.mjpeg import MAX_BAD_PARTS, decode_jpeg
 from detector.sources import LiveSource
+from tests.detector.test_hostile_sources import retry_waits
 from tests.support import QuietHandler, serving, wait_for
 
 PARTS_PER_S = 20.0
@@ -204,3 +207,138 @@ def test_at_an_idle_tick_the_next_frame_is_taken_not_one_that_waited() -> None:
             stop.set()
             cam.stop.set()
     assert taken == [0, 2]
+
+
+def collect(source: LiveSource, stop: threading.Event, into: list[Any]) -> None:
+    """Each frame the source hands out, appended as it comes, until stopped."""
+    for frame in source.frames(stop):
+        into.append(frame)
+
+
+def undecodable(index: int) -> bytes:
+    """A part that passes whole_jpeg (its headers, its size, an end marker) and does not
+    decode: the image data is missing. A comment makes each one new."""
+    data = jpeg(index, b"broken %d" % index)
+    return data[: data.find(b"\xff\xda")] + b"\xff\xd9"
+
+
+class BrokenCamera:
+    """Sends parts at PARTS_PER_S, on connection c (from 1) at most `most[c]` (then nothing);
+    its part i is good where `good(c, i)` says so, else undecodable."""
+
+    def __init__(self, good: Callable[[int, int], bool], most: dict[int, int] | None = None) -> None:
+        self.good, self.most = good, most or {}
+        self.connections = 0
+        self.stop = threading.Event()
+
+    def handler(self) -> type[QuietHandler]:
+        camera = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                camera.connections += 1
+                connection = camera.connections
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                index = 0
+                try:
+                    while not camera.stop.is_set():
+                        if index >= camera.most.get(connection, index + 1):
+                            camera.stop.wait(0.1)
+                            continue
+                        good = camera.good(connection, index)
+                        body = jpeg(index) if good else undecodable(index)
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body)
+                            + body
+                            + b"\r\n"
+                        )
+                        index += 1
+                        camera.stop.wait(1 / PARTS_PER_S)
+                except OSError:
+                    return
+
+        return Handler
+
+
+def test_parts_that_look_whole_but_never_decode_make_the_camera_reconnect_with_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MAX_BAD_PARTS undecodable parts in a row, where the reader decodes them: the stream is
+    dropped and said (not connected, and why: the camera's health is offline with it), then
+    tried again with a wait that grows, as for parts that are not whole JPEGs."""
+    cam = BrokenCamera(good=lambda _c, _i: False)
+    reason = f"{MAX_BAD_PARTS} JPEG parts in a row do not decode: "
+    with serving(cam.handler()) as url, caplog.at_level(logging.WARNING, logger="detector.sources"):
+        source = LiveSource(url + "/video.mjpg", 5.0)
+        stop = threading.Event()
+        frames: list[Any] = []
+        reader = threading.Thread(target=collect, args=(source, stop, frames), daemon=True)
+        reader.start()
+        try:
+            wait_for(
+                lambda: not source.connected and reason in (source.last_error or ""),
+                timeout_s=60,
+                interval_s=0.01,
+                what="the stream dropped for its undecodable parts",
+            )
+            wait_for(
+                lambda: len(retry_waits(caplog.text, reason)) >= 3,
+                timeout_s=120,
+                interval_s=0.1,
+                what="three retries",
+            )
+            waits = retry_waits(caplog.text, reason)[:3]
+        finally:
+            stop.set()
+            cam.stop.set()
+            reader.join(timeout=30)
+    assert all(b > a for a, b in itertools.pairwise(waits))  # 1 s doubling: not reset by a broken part
+    assert cam.connections >= 3
+    assert frames == []  # nothing was handed out
+    assert source.undecodable >= 3 * MAX_BAD_PARTS
+
+
+def test_an_undecodable_part_now_and_then_is_skipped_without_reconnecting() -> None:
+    """Six parts in seven undecodable: never MAX_BAD_PARTS in a row, so the stream stays up,
+    and every frame handed out is a good one."""
+    cam = BrokenCamera(good=lambda _c, i: i % 7 == 0)  # six in a row at most
+    with serving(cam.handler()) as url:
+        source = LiveSource(url + "/video.mjpg", 5.0)
+        stop = threading.Event()
+        taken = []
+        try:
+            for frame in source.frames(stop):
+                taken.append(frame)
+                if len(taken) == 15:
+                    stop.set()
+        finally:
+            stop.set()
+            cam.stop.set()
+    assert len(taken) == 15 and cam.connections == 1
+    assert source.undecodable > 0  # skipped for the good one after them
+    assert "in a row" not in (source.last_error or "")
+
+
+def test_after_reconnecting_for_undecodable_parts_the_next_good_frame_is_taken() -> None:
+    """The first connection's parts never decode; the second sends 5 good ones, then nothing.
+    Those are handed out at once: a new connection's frames follow the numbers of the last
+    one's (they counted from the old start again, below the frames already seen, and were
+    skipped)."""
+    cam = BrokenCamera(good=lambda connection, _i: connection > 1, most={2: 5})
+    with serving(cam.handler()) as url:
+        source = LiveSource(url + "/video.mjpg", 5.0, max_backoff_s=1.0)
+        stop = threading.Event()
+        taken: list[Any] = []
+        reader = threading.Thread(target=collect, args=(source, stop, taken), daemon=True)
+        reader.start()
+        try:
+            wait_for(lambda: cam.connections >= 2, timeout_s=60, interval_s=0.05, what="a reconnection")
+            # Well within the 10 s after which a camera with no new frame is stale and reconnects.
+            wait_for(lambda: taken, timeout_s=8, interval_s=0.05, what="a frame of the second connection")
+        finally:
+            stop.set()
+            cam.stop.set()
+            reader.join(timeout=30)
+    assert source.undecodable >= MAX_BAD_PARTS and cam.connections == 2
