@@ -23,12 +23,13 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.export import exported_model
 from detector.model import Boxes, Detector
 from detector.pose import PoseModel
 from detector.yolo_openvino import OpenVinoYolo
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, load_settings
-from tests.support import VTEST
+from tests.support import MODEL, VTEST
 
 INT8 = shared_file("models", "yolov8n_int8_openvino_model")
 POSE = shared_file("models", "yolov8n-pose_int8_openvino_model")
@@ -242,28 +243,36 @@ def test_images_in_flight_keep_their_order_or_fail_whole(queue: _Queue, error: s
     assert queue.waited_after == queue.started  # waited for, after the last one started
 
 
-def static_ir(tmp_path: Path, batch: int, size: int) -> Path:
-    """The shared int8 IR reshaped to a static (batch, 3, size, size) input, saved as a model folder."""
+def exported(tmp_path: Path, size: int) -> Path:
+    """yolov8n.pt exported to OpenVINO fp32 at `size` (any batch): this machine's cached export,
+    made once where it is not there (the full install)."""
+    pytest.importorskip("ultralytics")
+    assert MODEL is not None
+    return exported_model(MODEL, "openvino", size, load_settings(None, home=tmp_path).model_cache_dir())
+
+
+def static_ir(tmp_path: Path, batch: int) -> Path:
+    """The fp32 export at 640 with its batch fixed to `batch`, saved as a model folder."""
     import openvino as ov
 
-    assert INT8 is not None
-    model = ov.Core().read_model(str(next(INT8.glob("*.xml"))))
-    model.reshape([batch, 3, size, size])
-    folder = tmp_path / f"yolov8n_b{batch}_{size}_openvino_model"
+    source = exported(tmp_path, 640)
+    model = ov.Core().read_model(str(next(source.glob("*.xml"))))
+    model.reshape([batch, 3, 640, 640])
+    folder = tmp_path / f"yolov8n_b{batch}_openvino_model"
     folder.mkdir()
     ov.save_model(model, str(folder / "yolov8n.xml"), compress_to_fp16=False)
-    shutil.copy(INT8 / "metadata.yaml", folder)
+    shutil.copy(source / "metadata.yaml", folder)
     return folder
 
 
 @needs_irs
 @pytest.mark.slow
 def test_an_ir_of_a_static_batch_takes_one_frame_and_a_short_batch(tmp_path: Path) -> None:
-    """An IR exported for a static batch of 4 takes one frame alone (padded to 4), and 3 frames
-    together, and finds in each what the batch-1 IR finds."""
+    """An IR of a static batch of 4 takes one frame alone (padded to 4), and 3 frames
+    together, and finds in each what the same model of a free batch finds."""
     images = frames(3)
-    reference = Detector(load_settings(None, home=tmp_path, model=str(INT8)))
-    batched = Detector(load_settings(None, home=tmp_path, model=str(static_ir(tmp_path, 4, 640))))
+    reference = Detector(load_settings(None, home=tmp_path, model=str(exported(tmp_path, 640))))
+    batched = Detector(load_settings(None, home=tmp_path, model=str(static_ir(tmp_path, 4))))
     engine = batched._engine.model  # type: ignore[attr-defined]
     assert engine.batch == 4
     alone = [batched.infer_faint(image) for image in images]
@@ -310,7 +319,7 @@ def test_a_detector_closes_its_model_and_its_pose_model(tmp_path: Path) -> None:
 def test_the_detector_runs_at_its_irs_input_size_and_says_so(
     ir_size: int, setting: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    model = INT8 if ir_size == 640 else static_ir(tmp_path, 1, ir_size)
+    model = INT8 if ir_size == 640 else exported(tmp_path, ir_size)  # [1,3,640,640], [?,3,320,320]
     with caplog.at_level(logging.WARNING, logger="detector.model"):
         detector = Detector(load_settings(None, home=tmp_path, model=str(model), imgsz=setting))
     assert detector.imgsz == ir_size
