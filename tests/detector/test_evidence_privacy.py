@@ -33,7 +33,7 @@ from detector.evidence import EvidenceRecorder, FrameRing
 from detector.model import Detector
 from flows.behaviour.zones import ZoneArea
 from privacy import files, media
-from privacy.redact import Ellipse, head_region, sharpness
+from privacy.redact import Ellipse, black_out, head_region, sharpness
 from privacy.render import annotate, track_path
 from shrinkwatch.contracts import DetectedObject, Detection, Incident, decode, foot, snapshot_name
 from shrinkwatch.paths import shared_file
@@ -319,10 +319,16 @@ def test_evidence_blurs_heads_and_a_privacy_zone_is_black_everywhere(
         return float(np.abs(video[f.frame_id].astype(int) - live.astype(int))[outside].mean())
 
     newest = min(frames[-30:], key=difference)
-    assert black_share(live, zone_mask(shape, PRIVATE, -EDGE) & ~drawn(shape, newest.objects, None)) == 1.0
-    ignore = drawn(shape, newest.objects, None) | zone_mask(shape, PRIVATE, 4)
-    live_heads = heads(newest.objects, shape, ignore)
-    assert live_heads and all(measured(live, r, ignore) < BLURRED for _o, r in live_heads)
+    # The heads are placed where the model finds the people in that very frame, as the detector
+    # does (a published box is the tracker's estimate, a few pixels behind a walking person: an
+    # ellipse placed from it can take in the edge of a head blurred where it really is).
+    found = raw_people(model, black_out(video[newest.frame_id].copy(), [PRIVATE]))
+    boxes = drawn(shape, newest.objects, None) | drawn(shape, found, None)
+    assert black_share(live, zone_mask(shape, PRIVATE, -EDGE) & ~boxes) == 1.0
+    ignore = boxes | zone_mask(shape, PRIVATE, 4)
+    live_heads = heads(found, shape, ignore)
+    values = [round(measured(live, r, ignore), 1) for _o, r in live_heads]
+    assert values and max(values) < BLURRED, values
     # ... and the flows never name it.
     assert all("z-path" not in r["zone_ids"] for r in rows)
 
