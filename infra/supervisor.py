@@ -60,22 +60,27 @@ ROLES = ("store", "central", "all")
 
 @dataclass(frozen=True)
 class Service:
-    """A service: a name, and the `shrinkwatch` command that runs it."""
+    """A service: a name, the `shrinkwatch` command that runs it, and its niceness."""
 
     name: str
     args: tuple[str, ...]
+    nice: int = 0
 
 
+# Work that can wait yields the CPU to work that cannot (`nice`): on a store box the cameras,
+# the flows and the alerts keep the cores they need while a rollup, a purge or the dashboard
+# drawing a page takes what is left; they run as fast as before on an idle box.
+BACKGROUND = 10
 # In start order; stopped in reverse. The cameras come last: the flows are there to read them.
 CENTRAL = (
     Service("incidents-flow", ("flows", "run", "incidents")),
     Service("occupancy-flow", ("flows", "run", "occupancy")),
     Service("health-flow", ("flows", "run", "health")),
-    Service("calibration", ("flows", "calibrate", "--schedule")),
-    Service("rollups", ("rollups", "run", "--schedule")),
-    Service("privacy", ("privacy", "purge", "--schedule")),
+    Service("calibration", ("flows", "calibrate", "--schedule"), BACKGROUND),
+    Service("rollups", ("rollups", "run", "--schedule"), BACKGROUND),
+    Service("privacy", ("privacy", "purge", "--schedule"), BACKGROUND),
     Service("alerts", ("alerts", "run")),
-    Service("dashboard", ("app",)),
+    Service("dashboard", ("app",), BACKGROUND),
 )
 STORE = (Service("cameras", ("detect",)),)
 
@@ -126,12 +131,14 @@ except (OSError, AttributeError):  # not Linux
     _PRCTL = None
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
+def _die_with_parent(parent: int, nice: int = 0) -> Callable[[], None]:
     def prepare() -> None:  # pragma: no cover (runs in the child, before exec)
         if _PRCTL is not None:
             _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the supervisor dies
         if os.getppid() != parent:  # it died before the line above
             os._exit(1)
+        if nice:
+            os.nice(nice)
 
     return prepare
 
@@ -295,7 +302,7 @@ class Supervisor:
                 # order; and its process group is the service's, to kill whole.
                 start_new_session=True,
                 pass_fds=(self._lock.fileno(),),
-                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 (a prctl, no locks)
+                preexec_fn=_die_with_parent(os.getpid(), run.service.nice),  # noqa: PLW1509 (a prctl, no locks)
             )
         except OSError as exc:  # a full disk, no such program: a death, retried with backoff
             run.output.append(f"could not start: {exc}")

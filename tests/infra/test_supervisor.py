@@ -206,3 +206,23 @@ def test_a_service_stopped_for_good_is_not_restarted(tmp_path: Path) -> None:
         assert not [line for line in said if "died" in line]
     finally:
         sup.stop()
+
+
+def test_background_services_run_niced_and_the_others_at_the_supervisors_priority(tmp_path: Path) -> None:
+    import os
+
+    said: list[str] = []
+    shows = "import os, time; print('nice', os.nice(0), flush=True); time.sleep(600)"
+    sup = make(tmp_path, [Service("urgent", (shows,)), Service("later", (shows,), nice=7)], said)
+    sup.start()
+    try:
+        poll_until(sup, lambda: all(any(line.startswith("nice") for line in r.output) for r in sup.services))
+        ours = os.nice(0)
+        assert [[line for line in r.output if line.startswith("nice")] for r in sup.services] == [
+            [f"nice {ours}"],
+            [f"nice {min(ours + 7, 19)}"],
+        ]
+    finally:
+        sup.stop()
+    # What a store box runs: work that can wait is niced, the cameras, the flows and the alerts not.
+    assert {s.name for s in services_of("all") if s.nice} == {"calibration", "rollups", "privacy", "dashboard"}
