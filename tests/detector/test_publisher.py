@@ -24,7 +24,9 @@ def test_drops_oldest_past_the_bound_without_blocking() -> None:
         # The producer's length counts its events too (the broker's error, until the pump
         # serves it): the five newest here and the one in flight, once it has.
         wait_for(lambda: publisher.backlog == 6, 60, what="a backlog of 6")
-        assert [m[2] for m in publisher._buffer] == [encode(frame("cam-1", i, i * 0.2, [])) for i in range(15, 20)]
+        assert [m[2] for m in publisher._buffer] == [
+            encode(frame("cam-1", i, i * 0.2, [])) for i in range(15, 20)
+        ]
         assert publisher.delivered == 0
     finally:
         assert publisher.close(timeout_s=1) == 6

@@ -225,4 +225,9 @@ def test_background_services_run_niced_and_the_others_at_the_supervisors_priorit
     finally:
         sup.stop()
     # What a store box runs: work that can wait is niced, the cameras, the flows and the alerts not.
-    assert {s.name for s in services_of("all") if s.nice} == {"calibration", "rollups", "privacy", "dashboard"}
+    assert {s.name for s in services_of("all") if s.nice} == {
+        "calibration",
+        "rollups",
+        "privacy",
+        "dashboard",
+    }
