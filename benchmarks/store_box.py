@@ -27,16 +27,18 @@ Measured over a window after warm-up (every camera published, then `--warmup-s`)
 The largest count where every camera keeps >= 95 % and p95 <= 120 ms is the box's capacity.
 
 "with all" is the default settings plus the optimisations not (yet) defaults (`WITH`:
-infer_batch 4, and precision int8, which `auto` is only once `shrinkwatch models export
---precision auto` has checked its accuracy; printed; `--defaults-only` leaves them off).
-`--without OPT` runs each count again with one optimisation off, in the same run, for a "with
-all / without X" table: `batch` (infer_batch 1: each camera calls the model alone), `gating`
-(the cameras' motion gating off), `int8` (precision fp32). Decoding only the frames analysed
-(detector.sources) has no switch: its saving is printed as the JPEG decode time of the frames
-a 10 fps camera analysed at 5 fps skips, and batching's as the model's CPU per frame alone and
-in batches.
+precision int8, which `auto` is only once `shrinkwatch models export --precision auto` has
+checked its accuracy; printed; `--defaults-only` leaves it off). `--without OPT` runs each
+count again with one optimisation off, in the same run, for a "with all / without X" table:
+`streams` (infer_streams 1: the cameras' frames through the model one at a time, instead of
+each on a stream of its own), `gating` (the cameras' motion gating off), `int8` (precision
+fp32). `--instead batch` tries batching across cameras (infer_batch 4, detector.scheduler) in
+place of the streams. Decoding only the frames analysed (detector.sources) has no switch: its
+saving is printed as the JPEG decode time of the frames a 10 fps camera analysed at 5 fps
+skips, and batching's as the model's CPU per frame alone and in batches.
 
-Usage: python -m benchmarks.store_box [--cameras 1 2 4 8] [--window-s 60] [--without batch gating]
+Usage: python -m benchmarks.store_box [--cameras 1 2 4 8] [--window-s 60] [--without streams gating int8]
+       [--instead batch]
 """
 
 from __future__ import annotations
@@ -89,14 +91,18 @@ ZONES = {
 }
 
 # The optimisations that are not (yet) defaults, on for "with all": each is printed.
-WITH: dict[str, Any] = {"infer_batch": 4, "precision": "int8"}  # int8 whether or not auto's check has run
+WITH: dict[str, Any] = {"precision": "int8"}  # int8 whether or not auto's check has run
 
 # What `--without OPT` changes: settings of the store's processes, or the cameras' gating.
+# `streams`: each camera's frame on a stream of its own (the default) -> one at a time.
 WITHOUT: dict[str, dict[str, Any]] = {
-    "batch": {"infer_batch": 1},
+    "streams": {"infer_streams": 1},
     "gating": {},
     "int8": {"precision": "fp32"},
 }
+# What `--instead OPT` tries in place of a default: `batch` (the frames waiting when the model
+# is free in one call of up to 4: infer_batch 4, detector.scheduler) instead of streams.
+INSTEAD: dict[str, dict[str, Any]] = {"batch": {"infer_batch": 4}}
 
 
 def site(cameras: list[tuple[str, int]], gating: bool) -> str:
@@ -350,7 +356,8 @@ def trial(
             }
         )
         with connect(settings.database_dsn) as conn:
-            apply_site_config(conn, parse_site_config(site(cameras, variant != "gating"), "store_box"))
+            gating = variant != "without gating"
+            apply_site_config(conn, parse_site_config(site(cameras, gating), "store_box"))
         detections = Detections(settings)
         poll_conn = connect(settings.database_dsn, autocommit=True)  # one: a new one per poll costs the box
         try:
@@ -439,7 +446,7 @@ def batch_saving(settings: Settings, most: int) -> str:
 
 def report(t: Trial) -> str:
     if t.note:
-        return f"  {t.cameras:2d} cameras, {t.variant:12s}: {t.note}"
+        return f"  {t.cameras:2d} cameras, {t.variant:16s}: {t.note}"
     p50, p95 = t.percentile(50), t.percentile(95)
     lat = f"p50 {p50:5.0f} ms p95 {p95:5.0f} ms" if p50 is not None and p95 is not None else "no incidents"
     produced = (
@@ -455,7 +462,7 @@ def report(t: Trial) -> str:
     others = sum(v for k, v in t.cpu_s.items() if k not in ("cameras", "camera-sims")) / t.window_s
     fits = (CORES - others) / (TARGET_FPS * detect_ms / 1000) if detect_ms else 0.0
     return (
-        f"  {t.cameras:2d} cameras, {t.variant:12s}: slowest {slowest:4.2f} fps "
+        f"  {t.cameras:2d} cameras, {t.variant:16s}: slowest {slowest:4.2f} fps "
         f"(kept {t.kept:5.1%}), capture->incident row {lat} over {len(t.latencies_ms)} versions -> "
         f"{'SUSTAINED' if t.sustained else 'not sustained'}\n"
         f"      capture -> detections handed to Kafka (detect's share): {produced}\n"
@@ -472,6 +479,7 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=20.0)
     parser.add_argument("--window-s", type=float, default=60.0)
     parser.add_argument("--without", choices=sorted(WITHOUT), nargs="*", default=[])
+    parser.add_argument("--instead", choices=sorted(INSTEAD), nargs="*", default=[])
     parser.add_argument("--imgsz", type=int, default=None, help="inference size (default: the default)")
     parser.add_argument("--model", default=None, help="a model other than the default (path)")
     parser.add_argument(
@@ -497,7 +505,8 @@ def main() -> None:
         f"# shrinkwatch run --role all; cameras: live MJPEG, vtest.avi at 10 fps, "
         f"analysed at {TARGET_FPS:g} fps; "
         f"model {Path(shown.model).name}, backend {shown.backend}, precision {shown.precision}, "
-        f"imgsz {shown.imgsz}, infer_batch {shown.infer_batch}, motion gating on, evidence "
+        f"imgsz {shown.imgsz}, infer_batch {shown.infer_batch}, infer_streams {shown.infer_streams} "
+        "(0: one per core), motion gating on, evidence "
         f"{'on' if shown.evidence else 'off'}, loiter {LOITER_S:g} s, incident update {UPDATE_S:g} s; "
         f"warm-up {args.warmup_s:g} s, "
         f"window {args.window_s:g} s; sustained = every camera >= {SUSTAINED:.0%} of its frames and "
@@ -505,28 +514,25 @@ def main() -> None:
         flush=True,
     )
     print(f"# {decode_saving()}", flush=True)
-    print(f"# {batch_saving(shown, max(WITH['infer_batch'], 2))}", flush=True)
+    print(f"# {batch_saving(shown, INSTEAD['batch']['infer_batch'])}", flush=True)
+    variants = {"with all": {}} | {f"without {v}": WITHOUT[v] for v in args.without}
+    variants |= {f"{v} instead": INSTEAD[v] for v in args.instead}
     results: list[Trial] = []
     with services(settings) as base:
         for count in args.cameras:
-            for variant in ["with all", *args.without]:
-                overrides = {**common, **WITHOUT.get(variant, {})}
-                t = trial(base, count, variant, args.warmup_s, args.window_s, overrides)
+            for variant, change in variants.items():
+                t = trial(base, count, variant, args.warmup_s, args.window_s, {**common, **change})
                 results.append(t)
                 print(report(t), flush=True)
     best = {
-        v: max((t.cameras for t in results if t.variant == v and t.sustained), default=0)
-        for v in ["with all", *args.without]
+        v: max((t.cameras for t in results if t.variant == v and t.sustained), default=0) for v in variants
     }
-    print(
-        "cameras sustained: "
-        + "; ".join(f"{v if v == 'with all' else 'without ' + v}: {n}" for v, n in best.items())
-    )
-    if args.without:
+    print("cameras sustained: " + "; ".join(f"{v}: {n}" for v, n in best.items()))
+    if len(variants) > 1:
         base_n = max(best["with all"], 1)
         print(
             "ratio to 'with all' (same run): "
-            + "; ".join(f"without {v}: {best[v] / base_n:.2f}" for v in args.without)
+            + "; ".join(f"{v}: {n / base_n:.2f}" for v, n in best.items() if v != "with all")
         )
 
 

@@ -56,22 +56,24 @@ class _Engine(Protocol):
 class _OpenVino:
     """An IR run by OpenVINO directly (detector.yolo_openvino)."""
 
-    def __init__(self, folder: Path, imgsz: int) -> None:
+    def __init__(self, folder: Path, imgsz: int, streams: int = 0) -> None:
         from detector.yolo_openvino import OpenVinoYolo
 
-        self.model = OpenVinoYolo(folder, imgsz)
+        self.model = OpenVinoYolo(folder, imgsz, streams=streams)
         self.names = self.model.names or {i: str(i) for i in range(self.model.nc)}
         self.input_size = max(self.model.input_hw) if self.model.input_hw else None
 
     def detect(self, images: list[np.ndarray], conf: float, classes: list[int]) -> list[Boxes]:
+        return [self._boxes(output, fit, conf, classes) for output, fit in self.model.run(images)]
+
+    def detect_on_stream(self, image: np.ndarray, conf: float, classes: list[int]) -> Boxes:
+        return self._boxes(*self.model.run_on_stream(image), conf, classes)
+
+    def _boxes(self, output: np.ndarray, fit: Any, conf: float, classes: list[int]) -> Boxes:
         from detector.yolo_openvino import decode, to_image
 
-        wanted = np.array(classes, np.int32)
-        out = []
-        for output, fit in self.model.run(images):
-            found = decode(output, self.model.nc, conf, wanted)
-            out.append(Boxes(xyxy=to_image(found.xyxy, fit), conf=found.conf, cls=found.cls))
-        return out
+        found = decode(output, self.model.nc, conf, np.array(classes, np.int32))
+        return Boxes(xyxy=to_image(found.xyxy, fit), conf=found.conf, cls=found.cls)
 
     def close(self) -> None:
         self.model.close()
@@ -125,7 +127,7 @@ class Detector:
         source, backend = prepare_model(settings, say)
         try:
             self._engine: _Engine = (
-                _OpenVino(Path(source), settings.imgsz)
+                _OpenVino(Path(source), settings.imgsz, settings.infer_streams)
                 if backend == "openvino" and Path(source).is_dir()
                 else _Ultralytics(source, settings.imgsz)
             )
@@ -183,6 +185,21 @@ class Detector:
         with self._lock:
             found = self._engine.detect(images, self.redact_conf, self.class_ids)
         return [(b.where(b.conf >= self.conf), b.where(b.conf < self.conf)) for b in found]
+
+    @property
+    def streams(self) -> int:
+        """How many frames the model runs at once from different threads (`infer_faint_on_stream`):
+        one per core for an OpenVINO model, else 1 (its calls are serialised)."""
+        return self._engine.model.streams if isinstance(self._engine, _OpenVino) else 1
+
+    def infer_faint_on_stream(self, image: np.ndarray) -> tuple[Boxes, Boxes]:
+        """`infer_faint` on a stream of its own (OpenVINO): several cameras' threads call it
+        at once and their frames run together, one per core, none waiting for another's; a
+        model without streams serialises them as `infer_faint` does."""
+        if not isinstance(self._engine, _OpenVino):
+            return self.infer_faint(image)
+        b = self._engine.detect_on_stream(image, self.redact_conf, self.class_ids)
+        return b.where(b.conf >= self.conf), b.where(b.conf < self.conf)
 
     def close(self) -> None:
         """Let go of the models (detector.yolo_openvino.OpenVinoYolo.close), once no call is

@@ -19,6 +19,10 @@ the model, the last frame's objects, redaction-only ones and those in privacy zo
 again. People the model finds below `conf` but at `redact_conf` (0.1) or more are redaction-only
 too: privacy errs on blurring more.
 
+With more than one camera and `infer_batch` 1 (the default), each camera's thread runs its
+frame on an OpenVINO stream of its own (Detector.infer_faint_on_stream: one stream per core,
+`infer_streams`), so frames of different cameras run at once and none waits for another's
+whole inference; with `infer_streams` 1, or a model that is not OpenVINO, one at a time.
 With `infer_batch` above 1, the cameras' frames go through the model together
 (detector.scheduler): each camera's thread hands its frame to the scheduler where it would
 have called the model, and does the rest (tracker, untracked people, pose, privacy zones:
@@ -383,6 +387,8 @@ def run_detect(
         for cam in cameras
     }
     scheduler = scheduler_for(detector, settings.infer_batch, len(cameras))
+    # Several cameras and one frame per call: each camera's frame on a stream of its own.
+    on_streams = scheduler is None and len(cameras) > 1 and detector.streams > 1
     workers = [
         CameraWorker(
             cam,
@@ -397,7 +403,7 @@ def run_detect(
             ),
             rings[cam.id],
             environ,
-            scheduler.infer if scheduler else None,
+            scheduler.infer if scheduler else (detector.infer_faint_on_stream if on_streams else None),
         )
         for cam in cameras
     ]
@@ -411,6 +417,7 @@ def run_detect(
         worker.start()
     monitor = HealthMonitor(workers, publisher)
     batched = f", up to {scheduler.most} frames per model call" if scheduler else ""
+    batched += f", frames on {detector.streams} streams at once" if on_streams else ""
     progress(
         f"analysing {len(workers)} camera(s) with {detector.source} ({BACKEND_NAMES[detector.backend]}) "
         f"at imgsz {detector.imgsz}{batched}; "

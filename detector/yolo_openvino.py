@@ -16,7 +16,9 @@ pixel and 0.01 of confidence, tests/detector/test_lean_runtime.py):
   layer, so a core taken by anything else (an evidence clip's encoding, a flow) stalls the
   whole batch; and on a quiet 2-core AVX-512 box the int8 yolov8n at 640 ran 51 frames/s
   this way against 45 in batches of 4 and 39 one at a time. Only an IR of a static batch of
-  N takes every call as one batch (one image too, padded to N).
+  N takes every call as one batch (one image too, padded to N). `run_on_stream` serves callers
+  on several threads at once (the cameras of `detect`), one image each on a free stream of the
+  same THROUGHPUT compilation: up to one per core run together and none waits for another's.
 - Output (1, 4+nc[+extra], anchors): boxes as centre and size in input pixels, then class
   scores, then (pose) keypoints. A box keeps its best class if that score is above `conf`
   and the class is wanted; class-aware greedy NMS at IoU 0.7 (Ultralytics' default for
@@ -26,6 +28,7 @@ pixel and 0.01 of confidence, tests/detector/test_lean_runtime.py):
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +158,7 @@ def read_metadata(folder: Path) -> dict[str, Any]:
 class OpenVinoYolo:
     """A YOLOv8 IR compiled for this CPU; `run` gives each image's raw output and its fit."""
 
-    def __init__(self, folder: Path, imgsz: int, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, imgsz: int, threads: int | None = None, streams: int = 0) -> None:
         import openvino as ov
 
         xml = ir_file(folder)
@@ -191,7 +194,10 @@ class OpenVinoYolo:
         self._request: Any = self._single.create_infer_request()
         self._model: Any = model
         self._core: Any = core
-        self._many: Any = None  # the THROUGHPUT compilation, made on the first `run` of several images
+        self.streams = streams or min(self.threads, 4)  # for images in flight at once
+        self._throughput: Any = None  # the THROUGHPUT compilation, made when first needed
+        self._many: Any = None  # its AsyncInferQueue, made on the first `run` of several images
+        self._free: queue.Queue[Any] | None = None  # its requests for `run_on_stream`, one per stream
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -202,7 +208,14 @@ class OpenVinoYolo:
         with self._lock:
             if self._many is not None:
                 self._many.wait_all()
+            if self._free is not None:  # every stream's request back: no call is running on one
+                for _ in range(self.streams):
+                    self._free.get()
+                for _ in range(self.streams):  # ... and a caller still waiting for one is told
+                    self._free.put(None)
+            self._free = None
             self._many = None
+            self._throughput = None
             self._request = None
             self._single = None
             self._model = None
@@ -248,21 +261,53 @@ class OpenVinoYolo:
             out += [(outputs[i], fit) for i, (_, fit) in enumerate(fitted[start : start + len(chunk)])]
         return out
 
-    def _run_async(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, Fit]]:
-        import openvino as ov
-
-        if self._many is None:
-            streams = min(self.threads, 4)
-            compiled = self._core.compile_model(
+    def _compiled_for_throughput(self) -> Any:
+        """The model compiled with one stream per core, one thread each (under `_lock`)."""
+        if self._throughput is None:
+            self._throughput = self._core.compile_model(
                 self._model,
                 "CPU",
                 {
                     "PERFORMANCE_HINT": "THROUGHPUT",
-                    "NUM_STREAMS": streams,
+                    "NUM_STREAMS": self.streams,
                     "INFERENCE_NUM_THREADS": self.threads,
                 },
             )
-            self._many = ov.AsyncInferQueue(compiled, streams)
+        return self._throughput
+
+    def run_on_stream(self, image: np.ndarray) -> tuple[np.ndarray, Fit]:
+        """One image on a stream of its own: called from several threads at once, up to
+        `streams` images run together, each on one core, and none waits for another's; a
+        caller beyond that waits for a stream to be free. (`run` is one call at a time.)"""
+        with self._lock:
+            if self._core is None:
+                msg = "the model was closed"
+                raise RuntimeError(msg)
+            if self._free is None:
+                compiled = self._compiled_for_throughput()
+                self._free = queue.Queue()
+                for _ in range(self.streams):
+                    self._free.put(compiled.create_infer_request())
+            free = self._free
+        if self.batch not in (1, None):  # an IR of a static batch takes its batch, one image too
+            with self._lock:
+                return self._run_batched([image])[0]
+        request = free.get()
+        if request is None:  # closed while waiting
+            free.put(None)
+            msg = "the model was closed"
+            raise RuntimeError(msg)
+        try:
+            canvas, fit = letterbox(image, self.input_shape(image))
+            return self._infer(request, canvas[None])[0], fit
+        finally:
+            free.put(request)
+
+    def _run_async(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, Fit]]:
+        import openvino as ov
+
+        if self._many is None:
+            self._many = ov.AsyncInferQueue(self._compiled_for_throughput(), self.streams)
         outputs: list[np.ndarray | None] = [None] * len(images)
 
         def done(request: Any, index: int) -> None:

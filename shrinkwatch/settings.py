@@ -120,7 +120,17 @@ class Settings(BaseSettings):
         "auto", description="Model precision on a CPU; 'auto' is int8 where its accuracy holds (issue 21)."
     )
     infer_batch: int = Field(
-        1, ge=1, le=64, description="Most frames, of different cameras, run through the model at once."
+        1,
+        ge=1,
+        le=64,
+        description="Most frames, of different cameras, run through the model in one call (a batch).",
+    )
+    infer_streams: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Frames of different cameras the model runs at once, each on its own OpenVINO stream "
+        "and core, none waiting for another's (with infer_batch 1): 0 is one per core, 1 one at a time.",
     )
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
     redact_conf: float = Field(

@@ -26,7 +26,7 @@ import pytest
 from detector.export import exported_model
 from detector.model import Boxes, Detector
 from detector.pose import PoseModel
-from detector.yolo_openvino import OpenVinoYolo
+from detector.yolo_openvino import OpenVinoYolo, cores
 from shrinkwatch.paths import shared_file
 from shrinkwatch.settings import REPO_ROOT, load_settings
 from tests.support import MODEL, VTEST
@@ -105,6 +105,28 @@ def test_openvino_runtime_finds_what_ultralytics_finds_on_the_same_ir(tmp_path: 
         alone_sure, alone_faint = detector.infer_faint(image)
         np.testing.assert_allclose(sure.xyxy, alone_sure.xyxy, atol=1.0)
         np.testing.assert_allclose(faint.conf, alone_faint.conf, atol=0.01)
+
+    # Several cameras' threads at once, each frame on a stream of its own: each as if alone.
+    assert detector.streams == min(cores(), 4)
+    on_streams: dict[int, tuple[Boxes, Boxes]] = {}
+
+    def camera(first: int) -> None:
+        for i in range(first, 8, 3):
+            on_streams[i] = detector.infer_faint_on_stream(images[i])
+
+    threads = [threading.Thread(target=camera, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(on_streams) == list(range(8))
+    for i, (sure, faint) in on_streams.items():
+        alone_sure, alone_faint = detector.infer_faint(images[i])
+        np.testing.assert_allclose(sure.xyxy, alone_sure.xyxy, atol=1.0)
+        np.testing.assert_allclose(faint.conf, alone_faint.conf, atol=0.01)
+    detector.close()
+    with pytest.raises(RuntimeError, match="the model was closed"):
+        detector.infer_faint_on_stream(images[0])
 
 
 @needs_irs
@@ -216,6 +238,7 @@ def _async_engine(queue: _Queue) -> OpenVinoYolo:
     engine.batch, engine.input_hw, engine.imgsz, engine.threads = 1, (32, 32), 32, 2
     engine._lock = threading.Lock()
     engine._many, engine._core = queue, object()
+    engine.streams, engine._free, engine._throughput = 2, None, None
     return engine
 
 
