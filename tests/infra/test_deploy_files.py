@@ -309,6 +309,16 @@ def test_per_service_units_cover_every_supervised_service() -> None:
         assert any(argv[: len(supervised.args)] == supervised.args for argv in started), supervised
 
 
+def test_each_unit_is_as_nice_as_the_supervisor_makes_its_service() -> None:
+    nice = {}
+    for path in shrinkwatch_services():
+        for argv in exec_starts(path):
+            nice[argv[1:]] = int(parse_unit(path.read_text())["Service"].get("Nice", ["0"])[0])
+    for supervised in CENTRAL + STORE:
+        units = {v for argv, v in nice.items() if argv[: len(supervised.args)] == supervised.args}
+        assert units == {supervised.nice}, supervised
+
+
 def test_systemd_analyze_verify_has_nothing_to_say(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
