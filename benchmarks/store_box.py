@@ -44,6 +44,7 @@ Usage: python -m benchmarks.store_box [--cameras 1 2 4 8] [--window-s 60] [--wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -239,43 +240,37 @@ class Trial:
 
 
 @contextmanager
-def camera_sims(ports: list[int]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.store_box", "--serve", *map(str, ports)],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def _running(command: list[str], stop_s: float, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess in a session of its own for the block: SIGTERM at the end, then its whole
+    process group killed if it has not ended within `stop_s`."""
+    proc = subprocess.Popen(command, start_new_session=True, **popen)
     try:
         yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=stop_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def camera_sims(ports: list[int]) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """The cameras (one process serving every port), stopped when the block ends."""
+    command = [sys.executable, "-m", "benchmarks.store_box", "--serve", *map(str, ports)]
+    return _running(command, 10, stdout=subprocess.DEVNULL)
 
 
 @contextmanager
 def store(settings: Settings, home: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`shrinkwatch run --role all` on these settings, stopped (SIGTERM) when the block ends."""
     env = child_environment(settings, "store_box")
-    log = (home / "run.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "run", "--role", "all"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    command = [sys.executable, "-m", "cli", "run", "--role", "all"]
+    with (
+        (home / "run.log").open("wb") as log,
+        _running(command, 60, env=env, stdout=log, stderr=subprocess.STDOUT) as proc,
+    ):
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 class Detections:
@@ -515,7 +510,8 @@ def main() -> None:
     )
     print(f"# {decode_saving()}", flush=True)
     print(f"# {batch_saving(shown, INSTEAD['batch']['infer_batch'])}", flush=True)
-    variants = {"with all": {}} | {f"without {v}": WITHOUT[v] for v in args.without}
+    variants: dict[str, dict[str, Any]] = {"with all": {}}
+    variants |= {f"without {v}": WITHOUT[v] for v in args.without}
     variants |= {f"{v} instead": INSTEAD[v] for v in args.instead}
     results: list[Trial] = []
     with services(settings) as base:
