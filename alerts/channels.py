@@ -7,11 +7,16 @@ server speaking Twilio's API (the tests' local one). Twilio's 4xx answers (a bad
 unsubscribed recipient) are permanent; anything else is retried, as is a token whose
 `${VAR}` is not set.
 
-Webhook: `POST` of the JSON body below to the recipient's URL, with
-`X-Shrinkwatch-Signature: sha256=<hex HMAC-SHA256 of the body with the recipient's secret>`,
-`X-Shrinkwatch-Event: alert.<reason>` and `Idempotency-Key: alert-<outbox id>` (the same on
-a retry, so a receiver can drop a repeat). A 2xx answer is success; 4xx other than 408/429
-is permanent; the rest is retried.
+Webhook: `POST` of the JSON body below to the recipient's URL, signed twice with the
+recipient's secret: `X-Shrinkwatch-Signature: sha256=<hex HMAC-SHA256 of the body, the
+secret's UTF-8 bytes as the key>` (as ever: receivers rely on it), and in the Standard
+Webhooks form (`webhook-id`, `webhook-timestamp`, `webhook-signature`: alerts/webhook_signing,
+whose `verify` a receiver can use), so that an off-the-shelf verifier checks it too, with a
+replay window. With them `X-Shrinkwatch-Event: alert.<reason>` and `Idempotency-Key:
+alert-<outbox id>`, which is also the `webhook-id`: the same on a retry, so a receiver can
+drop a repeat; the `webhook-timestamp` is the time of each attempt. A 2xx answer is success;
+4xx other than 408/429 is permanent; the rest is retried, as is a `whsec_` secret that is not
+base64 (its `${VAR}` can be put right meanwhile).
 
     {"schema": "shrinkwatch.alert/1", "id": "alert-42", "reason": "new", "sent_at": "...",
      "recipient": "ops-feed", "incident": {... the incident as alerts/outbox.incident_payload
@@ -29,12 +34,14 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from alerts.errors import SendError
+from alerts.webhook_signing import standard_headers
 from shrinkwatch.placeholders import UnsetVariable
 from shrinkwatch.recipients import quiet_apprise
 from shrinkwatch.settings import Settings
@@ -131,7 +138,8 @@ def webhook_body(
 
 
 def signature(secret: str, body: bytes) -> str:
-    """The signature header's value for this body."""
+    """The X-Shrinkwatch-Signature header's value for this body (the whole secret's UTF-8 bytes
+    as the key, whatever its form)."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
@@ -140,11 +148,17 @@ def send_webhook(url: str, secret: str | None, outbox_id: int, reason: str, body
     if not secret:
         msg = "the recipient's webhook has no secret to sign with"
         raise SendError(msg, permanent=True)
+    msg_id = f"alert-{outbox_id}"
+    try:
+        standard = standard_headers(secret, msg_id, int(time.time()), body)
+    except ValueError as exc:
+        raise SendError(str(exc), permanent=False) from None
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature(secret, body),
         "X-Shrinkwatch-Event": f"alert.{reason}",
-        "Idempotency-Key": f"alert-{outbox_id}",
+        "Idempotency-Key": msg_id,
+        **standard,
     }
     try:
         answer = requests.post(url, data=body, headers=headers, timeout=10)
