@@ -96,6 +96,16 @@ def zone_person_seconds(
     return person_seconds(analysed_frames(settings, model, camera, video, max_frames), zones, camera.fps)
 
 
+def _pt_weights(settings: Settings, not_pt: str) -> tuple[Path, Path]:
+    """The model setting's .pt weights (else ShrinkwatchError(`not_pt`)) and the export cache,
+    with Ultralytics made ready to export offline."""
+    weights = resolve_model_path(settings.model)
+    if weights is None or weights.suffix != ".pt":
+        raise ShrinkwatchError(not_pt)
+    prepare_ultralytics(settings, offline=True)
+    return weights, settings.model_cache_dir()
+
+
 def check_int8(
     settings: Settings,
     camera: Camera,
@@ -108,12 +118,9 @@ def check_int8(
     person-seconds per zone on `video` and record the verdict beside the int8 model:
     (fp32 model, int8 model, verdict)."""
     say = say or (lambda line: None)
-    weights = resolve_model_path(settings.model)
-    if weights is None or weights.suffix != ".pt":
-        msg = f"the int8 check needs .pt weights to export; model is {settings.model!r}"
-        raise ShrinkwatchError(msg)
-    prepare_ultralytics(settings, offline=True)
-    cache = settings.model_cache_dir()
+    weights, cache = _pt_weights(
+        settings, f"the int8 check needs .pt weights to export; model is {settings.model!r}"
+    )
     fp32 = exported_model(weights, "openvino", settings.imgsz, cache, say, precision="fp32")
     int8 = exported_model(
         weights, "openvino", settings.imgsz, cache, say, precision="int8", calibration=calibration
@@ -149,12 +156,10 @@ def store_model(
     imgsz and precision: (OpenVINO folder, its precision, the int8 check's verdict or None).
     `auto` runs the int8 check on `video` (`camera`'s zones) and takes int8 where it held."""
     say = say or (lambda line: None)
-    weights = resolve_model_path(settings.model)
-    if weights is None or weights.suffix != ".pt":
-        msg = f"model {settings.model!r}: give the .pt weights to export (a path or a shared model's name)"
-        raise ShrinkwatchError(msg)
-    prepare_ultralytics(settings, offline=True)
-    cache = settings.model_cache_dir()
+    weights, cache = _pt_weights(
+        settings,
+        f"model {settings.model!r}: give the .pt weights to export (a path or a shared model's name)",
+    )
     if settings.precision == "fp32":
         return exported_model(weights, "openvino", settings.imgsz, cache, say), "fp32", None
     if settings.precision == "int8":

@@ -106,3 +106,21 @@ def test_auto_runs_int8_only_where_its_person_seconds_hold(tmp_path: Path) -> No
     else:
         assert (Path(source), backend) == (fp32, "openvino")
         assert worst > 0.02
+
+
+def test_only_pt_weights_are_exported_or_checked(tmp_path: Path) -> None:
+    from detector.accuracy import store_model
+    from shrinkwatch.errors import ShrinkwatchError
+
+    folder = tmp_path / "yolov8n_openvino_model"
+    folder.mkdir()
+    settings = load_settings(None, home=tmp_path, model=str(folder))
+    camera = demo_camera(Path(VTEST))
+    with pytest.raises(ShrinkwatchError) as store:
+        store_model(settings, camera, None)
+    assert str(store.value) == (
+        f"model {str(folder)!r}: give the .pt weights to export (a path or a shared model's name)"
+    )
+    with pytest.raises(ShrinkwatchError) as check:
+        check_int8(settings, camera, Path(VTEST))
+    assert str(check.value) == f"the int8 check needs .pt weights to export; model is {str(folder)!r}"
