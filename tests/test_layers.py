@@ -194,6 +194,7 @@ TABLE_OWNERS = {
     "evidence_access": "warehouse.evidence_log",
     "disclosures": "warehouse.disclosures",
     "access_requests": "warehouse.disclosures",
+    "api_tokens": "warehouse.api_tokens",
     "schema_migrations": "warehouse.migrate",  # created by the migration runner itself
 }
 # The one declared exception. `shrinkwatch warehouse seed` is a data generator for the demo and
