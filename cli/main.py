@@ -15,6 +15,7 @@ import typer
 
 from cli import alerts, cameras, dashboard, db, demo, flows, infra, privacy, run, sites, users, warehouse
 from cli.models import app as models_app
+from cli.tokens import app as tokens_app
 from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.logs import configure_logging
 from shrinkwatch.settings import load_settings
@@ -36,6 +37,7 @@ app.add_typer(flows.app, name="flows")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(warehouse.rollups, name="rollups")
 app.add_typer(users.app, name="users")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(privacy.app, name="privacy")
 app.command("app")(dashboard.dashboard)
