@@ -18,16 +18,16 @@ SHRINKWATCH_HOME/live/<camera>.jpg about once a second, without Kafka. Privacy z
 already black in every frame the ring receives (the camera reader blacks them out before
 analysis); they are blacked out again after the blur, which may reach into one.
 
-The recorder's thread runs niced (`NICE`, Linux: niceness is per thread), and so does what it
-starts (ffmpeg encoding a clip inherits it): saving evidence can take a second longer, but
-never a camera's frames (on a 2-core store box an incident's two H.264 clips took most of a
-core for a moment, and the cameras dropped frames meanwhile).
+The H.264 encoding of an incident's clips (ffmpeg, privacy.media) runs niced: saving evidence
+can take a second longer, but never a camera's frames (on a 2-core store box an incident's two
+clips took most of a core for a moment, and the cameras dropped frames meanwhile). The
+recorder's own thread is not niced: it takes an incident's frames from the ring when they are
+due, and a recorder starved of CPU would find the first of them gone.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -52,20 +52,6 @@ log = logging.getLogger(__name__)
 __all__ = ["PATH", "EvidenceRecorder", "FrameRing", "RingFrame", "annotate", "track_path"]
 
 Polygon = Sequence[tuple[float, float]]
-
-
-NICE = 10
-
-
-def lower_priority(by: int = NICE) -> None:
-    """Make the calling thread (and what it starts from now on) nicer by `by`; where the
-    system does not let it, nothing changes."""
-    try:
-        tid = threading.get_native_id()
-        now = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(now + by, 19))
-    except (OSError, AttributeError):  # pragma: no cover (not Linux, or not allowed)
-        log.debug("could not lower the evidence recorder's priority")
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray:
@@ -157,8 +143,6 @@ class EvidenceRecorder(threading.Thread):
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
-
-        lower_priority()
 
         consumer = Consumer(
             {

@@ -3,6 +3,8 @@
 `write_frames` keeps frames exactly (MJPEG in an .avi: one JPEG per frame, read back frame for
 frame, so a frame's index matches its row in the tracks file); `write_clip` makes the clip a
 browser plays (H.264 MP4 through ffmpeg, else the MJPEG .avi) and returns the file it wrote.
+ffmpeg runs at nice `NICE` (`ffmpeg_command`): a clip can wait, the cameras analysed beside it
+on the same cores cannot.
 """
 
 from __future__ import annotations
@@ -58,6 +60,34 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
+NICE = 10
+
+
+def ffmpeg_command(ffmpeg: str, source: Path, target: Path) -> list[str]:
+    """The command that encodes `source` (MJPEG .avi) to `target` (H.264 MP4 a browser plays),
+    niced where `nice` is there."""
+    nice = shutil.which("nice")
+    return [
+        *([nice, "-n", str(NICE)] if nice else []),
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(target),
+    ]
+
+
 def write_clip(images: list[np.ndarray], fps: float, target: Path) -> Path | None:
     """The frames as the clip a browser plays: `target` (.mp4, H.264) when ffmpeg is there,
     else the MJPEG .avi beside it. Returns the file written (None without frames). Either
@@ -70,24 +100,7 @@ def write_clip(images: list[np.ndarray], fps: float, target: Path) -> Path | Non
         return avi
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:6]}.mp4")
     result = subprocess.run(
-        [
-            ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            str(avi),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            str(tmp),
-        ],
+        ffmpeg_command(ffmpeg, avi, tmp),
         capture_output=True,
         check=False,
         timeout=120,
