@@ -1,6 +1,7 @@
 """Logging set-up with a filter that keeps credentials out of every log line: credentials in
-URLs, `password=...` values, and every secret this process has read from its environment
-(`hide`, called by shrinkwatch.placeholders when a `${VAR}` secret is used)."""
+URLs, `password=...` values, API tokens (`swt_<id>_<secret>`: the secret part), and every
+secret this process has read from its environment (`hide`, called by shrinkwatch.placeholders
+when a `${VAR}` secret is used)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ _KEY_VALUE_SECRETS = re.compile(
     r"(?P<q>['\"]?)[^\s'\"&,;]+(?P=q)",
     re.IGNORECASE,
 )
+# An API token (warehouse.api_tokens): its public id stays readable, its secret does not.
+_API_TOKEN = re.compile(r"\b(?P<id>swt_[0-9a-f]{12}_)[0-9a-f]{8,}")
 _HIDDEN_MIN = 4  # shorter values would blank out ordinary words
 _hidden: tuple[str, ...] = ()  # longest first: a longer secret may hold a shorter one
 
@@ -25,11 +28,12 @@ def hide(secret: str) -> None:
 
 
 def scrub(text: str) -> str:
-    """Replace URL credentials (`rtsp://user:pass@`), `password=...` values and the secrets
-    given to `hide` with `***`."""
+    """Replace URL credentials (`rtsp://user:pass@`), `password=...` values, an API token's
+    secret part and the secrets given to `hide` with `***`."""
     for secret in _hidden:
         text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _API_TOKEN.sub(r"\g<id>***", text)
     return _KEY_VALUE_SECRETS.sub(r"\g<key>\g<q>***\g<q>", text)
 
 

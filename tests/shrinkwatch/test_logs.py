@@ -19,10 +19,16 @@ from shrinkwatch.placeholders import resolve_secret
         ("dsn host=db password=topsecret user=sw", "topsecret"),
         ("sasl.password: 'abc123'", "abc123"),
         ("token=xyz987&x=1", "xyz987"),
+        (f"Authorization: Bearer swt_0123456789ab_{'f0' * 32}", "f0" * 32),
+        (f"GET /v1/stores swt_0123456789ab_{'9a' * 32} 401", "9a" * 32),
     ],
 )
 def test_scrub_removes_secrets(text: str, secret: str) -> None:
     assert secret not in scrub(text)
+
+
+def test_an_api_tokens_id_stays_readable() -> None:
+    assert scrub(f"token swt_0123456789ab_{'f0' * 32} refused") == "token swt_0123456789ab_*** refused"
 
 
 def test_scrub_keeps_plain_urls() -> None:
