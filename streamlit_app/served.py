@@ -27,20 +27,21 @@ second, so the same person's same access to the same file is one row per ONCE_PE
 minutes): one watching, one row. The incident list's CSV holds no images and is not
 evidence.
 
-An incident's files are found by the evidence layout (privacy.files, from
-shrinkwatch.contracts.snapshot_name(camera, incident)); the incident's `snapshot` column
-only says whether it has a snapshot to show (retention clears it with the file), and a kind
-whose deletion is marked (`snapshot_purged_at`, `clip_purged_at`) is never served, even when
-a file of it is on disk again (written after its purge, until the next purge sweeps it). The
-unblurred files are served only to an analyst or admin whose reveal of that incident is in
-force now (warehouse.evidence_log.revealed_until, settings.reveal_minutes), asked when each
-request is served; anyone else, or after it has lapsed, gets the same 404.
+Who may have which evidence file is decided in privacy.access, which the API's evidence route
+calls too; this module hands it the viewer and the settings. An incident's files are found by
+the evidence layout (privacy.files, from shrinkwatch.contracts.snapshot_name(camera,
+incident)); the incident's `snapshot` column only says whether it has a snapshot to show
+(retention clears it with the file), and a kind whose deletion is marked
+(`snapshot_purged_at`, `clip_purged_at`) is never served, even when a file of it is on disk
+again (written after its purge, until the next purge sweeps it). The unblurred files are
+served only to an analyst or admin whose reveal of that incident is in force now
+(warehouse.evidence_log.revealed_until, settings.reveal_minutes), asked when each request is
+served; anyone else, or after it has lapsed, gets the same 404.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,17 +55,21 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from privacy import files
+from privacy import access as evidence_access
+from privacy.access import REVEALERS as REVEALERS
+from privacy.access import File as File
+from privacy.access import evidence_on_disk as evidence_on_disk
+from privacy.access import may_reveal as may_reveal
+from privacy.access import valid_id as valid_id
 from shrinkwatch import wording
-from shrinkwatch.contracts import snapshot_name
 from shrinkwatch.site_file import Zone
 from shrinkwatch.spreadsheets import csv_bytes
 from streamlit_app.gate_rules import client_address
 from streamlit_app.sessions import DB, on_own_connection, signed_in_user
 from warehouse.accounts import scope_of
 from warehouse.db import Connection
-from warehouse.evidence_log import ACTIONS, LOG_COLUMNS, ONCE_PER_S, access_log, record, revealed_until
-from warehouse.incidents import incident_detail, incidents_csv
+from warehouse.evidence_log import ACTIONS, LOG_COLUMNS, ONCE_PER_S, access_log, record
+from warehouse.incidents import incidents_csv
 from warehouse.scope import IncidentFilter, QueryError, Scope, User, check_text
 from warehouse.site_tables import cameras_in_scope, store_names
 
@@ -78,26 +83,6 @@ class Viewer:
 
 
 PRIVATE = {"Cache-Control": "private, no-store"}  # never kept by a browser or a proxy
-_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # the whole id (fullmatch: `$` lets a newline end it)
-REVEALERS = ("analyst", "admin")  # the roles that may reveal faces (never a store manager)
-
-File = Literal["snapshot", "clip"]
-_NAMES: dict[str, File] = {"snapshot.jpg": "snapshot", "clip.mp4": "clip"}
-# Where each file is, in the order looked for: the clip is `.avi` where ffmpeg was missing.
-_SUFFIXES: dict[tuple[File, bool], tuple[str, ...]] = {
-    ("snapshot", False): (files.SNAPSHOT,),
-    ("clip", False): (files.CLIP, files.CLIP_FALLBACK),
-    ("snapshot", True): (files.UNBLURRED_SNAPSHOT,),
-    ("clip", True): (files.UNBLURRED_CLIP, files.UNBLURRED_CLIP_FALLBACK),
-}
-_MEDIA_TYPES = {".jpg": "image/jpeg", ".mp4": "video/mp4", ".avi": "video/x-msvideo"}
-_PURGED: dict[File, str] = {"snapshot": "snapshot_purged_at", "clip": "clip_purged_at"}
-
-
-def valid_id(text: str) -> bool:
-    """Whether an incident or camera id in an address is one we could have written: letters,
-    digits, `.`, `_` and `-`, 1 to 128 of them, and nothing else (not even a newline at the end)."""
-    return _ID.fullmatch(text) is not None
 
 
 def evidence_path(incident_id: str, name: str, *, revealed: bool = False, download: bool = False) -> str:
@@ -106,27 +91,6 @@ def evidence_path(incident_id: str, name: str, *, revealed: bool = False, downlo
     query = {"revealed": "1"} if revealed else {}
     query |= {"download": "1"} if download else {}
     return f"/evidence/{incident_id}/{name}" + (f"?{urlencode(query)}" if query else "")
-
-
-def evidence_on_disk(
-    root: Path, row: Mapping[str, Any], file: File, *, revealed: bool = False
-) -> Path | None:
-    """The file of an incident (`row`: its incident_id, camera_id, snapshot, snapshot_purged_at
-    and clip_purged_at columns, as incident_detail gives them) under the evidence folder `root`,
-    blurred as stored or `revealed`; None when there is none. A snapshot is looked for only
-    while the incident's `snapshot` column names one, and neither file once its kind is marked
-    purged (a file written again after its purge is not served)."""
-    if row[_PURGED[file]] is not None:
-        return None
-    if file == "snapshot" and not row.get("snapshot"):
-        return None
-    reference = snapshot_name(str(row["camera_id"]), str(row["incident_id"]))
-    return next(files.existing(root, reference, _SUFFIXES[file, revealed]), None)
-
-
-def may_reveal(user: User) -> bool:
-    """Whether the account's role may reveal faces (analysts and admins)."""
-    return user.role in REVEALERS
 
 
 def live_path(camera_id: str, version: float | int = 0) -> str:
@@ -341,30 +305,24 @@ class Access:
 
 
 def checked_evidence(conn: Connection, access: Access) -> Path | None:
-    """The file `access` asks for, when the viewer may have it now: the incident is in their
-    stores, and for the unblurred file their role may reveal and their reveal is in force.
-    The access is logged before the path is returned; None (nothing logged) otherwise."""
-    user = access.viewer.user
-    row = incident_detail(conn, access.viewer.scope, access.incident_id)
-    if row is None:
-        return None
-    if access.revealed and not (
-        may_reveal(user)
-        and revealed_until(conn, user.username, access.incident_id, DB.settings.reveal_minutes) is not None
-    ):
-        return None
-    path = evidence_on_disk(DB.settings.evidence_dir(), row, access.file, revealed=access.revealed)
-    if path is not None and access.logged:
-        record(
-            conn,
-            username=user.username,
-            action="download" if access.download else "view",
-            incident_id=access.incident_id,
-            client=access.client,
-            detail={"file": access.file, **({"revealed": True} if access.revealed else {})},
-            once_per_s=ONCE_PER_S,
-        )
-    return path
+    """The file `access` asks for, when the viewer may have it now (privacy.access: the
+    incident is in their stores, and for the unblurred file their role may reveal and their
+    reveal is in force). The access is logged before the path is returned; None (nothing
+    logged) otherwise."""
+    request = evidence_access.EvidenceRequest(
+        username=access.viewer.user.username,
+        user=access.viewer.user,
+        scope=access.viewer.scope,
+        incident_id=access.incident_id,
+        file=access.file,
+        revealed=access.revealed,
+        download=access.download,
+        client=access.client,
+        logged=access.logged,
+    )
+    return evidence_access.checked_evidence(
+        conn, request, evidence_dir=DB.settings.evidence_dir(), reveal_minutes=DB.settings.reveal_minutes
+    )
 
 
 async def evidence(request: Request) -> Response:
@@ -373,12 +331,12 @@ async def evidence(request: Request) -> Response:
     if viewer is None:
         return _signed_out()
     incident_id, name = request.path_params["incident_id"], request.path_params["name"]
-    if name not in _NAMES or not valid_id(incident_id):
+    if name not in evidence_access.FILE_NAMES or not valid_id(incident_id):
         return _not_found()
     access = Access(
         viewer,
         incident_id,
-        _NAMES[name],
+        evidence_access.FILE_NAMES[name],
         revealed=request.query_params.get("revealed") == "1",
         download=request.query_params.get("download") == "1",
         client=_client(request),
@@ -392,9 +350,7 @@ async def evidence(request: Request) -> Response:
         unblurred = "-unblurred" if access.revealed else ""
         filename = f"{incident_id}-{access.file}{unblurred}{path.suffix}"
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return FileResponse(
-        path, media_type=_MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=headers
-    )
+    return FileResponse(path, media_type=evidence_access.media_type(path), headers=headers)
 
 
 def _zones_if_in_scope(conn: Connection, viewer: Viewer, camera_id: str) -> list[Zone] | None:
