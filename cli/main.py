@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli import alerts, cameras, dashboard, db, demo, flows, infra, privacy, run, sites, users, warehouse
+from cli import alerts, api, cameras, dashboard, db, demo, flows, infra, privacy, run, sites, users, warehouse
 from cli.models import app as models_app
 from cli.tokens import app as tokens_app
 from shrinkwatch.errors import ShrinkwatchError
@@ -41,6 +41,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(privacy.app, name="privacy")
 app.command("app")(dashboard.dashboard)
+app.command("api")(api.api)
 app.command("run")(run.run)
 app.command("status")(run.status)
 app.command("demo")(demo.demo)

@@ -56,6 +56,7 @@ COMMANDS = [
     ["run"],
     ["status"],
     ["app"],
+    ["api"],
     ["demo"],
 ]
 

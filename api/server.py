@@ -1,0 +1,50 @@
+"""`shrinkwatch api`: the API under uvicorn, until SIGINT or SIGTERM.
+
+A signal stops the server gracefully (requests in flight are finished, then the process exits
+with status 0). uvicorn would raise the signal again once it has stopped, ending the process
+by SIGTERM or with a KeyboardInterrupt; a command that was asked to stop and did has done what
+it was asked, so the signal is taken as the request to stop and nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from api.app import create_app
+from shrinkwatch.settings import Settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8600
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the server (a second SIGINT: at once), and are not raised
+        again after it has stopped."""
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """Serve the API on host:port until a signal; the exit status (0: stopped when asked)."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,  # the command's logging (shrinkwatch.logs) stays as configured
+        log_level=settings.log_level.lower(),
+        server_header=False,
+        proxy_headers=False,  # the peer's address is the client's; no proxy header is trusted
+    )
+    server = _Server(config)
+    server.run()
+    return 0 if server.started else 1
