@@ -18,16 +18,21 @@ SHRINKWATCH_HOME/live/<camera>.jpg about once a second, without Kafka. Privacy z
 already black in every frame the ring receives (the camera reader blacks them out before
 analysis); they are blacked out again after the blur, which may reach into one.
 
-The H.264 encoding of an incident's clips (ffmpeg, privacy.media) runs niced: saving evidence
-can take a second longer, but never a camera's frames (on a 2-core store box an incident's two
-clips took most of a core for a moment, and the cameras dropped frames meanwhile). The
-recorder's own thread is not niced: it takes an incident's frames from the ring when they are
-due, and a recorder starved of CPU would find the first of them gone.
+The recorder takes an incident's frames from the ring as soon as they are due, and hands
+them to its encoder thread, which writes the files; the encoder runs niced (`NICE`, Linux:
+niceness is per thread), and so does the ffmpeg it starts. Writing evidence can take a few
+seconds longer, but never a camera's frames (on a 2-core store box an incident's two H.264
+clips took most of a core for a moment, and the cameras dropped frames meanwhile); and as the
+frames were taken first, a slow encoder loses none of the next incident's (the ring keeps 5
+seconds more than an incident's window, and no more). At the end, the encoder finishes what
+it was handed before the recorder stops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
 import uuid
@@ -52,6 +57,20 @@ log = logging.getLogger(__name__)
 __all__ = ["PATH", "EvidenceRecorder", "FrameRing", "RingFrame", "annotate", "track_path"]
 
 Polygon = Sequence[tuple[float, float]]
+
+
+NICE = 10
+
+
+def lower_priority(by: int = NICE) -> None:
+    """Make the calling thread (and what it starts from now on) nicer by `by`; where the
+    system does not let it, nothing changes."""
+    try:
+        tid = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(now + by, 19))
+    except (OSError, AttributeError):  # pragma: no cover (not Linux, or not allowed)
+        log.debug("could not lower the evidence encoder's priority")
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray:
@@ -140,6 +159,9 @@ class EvidenceRecorder(threading.Thread):
         self.pending: dict[str, tuple[Incident, float]] = {}
         self.saved = 0
         self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
+        # (incident, ring, its frames) to write, or None to end: the encoder's work.
+        self._due: queue.Queue[tuple[Incident, FrameRing, list[RingFrame]] | None] = queue.Queue()
+        self._encoder = threading.Thread(target=self._encode, name="evidence-encoder", daemon=True)
 
     def run(self) -> None:
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -153,6 +175,7 @@ class EvidenceRecorder(threading.Thread):
             }
         )
         topic = self.settings.topic("incidents")
+        self._encoder.start()
         try:
             meta = consumer.list_topics(topic, timeout=10)
             parts = meta.topics[topic].partitions if topic in meta.topics else {}
@@ -174,6 +197,18 @@ class EvidenceRecorder(threading.Thread):
             log.exception("evidence recorder stopped")
         finally:
             consumer.close()
+            self._due.put(None)
+            self._encoder.join()
+
+    def _encode(self) -> None:
+        """The encoder thread: write each incident handed over, niced."""
+        lower_priority()
+        while (work := self._due.get()) is not None:
+            incident, ring, frames = work
+            try:
+                self._write(incident, ring, frames)
+            except Exception:
+                log.exception("could not save evidence for incident %s", incident.incident_id)
 
     def _consider(self, raw: bytes | None) -> None:
         try:
@@ -212,15 +247,14 @@ class EvidenceRecorder(threading.Thread):
                 continue
             del self.pending[incident_id]
             self.done.append(incident_id)
-            try:
-                self.save(incident, ring)
-            except Exception:
-                log.exception("could not save evidence for incident %s", incident_id)
+            self._due.put((incident, ring, self._window(incident, ring)))  # its frames, now
 
     def save(self, incident: Incident, ring: FrameRing) -> str | None:
         """Write the incident's raw frames and tracks, then its snapshot and clip as shown (and
-        unblurred, with blur on); return the snapshot's reference."""
-        frames = self._window(incident, ring)
+        unblurred, with blur on), from the ring's frames now; return the snapshot's reference."""
+        return self._write(incident, ring, self._window(incident, ring))
+
+    def _write(self, incident: Incident, ring: FrameRing, frames: list[RingFrame]) -> str | None:
         reference = self._reference(incident)
         if not frames or reference is None:
             if not frames:

@@ -3,8 +3,7 @@
 `write_frames` keeps frames exactly (MJPEG in an .avi: one JPEG per frame, read back frame for
 frame, so a frame's index matches its row in the tracks file); `write_clip` makes the clip a
 browser plays (H.264 MP4 through ffmpeg, else the MJPEG .avi) and returns the file it wrote.
-ffmpeg runs at nice `NICE` (`ffmpeg_command`): a clip can wait, the cameras analysed beside it
-on the same cores cannot.
+(The camera reader writes clips from a niced thread, detector.evidence: ffmpeg inherits it.)
 """
 
 from __future__ import annotations
@@ -60,15 +59,9 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
-NICE = 10
-
-
 def ffmpeg_command(ffmpeg: str, source: Path, target: Path) -> list[str]:
-    """The command that encodes `source` (MJPEG .avi) to `target` (H.264 MP4 a browser plays),
-    niced where `nice` is there."""
-    nice = shutil.which("nice")
+    """The command that encodes `source` (MJPEG .avi) to `target` (H.264 MP4 a browser plays)."""
     return [
-        *([nice, "-n", str(NICE)] if nice else []),
         ffmpeg,
         "-hide_banner",
         "-loglevel",

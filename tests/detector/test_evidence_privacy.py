@@ -497,3 +497,26 @@ def test_with_blur_off_the_recorder_writes_no_unblurred_file_and_removes_old_one
     snapshot = cv2.imread(str(recorder.root / "cam-1" / "inc-1.jpg"))
     ignore = drawn((576, 768), people(), 7, True, track_path(ring.frames, 7))
     assert all(measured(snapshot, r, ignore) > SHARP for _o, r in heads(people(), (576, 768), ignore))
+
+
+def test_the_encoders_thread_and_what_it_starts_run_niced_and_the_others_do_not() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from detector.evidence import lower_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def encoder() -> None:
+        lower_priority(3)
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = [sys.executable, "-c", "import os; print(os.nice(0))"]
+        seen["child"] = int(subprocess.run(child, capture_output=True, text=True, check=True).stdout)
+
+    thread = threading.Thread(target=encoder)
+    thread.start()
+    thread.join()
+    assert seen == {"thread": min(before + 3, 19), "child": min(before + 3, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
