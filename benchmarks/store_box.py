@@ -251,7 +251,8 @@ def _running(command: list[str], stop_s: float, **popen: Any) -> Iterator[subpro
         try:
             proc.wait(timeout=stop_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 

@@ -24,8 +24,10 @@ niceness is per thread), and so does the ffmpeg it starts. Writing evidence can 
 seconds longer, but never a camera's frames (on a 2-core store box an incident's two H.264
 clips took most of a core for a moment, and the cameras dropped frames meanwhile); and as the
 frames were taken first, a slow encoder loses none of the next incident's (the ring keeps 5
-seconds more than an incident's window, and no more). At the end, the encoder finishes what
-it was handed before the recorder stops.
+seconds more than an incident's window, and no more). At most `BACKLOG` incidents wait for
+the encoder (each holds up to ten seconds of a camera's JPEGs); past it an incident's evidence
+is given up, with a warning. At the end, the encoder finishes what it was handed before the
+recorder stops.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ Polygon = Sequence[tuple[float, float]]
 
 
 NICE = 10
+BACKLOG = 16  # incidents handed to the encoder and not yet written, at most
 
 
 def lower_priority(by: int = NICE) -> None:
@@ -159,8 +162,11 @@ class EvidenceRecorder(threading.Thread):
         self.pending: dict[str, tuple[Incident, float]] = {}
         self.saved = 0
         self.done: deque[str] = deque(maxlen=10_000)  # recently saved: later versions skip
-        # (incident, ring, its frames) to write, or None to end: the encoder's work.
+        # (incident, ring, its frames) to write, or None to end: the encoder's work, bounded
+        # (each holds up to ten seconds of a camera's JPEGs): past it an incident's evidence is
+        # given up, said, rather than the box's memory.
         self._due: queue.Queue[tuple[Incident, FrameRing, list[RingFrame]] | None] = queue.Queue()
+        self.backlog = BACKLOG
         self._encoder = threading.Thread(target=self._encode, name="evidence-encoder", daemon=True)
 
     def run(self) -> None:
@@ -175,8 +181,8 @@ class EvidenceRecorder(threading.Thread):
             }
         )
         topic = self.settings.topic("incidents")
-        self._encoder.start()
         try:
+            self._encoder.start()
             meta = consumer.list_topics(topic, timeout=10)
             parts = meta.topics[topic].partitions if topic in meta.topics else {}
             consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in parts])
@@ -196,9 +202,12 @@ class EvidenceRecorder(threading.Thread):
         except Exception:  # evidence must never stop the readers
             log.exception("evidence recorder stopped")
         finally:
-            consumer.close()
-            self._due.put(None)
-            self._encoder.join()
+            try:
+                consumer.close()
+            finally:  # the encoder finishes what it was handed, whatever the consumer did
+                self._due.put(None)
+                if self._encoder.is_alive():
+                    self._encoder.join()
 
     def _encode(self) -> None:
         """The encoder thread: write each incident handed over, niced."""
@@ -247,6 +256,13 @@ class EvidenceRecorder(threading.Thread):
                 continue
             del self.pending[incident_id]
             self.done.append(incident_id)
+            if self._due.qsize() >= self.backlog:
+                log.warning(
+                    "incident %s: %d incidents' evidence still being written; this one's is given up",
+                    incident_id,
+                    self._due.qsize(),
+                )
+                continue
             self._due.put((incident, ring, self._window(incident, ring)))  # its frames, now
 
     def save(self, incident: Incident, ring: FrameRing) -> str | None:

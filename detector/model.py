@@ -121,7 +121,8 @@ def load_hint(full_install: bool) -> str:
 
 
 class Detector:
-    """One loaded model shared by every camera of the process (calls are serialised)."""
+    """One loaded model shared by every camera of the process: `infer_faint` calls one at a time,
+    `infer_faint_on_stream` calls together, one per stream (OpenVINO)."""
 
     def __init__(self, settings: Settings, say: Callable[[str], None] | None = None) -> None:
         source, backend = prepare_model(settings, say)
@@ -180,8 +181,8 @@ class Detector:
         return self.infer_faint_batch([image])[0]
 
     def infer_faint_batch(self, images: list[np.ndarray]) -> list[tuple[Boxes, Boxes]]:
-        """`infer_faint` for several images (of different cameras) at once, in their order: one
-        batch where the model takes one, else the images in flight together (OpenVINO)."""
+        """`infer_faint` for several images (of different cameras) at once, in their order: in
+        flight together, one per stream (OpenVINO; one batch for an IR of a static batch)."""
         with self._lock:
             found = self._engine.detect(images, self.redact_conf, self.class_ids)
         return [(b.where(b.conf >= self.conf), b.where(b.conf < self.conf)) for b in found]

@@ -3,7 +3,8 @@
 `write_frames` keeps frames exactly (MJPEG in an .avi: one JPEG per frame, read back frame for
 frame, so a frame's index matches its row in the tracks file); `write_clip` makes the clip a
 browser plays (H.264 MP4 through ffmpeg, else the MJPEG .avi) and returns the file it wrote.
-(The camera reader writes clips from a niced thread, detector.evidence: ffmpeg inherits it.)
+(detect's evidence encoder writes clips from a niced thread, detector.evidence: ffmpeg
+inherits it.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ _KEY_VALUE_SECRETS = re.compile(
     re.IGNORECASE,
 )
 # An API token (warehouse.api_tokens): its public id stays readable, its secret does not.
-_API_TOKEN = re.compile(r"\b(?P<id>swt_[0-9a-f]{12}_)[0-9a-f]{8,}")
+_API_TOKEN = re.compile(r"(?P<id>swt_[0-9a-f]{12}_)[0-9a-f]{8,}")
 _HIDDEN_MIN = 4  # shorter values would blank out ordinary words
 _hidden: tuple[str, ...] = ()  # longest first: a longer secret may hold a shorter one
 

@@ -123,14 +123,16 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=64,
-        description="Most frames, of different cameras, run through the model in one call (a batch).",
+        description="Most frames, of different cameras, the scheduler takes in one call (run together, "
+        "one per stream).",
     )
     infer_streams: int = Field(
         0,
         ge=0,
         le=16,
         description="Frames of different cameras the model runs at once, each on its own OpenVINO stream "
-        "and core, none waiting for another's (with infer_batch 1): 0 is one per core, 1 one at a time.",
+        "and core, none waiting for another's (with infer_batch 1): 0 is one per core (at most 4), 1 one "
+        "at a time.",
     )
     conf: float = Field(0.25, gt=0, lt=1, description="Detection confidence threshold.")
     redact_conf: float = Field(

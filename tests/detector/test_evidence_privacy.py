@@ -520,3 +520,23 @@ def test_the_encoders_thread_and_what_it_starts_run_niced_and_the_others_do_not(
     thread.join()
     assert seen == {"thread": min(before + 3, 19), "child": min(before + 3, 19)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_a_due_incident_goes_to_the_encoder_with_its_frames_unless_its_backlog_is_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    recorder, ring = recorder_with(tmp_path, blur=True)
+    first, second = incident_at(T0 + timedelta(seconds=0.8)), incident_at(T0 + timedelta(seconds=0.9))
+    second = second.model_copy(update={"incident_id": "inc-2"})
+    recorder.pending = {"inc-1": (first, time.monotonic()), "inc-2": (second, time.monotonic())}
+    recorder.backlog = 1
+    recorder._flush_due(force=True)
+    # The first is handed over with the ring's frames as they were; the second is given up.
+    assert recorder._due.qsize() == 1
+    handed = recorder._due.get_nowait()
+    assert handed is not None and handed[0].incident_id == "inc-1"
+    assert [f.ts for f in handed[2]] == [f.ts for f in ring.frames]
+    assert "incident inc-2: 1 incidents' evidence still being written; this one's is given up" in caplog.text
+    assert recorder.pending == {} and list(recorder.done) == ["inc-1", "inc-2"]

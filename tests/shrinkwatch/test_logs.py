@@ -21,6 +21,7 @@ from shrinkwatch.placeholders import resolve_secret
         ("token=xyz987&x=1", "xyz987"),
         (f"Authorization: Bearer swt_0123456789ab_{'f0' * 32}", "f0" * 32),
         (f"GET /v1/stores swt_0123456789ab_{'9a' * 32} 401", "9a" * 32),
+        (f"GET /v1/stores?token%3Dswt_0123456789ab_{'7b' * 32}", "7b" * 32),
     ],
 )
 def test_scrub_removes_secrets(text: str, secret: str) -> None:
