@@ -11,7 +11,7 @@ it may not see (as the incident list's filter).
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -20,7 +20,6 @@ from api.models import (
     FootfallList,
     FootfallRow,
     Heatmap,
-    Problem,
     QualityList,
     QualityRow,
     RiskPatternList,
@@ -28,7 +27,7 @@ from api.models import (
     RoiList,
     RoiRow,
 )
-from api.routes_site import records
+from api.routes_site import ERRORS, MISSING, records
 from privacy.access import valid_id
 from warehouse.analytics import camera_heatmap, detection_quality, footfall_by_zone, risk_patterns
 from warehouse.economics import roi_by_month
@@ -36,14 +35,6 @@ from warehouse.scope import QueryError, check_text
 from warehouse.site_tables import cameras_in_scope
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No valid token."},
-    403: {"model": Problem, "description": "The token lacks the `read` permission."},
-    422: {"model": Problem, "description": "A parameter that makes no sense (named in the message)."},
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such store or camera, or not one of the token's stores."}
-}
 FirstDay = Annotated[date, Query(description="The first store-local day (YYYY-MM-DD).")]
 LastDay = Annotated[date, Query(description="The last store-local day, inclusive (YYYY-MM-DD).")]
 Stores = Annotated[
@@ -65,7 +56,7 @@ def _not_found() -> HTTPException:
 @router.get(
     "/risk-patterns",
     response_model=RiskPatternList,
-    responses=_ERRORS,
+    responses=ERRORS,
     summary="Incidents by weekday and hour",
 )
 def risk_pattern(
@@ -79,7 +70,7 @@ def risk_pattern(
 @router.get(
     "/footfall",
     response_model=FootfallList,
-    responses=_ERRORS | _NOT_FOUND,
+    responses=ERRORS | MISSING,
     summary="Footfall and dwell per zone and day",
 )
 def footfall(
@@ -96,7 +87,7 @@ def footfall(
     return FootfallList(items=[FootfallRow(**r) for r in records(frame)])
 
 
-@router.get("/heatmap", response_model=Heatmap, responses=_ERRORS | _NOT_FOUND, summary="A camera's heatmap")
+@router.get("/heatmap", response_model=Heatmap, responses=ERRORS | MISSING, summary="A camera's heatmap")
 def heatmap(
     who: Reader,
     conn: Db,
@@ -122,7 +113,7 @@ def heatmap(
 @router.get(
     "/detection-quality",
     response_model=QualityList,
-    responses=_ERRORS,
+    responses=ERRORS,
     summary="How often analysts confirm each signal",
 )
 def quality(who: Reader, conn: Db, stores: Stores = None) -> QualityList:
@@ -132,7 +123,7 @@ def quality(who: Reader, conn: Db, stores: Stores = None) -> QualityList:
     return QualityList(items=[QualityRow(**r) for r in records(frame)])
 
 
-@router.get("/roi", response_model=RoiList, responses=_ERRORS, summary="Return on investment by month")
+@router.get("/roi", response_model=RoiList, responses=ERRORS, summary="Return on investment by month")
 def roi(
     who: Reader,
     conn: Db,

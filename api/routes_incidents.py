@@ -44,7 +44,7 @@ from api.models import (
     Problem,
     VerdictIn,
 )
-from api.routes_site import records
+from api.routes_site import not_found, records
 from privacy.access import (
     FILE_NAMES,
     EvidenceRequest,
@@ -59,7 +59,6 @@ from warehouse.incidents import incident_detail, incidents_page, record_verdict
 from warehouse.scope import REVIEW_STATES, RISK_LEVELS, STATUSES, Cursor, IncidentFilter, QueryError
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
-NOT_FOUND = "not found"
 SERVICE_VERDICT = "a service token cannot record a verdict yet: use a token of an account (tokens add --user)"
 PRIVATE = {"Cache-Control": "private, no-store"}  # evidence is never kept by a proxy
 LIMIT_MAX = 500
@@ -74,10 +73,6 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such incident, or not one of the token's stores."}
 }
 _IncidentId = Annotated[str, Path(description="The incident's id.", examples=["9f1c2e7a0b"])]
-
-
-def not_found() -> HTTPException:
-    return HTTPException(404, NOT_FOUND)
 
 
 # -- the list's filters, named as in the dashboard's export address ------------------------------

@@ -30,12 +30,13 @@ from warehouse.site_tables import cameras_in_scope, load_zones, stores_in_scope
 
 router = APIRouter(prefix="/v1", tags=["site"])
 NOT_FOUND = "not found"
-_ERRORS: dict[int | str, dict[str, Any]] = {
+# The error responses of the site and analytics routes (the same for both).
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid token."},
     403: {"model": Problem, "description": "The token lacks the `read` permission."},
     422: {"model": Problem, "description": "A parameter that makes no sense (named in the message)."},
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+MISSING: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such store or camera, or not one of the token's stores."}
 }
 
@@ -46,19 +47,18 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def not_found() -> HTTPException:
+    """The one 404 of the API: what does not exist and what is outside the token's stores."""
     return HTTPException(404, NOT_FOUND)
 
 
-@router.get("/stores", response_model=StoreList, responses=_ERRORS, summary="The token's stores")
+@router.get("/stores", response_model=StoreList, responses=ERRORS, summary="The token's stores")
 def stores(who: Reader, conn: Db) -> StoreList:
     """Every store the token may see."""
     rows = records(stores_in_scope(conn, who.scope))
     return StoreList(items=[Store(id=r["id"], name=r["name"], timezone=r["timezone"]) for r in rows])
 
 
-@router.get(
-    "/cameras", response_model=CameraList, responses=_ERRORS | _NOT_FOUND, summary="The token's cameras"
-)
+@router.get("/cameras", response_model=CameraList, responses=ERRORS | MISSING, summary="The token's cameras")
 def cameras(
     who: Reader,
     conn: Db,
@@ -73,7 +73,7 @@ def cameras(
     return CameraList(items=[Camera(**r) for r in rows])
 
 
-@router.get("/zones", response_model=ZoneList, responses=_ERRORS | _NOT_FOUND, summary="The cameras' zones")
+@router.get("/zones", response_model=ZoneList, responses=ERRORS | MISSING, summary="The cameras' zones")
 def zones(
     who: Reader,
     conn: Db,
@@ -96,7 +96,7 @@ def zones(
 
 
 @router.get(
-    "/cameras/health", response_model=CameraHealthList, responses=_ERRORS, summary="The cameras' health"
+    "/cameras/health", response_model=CameraHealthList, responses=ERRORS, summary="The cameras' health"
 )
 def cameras_health(who: Reader, conn: Db) -> CameraHealthList:
     """Each camera of the token's stores with its reader's newest report (`unknown` where no
