@@ -283,15 +283,14 @@ class OpenVinoYolo:
             if self._core is None:
                 msg = "the model was closed"
                 raise RuntimeError(msg)
+            if self.batch not in (1, None):  # an IR of a static batch takes its batch, one image too
+                return self._run_batched([image])[0]
             if self._free is None:
                 compiled = self._compiled_for_throughput()
                 self._free = queue.Queue()
                 for _ in range(self.streams):
                     self._free.put(compiled.create_infer_request())
             free = self._free
-        if self.batch not in (1, None):  # an IR of a static batch takes its batch, one image too
-            with self._lock:
-                return self._run_batched([image])[0]
         request = free.get()
         if request is None:  # closed while waiting
             free.put(None)
