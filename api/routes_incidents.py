@@ -17,9 +17,8 @@ one that does not exist, in every route.
   the unblurred ones never leave through the API. An attachment (`?download=1`) needs the
   `export` permission.
 - A verdict (`review` permission) is recorded by warehouse.incidents.record_verdict, as the
-  Review page records it, with the token's account as the reviewer. A service token's would
-  be `token:<name>`, which the seen marks cannot hold yet (they are kept per account): for now
-  a service token's verdict is refused (403) rather than failing.
+  Review page records it, with the token's account as the reviewer, or `token:<name>` for a
+  service token (which marks nothing seen: seen marks are an account's).
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ from warehouse.incidents import incident_detail, incidents_page, record_verdict
 from warehouse.scope import REVIEW_STATES, RISK_LEVELS, STATUSES, Cursor, IncidentFilter, QueryError
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
-SERVICE_VERDICT = "a service token cannot record a verdict yet: use a token of an account (tokens add --user)"
 PRIVATE = {"Cache-Control": "private, no-store"}  # evidence is never kept by a proxy
 LIMIT_MAX = 500
 _CURSOR_MAX = 512
@@ -271,12 +269,7 @@ def verdict(
 ) -> IncidentDetail:
     """Record the verdict and its note (the calibration learns from it), replacing any
     before; the reviewer recorded is the token's account, or `token:<name>`. Answers the
-    incident as it now is. (Not yet by a service token: 403.)"""
-    if who.user is None:
-        # record_verdict marks the incident seen by its reviewer, and what is seen is kept per
-        # account (incident_seen.username references users): `token:<name>` is none, and the
-        # verdict would fail with it. Until warehouse.seen leaves a non-account out, say so.
-        raise HTTPException(403, SERVICE_VERDICT)
+    incident as it now is."""
     if not valid_id(incident_id) or not record_verdict(
         conn,
         who.scope,

@@ -10,7 +10,6 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from api.routes_incidents import SERVICE_VERDICT
 from tests.api.conftest import Api, bearer, make_token
 from warehouse.accounts import disable_user
 from warehouse.api_tokens import revoke_token
@@ -86,13 +85,20 @@ def test_a_read_only_token_cannot_post_a_verdict_and_nothing_is_written(api: Api
     assert (missing.status_code, missing.json()) == (403, response.json())
 
 
-def test_a_service_tokens_verdict_is_refused_for_now_and_nothing_is_written(api: Api) -> None:
-    """warehouse.seen keeps seen marks per account; a service token has none (see the route)."""
+def test_a_service_tokens_verdict_is_recorded_by_its_name_and_marks_nothing_seen(api: Api) -> None:
+    """The reviewer is `token:<name>`; seen marks are an account's, so none is made for it."""
     before = verdicts(api)
-    response = api.post("/v1/incidents/l-0/verdict", "service", {"verdict": "confirmed"})
-    assert response.status_code == 403
-    assert response.json() == {"detail": SERVICE_VERDICT}
-    assert verdicts(api) == before
+    response = api.post("/v1/incidents/l-0/verdict", "service", {"verdict": "confirmed", "note": "SOC: seen"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    recorded = (body["review"], body["reviewed_by"], body["review_note"])
+    assert recorded == ("confirmed", "token:soc", "SOC: seen")
+    after = verdicts(api)
+    assert after["l-0"] == (True, "token:soc", "SOC: seen")
+    assert {k: v for k, v in after.items() if k != "l-0"} == {k: v for k, v in before.items() if k != "l-0"}
+    with connect(api.settings.database_dsn) as conn:
+        seen = conn.execute("SELECT username FROM incident_seen WHERE incident_id = 'l-0'").fetchall()
+    assert [r["username"] for r in seen if r["username"].startswith("token:")] == []
 
 
 def test_a_download_needs_the_export_permission_and_a_refusal_is_not_logged(api: Api) -> None:
