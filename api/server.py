@@ -4,6 +4,10 @@ A signal stops the server gracefully (requests in flight are finished, then the 
 with status 0). uvicorn would raise the signal again once it has stopped, ending the process
 by SIGTERM or with a KeyboardInterrupt; a command that was asked to stop and did has done what
 it was asked, so the signal is taken as the request to stop and nothing more.
+
+A request's address is its peer's, unless the peer is one of `api_trusted_proxies`: then it
+is the address that proxy put in X-Forwarded-For (uvicorn's proxy headers, trusted from those
+addresses only). None is trusted by default, so a client cannot forge its address.
 """
 
 from __future__ import annotations
@@ -34,17 +38,23 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
-    """Serve the API on host:port until a signal; the exit status (0: stopped when asked)."""
-    config = uvicorn.Config(
+def config_of(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> uvicorn.Config:
+    """uvicorn's configuration of the API on host:port."""
+    trusted = settings.api_trusted_proxies
+    return uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
         log_config=None,  # the command's logging (shrinkwatch.logs) stays as configured
         log_level=settings.log_level.lower(),
         server_header=False,
-        proxy_headers=False,  # the peer's address is the client's; no proxy header is trusted
+        proxy_headers=bool(trusted),  # with none trusted, the peer's address is the client's
+        forwarded_allow_ips=list(trusted) or None,
     )
-    server = _Server(config)
+
+
+def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """Serve the API on host:port until a signal; the exit status (0: stopped when asked)."""
+    server = _Server(config_of(settings, host=host, port=port))
     server.run()
     return 0 if server.started else 1

@@ -13,6 +13,7 @@ never the value); `Settings.secret` reads the value from the environment when it
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -247,6 +248,12 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies in front of the dashboard: from these, the client's "
         "address is the last one in X-Forwarded-For (sign-in throttling counts per client address).",
     )
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses (or networks, 10.0.0.0/8) of reverse proxies in front of `shrinkwatch api`: "
+        "from these, a request's address is taken from X-Forwarded-For (a token's last use, the evidence "
+        "access log); from any other peer the header is ignored. None by default.",
+    )
     dashboard_public_url: str | None = Field(
         None,
         description="The dashboard's address as people reach it (https://...): links in alerts, and "
@@ -307,12 +314,50 @@ class Settings(BaseSettings):
         False, description="Mark the sign-in cookie Secure (browsers send it over HTTPS only): on behind TLS."
     )
     camera_sim_port: int = Field(18080, ge=1, le=65535, description="camera-sim HTTP port.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the services' Prometheus /metrics listen on: loopback by default; 0.0.0.0 "
+        "(all) for a Prometheus on another machine (docs/OPERATIONS.md, Metrics).",
+    )
+    metrics_port: int = Field(
+        9560,
+        ge=0,
+        le=65000,
+        description="First port of the services' Prometheus /metrics: each role serves at this + its "
+        "offset (+10 per shard or flow process; docs/OPERATIONS.md, Metrics); 0 turns metrics off.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Each an IP address or network: a host name would silently trust nobody (uvicorn
+        compares addresses)."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                msg = f"{entry!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
+                raise ValueError(msg) from None
+        return value
+
+    @field_validator("dashboard_trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        """Each an IP address (the dashboard compares the peer's address with each)."""
+        for entry in value:
+            try:
+                ipaddress.ip_address(entry)
+            except ValueError:
+                msg = f"{entry!r} is not an IP address (e.g. 10.0.0.5)"
+                raise ValueError(msg) from None
+        return value
 
     @field_validator(*SECRET_SETTINGS)
     @classmethod

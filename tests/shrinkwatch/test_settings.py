@@ -41,6 +41,8 @@ def test_environment_wins_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("kafak_port: 1\n", "kafak_port"),
         ("imgsz: 100\n", "imgsz"),
         ("- a list\n", "mapping"),
+        ("api_trusted_proxies: [proxy.local]\n", "api_trusted_proxies: 'proxy.local' is not an IP address"),
+        ("dashboard_trusted_proxies: [10.0.0.0/8]\n", "dashboard_trusted_proxies: '10.0.0.0/8' is not an IP"),
     ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, content: str, key: str) -> None:
