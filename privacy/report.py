@@ -409,10 +409,18 @@ def _stored_blocks(stores: list[Store], settings: Settings) -> list[Block]:
                 (
                     "staff accounts and sign-ins",
                     "dashboard users' names, emails, roles and stores; their sessions; the addresses of "
-                    "failed sign-ins",
-                    (Code("users"), ", ", Code("user_sessions"), ", ", Code("sign_in_failures")),
+                    "failed sign-ins; API tokens (who they act for, their last use and its address)",
+                    (
+                        Code("users"),
+                        ", ",
+                        Code("user_sessions"),
+                        ", ",
+                        Code("sign_in_failures"),
+                        ", ",
+                        Code("api_tokens"),
+                    ),
                     "accounts kept (disabled, not deleted); sessions 30 days after they end; "
-                    "failed sign-ins 15 minutes",
+                    "failed sign-ins 15 minutes; API tokens 90 days after they are revoked or expire",
                 ),
                 (
                     "disclosures and access requests",

@@ -288,6 +288,17 @@ def revoke_token(conn: Connection, name_or_id: str, *, by: str) -> bool:
     return revoked > 0
 
 
+def purge_tokens(conn: Connection, keep: timedelta) -> int:
+    """Delete the tokens revoked or expired more than `keep` ago (their rows name who had
+    access, from where it was last used, and who ended it: kept that long, then forgotten);
+    returns how many. Live tokens, and those ended more recently, stay listed."""
+    return conn.execute(
+        """DELETE FROM api_tokens
+           WHERE least(coalesce(revoked_at, 'infinity'), coalesce(expires_at, 'infinity')) < now() - %s""",
+        (keep,),
+    ).rowcount
+
+
 def authenticate_token(conn: Connection, presented: str, *, client: str) -> ApiCaller | None:
     """The caller this token string acts as, or None: malformed, unknown, wrong secret, expired,
     revoked, or its user disabled or deleted (one answer for all). `client` is the address the

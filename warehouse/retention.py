@@ -11,10 +11,11 @@ Per-minute occupancy goes a UTC day at a time, by dropping the day's partition
 (warehouse.partitions) once all of the day is past the horizon; rows that wait in the
 default partition are deleted row by row under the same rule.
 
-Sign-in records go too once nothing needs them (`purge_sign_in_records`). Retention decides
-what goes when; the rows are deleted by the modules that own their tables
-(`warehouse.occupancy`, `warehouse.sessions`, `warehouse.sign_in_throttle`,
-`warehouse.single_sign_on`) and the partitions dropped by `warehouse.partitions`.
+Sign-in records go too once nothing needs them (`purge_sign_in_records`), and API tokens
+90 days after they were revoked or expired. Retention decides what goes when; the rows are
+deleted by the modules that own their tables (`warehouse.occupancy`, `warehouse.sessions`,
+`warehouse.sign_in_throttle`, `warehouse.single_sign_on`, `warehouse.api_tokens`) and the
+partitions dropped by `warehouse.partitions`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from warehouse.api_tokens import purge_tokens
 from warehouse.db import Connection
 from warehouse.occupancy import delete_rolled_up
 from warehouse.partitions import drop_partitions
@@ -63,12 +65,19 @@ def prune(conn: Connection, *, occupancy_days: int, heatmap_days: int) -> Pruned
     return Pruned(**deleted)
 
 
-def purge_sign_in_records(conn: Connection, *, keep_sessions: timedelta = timedelta(days=30)) -> int:
+def purge_sign_in_records(
+    conn: Connection,
+    *,
+    keep_sessions: timedelta = timedelta(days=30),
+    keep_tokens: timedelta = timedelta(days=90),
+) -> int:
     """Forget what sign-in no longer needs: failures past the throttling window, sessions
-    ended or expired more than `keep_sessions` ago, single sign-on attempts never finished.
-    Returns the rows removed (the rollup scheduler calls it with retention)."""
+    ended or expired more than `keep_sessions` ago, single sign-on attempts never finished,
+    API tokens revoked or expired more than `keep_tokens` ago. Returns the rows removed (the
+    rollup scheduler calls it with retention)."""
     with conn.transaction():
         removed = purge_failures(conn)
         removed += purge_sessions(conn, keep_sessions)
         removed += purge_sso_requests(conn)
+        removed += purge_tokens(conn, keep_tokens)
     return removed

@@ -20,6 +20,7 @@ from warehouse.accounts import (
     set_password,
     update_user,
 )
+from warehouse.api_tokens import add_token, list_tokens, revoke_token
 from warehouse.db import Connection, connect
 from warehouse.scope import Scope
 from warehouse.sessions import end_session, open_sessions, session_user, start_session
@@ -205,9 +206,22 @@ def test_old_sign_in_records_are_purged(conn: Connection) -> None:
         authenticate(conn, "ana", "a-wrong-guess", client="10.0.0.1")
     start_session(conn, "ana", hours=1)
     save_sso_request(conn, "state-1", "nonce", "verifier", "/")
+    for name in ("revoked-long-ago", "expired-long-ago", "revoked-lately", "live", "no-expiry"):
+        expires_in = None if name == "no-expiry" else timedelta(days=90)
+        add_token(conn, name=name, username="ana", created_by="tests", expires_in=expires_in)
     assert purge_sign_in_records(conn) == 0  # all of it still in use
     conn.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
     conn.execute("UPDATE user_sessions SET expires_at = now() - interval '31 days'")
     conn.execute("UPDATE sso_requests SET created_at = created_at - interval '11 minutes'")
     conn.commit()
-    assert purge_sign_in_records(conn) == 2 + 1 + 1  # (a failure per account and per address)
+    for name in ("revoked-long-ago", "revoked-lately"):
+        assert revoke_token(conn, name, by="tests")
+    ended = [("revoked-long-ago", "revoked_at", 91), ("revoked-lately", "revoked_at", 89)]
+    ended.append(("expired-long-ago", "expires_at", 91))
+    for name, column, days in ended:
+        ago = timedelta(days=days)
+        conn.execute(f"UPDATE api_tokens SET {column} = now() - %s WHERE name = %s", (ago, name))
+    conn.commit()
+    assert purge_sign_in_records(conn) == 2 + 1 + 1 + 2  # (a failure per account and per address)
+    left = {token.name for token in list_tokens(conn, include_revoked=True)}
+    assert left == {"revoked-lately", "live", "no-expiry"}
