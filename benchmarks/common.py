@@ -9,11 +9,14 @@ Ctrl-C). It refuses to run (SystemExit) when it cannot create its database, and 
 that destroy data (dropping the database, deleting the topics) refuse any database or prefix
 this process did not make. The one thing a run may leave on purpose is a seed kept for later
 runs (`keep_as_seed`, `--reuse-seed`): a database of its own name that later runs copy and
-never change.
+never change. The chain-scale benchmarks (warehouse_rollups, dashboard_pages, api_latency)
+share one seed of each size (`seed_database`); `chain` gives them their data seeded or copied
+and the rollups built.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import secrets
@@ -223,6 +226,54 @@ def services(settings: Settings, template: str | None = None) -> Iterator[Settin
             yield run
     finally:
         infra.down(settings, progress=lambda _m: None, only=set(started))
+
+
+def seed_database(days: int, stores: int, cameras: int) -> str:
+    """The name of the database a --reuse-seed run keeps its seed in, for runs of the same size."""
+    return f"sw_bench_seed_{days}d_{stores}s_{cameras}c"
+
+
+def chain_options(parser: argparse.ArgumentParser) -> None:
+    """The chain seed's size (--days 90, --stores 20, --cameras 10) and --reuse-seed."""
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--cameras", type=int, default=10)
+    parser.add_argument(
+        "--reuse-seed",
+        action="store_true",
+        help="Start from a copy of the seed an earlier --reuse-seed run of the same size kept (any of "
+        "warehouse_rollups, dashboard_pages, api_latency); without one, seed and keep one for the next run",
+    )
+
+
+@contextmanager
+def chain(args: argparse.Namespace, progress: Callable[[str], None] = print) -> Iterator[Settings]:
+    """The run's own services and data (services) holding the chain seed of chain_options' size:
+    seeded here (`warehouse seed`'s history up to this hour), or with --reuse-seed copied from
+    the kept seed (seeded, its rollups built, and kept first when there is none); the rollups
+    built or brought up to date. Yields the settings that name it."""
+    from warehouse.db import connect
+    from warehouse.rollups import run_rollups
+    from warehouse.seed import seed_history, seeded_stores
+
+    seed = seed_database(args.days, args.stores, args.cameras) if args.reuse_seed else None
+    with services(bench_settings(), template=seed) as settings:  # a database and topics of its own
+        dsn = settings.database_dsn
+        with connect(dsn) as conn:
+            seeded = seeded_stores(conn) == args.stores
+            if not seeded:
+                seed_history(
+                    conn,
+                    days=args.days,
+                    stores=args.stores,
+                    cameras=args.cameras,
+                    replace=True,
+                    progress=progress,
+                )
+        run_rollups(dsn, progress=lambda _m: None)
+        if not seeded and seed is not None:
+            keep_as_seed(dsn, seed)  # with its rollups: the next run need not build them again
+        yield settings
 
 
 def child_environment(settings: Settings, name: str) -> dict[str, str]:

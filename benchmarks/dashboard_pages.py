@@ -1,6 +1,6 @@
 """First render of each dashboard page, measured in the browser, on the chain-scale seed.
 
-Seeds (or, with --reuse-seed, reuses) the warehouse of `benchmarks.warehouse_rollups`
+Seeds (or, with --reuse-seed, reuses) the chain seed of `benchmarks.common.chain`
 (90 days x 20 stores x 10 cameras), builds the rollups, starts the dashboard, signs in with
 Debian's Chromium and loads every page `--loads` times: from asking for the page to its
 heading shown, Streamlit's script finished and every chart drawn. Target: p95 <= 1.5 s.
@@ -20,14 +20,11 @@ import sys
 import time
 import urllib.request
 
-from benchmarks.common import BENCH_HOME, bench_settings, child_environment, keep_as_seed, machine, services
-from benchmarks.warehouse_rollups import seed_database
+from benchmarks.common import BENCH_HOME, chain, chain_options, child_environment, machine
 from shrinkwatch.net import free_port
 from streamlit_app.browser import PAGES, browser_page, first_render_s, sign_in
 from warehouse.accounts import add_user, get_user, set_password
 from warehouse.db import connect
-from warehouse.rollups import run_rollups
-from warehouse.seed import seed_history, seeded_stores
 
 
 def p95(values: list[float]) -> float:
@@ -37,34 +34,12 @@ def p95(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--stores", type=int, default=20)
-    parser.add_argument("--cameras", type=int, default=10)
+    chain_options(parser)
     parser.add_argument("--loads", type=int, default=10)
-    parser.add_argument(
-        "--reuse-seed",
-        action="store_true",
-        help="Start from a copy of the seed an earlier --reuse-seed run kept (warehouse_rollups' too); "
-        "without one, seed and keep a copy for the next run",
-    )
     parser.add_argument("--verbose", action="store_true", help="Also print every load's time")
     args = parser.parse_args()
-    seed = seed_database(args.days, args.stores, args.cameras) if args.reuse_seed else None
-    with services(bench_settings(), template=seed) as settings:  # a database and topics of its own
+    with chain(args) as settings:  # a database and topics of its own, seeded, rollups built
         dsn = settings.database_dsn
-        with connect(dsn) as conn:
-            seeded = seeded_stores(conn) == args.stores
-            if not seeded:
-                seed_history(
-                    conn,
-                    days=args.days,
-                    stores=args.stores,
-                    cameras=args.cameras,
-                    replace=True,
-                    progress=print,
-                )
-        if not seeded and seed is not None:
-            keep_as_seed(dsn, seed)
         with connect(dsn) as conn:
             password = secrets.token_urlsafe(12)
             try:
@@ -74,7 +49,6 @@ def main() -> None:
                 conn.rollback()
                 add_user(conn, "bench", "analyst", password=password)
             incidents = conn.execute("SELECT count(*) AS n FROM incidents").fetchone()
-        run_rollups(dsn, progress=lambda _m: None)
         print(f"# dashboard pages on {incidents['n'] if incidents else 0} incidents; {machine()}", flush=True)
 
         port = free_port()

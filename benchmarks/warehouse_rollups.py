@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from benchmarks.common import bench_settings, keep_as_seed, machine, services
+from benchmarks.common import bench_settings, keep_as_seed, machine, seed_database, services
 from shrinkwatch.contracts import Incident, Signal
 from warehouse.analytics import camera_heatmap, footfall_by_zone, risk_pattern
 from warehouse.db import Connection, connect
@@ -34,11 +34,6 @@ from warehouse.scope import IncidentFilter, Scope
 from warehouse.seed import ZONES, seed_history, seeded_stores
 
 REPEAT = 10
-
-
-def seed_database(days: int, stores: int, cameras: int) -> str:
-    """The name of the database a --reuse-seed run keeps its seed in, for runs of the same size."""
-    return f"sw_bench_seed_{days}d_{stores}s_{cameras}c"
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
