@@ -1,0 +1,348 @@
+"""The integration API's latency on the chain seed, against the same query called in-process.
+
+Seeds (or, with --reuse-seed, reuses) the chain seed (benchmarks.common.chain: 90 days x 20
+stores x 10 cameras, rollups built), starts `shrinkwatch api` as a process of its own, as users
+run it, and makes two tokens as `shrinkwatch tokens add` makes them: an analyst's (every store)
+and a store manager's (one store). Then, for each token, a client over HTTP (httpx, one
+keep-alive connection) asks each question `--repeat` times, and in the same loop, turn about,
+the query layer answers it in-process: the function the route calls, with the same arguments
+(the scope the token has, the same filters, the cursor the API gave), on one open connection.
+Questions: the incident list's first page, a filtered page, the filtered pages after it
+following `next_cursor`, one incident, and two analytics questions about a store over its last
+30 days (risk patterns, the dashboard's analytics chart; footfall per zone). Each prints p50
+and p95 of both and the ratio API / in-process (p50): what HTTP, JSON, the request's own
+connection and its token check add. Before timing, each question's API answer is checked to be
+the in-process one (the same incidents, the same number of rows); a mismatch stops the run.
+
+SSE delivery (`--events`, once GET /v1/events exists): an analyst's stream is open while
+incident rows are written as the flow writes them (warehouse.incidents.upsert_incidents, one
+committed transaction per row, `--events` rows); each row's latency is from its commit
+returning to its event read from the stream, p50 and p95.
+
+Prints the CPU and its flags, and the load average before and after measuring (the figures of a
+shared machine are noisy; the ratio is what travels).
+Usage: python -m benchmarks.api_latency [--reuse-seed] [--repeat 50] [--events 50] [--days 90 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from api.routes_incidents import decode_cursor
+from benchmarks.common import BENCH_HOME, chain, chain_options, child_environment, machine
+from shrinkwatch.net import free_port
+from shrinkwatch.settings import Settings
+from warehouse.accounts import add_user
+from warehouse.analytics import footfall_by_zone, risk_patterns
+from warehouse.api_tokens import add_token, authenticate_token
+from warehouse.db import Connection, connect
+from warehouse.incidents import incident_detail, incidents_page
+from warehouse.scope import Cursor, IncidentFilter, Scope
+
+STORE = "seed-001"  # the store manager's, and the store the analytics questions are about
+PAGE = 50
+FOLLOWED = 4  # pages after the first, following next_cursor
+WARM_UP = 3
+TOKENS = {"analyst": "analyst", "manager": "store_manager"}
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question, asked over HTTP (`path`, `params`) and in-process (`local`, on a
+    connection)."""
+
+    name: str
+    path: str
+    params: dict[str, str]
+    local: Callable[[Connection], Any]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A question's timings in ms, over HTTP and in-process."""
+
+    name: str
+    api_ms: list[float]
+    local_ms: list[float]
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    """p50 and p95 (nearest rank) of the times."""
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def api_rows(answer: dict[str, Any]) -> list[str]:
+    """What an API answer holds, to compare with the in-process one: its incidents' ids, or
+    one mark per row of a list that has none, or the one incident's id."""
+    if "items" in answer:
+        return [str(item.get("incident_id", "row")) for item in answer["items"]]
+    return [str(answer["incident_id"])]
+
+
+def local_rows(result: Any) -> list[str]:
+    """The same for what the query layer returned (a DataFrame, a page and its cursor, or one
+    incident's row)."""
+    if isinstance(result, tuple):
+        result = result[0]
+    if isinstance(result, pd.DataFrame):
+        if "incident_id" in result.columns:
+            return [str(i) for i in result["incident_id"]]
+        return ["row"] * len(result)
+    return [str(result["incident_id"])]
+
+
+def last_day(conn: Connection) -> date:
+    """The seed's last day (a kept seed ends when it was made, not today)."""
+    row = conn.execute("SELECT max(started_at) AS last FROM incidents").fetchone()
+    if row is None or row["last"] is None:
+        msg = "the seed holds no incidents"
+        raise SystemExit(msg)
+    last: date = row["last"].date()
+    return last
+
+
+def make_tokens(conn: Connection) -> dict[str, str]:
+    """A read token of each kind of caller: `analyst` (every store), `manager` (STORE's manager)."""
+    tokens = {}
+    for name, role in TOKENS.items():
+        username = f"bench-{name}"
+        add_user(conn, username, role, password=None, stores=[STORE] if role == "store_manager" else [])
+        _token, secret = add_token(conn, name=f"bench-{name}", username=username, created_by="benchmark")
+        tokens[name] = secret
+    return tokens
+
+
+def cursors(client: httpx.Client, params: dict[str, str], pages: int) -> list[str]:
+    """The `next_cursor`s of the first `pages` pages of the list these filters ask for."""
+    found: list[str] = []
+    asked = dict(params)
+    for _ in range(pages):
+        page = client.get("/v1/incidents", params=asked).raise_for_status().json()
+        if page["next_cursor"] is None:
+            break
+        found.append(page["next_cursor"])
+        asked["cursor"] = page["next_cursor"]
+    return found
+
+
+def page_after(scope: Scope, filters: IncidentFilter, after: Cursor) -> Callable[[Connection], Any]:
+    """The query layer's page after a cursor."""
+    return lambda conn: incidents_page(conn, scope, filters, after=after, page_size=PAGE)
+
+
+def questions(client: httpx.Client, scope: Scope, end: date) -> list[Question]:
+    """The questions, each over HTTP and in-process with the same arguments; `client` (with
+    the token's header) finds the cursors and the incident to ask about."""
+    first = end - timedelta(days=29)
+    month = {"first_day": first.isoformat(), "last_day": end.isoformat()}
+    filtered = IncidentFilter(levels=("high", "medium"), review=("unreviewed", "confirmed"), first_day=first)
+    filtered_params = {"levels": "high,medium", "review": "unreviewed,confirmed"}
+    filtered_params["first_day"] = month["first_day"]
+    newest = client.get("/v1/incidents", params={"limit": "1"}).raise_for_status().json()["items"]
+    if not newest:
+        msg = "the token sees no incidents"
+        raise SystemExit(msg)
+    incident_id = newest[0]["incident_id"]
+    asked = [
+        Question(
+            "incidents, first page",
+            "/v1/incidents",
+            {"limit": str(PAGE)},
+            lambda conn: incidents_page(conn, scope, IncidentFilter(), page_size=PAGE),
+        ),
+        Question(
+            "incidents, a filtered page",
+            "/v1/incidents",
+            {**filtered_params, "limit": str(PAGE)},
+            lambda conn: incidents_page(conn, scope, filtered, page_size=PAGE),
+        ),
+    ]
+    for n, text in enumerate(cursors(client, {**filtered_params, "limit": str(PAGE)}, FOLLOWED), start=2):
+        asked.append(
+            Question(
+                f"  its page {n} (next_cursor)",
+                "/v1/incidents",
+                {**filtered_params, "limit": str(PAGE), "cursor": text},
+                page_after(scope, filtered, decode_cursor(text)),
+            )
+        )
+    return [
+        *asked,
+        Question(
+            "one incident",
+            f"/v1/incidents/{incident_id}",
+            {},
+            lambda conn: incident_detail(conn, scope, incident_id),
+        ),
+        Question(
+            "risk patterns, a store, 30 days",
+            "/v1/analytics/risk-patterns",
+            {**month, "stores": STORE},
+            lambda conn: risk_patterns(conn, scope, first, end, (STORE,)),
+        ),
+        Question(
+            "footfall, a store, 30 days",
+            "/v1/analytics/footfall",
+            {**month, "store": STORE},
+            lambda conn: footfall_by_zone(conn, scope, STORE, first, end),
+        ),
+    ]
+
+
+def ms_of(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def measure(client: httpx.Client, conn: Connection, question: Question, repeat: int) -> Figures:
+    """The question asked `repeat` times over HTTP and in-process, turn about (both see the
+    same moments of a noisy machine), after a check that both give the same answer."""
+    answer = client.get(question.path, params=question.params).raise_for_status().json()
+    if api_rows(answer) != local_rows(question.local(conn)):
+        msg = f"{question.name}: the API's answer is not the query layer's; not timing different questions"
+        raise SystemExit(msg)
+
+    def over_http() -> None:
+        client.get(question.path, params=question.params).raise_for_status()
+
+    def in_process() -> None:
+        question.local(conn)
+
+    for _ in range(WARM_UP):
+        over_http()
+        in_process()
+    api_ms, local_ms = [], []
+    for _ in range(repeat):
+        api_ms.append(ms_of(over_http))
+        local_ms.append(ms_of(in_process))
+    return Figures(question.name, api_ms, local_ms)
+
+
+def setup_figures(dsn: str, token: str, repeat: int) -> list[Figures]:
+    """What every request does before its query, timed in-process: open its own connection
+    (api.auth.connection: connect, and close when done), and check the token on it
+    (authenticate_token)."""
+
+    def connection() -> None:
+        with connect(dsn, autocommit=True):
+            pass
+
+    with connect(dsn, autocommit=True) as conn:
+
+        def token_check() -> None:
+            authenticate_token(conn, token, client="127.0.0.1")
+
+        figures = []
+        for name, fn in (("a request's own connection", connection), ("the token check", token_check)):
+            for _ in range(WARM_UP):
+                fn()
+            figures.append(Figures(f"  of which: {name}", [], [ms_of(fn) for _ in range(repeat)]))
+    return figures
+
+
+def line(caller: str, figures: Figures) -> str:
+    """A question's figures: API and in-process p50 / p95, and their ratio (p50s); only the
+    in-process ones for what has no API counterpart."""
+    l50, l95 = percentiles(figures.local_ms)
+    local = f"in-process p50 {l50:6.1f} ms p95 {l95:6.1f} ms"
+    if not figures.api_ms:
+        return f"{caller:8s} {figures.name:38s} {'':37s}| {local}"
+    a50, a95 = percentiles(figures.api_ms)
+    return (
+        f"{caller:8s} {figures.name:38s} api p50 {a50:6.1f} ms p95 {a95:6.1f} ms | {local} | "
+        f"{a50 / l50:5.1f}x"
+    )
+
+
+@contextmanager
+def running_api(settings: Settings) -> Iterator[str]:
+    """`shrinkwatch api` on a free port, as users run it, with the run's settings; its address.
+    Stopped with SIGTERM when the block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (BENCH_HOME / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "api", "--port", str(port)],
+        env=child_environment(settings, "api-settings"),
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                msg = f"shrinkwatch api exited ({proc.returncode}); see {BENCH_HOME / 'api.log'}"
+                raise SystemExit(msg)
+            try:
+                if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                msg = f"shrinkwatch api did not answer in 90 s; see {BENCH_HOME / 'api.log'}"
+                raise SystemExit(msg)
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def load() -> str:
+    one, five, _fifteen = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    chain_options(parser)
+    parser.add_argument("--repeat", type=int, default=50, help="Times each question is asked each way")
+    args = parser.parse_args()
+    with chain(args) as settings:  # a database and topics of its own, seeded, rollups built
+        dsn = settings.database_dsn
+        with connect(dsn) as conn:
+            tokens = make_tokens(conn)
+            end = last_day(conn)
+            count = conn.execute("SELECT count(*) AS n FROM incidents").fetchone()
+        print(
+            f"# api latency: {count['n'] if count else 0} incidents, {args.stores} stores, last day {end}, "
+            f"{args.repeat} of each; {machine()}",
+            flush=True,
+        )
+        with running_api(settings) as url, connect(dsn, autocommit=True) as conn:
+            print(f"# before measuring: {load()}", flush=True)
+            for caller, token in tokens.items():
+                found = authenticate_token(conn, token, client="127.0.0.1")
+                assert found is not None
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+                    for question in questions(client, found.scope, end):
+                        print(line(caller, measure(client, conn, question, args.repeat)), flush=True)
+                for figures in setup_figures(dsn, token, args.repeat):
+                    print(line(caller, figures), flush=True)
+            print(f"# after measuring: {load()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
