@@ -26,6 +26,9 @@ from tests.support import TEST_HOME
 
 # Ports apart from the defaults, so a developer's running demo and the suite coexist.
 TEST_PORTS = {"kafka_port": 29092, "kafka_controller_port": 29093, "postgres_port": 25432}
+# No /metrics unless a test asks for them (on a free port of its own): tests run many services
+# at once, and the fixed ports of shrinkwatch.metrics would be taken by one another.
+NO_METRICS = {"metrics_port": 0}
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +48,9 @@ def base_settings() -> Iterator[Settings]:
         if var.startswith("SHRINKWATCH_") and var != "SHRINKWATCH_SHARED_DIR":
             del os.environ[var]
     prefix = f"s{uuid.uuid4().hex[:8]}."  # `up` creates the contract topics under it
-    settings = load_settings(None, home=TEST_HOME, topic_prefix=prefix, **TEST_PORTS, **external)
+    settings = load_settings(
+        None, home=TEST_HOME, topic_prefix=prefix, **TEST_PORTS, **NO_METRICS, **external
+    )
     started = services.up(settings, progress=lambda m: print(f"[services] {m}", file=sys.stderr))
     yield settings
     delete_topics(settings.kafka_servers, [prefix])
@@ -88,6 +93,7 @@ def make_settings(base_settings: Settings, tmp_path: Path) -> Iterator[Callable[
             "topic_prefix": prefixes[-1],
             "topic_partitions": 2,
             "model": str(shared_file("models", "yolov8n.pt") or "yolov8n.pt"),
+            **NO_METRICS,
         }
         values.update(overrides)
         settings = load_settings(None, **values)
