@@ -27,30 +27,35 @@ Usage: python -m benchmarks.api_latency [--reuse-seed] [--repeat 50] [--events 5
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pandas as pd
 
+from api.app import endpoints
 from api.routes_incidents import decode_cursor
-from benchmarks.common import BENCH_HOME, chain, chain_options, child_environment, machine
+from benchmarks.common import chain, chain_options, child_environment, machine
+from shrinkwatch.contracts import Incident, Signal
 from shrinkwatch.net import free_port
 from shrinkwatch.settings import Settings
 from warehouse.accounts import add_user
 from warehouse.analytics import footfall_by_zone, risk_patterns
 from warehouse.api_tokens import add_token, authenticate_token
 from warehouse.db import Connection, connect
-from warehouse.incidents import incident_detail, incidents_page
+from warehouse.incidents import incident_detail, incidents_page, upsert_incidents
 from warehouse.scope import Cursor, IncidentFilter, Scope
 
 STORE = "seed-001"  # the store manager's, and the store the analytics questions are about
@@ -140,14 +145,16 @@ def cursors(client: httpx.Client, params: dict[str, str], pages: int) -> list[st
     return found
 
 
-def page_after(scope: Scope, filters: IncidentFilter, after: Cursor) -> Callable[[Connection], Any]:
+def page_after(
+    scope: Scope, filters: IncidentFilter, after: Cursor, page: int
+) -> Callable[[Connection], Any]:
     """The query layer's page after a cursor."""
-    return lambda conn: incidents_page(conn, scope, filters, after=after, page_size=PAGE)
+    return lambda conn: incidents_page(conn, scope, filters, after=after, page_size=page)
 
 
-def questions(client: httpx.Client, scope: Scope, end: date) -> list[Question]:
-    """The questions, each over HTTP and in-process with the same arguments; `client` (with
-    the token's header) finds the cursors and the incident to ask about."""
+def questions(client: httpx.Client, scope: Scope, end: date, page: int = PAGE) -> list[Question]:
+    """The questions, each over HTTP and in-process with the same arguments (incident pages of
+    `page`); `client` (with the token's header) finds the cursors and the incident to ask about."""
     first = end - timedelta(days=29)
     month = {"first_day": first.isoformat(), "last_day": end.isoformat()}
     filtered = IncidentFilter(levels=("high", "medium"), review=("unreviewed", "confirmed"), first_day=first)
@@ -162,23 +169,23 @@ def questions(client: httpx.Client, scope: Scope, end: date) -> list[Question]:
         Question(
             "incidents, first page",
             "/v1/incidents",
-            {"limit": str(PAGE)},
-            lambda conn: incidents_page(conn, scope, IncidentFilter(), page_size=PAGE),
+            {"limit": str(page)},
+            lambda conn: incidents_page(conn, scope, IncidentFilter(), page_size=page),
         ),
         Question(
             "incidents, a filtered page",
             "/v1/incidents",
-            {**filtered_params, "limit": str(PAGE)},
-            lambda conn: incidents_page(conn, scope, filtered, page_size=PAGE),
+            {**filtered_params, "limit": str(page)},
+            lambda conn: incidents_page(conn, scope, filtered, page_size=page),
         ),
     ]
-    for n, text in enumerate(cursors(client, {**filtered_params, "limit": str(PAGE)}, FOLLOWED), start=2):
+    for n, text in enumerate(cursors(client, {**filtered_params, "limit": str(page)}, FOLLOWED), start=2):
         asked.append(
             Question(
                 f"  its page {n} (next_cursor)",
                 "/v1/incidents",
-                {**filtered_params, "limit": str(PAGE), "cursor": text},
-                page_after(scope, filtered, decode_cursor(text)),
+                {**filtered_params, "limit": str(page), "cursor": text},
+                page_after(scope, filtered, decode_cursor(text), page),
             )
         )
     return [
@@ -272,11 +279,13 @@ def line(caller: str, figures: Figures) -> str:
 
 @contextmanager
 def running_api(settings: Settings) -> Iterator[str]:
-    """`shrinkwatch api` on a free port, as users run it, with the run's settings; its address.
-    Stopped with SIGTERM when the block ends."""
+    """`shrinkwatch api` on a free port, as users run it, with the run's settings (its output
+    in HOME/api.log); its address. Stopped with SIGTERM when the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (BENCH_HOME / "api.log").open("wb")
+    path = settings.home / "api.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "api", "--port", str(port)],
         env=child_environment(settings, "api-settings"),
@@ -287,7 +296,7 @@ def running_api(settings: Settings) -> Iterator[str]:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                msg = f"shrinkwatch api exited ({proc.returncode}); see {BENCH_HOME / 'api.log'}"
+                msg = f"shrinkwatch api exited ({proc.returncode}); see {path}"
                 raise SystemExit(msg)
             try:
                 if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
@@ -295,7 +304,7 @@ def running_api(settings: Settings) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                msg = f"shrinkwatch api did not answer in 90 s; see {BENCH_HOME / 'api.log'}"
+                msg = f"shrinkwatch api did not answer in 90 s; see {path}"
                 raise SystemExit(msg)
             time.sleep(0.3)
         yield url
@@ -309,6 +318,135 @@ def running_api(settings: Settings) -> Iterator[str]:
         log.close()
 
 
+# -- SSE delivery -----------------------------------------------------------------------------------
+def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """The (type, data) of each event in a text/event-stream's lines, by the stream format's
+    rules: `field: value` lines (one space after the colon dropped), `:` comments, an event
+    ended by a blank line, data lines joined by newlines, type `message` when none is named."""
+    kind, data = "", []
+    for text in lines:
+        if not text:
+            if data:
+                yield kind or "message", "\n".join(data)
+            kind, data = "", []
+            continue
+        name, _, value = text.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            kind = value
+        elif name == "data":
+            data.append(value)
+
+
+class EventStream:
+    """GET /v1/events, open and read in a thread: when each incident's first `incident` event
+    was read (time.perf_counter)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._client = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(30, read=None)
+        )
+        self._received: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._read, name="sse-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            with self._client.stream("GET", "/v1/events") as response:
+                response.raise_for_status()
+                for kind, data in sse_events(response.iter_lines()):
+                    if kind == "incident":
+                        incident_id = json.loads(data)["incident_id"]
+                        with self._lock:
+                            self._received.setdefault(incident_id, time.perf_counter())
+        except Exception as exc:  # a stream that ends or fails is the run's finding, said once
+            if not self._closing:
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def received(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._received)
+
+    def close(self) -> None:
+        self._closing = True
+        self._client.close()
+        self._thread.join(timeout=10)
+
+
+def sse_incident(incident_id: str, camera_id: str) -> Incident:
+    """A new incident as the flow writes it when it opens one (version 1, open, now)."""
+    now = datetime.now(UTC)
+    return Incident(
+        incident_id=incident_id,
+        version=1,
+        store_id=STORE,
+        camera_id=camera_id,
+        track_id=1,
+        incident_type="loitering_high_value",
+        risk_score=0.6,
+        risk_level="medium",
+        status="open",
+        started_at=now,
+        updated_at=now,
+        zone_ids=["z-shelf"],
+        signals=[Signal(name="dwell_high_value_s", value=40.0, contribution=0.6)],
+    )
+
+
+def polled(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """True once `condition` holds, False if it has not after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def sse_latencies(dsn: str, url: str, token: str, count: int, every_s: float) -> tuple[list[float], int]:
+    """Write `count` new incidents of STORE, one committed row every `every_s` (as the flow's
+    upsert_incidents writes them), with an analyst's stream open; each row's ms from its commit
+    returning to its event read, and how many never came (30 s after the last row)."""
+    prefix = f"bench-sse-{secrets.token_hex(3)}"
+    camera_id = f"{STORE}-cam-01"
+    stream = EventStream(url, token)
+    try:
+        with connect(dsn, autocommit=True) as conn:
+            # The stream starts "now" once it is open: a probe's event says that it is (one row
+            # every half second until one comes, as one written before that moment never will).
+            probes: list[str] = []
+
+            def came() -> bool:
+                return not set(probes).isdisjoint(stream.received()) or stream.error is not None
+
+            def probed() -> bool:
+                probes.append(f"{prefix}-open-{len(probes)}")
+                upsert_incidents(conn, [sse_incident(probes[-1], camera_id)])
+                return polled(came, 0.5)
+
+            if not polled(probed, 60):
+                msg = "SSE: GET /v1/events sent no event in 60 s for new incidents in its scope"
+                raise SystemExit(msg)
+            committed: dict[str, float] = {}
+            for n in range(count):
+                incident = sse_incident(f"{prefix}-{n}", camera_id)
+                upsert_incidents(conn, [incident])  # its own transaction, committed when it returns
+                committed[incident.incident_id] = time.perf_counter()
+                time.sleep(every_s)  # the pace of the writes, not a wait for anything
+        polled(lambda: committed.keys() <= stream.received().keys() or stream.error is not None, 30)
+        received = stream.received()
+    finally:
+        stream.close()
+    if stream.error is not None:
+        msg = f"SSE: the stream failed: {stream.error}"
+        raise SystemExit(msg)
+    latencies = [(received[i] - t) * 1000 for i, t in committed.items() if i in received]
+    return latencies, count - len(latencies)
+
+
 def load() -> str:
     one, five, _fifteen = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
@@ -318,6 +456,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     chain_options(parser)
     parser.add_argument("--repeat", type=int, default=50, help="Times each question is asked each way")
+    parser.add_argument("--events", type=int, default=50, help="Incident rows written for the SSE latency")
+    parser.add_argument("--every", type=float, default=0.2, help="Seconds between those rows")
     args = parser.parse_args()
     with chain(args) as settings:  # a database and topics of its own, seeded, rollups built
         dsn = settings.database_dsn
@@ -341,6 +481,17 @@ def main() -> None:
                         print(line(caller, measure(client, conn, question, args.repeat)), flush=True)
                 for figures in setup_figures(dsn, token, args.repeat):
                     print(line(caller, figures), flush=True)
+            if ("/v1/events", "GET") in endpoints():
+                latencies, missing = sse_latencies(dsn, url, tokens["analyst"], args.events, args.every)
+                e50, e95 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
+                print(
+                    f"{'analyst':8s} {'SSE: incident row committed -> event':38s} p50 {e50:6.1f} ms "
+                    f"p95 {e95:6.1f} ms over {len(latencies)} rows, one every {args.every} s; "
+                    f"{missing} never came",
+                    flush=True,
+                )
+            else:
+                print("# SSE: this API serves no GET /v1/events yet; not measured", flush=True)
             print(f"# after measuring: {load()}", flush=True)
 
 
