@@ -265,7 +265,9 @@ def whole_store(args: argparse.Namespace, settings: Settings) -> None:
         flush=True,
     )
     ports = [free_port() for _ in range(args.cameras)]
-    settings = settings.model_copy(update={"dashboard_port": free_port(), "flow_cluster_port": free_port()})
+    settings = settings.model_copy(
+        update={"dashboard_port": free_port(), "api_port": free_port(), "flow_cluster_port": free_port()}
+    )
     serve = (
         "import sys; from pathlib import Path; from detector.camera_sim import serve_encoded; "
         "serve_encoded(Path(sys.argv[1]), [int(p) for p in sys.argv[2:]], announce=lambda _m: None)"

@@ -612,6 +612,7 @@ def main() -> None:
                 "smtp_port": sink.port,
                 "smtp_security": "none",
                 "dashboard_port": port,
+                "api_port": free_port(),
                 "dashboard_public_url": url,
                 "rollups_interval_s": 60.0,
                 "calibration_interval_s": 300.0,

@@ -333,7 +333,7 @@ def trial(
     from warehouse.site_tables import apply_site_config
 
     result = Trial(count, variant)
-    ports = free_ports(count + 1)
+    ports = free_ports(count + 2)
     cameras = [(f"cam-{i + 1}", port) for i, port in enumerate(ports[:count])]
     ids = [c for c, _ in cameras]
     with (
@@ -346,6 +346,7 @@ def trial(
             update={
                 "home": home,
                 "dashboard_port": ports[count],
+                "api_port": ports[count + 1],
                 "loiter_threshold_s": LOITER_S,
                 "incident_update_s": UPDATE_S,
                 **overrides,

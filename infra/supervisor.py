@@ -81,13 +81,14 @@ CENTRAL = (
     Service("privacy", ("privacy", "purge", "--schedule"), BACKGROUND),
     Service("alerts", ("alerts", "run")),
     Service("dashboard", ("app",), BACKGROUND),
+    Service("api", ("api",), BACKGROUND),
 )
 STORE = (Service("cameras", ("detect",)),)
 
 
 def services_of(role: str) -> tuple[Service, ...]:
     """The services a role runs: `store` the camera readers, `central` the flows, schedulers,
-    alerts and dashboard, `all` both (one box for everything)."""
+    alerts, dashboard and API, `all` both (one box for everything)."""
     if role == "store":
         return STORE
     if role == "central":

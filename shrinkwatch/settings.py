@@ -248,6 +248,13 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies in front of the dashboard: from these, the client's "
         "address is the last one in X-Forwarded-For (sign-in throttling counts per client address).",
     )
+    api_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address `shrinkwatch api` listens on: loopback by default (put a TLS reverse proxy in "
+        "front to serve a network); 0.0.0.0 in a container.",
+    )
+    api_port: int = Field(8600, ge=1, le=65535, description="`shrinkwatch api`'s HTTP port.")
     api_trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses (or networks, 10.0.0.0/8) of reverse proxies in front of `shrinkwatch api`: "

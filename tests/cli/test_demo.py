@@ -18,7 +18,7 @@ from warehouse.seed import seeded_stores
 @pytest.mark.slow
 @needs_footage
 def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_path: Path) -> None:
-    settings = make_settings(camera_sim_port=free_port(), dashboard_port=free_port())
+    settings = make_settings(camera_sim_port=free_port(), dashboard_port=free_port(), api_port=free_port())
     result = run_cli(["demo", "--until-incidents", "1"], env=cli_env(settings, tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stderr
@@ -28,6 +28,7 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
     stopped = re.findall(r"^  (\S+): stopped$", out, flags=re.MULTILINE)
     assert stopped == [
         "cameras",
+        "api",
         "dashboard",
         "alerts",
         "privacy",

@@ -24,6 +24,7 @@ CENTRAL = [
     "privacy",
     "alerts",
     "dashboard",
+    "api",
 ]
 
 
@@ -46,7 +47,7 @@ def _wait(condition: Any, what: str, limit_s: float = 180.0) -> Any:
 
 
 def test_run_restarts_a_killed_service_and_stops_all_on_sigterm(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"dashboard_port": free_port()})
+    settings = settings.model_copy(update={"dashboard_port": free_port(), "api_port": free_port()})
     env = cli_env(settings, tmp_path)
     log = tmp_path / "run.log"
     proc = spawn_cli(["run", "--role", "central"], env, log)
@@ -85,6 +86,7 @@ def test_run_restarts_a_killed_service_and_stops_all_on_sigterm(settings: Settin
         assert rows["incidents-flow"][6].startswith("killed by SIGKILL")
         assert rows["alerts"][5] == "0 msg"  # lag: nothing published, nothing behind
         assert rows["dashboard"][4:6] == ["0", "-"]  # reads no topic
+        assert rows["api"][4:6] == ["0", "-"]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)

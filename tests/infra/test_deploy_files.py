@@ -62,6 +62,7 @@ EVIDENCE_UNITS = {
     "shrinkwatch-privacy.service",
     "shrinkwatch-alerts.service",
     "shrinkwatch-dashboard.service",
+    "shrinkwatch-api.service",
 }
 
 

@@ -230,4 +230,5 @@ def test_background_services_run_niced_and_the_others_at_the_supervisors_priorit
         "rollups",
         "privacy",
         "dashboard",
+        "api",
     }
