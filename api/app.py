@@ -6,6 +6,10 @@ traceback: a parameter FastAPI cannot read (a day that is not a date, a limit ou
 and a filter that makes no sense (warehouse.scope.QueryError) are 422 with the parameter's
 name first; PostgreSQL not answering is 503 with Retry-After. Nothing a caller sent is echoed
 back beyond the parameter's name, so a token pasted in the wrong place is not repeated.
+
+Prometheus metrics (api.metrics) are served at `/metrics` on the API's own port, with no
+token (docs/API.md, "Metrics", says why); every other request is counted and timed by route
+template and status (`RequestMetrics`).
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import logging
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from api import routes_analytics, routes_incidents, routes_site
+from api import routes_analytics, routes_events, routes_incidents, routes_site
+from api.metrics import METRICS_PATH, RequestMetrics
+from shrinkwatch.metrics import exposition, mark_build
 from shrinkwatch.settings import Settings
 from warehouse.db import DatabaseUnreachable
 from warehouse.scope import QueryError
 
 log = logging.getLogger(__name__)
-ROUTERS = (routes_site.router, routes_incidents.router, routes_analytics.router)
+ROUTERS = (routes_site.router, routes_incidents.router, routes_analytics.router, routes_events.router)
 
 VERSION = "1"
 RETRY_AFTER_S = 5
@@ -66,6 +72,12 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def metrics() -> Response:
+    """This process's Prometheus metrics (api.metrics), in the text exposition format."""
+    body, content_type = exposition()
+    return Response(body, headers={"Content-Type": content_type})
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API over the warehouse these settings name (nothing is connected until a request)."""
     app = FastAPI(
@@ -83,6 +95,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(RequestMetrics)
+    mark_build("api")
     return app
 
 

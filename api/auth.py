@@ -10,6 +10,8 @@ permissions (read, review, export) and the name the access log and verdicts reco
   each (`Problem` "missing, invalid, revoked or expired token") and `WWW-Authenticate: Bearer`,
   so nothing tells a guessed token from a revoked one.
 - A valid token without the permission a route needs: 403 naming the permission.
+- Each token presented and refused counts as a sign-in failure (api.metrics,
+  `shrinkwatch_sign_in_failures_total{surface="api"}`); a request with no token does not.
 - Anything outside the token's stores is the 404 of something that does not exist (the routes'
   business: they read through the query layer with the caller's scope).
 """
@@ -22,6 +24,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.metrics import SIGN_IN_FAILURES
 from shrinkwatch.settings import Settings
 from warehouse.api_tokens import ApiCaller, authenticate_token
 from warehouse.db import Connection, connect
@@ -72,9 +75,11 @@ def caller(
         raise unauthorised()
     presented = credentials.credentials
     if not presented or len(presented) > _TOKEN_MAX or not (presented.isascii() and presented.isprintable()):
+        SIGN_IN_FAILURES.labels("api").inc()
         raise unauthorised()
     found = authenticate_token(conn, presented, client=client_of(request))
     if found is None:
+        SIGN_IN_FAILURES.labels("api").inc()
         raise unauthorised()
     return found
 
