@@ -57,6 +57,7 @@ def _demo_inputs(settings: Settings, video: Path | None) -> tuple[Path, Path]:
 
 
 DEMO_USER = "demo"
+DEMO_TOKEN = "demo"  # the API token made for each run
 
 
 def _demo_account(conn: Connection) -> str:
@@ -71,6 +72,24 @@ def _demo_account(conn: Connection) -> str:
     else:
         add_user(conn, DEMO_USER, "admin", password=password, display_name="Demo admin")
     return password
+
+
+def _demo_token(conn: Connection) -> str:
+    """A new API token for the demo's admin for this run (returned); the last run's revoked."""
+    from datetime import timedelta
+
+    from warehouse.api_tokens import add_token, revoke_token
+
+    revoke_token(conn, DEMO_TOKEN, by="demo")
+    _token, secret = add_token(
+        conn,
+        name=DEMO_TOKEN,
+        username=DEMO_USER,
+        permissions=("read", "review", "export"),
+        expires_in=timedelta(days=1),
+        created_by="demo",
+    )
+    return secret
 
 
 def _count_incidents(dsn: str, since: datetime) -> int:
@@ -96,6 +115,7 @@ def run_demo(
     for port, what in (
         (settings.camera_sim_port, "camera_sim_port"),
         (settings.dashboard_port, "dashboard_port"),
+        (settings.api_port, "api_port"),
     ):
         if port_open(port):
             msg = f"port {port} is in use; set SHRINKWATCH_{what.upper()} to a free port"
@@ -122,6 +142,7 @@ def run_demo(
                 say("== seeding 14 days of synthetic history for the analytics (stores seed-*)")
                 seed_history(conn, days=14, stores=2, cameras=2, progress=lambda m: say(f"  {m}"))
             password = _demo_account(conn)
+            token = _demo_token(conn)
         say(
             f"  demo site applied: store demo-store, camera {CAMERA_ID} <- {stream_url}, "
             "alert recipient demo-manager"
@@ -152,6 +173,8 @@ def run_demo(
         say(f"  loitering threshold {loiter_threshold_s:g} s")
         say(f"  dashboard: {dashboard_url(settings)}   (Ctrl-C stops the demo)")
         say(f"  sign in as {DEMO_USER} / {password}   (a new password each run)")
+        api = f"http://127.0.0.1:{settings.api_port}"
+        say(f"  API: {api}/docs   token {token}   (a new token each run, for a day)")
         say(f"  alert email for the demo store's manager lands in {sink.folder} (.eml files)")
         return _watch(settings, sup, stop, t0, duration_s, until_incidents, say)
     finally:

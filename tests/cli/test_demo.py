@@ -24,6 +24,7 @@ def test_demo_reaches_an_incident_and_stops_everything(make_settings: Any, tmp_p
     out = result.stderr
     assert "** first incident after" in out
     assert f"dashboard: http://127.0.0.1:{settings.dashboard_port}" in out
+    assert f"API: http://127.0.0.1:{settings.api_port}/docs   token swt_" in out
     # The services of `shrinkwatch run --role all`, supervised, stopped in reverse order.
     stopped = re.findall(r"^  (\S+): stopped$", out, flags=re.MULTILINE)
     assert stopped == [
