@@ -70,12 +70,16 @@ def detect(
 ) -> None:
     """Read the configured cameras, run YOLOv8 + ByteTrack, publish sw.detections."""
     from detector.runner import DetectOptions, run_detect
+    from detector.shards import Shard
+    from shrinkwatch.metrics import serve
 
     settings = settings_of(ctx)
     if shard is not None:
         camera = shard_cameras(settings, shard, shard_by, camera)
         if not camera:
             raise typer.Exit(0)
+    if not check:  # /metrics at metrics_port + 10 x the shard (shrinkwatch.metrics)
+        serve(settings, "detect", instance=Shard.parse(shard).index if shard is not None else 0)
     options = DetectOptions(
         camera_ids=camera or None,
         realtime=pace is Pace.realtime,

@@ -12,6 +12,10 @@ published, and the frame is counted for its camera (`capped`; the camera's healt
 and the log once per camera). Any other message over the bound, or one the producer refuses,
 is dropped and counted (`too_large`, `failed`); one the broker refuses (a topic with a smaller
 max.message.bytes) comes back as a failed delivery, counted. None of them stops the pump.
+
+A frame published with its camera's metrics (detector.metrics) counts for that camera in
+`shrinkwatch_camera_frames_dropped_total{reason="publisher_queue"}` when the buffer drops it,
+and its publish lag (capture to the broker's acknowledgement) is observed when it is delivered.
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ import logging
 import threading
 import time
 from collections import deque
+from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from detector.metrics import CameraMetrics
 from shrinkwatch.contracts import MAX_MESSAGE_BYTES, CameraHealth, Detection, encode
 from shrinkwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
 OVERHEAD_BYTES = 1024  # the key and the record's framing, within message.max.bytes
+# A buffered message: topic, key, value, and for a frame its camera's metrics and capture time
+# (unix seconds), else None.
+Queued = tuple[str, bytes, bytes, CameraMetrics | None, float | None]
 
 
 def fit_objects(detection: Detection, limit: int) -> tuple[Detection, bytes]:
@@ -81,7 +90,7 @@ class Publisher:
                 "log_level": 0,
             }
         )
-        self._buffer: deque[tuple[str, bytes, bytes]] = deque()
+        self._buffer: deque[Queued] = deque()
         self._bound = buffer_messages
         self.limit = max_message_bytes - OVERHEAD_BYTES
         self._lock = threading.Lock()
@@ -113,12 +122,26 @@ class Publisher:
         else:
             self._refused(msg.topic() or "?", err)
 
+    def _on_frame_delivery(
+        self, metrics: CameraMetrics, captured_at: float, err: KafkaError | None, msg: Message
+    ) -> None:
+        if err is None:
+            metrics.publish_lag.observe(max(0.0, time.time() - captured_at))
+        self._on_delivery(err, msg)
+
     def _refused(self, topic: str, err: KafkaError | Exception) -> None:
         self.failed += 1
         self.last_error = err.str() if isinstance(err, KafkaError) else str(err)
         log.warning("Kafka refused a message to %s (%s): dropped", topic, self.last_error)
 
-    def _enqueue(self, topic: str, key: str, value: bytes) -> None:
+    def _enqueue(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        metrics: CameraMetrics | None = None,
+        captured_at: float | None = None,
+    ) -> None:
         if len(value) > self.limit:
             self.too_large += 1
             log.warning(
@@ -127,13 +150,19 @@ class Publisher:
             return
         with self._lock:
             if len(self._buffer) >= self._bound:
-                self._buffer.popleft()
+                oldest = self._buffer.popleft()[3]
                 self.dropped += 1
-            self._buffer.append((topic, key.encode(), value))
+                if oldest is not None:
+                    oldest.dropped_queue.inc()
+            self._buffer.append((topic, key.encode(), value, metrics, captured_at))
         self._wake.set()
 
-    def publish(self, detection: Detection) -> None:
-        """Queue one analysed frame (key = camera_id); returns at once. Capped to fit (above)."""
+    def publish(
+        self, detection: Detection, metrics: CameraMetrics | None = None, captured_at: float | None = None
+    ) -> None:
+        """Queue one analysed frame (key = camera_id); returns at once. Capped to fit (above).
+        With its camera's `metrics` and its capture time (`captured_at`, unix seconds; default
+        now), a drop and the publish lag are recorded for the camera."""
         value = encode(detection)
         if len(value) > self.limit:
             fitted, value = fit_objects(detection, self.limit)
@@ -147,7 +176,9 @@ class Publisher:
                     len(fitted.objects),
                 )
             self.capped[camera] = self.capped.get(camera, 0) + 1
-        self._enqueue(self.detections_topic, detection.camera_id, value)
+        if metrics is not None and captured_at is None:
+            captured_at = time.time()
+        self._enqueue(self.detections_topic, detection.camera_id, value, metrics, captured_at)
 
     def publish_health(self, health: CameraHealth) -> None:
         """Queue one camera-health event (key = camera_id)."""
@@ -158,9 +189,14 @@ class Publisher:
             with self._lock:
                 if not self._buffer:
                     return
-                topic, key, value = self._buffer[0]
+                topic, key, value, metrics, captured_at = self._buffer[0]
+                delivered = (
+                    self._on_delivery
+                    if metrics is None or captured_at is None
+                    else partial(self._on_frame_delivery, metrics, captured_at)
+                )
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                    self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
                 except BufferError:
                     return  # the producer is full (the broker is slow or away): keep it here
                 except KafkaException as exc:  # refused for good (too large, ...): never retried

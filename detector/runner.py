@@ -57,6 +57,7 @@ import numpy as np
 from detector.evidence import EvidenceRecorder, FrameRing
 from detector.export import BACKEND_NAMES, resolve_model_path
 from detector.health import Observation, Sample, assess
+from detector.metrics import CameraMetrics
 from detector.model import Boxes, Detector
 from detector.motion import MotionGate
 from detector.pose import attach_keypoints
@@ -173,6 +174,7 @@ class CameraWorker(threading.Thread):
         self.privacy = privacy_zones(camera)
         # The model, called alone (the detector's own lock) or through an InferScheduler.
         self.infer = infer or detector.infer_faint
+        self.metrics = CameraMetrics.of(camera.store_id, camera.id)
 
     def run(self) -> None:
         cam = self.camera
@@ -188,7 +190,13 @@ class CameraWorker(threading.Thread):
             objects: list[DetectedObject] = []  # published
             shown: list[DetectedObject] = []  # everyone as seen in the frame: for the ring (redaction)
             hidden: list[DetectedObject] = []  # standing in a privacy zone
+            live = self.source if isinstance(self.source, LiveSource) else None
+            behind = 0  # the live source's missed ticks, counted so far
+            metrics = self.metrics
             for frame in self.source.frames(self.stop):
+                # Capture time: a live frame's arrival; a file's frame (stamped with the
+                # file's own clock) when it was read.
+                captured_at = frame.ts.timestamp() if live is not None else time.time()
                 height, width = frame.image.shape[:2]
                 black_out(frame.image, self.privacy)
                 # Nothing moved: the objects are where they were, and the tracks stay alive.
@@ -205,8 +213,14 @@ class CameraWorker(threading.Thread):
                         frame_w=width,
                         frame_h=height,
                         objects=objects,
-                    )
+                    ),
+                    metrics,
+                    captured_at,
                 )
+                metrics.analysed.inc()
+                if live is not None and live.behind != behind:
+                    metrics.dropped_behind.inc(live.behind - behind)
+                    behind = live.behind
                 if self.ring is not None:
                     self.ring.add(frame.image, frame.ts, shown)
                 self.stats.frames += 1
@@ -224,10 +238,15 @@ class CameraWorker(threading.Thread):
             log.exception("camera %s failed", cam.id)
         finally:
             self.stats.done = True
+            self.metrics.up.set(0)
 
     def analyse(self, tracker: CameraTracker, image: np.ndarray) -> Analysed:
-        """One frame through the model, the tracker and the pose model (analyse_frame)."""
-        return track_frame(self.detector, tracker, image, self.infer(image), self.privacy)
+        """One frame through the model (timed: the camera's inference seconds), the tracker
+        and the pose model (analyse_frame)."""
+        started = time.perf_counter()
+        found = self.infer(image)
+        self.metrics.inference.observe(time.perf_counter() - started)
+        return track_frame(self.detector, tracker, image, found, self.privacy)
 
     def running(self) -> list[str]:
         """The names of this camera's threads that are still running: the worker, and the
@@ -301,6 +320,8 @@ class HealthMonitor:
             self._capped[camera] = capped
             self._samples[worker.camera.id] = current
             self.publisher.publish_health(health)
+            reading = health.status in ("online", "degraded") and not worker.stats.done
+            worker.metrics.up.set(1 if reading else 0)
             before = self._status.get(worker.camera.id)
             if before != health.status:
                 self._status[worker.camera.id] = health.status

@@ -27,7 +27,9 @@ whenever it is decoded.
 A live camera's frame is taken fresh: at a tick of the target fps that the reader reached
 with nothing to do, the newest frame may already be a camera frame old (100 ms at 10 fps),
 which is latency before anything looked at it; the reader waits, at most half a tick, for
-the next one to arrive and takes that. A reader behind its ticks takes the newest at once.
+the next one to arrive and takes that. A reader behind its ticks takes the newest at once,
+and the whole ticks it missed are counted (`behind`: the camera's frames that analysis
+being behind left unlooked at; detector.metrics).
 """
 
 from __future__ import annotations
@@ -348,6 +350,7 @@ class LiveSource:
         self.connected = False
         self.frames_read = 0
         self.undecodable = 0  # parts that looked whole but did not decode when taken
+        self.behind = 0  # ticks of the target fps missed because the caller was busy (frames)
         self.last_new_at = time.monotonic()
         self._undecodable_in_a_row = 0
         self._drop_stream = threading.Event()  # set by `frames`: the reader reconnects
@@ -479,7 +482,11 @@ class LiveSource:
                     continue  # the next part comes within a frame's time
                 taken_at = time.monotonic()
                 yield CapturedFrame(image, latest[2])
-                next_tick = max((taken_at if next_tick is None else next_tick) + interval, time.monotonic())
+                due = (taken_at if next_tick is None else next_tick) + interval
+                now = time.monotonic()
+                # Whole ticks gone by while the caller analysed: frames never looked at.
+                self.behind += int((now - due) / interval) if now > due + interval else 0
+                next_tick = max(due, now)
                 delay = next_tick - time.monotonic()
                 if delay > 0 and not done.wait(delay):
                     self._fresher(done, seen, interval / 2)
