@@ -5,7 +5,8 @@ they call for in one transaction (alerts.outbox: idempotent, so the offsets are 
 after it and a replay adds nothing), then send whatever is due. Messages a sender left
 half-sent when it died (this one before a restart, or another dispatcher) go back to the
 queue once its PostgreSQL session is gone (warehouse.alert_outbox). SIGINT/SIGTERM stop it
-between two batches.
+between two batches. While it runs it serves its Prometheus metrics (alerts.metrics: the
+outbox depth, messages sent and failed sends) on the `alerts` role's port.
 
 Outages (shrinkwatch.outage: said once when it goes, once when it is back) never end it:
 
@@ -48,6 +49,7 @@ from alerts.digest import FIRST_MANUAL, queue_digest, start_scheduler
 from alerts.email.smtp import Mailer
 from alerts.email.templates import camera_email, digest_email, incident_email, summary_email, test_email
 from alerts.errors import SendError
+from alerts.metrics import SEND_FAILURES, SENT, serve_metrics
 from alerts.outbox import enqueue_camera_problems, enqueue_incident, mark_failed
 from alerts.rules import Recipient
 from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
@@ -316,9 +318,11 @@ def _send_one(
     try:
         deliver(settings, message, mailer, recipient)
     except Exception as exc:  # noqa: BLE001 (whatever it was, the row must not stay claimed)
+        SEND_FAILURES.labels(message.channel).inc()
         error = str(exc) if isinstance(exc, SendError) else f"{type(exc).__name__}: {exc}"
         mark_failed(conn, message, error, permanent=True, max_attempts=1)
         return error
+    SENT.labels(message.channel).inc()
     mark_sent(conn, message)
     return None
 
@@ -397,6 +401,7 @@ def _send_batch(
                 msg = f"could not be sent: {type(exc).__name__}: {exc}"
                 raise SendError(msg, permanent=False) from exc
         except SendError as exc:
+            SEND_FAILURES.labels(message.channel).inc()
             status = mark_failed(
                 conn, message, str(exc), permanent=exc.permanent, max_attempts=settings.alerts_max_attempts
             )
@@ -414,6 +419,7 @@ def _send_batch(
                 status,
             )
             continue
+        SENT.labels(message.channel).inc()
         counts.unmarked.append(message)  # until it is marked: a lost session must not send it again
         mark_sent(conn, message)
         counts.unmarked.remove(message)
@@ -511,6 +517,7 @@ def run(
     when it starts and once when it ends."""
     counts, reading = Counts(), _Reading()
     database, kafka = Outage("PostgreSQL", progress), Outage("Kafka", progress)
+    metrics = serve_metrics(settings, progress)
     consumer = _consumer(settings, group_id, reading)
     consumer.subscribe([settings.topic("incidents")])
     try:
@@ -536,6 +543,7 @@ def run(
                 database.wait(exc, stop)
     finally:
         consumer.close()
+        metrics.close()
     return counts
 
 

@@ -217,6 +217,16 @@ def in_flight(conn: Connection, within: timedelta = timedelta(seconds=1)) -> boo
     return row is not None
 
 
+def queued_by_channel(conn: Connection) -> dict[str, int]:
+    """How many messages wait to be sent, per channel: `pending` (due or not) and `sending`
+    (claimed, not yet marked); a channel with none is absent. (The metrics' outbox depth.)"""
+    rows = conn.execute(
+        """SELECT channel, count(*) AS n FROM alert_outbox
+           WHERE status IN ('pending', 'sending') GROUP BY channel"""
+    ).fetchall()
+    return {r["channel"]: int(r["n"]) for r in rows}
+
+
 def claim_due(conn: Connection, limit: int = 20) -> list[Outgoing]:
     """Claim up to `limit` due messages for sending (others' claims are skipped)."""
     with conn.transaction():
