@@ -4,7 +4,8 @@ Every dataflow reads its topic with `read_topic(...)`: it reads the topic, parse
 with the parser it is given (which raises ContractError, naming the field, for a message that
 breaks its contract), and routes what fails to sw.dlq with the contract's error text, the
 topic, partition, offset and raw value (one place builds a DeadLetter: here), so a new flow
-gets dead-lettering for free. `detections(...)` is that operator over sw.detections, keyed by
+gets dead-lettering for free, and its Prometheus metrics: messages consumed, dead letters and
+each partition's consumer lag (flows.metrics). `detections(...)` is that operator over sw.detections, keyed by
 camera: the incidents and occupancy flows start with it; the health flow reads
 sw.camera-health with it.
 
@@ -55,6 +56,7 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka import KafkaException, Message, Producer, TopicPartition
 
 from flows.behaviour.frames import Frame, parse_frame
+from flows.metrics import DEAD_LETTERS, FLOW, LAG, MESSAGES
 from flows.progress import COUNTERS
 from flows.sinks import STOPPING
 from shrinkwatch.contracts import ContractError, DeadLetter, Incident, encode
@@ -209,6 +211,10 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
         self._inner, self._parse, self._count = inner, parse, count
         self._outage = KAFKA
         self._quiet_since = self._last_call = time.monotonic()
+        # Prometheus (flows.metrics): bound once; the lag is asked on LAG's own thread.
+        self._messages = MESSAGES.labels(flow=FLOW.name, topic=inner._topic)
+        self._dead_letters = DEAD_LETTERS.labels(flow=FLOW.name)
+        LAG.watch(inner._topic, inner._part_idx, lambda: inner._offset)
 
     def next_batch(self) -> list[X | DeadLetter]:
         inner = self._inner
@@ -254,6 +260,10 @@ class _TopicPartition(StatefulSourcePartition[X | DeadLetter, int | None], Gener
             self._unstick()
         if self._count is not None:
             self._count(len(out) - dead)  # for the console, whichever flow reads them
+        if out:
+            self._messages.inc(len(out))
+            if dead:
+                self._dead_letters.inc(dead)
         return out
 
     def _unstick(self) -> None:

@@ -1,4 +1,10 @@
-"""`shrinkwatch flows run NAME`: run a dataflow with recovery under SHRINKWATCH_HOME."""
+"""`shrinkwatch flows run NAME`: run a dataflow with recovery under SHRINKWATCH_HOME.
+
+Each process that runs a dataflow serves its Prometheus metrics (flows.metrics) at the
+flow's port, `metrics_port` + its offset (`incidents` +1, `occupancy` +2, `health` +3, a flow
+named by module path +9) + 10 x its process id under `--processes M` (shrinkwatch.metrics);
+the parent of such a cluster runs no flow and serves none.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +30,10 @@ from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig
 
+from flows.metrics import FLOW, LAG
 from flows.progress import COUNTERS, report_periodically
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.metrics import serve
 from shrinkwatch.settings import Settings
 
 FLOWS = {"incidents": "flows.incidents", "occupancy": "flows.occupancy", "health": "flows.health"}
@@ -456,6 +464,10 @@ def run_flow(
         # background).
         signal.signal(signal.SIGINT, _stop_flow)
         signal.signal(signal.SIGTERM, _stop_flow)
+        FLOW.name = name
+        held.enter_context(serve(settings, name if name in FLOWS else "flow", instance=process_id or 0))
+        LAG.start(settings.kafka_config())
+        held.callback(LAG.stop)
         stop_reporting = threading.Event()
         report_periodically(progress, progress_every_s, stop_reporting)
         tune_gc()

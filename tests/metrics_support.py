@@ -8,18 +8,18 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from shrinkwatch.metrics import ROLE_OFFSETS, port_for
-from shrinkwatch.net import free_port
+from shrinkwatch.net import free_port, port_open
 from shrinkwatch.settings import Settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def metrics_base(role: str, instance: int = 0) -> int:
-    """A `metrics_port` at which `role` (its `instance`) serves on a port free just now."""
+def metrics_base(role: str, instances: int = 1) -> int:
+    """A `metrics_port` at which `role`'s first `instances` serve on ports free just now."""
     while True:
-        port = free_port()
-        base = port - ROLE_OFFSETS[role] - 10 * instance
-        if 1024 <= base <= 65000:
+        base = free_port() - ROLE_OFFSETS[role]
+        ports = [base + ROLE_OFFSETS[role] + 10 * i for i in range(instances)]
+        if 1024 <= base <= 65000 and ports[-1] <= 65535 and not any(port_open(p) for p in ports[1:]):
             return base
 
 
