@@ -195,6 +195,8 @@ TABLE_OWNERS = {
     "disclosures": "warehouse.disclosures",
     "access_requests": "warehouse.disclosures",
     "api_tokens": "warehouse.api_tokens",
+    "incident_events": "warehouse.incident_events",  # rows written by a trigger on incidents
+    "incident_events_purged": "warehouse.incident_events",
     "schema_migrations": "warehouse.migrate",  # created by the migration runner itself
 }
 # The one declared exception. `shrinkwatch warehouse seed` is a data generator for the demo and
