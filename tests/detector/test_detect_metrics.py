@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,16 @@ from prometheus_client import REGISTRY
 
 from detector.metrics import CameraMetrics
 from detector.publisher import Publisher
+from detector.sources import LiveSource
 from shrinkwatch import __version__
 from shrinkwatch.contracts import Detection, decode
 from shrinkwatch.metrics import port_for
 from shrinkwatch.settings import load_settings
 from shrinkwatch.site_file import parse_site_config
+from tests.detector.test_sources_decode import Camera
 from tests.factories import frame
 from tests.metrics_support import metrics_base, metrics_url, try_scrape, value
-from tests.support import VTEST, cli_env, needs_footage, read_all, run_cli, spawn_cli, wait_for
+from tests.support import VTEST, cli_env, needs_footage, read_all, run_cli, serving, spawn_cli, wait_for
 from warehouse.db import connect
 from warehouse.site_tables import apply_site_config
 
@@ -45,6 +49,25 @@ def test_the_publishers_drops_are_counted_for_their_camera() -> None:
         assert REGISTRY.get_sample_value("shrinkwatch_camera_publish_lag_seconds_count", labels) == 0
     finally:
         publisher.close(timeout_s=1)
+
+
+def test_a_live_reader_behind_its_ticks_counts_the_ticks_it_missed() -> None:
+    camera = Camera()  # 20 new frames a second
+    with serving(camera.handler()) as url:
+        source = LiveSource(url + "/video.mjpg", 5.0)  # a tick every 0.2 s
+        stop = threading.Event()
+        taken = 0
+        try:
+            for _frame in source.frames(stop):
+                taken += 1
+                if taken == 4:
+                    break
+                time.sleep(1.05)  # analysis this slow: 4 ticks and more go by unlooked at
+        finally:
+            stop.set()
+            camera.stop.set()
+    # After each of the 3 slow frames, at least (1.05 - 0.2) / 0.2 whole ticks were missed.
+    assert source.behind >= 3 * 4
 
 
 def site(cameras: str) -> str:
