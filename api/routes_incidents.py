@@ -70,6 +70,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such incident, or not one of the token's stores."}
 }
+# FastAPI's own answer to a body it cannot decode at all (not UTF-8), before any model reads it.
+_UNREADABLE: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "A body that is not UTF-8 text (FastAPI cannot parse it)."}
+}
 _IncidentId = Annotated[str, Path(description="The incident's id.", examples=["9f1c2e7a0b"])]
 
 
@@ -261,7 +265,7 @@ def evidence(
 @router.post(
     "/incidents/{incident_id}/verdict",
     response_model=IncidentDetail,
-    responses=_ERRORS | _NOT_FOUND,
+    responses=_ERRORS | _NOT_FOUND | _UNREADABLE,
     summary="Confirm or reject an incident",
 )
 def verdict(
