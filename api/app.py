@@ -1,5 +1,6 @@
 """The API's application: its routes under `/v1`, its OpenAPI schema at `/openapi.json` (and
-the pages `/docs` and `/redoc` drawn from it), and one shape for every error.
+the pages `/docs` and `/redoc` drawn from it, with their files served here: api.docs_pages),
+and one shape for every error.
 
 Every error is JSON `{"detail": "..."}` (api.models.Problem) saying what is wrong, never a
 traceback: a parameter FastAPI cannot read (a day that is not a date, a limit out of bounds)
@@ -22,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from api import routes_analytics, routes_events, routes_incidents, routes_site
+from api import docs_pages, routes_analytics, routes_events, routes_incidents, routes_site
 from api.metrics import METRICS_PATH, RequestMetrics
 from shrinkwatch.metrics import exposition, mark_build
 from shrinkwatch.settings import Settings
@@ -85,8 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=VERSION,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # the pages come from api.docs_pages, offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _invalid)
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     for router in ROUTERS:
         app.include_router(router)
+    docs_pages.add_docs_pages(app)
     app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(RequestMetrics)
     mark_build("api")
