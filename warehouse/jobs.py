@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from shrinkwatch.metrics import MetricsServer
 from shrinkwatch.settings import Settings
 from warehouse.db import connect
 from warehouse.rollups import run_rollups
@@ -18,7 +19,8 @@ from warehouse.rollups import run_rollups
 def run_rollups_command(
     settings: Settings, *, full: bool, only: list[str] | None, schedule: bool, progress: Callable[[str], None]
 ) -> None:
-    """`shrinkwatch rollups run`: once, or now and every `rollups_interval_s` (incremental)."""
+    """`shrinkwatch rollups run`: once, or now and every `rollups_interval_s` (incremental),
+    serving the scheduler's metrics (`serve_metrics`) while it runs."""
     from shrinkwatch.schedule import run_every
     from warehouse.migrate import require_current_schema
 
@@ -37,10 +39,23 @@ def run_rollups_command(
     if not schedule:
         once()
         return
-    if full:
-        run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
-        full = False  # later runs are incremental
-    run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
+    with serve_metrics(settings, progress):
+        if full:
+            run_rollups(settings.database_dsn, full=True, only=only, progress=progress)
+            full = False  # later runs are incremental
+        run_every(once, settings.rollups_interval_s, "rollup refresh", progress)
+
+
+def serve_metrics(settings: Settings, progress: Callable[[str], None]) -> MetricsServer:
+    """The scheduler's Prometheus metrics (role `rollups`), the rollups' freshness among them
+    (warehouse.rollups); stopped when the returned server is closed."""
+    from shrinkwatch.metrics import serve
+    from warehouse.rollups import watch_freshness
+
+    server = serve(settings, "rollups", say=progress)
+    if server.port is not None:
+        watch_freshness(settings.database_dsn)
+    return server
 
 
 def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None]) -> None:

@@ -18,6 +18,13 @@ Watermarks come from the base tables' own change columns, which are stamped with
 writer's transaction start; a refresh re-reads OVERLAP before its watermark so that a row
 written by a transaction that committed after the last refresh began is never missed
 (re-reading a window is harmless: it is replaced with the same result).
+
+Metrics (served by `rollups run --schedule`, warehouse.jobs): each rollup's last successful
+refresh, `shrinkwatch_rollup_last_success_timestamp_seconds{rollup}`, is its `rollup_state`
+row's `refreshed_at`, read from PostgreSQL when Prometheus scrapes (`Freshness`): right after a
+restart, and whichever process refreshed it; a rollup never refreshed has no sample, and while
+PostgreSQL does not answer none has. `shrinkwatch_rollup_failures_total{rollup}` counts this
+process's refreshes that raised.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from shrinkwatch.errors import ShrinkwatchError
 from warehouse.db import Connection, connect
@@ -277,6 +288,13 @@ DETECTION_QUALITY = Rollup(
 
 ROLLUPS = (RISK_PATTERN, ROI_MONTHLY, FOOTFALL_HOURLY, HEATMAP_DAILY, DETECTION_QUALITY)
 
+FAILURES = Counter("shrinkwatch_rollup_failures", "Rollup refreshes that failed, per rollup.", ["rollup"])
+for _rollup in ROLLUPS:
+    FAILURES.labels(_rollup.name)
+LAST_SUCCESS = "shrinkwatch_rollup_last_success_timestamp_seconds"
+LAST_SUCCESS_HELP = "When each rollup last refreshed successfully (unix seconds), read from PostgreSQL."
+SCRAPE_CONNECT_S = 3.0  # within Prometheus's 10 s scrape timeout
+
 
 @dataclass(frozen=True)
 class Window:
@@ -425,6 +443,47 @@ def refresh(dsn: str, rollup: Rollup, *, full: bool = False) -> Refreshed:
     return Refreshed(rollup.name, len(windows), written, time.perf_counter() - started)
 
 
+def last_refreshed(conn: Connection) -> dict[str, datetime]:
+    """When each rollup that was ever refreshed last was: {name: refreshed_at}."""
+    return {r["name"]: r["refreshed_at"] for r in conn.execute("SELECT name, refreshed_at FROM rollup_state")}
+
+
+class Freshness(Collector):
+    """The last-success gauge, asked of PostgreSQL on a connection of its own at each scrape
+    (see the module docstring)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(LAST_SUCCESS, LAST_SUCCESS_HELP, labels=["rollup"])
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        try:
+            with connect(self.dsn, autocommit=True, timeout_s=SCRAPE_CONNECT_S) as conn:
+                refreshed = last_refreshed(conn)
+        except Exception as exc:  # noqa: BLE001 (a scrape must answer with what it has)
+            log.debug("rollup freshness not read: %s", exc)
+            return
+        family = GaugeMetricFamily(LAST_SUCCESS, LAST_SUCCESS_HELP, labels=["rollup"])
+        for name in sorted(refreshed):
+            family.add_metric([name], refreshed[name].timestamp())
+        yield family
+
+
+_freshness: Freshness | None = None
+
+
+def watch_freshness(dsn: str) -> None:
+    """Export the last-success gauge of this database from this process's registry (once per
+    process; a later call points it at `dsn`)."""
+    global _freshness
+    if _freshness is None:
+        _freshness = Freshness(dsn)
+        REGISTRY.register(_freshness)
+    _freshness.dsn = dsn
+
+
 def run_rollups(
     dsn: str,
     *,
@@ -432,7 +491,8 @@ def run_rollups(
     only: Iterable[str] | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> list[Refreshed]:
-    """Refresh every rollup (or those named), incrementally unless `full`."""
+    """Refresh every rollup (or those named), incrementally unless `full`; the first that
+    fails is counted (FAILURES) and raises, and the rest wait for the next run."""
     wanted = set(only) if only else None
     unknown = sorted((wanted or set()) - {r.name for r in ROLLUPS})
     if unknown:
@@ -442,7 +502,11 @@ def run_rollups(
     for rollup in ROLLUPS:
         if wanted is not None and rollup.name not in wanted:
             continue
-        result = refresh(dsn, rollup, full=full)
+        try:
+            result = refresh(dsn, rollup, full=full)
+        except Exception:
+            FAILURES.labels(rollup.name).inc()
+            raise
         progress(
             f"{result.name}: {result.rows} rows in {result.windows} window(s), {result.seconds:.2f} s"
             + (" (full rebuild)" if full else "")
