@@ -27,6 +27,16 @@ to other sites. The client address for throttling is the peer's, or a configured
 proxy's X-Forwarded-For: uvicorn is told to trust no proxy of its own (FORWARDED_ALLOW_IPS).
 
 `shrinkwatch app` runs this file with `streamlit run`, which finds `app` and serves it.
+
+Metrics: the Streamlit server is one long-running process that imports this module once (the
+pages are the scripts that rerun, per session and per interaction), so its Prometheus metrics
+(shrinkwatch.metrics, role `dashboard`) are started here, at import, behind a guard that
+starts them once per process whatever imports it. It exports
+`shrinkwatch_sign_in_failures_total{surface="dashboard"}`: every sign-in that ended without a
+session (a wrong password or unknown account, an attempt refused by throttling, a single
+sign-on that did not complete or found no account). The counter joins the process's registry
+only when the metrics are served, so a process that also loads the API's (which declares the
+same name for `surface="api"`, api.metrics) never registers it twice.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import functools
 import html
 import os
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -42,12 +53,14 @@ from urllib.parse import quote
 
 import plotly.graph_objects as go
 import streamlit as st
+from prometheus_client import REGISTRY, Counter
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from shrinkwatch.metrics import MetricsServer, serve
 from shrinkwatch.wording import DATABASE_UNREACHABLE
 from streamlit_app import served, sso, unreachable
 from streamlit_app.gate_rules import client_address, is_closed, is_open, safe_next, same_origin
@@ -127,6 +140,34 @@ def _warm_up_charts() -> None:
 
 
 _warm_up_charts()
+
+SIGN_IN_FAILURES = Counter(
+    "shrinkwatch_sign_in_failures",
+    "Sign-ins refused, by surface (dashboard: a password or single sign-on; api: a token).",
+    ["surface"],
+    registry=None,  # registered when served (see the module docstring)
+)
+_metrics_lock = threading.Lock()
+_metrics: MetricsServer | None = None
+
+
+def _serve_metrics() -> MetricsServer:
+    """This process's metrics server, started on the first call only (see the module docstring)."""
+    global _metrics
+    with _metrics_lock:
+        if _metrics is None:
+            _metrics = serve(DB.settings, "dashboard")
+            if _metrics.port is not None:
+                SIGN_IN_FAILURES.labels("dashboard")
+                REGISTRY.register(SIGN_IN_FAILURES)
+        return _metrics
+
+
+def _sign_in_failed() -> None:
+    SIGN_IN_FAILURES.labels("dashboard").inc()
+
+
+_serve_metrics()
 
 
 class SignInGate:
@@ -343,8 +384,10 @@ async def signin(request: Request) -> Response:
             on_own_connection, authenticate, username, password, client=_client(request)
         )
     except Throttled as exc:
+        _sign_in_failed()
         return _throttled(exc, next_path, username)
     except AuthError as exc:
+        _sign_in_failed()
         return HTMLResponse(_page(message=str(exc), next_path=next_path, username=username), status_code=401)
     hours = DB.settings.dashboard_session_hours
     session: str = await run_in_threadpool(DB.call, start_session, user.username, hours=hours)
@@ -418,6 +461,7 @@ async def signin_sso_callback(request: Request) -> Response:
     same_browser = bool(state) and secrets.compare_digest(state, request.cookies.get(SSO_COOKIE, ""))
     pending = await run_in_threadpool(DB.call, take_sso_request, state) if same_browser else None
     if pending is None or not code:
+        _sign_in_failed()
         response = HTMLResponse(_page(message="Single sign-on did not complete. Try again."), 400)
         response.delete_cookie(SSO_COOKIE, path="/signin/sso")
         return response
@@ -425,9 +469,11 @@ async def signin_sso_callback(request: Request) -> Response:
     try:
         email = await run_in_threadpool(sso.finish, DB.settings, _sso_return(request), code, nonce, verifier)
     except sso.SsoError as exc:
+        _sign_in_failed()
         return HTMLResponse(_page(message=str(exc), next_path=next_path), 401)
     user = await run_in_threadpool(DB.call, user_by_email, email)
     if user is None:
+        _sign_in_failed()
         message = f"No Shrinkwatch account for {email} (or it is disabled). Ask your administrator."
         return HTMLResponse(_page(message=message, next_path=next_path), 403)
     hours = DB.settings.dashboard_session_hours
