@@ -53,6 +53,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Db, Reader, bearer, client_of, settings_of
+from api.metrics import streaming
 from api.models import Incident, Problem
 from api.routes_incidents import incident_of
 from shrinkwatch.outage import Outage
@@ -240,44 +241,52 @@ def _allowed(conn: Connection, token: str, client: str) -> ApiCaller | None:
 
 async def _events(stream: _Stream, start: Start, gap: Position | None) -> AsyncIterator[bytes]:
     """The stream's body: changes after the start as they become final, keep-alives between."""
-    hub, timing = stream.hub, stream.timing
-    loop = asyncio.get_running_loop()
-    waker = hub.open()
+    waker = stream.hub.open()
     try:
-        if gap is not None:
-            yield gap_frame(gap)
-        position, skip = start.position, start.skip
-        wait = timing.poll_s
-        written = loop.time()
-        while not hub.stopping:
-            waker.clear()  # a change committed from here on wakes the wait below
-            who = await run_in_threadpool(_allowed, stream.conn, stream.token, stream.client)
-            if who is None:
-                log.info("api: an event stream ended: its token is no longer valid")
-                return
-            batch = await run_in_threadpool(
-                partial(read_events, stream.conn, who.scope, position, limit=BATCH, skip=skip)
-            )
-            for event in batch.events:
-                yield incident_frame(event)
-            position = batch.position
-            if position.xid >= start.skip_below_xid:
-                skip = frozenset()
-            if batch.events:
-                written = loop.time()
-            if batch.more:
-                continue
-            if loop.time() - written >= timing.keepalive_s:
-                yield KEEPALIVE
-                written = loop.time()
-            wait = next_wait(batch.held_back, wait, timing.poll_s)
-            until_keepalive = max(0.0, timing.keepalive_s - (loop.time() - written))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waker.wait(), min(wait, until_keepalive))
+        with streaming():  # shrinkwatch_api_event_streams counts it while it is open
+            if gap is not None:
+                yield gap_frame(gap)
+            async for chunk in _changes(stream, start, waker):
+                yield chunk
     except (psycopg.OperationalError, DatabaseUnreachable) as exc:
         log.warning("api: an event stream ended: PostgreSQL: %s", " ".join(str(exc).split())[:200])
     finally:
-        hub.close(waker)
+        stream.hub.close(waker)
+
+
+async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> AsyncIterator[bytes]:
+    """Check the token, read what became final, send it (or a keep-alive when one is due),
+    wait to be woken; until the token fails or the hub stops."""
+    hub, timing = stream.hub, stream.timing
+    loop = asyncio.get_running_loop()
+    position, skip = start.position, start.skip
+    wait = timing.poll_s
+    written = loop.time()
+    while not hub.stopping:
+        waker.clear()  # a change committed from here on wakes the wait below
+        who = await run_in_threadpool(_allowed, stream.conn, stream.token, stream.client)
+        if who is None:
+            log.info("api: an event stream ended: its token is no longer valid")
+            return
+        batch = await run_in_threadpool(
+            partial(read_events, stream.conn, who.scope, position, limit=BATCH, skip=skip)
+        )
+        for event in batch.events:
+            yield incident_frame(event)
+        position = batch.position
+        if position.xid >= start.skip_below_xid:
+            skip = frozenset()  # every change it held is behind the position now
+        if batch.events:
+            written = loop.time()
+        if batch.more:
+            continue
+        if loop.time() - written >= timing.keepalive_s:
+            yield KEEPALIVE
+            written = loop.time()
+        wait = next_wait(batch.held_back, wait, timing.poll_s)
+        until_keepalive = max(0.0, timing.keepalive_s - (loop.time() - written))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waker.wait(), min(wait, until_keepalive))
 
 
 def _start(conn: Connection, asked: Position | None) -> tuple[Start, Position | None]:
