@@ -93,10 +93,13 @@ class LagWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop asking, and forget the partitions (a flow run in-process again builds its own)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        with self._lock:
+            self._parts.clear()
 
     def _run(self, kafka: dict[str, Any]) -> None:
         consumer = Consumer(client_config(kafka, log_level=0, **{"group.id": "shrinkwatch-flow-lag"}))
