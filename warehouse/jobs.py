@@ -72,6 +72,7 @@ def ensure_partitions_and_say(settings: Settings, progress: Callable[[str], None
 def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
     """Apply the retention settings (warehouse.retention) and say what went."""
     from warehouse.alert_outbox import purge_finished
+    from warehouse.incident_events import RETENTION, purge_events
     from warehouse.retention import prune, purge_sign_in_records
 
     with connect(settings.database_dsn) as conn:
@@ -87,6 +88,10 @@ def prune_and_say(settings: Settings, progress: Callable[[str], None]) -> None:
             timedelta(seconds=settings.alerts_max_age_s) + timedelta(days=1),
         )
         alerts = purge_finished(conn, keep)
+        changes = purge_events(conn)  # the live incidents' change log (GET /v1/events)
+    if changes:
+        days = RETENTION.days
+        progress(f"retention: deleted {changes} incident change(s) over {days} days old (GET /v1/events)")
     if alerts:
         progress(f"retention: deleted {alerts} alert message(s) sent or failed over {keep.days} days ago")
     if done.occupancy_minutes or done.occupancy_late or done.heatmap_hours:

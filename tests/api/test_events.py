@@ -39,6 +39,7 @@ from warehouse.api_tokens import revoke_token
 from warehouse.db import Connection, connect
 from warehouse.incident_events import purge_events, read_events, start_position
 from warehouse.incidents import upsert_incidents
+from warehouse.jobs import prune_and_say
 from warehouse.scope import Scope
 
 pytestmark = pytest.mark.services
@@ -454,3 +455,18 @@ def test_the_api_command_stops_on_sigint_with_a_stream_open(settings: Settings, 
     assert stream.incidents() == [("live-1", 1, "unreviewed")]
     assert token not in output
     stream.close()
+
+
+def test_the_retention_job_deletes_the_log_past_its_7_days(settings: Settings) -> None:
+    seed(settings)  # 7 incidents written now: 7 changes in the log
+    with connect(settings.database_dsn) as conn:
+        conn.execute(
+            "UPDATE incident_events SET created_at = now() - interval '8 days' WHERE incident_id LIKE 'l-%'"
+        )
+        conn.commit()
+    said: list[str] = []
+    wait_for(lambda: prune_and_say(settings, said.append) or said, DEADLINE_S, what="the old changes final")
+    assert said == ["retention: deleted 5 incident change(s) over 7 days old (GET /v1/events)"]
+    with connect(settings.database_dsn) as conn:
+        left = conn.execute("SELECT incident_id FROM incident_events ORDER BY incident_id").fetchall()
+    assert [r["incident_id"] for r in left] == ["b-0", "b-1"]
