@@ -320,8 +320,9 @@ class HealthMonitor:
             self._capped[camera] = capped
             self._samples[worker.camera.id] = current
             self.publisher.publish_health(health)
-            reading = health.status in ("online", "degraded") and not worker.stats.done
-            worker.metrics.up.set(1 if reading else 0)
+            worker.metrics.up.set(1 if health.status in ("online", "degraded") else 0)
+            if worker.stats.done:  # ended meanwhile: the worker set 0 after marking itself done
+                worker.metrics.up.set(0)
             before = self._status.get(worker.camera.id)
             if before != health.status:
                 self._status[worker.camera.id] = health.status

@@ -96,7 +96,7 @@ def test_health_flow_serves_messages_dead_letters_and_lag(settings: Settings, tm
         samples = wait_for(caught_up(len(first)), 120, what=f"{len(first)} messages consumed, lag 0")
         assert value(samples, "shrinkwatch_flow_dead_letters_total", flow="health") == 2
         assert value(samples, "shrinkwatch_build_info", version=__version__, role="health") == 1
-        assert set(stored(settings)) == {"cam-0", "cam-1", "cam-2"}
+        wait_for(lambda: set(stored(settings)) == {"cam-0", "cam-1", "cam-2"}, 60, what="the reports stored")
 
         more = [report("cam-0", 10 + i, "degraded", fps=1.0) for i in range(3)]
         produce(settings, topic, more)
