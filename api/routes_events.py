@@ -192,7 +192,7 @@ class Hub:
                     self.wake_all()  # whatever committed while nobody listened
                     async for _notice in conn.notifies():
                         self.wake_all()
-            except (psycopg.OperationalError, DatabaseUnreachable) as exc:
+            except (psycopg.Error, DatabaseUnreachable) as exc:
                 await asyncio.sleep(outage.failed(exc))  # the streams poll meanwhile
 
 

@@ -1,10 +1,12 @@
 """Live incidents (GET /v1/events) through a real uvicorn server on real PostgreSQL, read as a
 client reads them (a socket and the text/event-stream format): incidents written as the flow
 writes them (warehouse.incidents.upsert_incidents) and verdicts posted through the API arrive,
-in order, within the token's stores only; a stream resumed after a disconnect gets exactly what
-changed meanwhile; a malformed id is 422 before any stream; a revoked token's stream ends; two
-transactions committing out of order lose nothing; a resume from before retention's cut is
-told so; and `shrinkwatch api` stops on SIGINT with a stream open.
+in order, within the token's stores only (as they are at each change: an account's stores
+narrowed mid-stream narrow it); a stream resumed after a disconnect gets exactly what changed
+meanwhile; a malformed id is 422 before any stream; a revoked token's stream ends at the next
+keep-alive or change; two transactions committing out of order lose nothing; a resume from
+before retention's cut is told so, and the scheduled retention makes that cut; and
+`shrinkwatch api` stops on SIGINT with a stream open.
 
 Every wait is for a condition, with a generous deadline: nothing here depends on how fast the
 machine is. A negative ("Boston's never arrive") is read off an order: the stream sends changes
@@ -30,17 +32,18 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.routes_events import Timing, end_streams
+from api.routes_events import Timing, decode_id, encode_id, end_streams, next_wait
 from shrinkwatch.settings import Settings
 from tests.api.conftest import NOW, bearer, make_token, seed
 from tests.factories import incident
 from tests.support import cli_env, free_port, spawn_cli, wait_for
+from warehouse.accounts import add_user, update_user
 from warehouse.api_tokens import revoke_token
 from warehouse.db import Connection, connect
-from warehouse.incident_events import purge_events, read_events, start_position
+from warehouse.incident_events import Position, purge_events, read_events, start_position
 from warehouse.incidents import upsert_incidents
 from warehouse.jobs import prune_and_say
-from warehouse.scope import Scope
+from warehouse.scope import QueryError, Scope
 
 pytestmark = pytest.mark.services
 
@@ -470,3 +473,67 @@ def test_the_retention_job_deletes_the_log_past_its_7_days(settings: Settings) -
     with connect(settings.database_dsn) as conn:
         left = conn.execute("SELECT incident_id FROM incident_events ORDER BY incident_id").fetchall()
     assert [r["incident_id"] for r in left] == ["b-0", "b-1"]
+
+
+def test_a_stream_follows_its_accounts_stores_as_they_change(serve: Callable[..., Live]) -> None:
+    live = serve()
+    with connect(live.settings.database_dsn) as conn:
+        add_user(conn, "zed", "store_manager", password=None, stores=["store-001", "store-002"])
+        conn.commit()
+    live.tokens["zed"] = make_token(live.settings, "zed", username="zed")
+    stream = live.stream("zed")
+    live.write(made("b-while-both", BOSTON))
+    stream.wait_for_count(1)
+    with connect(live.settings.database_dsn) as conn:
+        update_user(conn, "zed", stores=["store-001"])
+    live.write(made("b-after", BOSTON))  # before Leeds's: it would come first
+    live.write(made("l-after", LEEDS))
+    stream.wait_for_count(2)
+    assert stream.incidents() == [("b-while-both", 1, "unreviewed"), ("l-after", 1, "unreviewed")]
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("position", "text"),
+    [
+        (Position(1, 1), "1-1"),
+        (Position(0x2F1A, 0x3C), "2f1a-3c"),
+        (Position(2**63 - 1, 2**63 - 1), "7" + "f" * 15 + "-7" + "f" * 15),
+    ],
+)
+def test_an_event_id_names_its_position(position: Position, text: str) -> None:
+    assert encode_id(position) == text
+    assert decode_id(text) == position
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "1",
+        "1-0",
+        "-1",
+        "1-",
+        "1_1",
+        "G-1",
+        "1-1 ",
+        " 1-1",
+        "1-1-1",
+        "8" + "0" * 15 + "-1",
+        "1" * 17 + "-1",
+        "1-1\n",
+    ],
+)
+def test_anything_else_is_no_event_id(text: str) -> None:
+    with pytest.raises(QueryError, match="^last_event_id: not an event id this stream gave"):
+        decode_id(text)
+
+
+@pytest.mark.parametrize(
+    ("held_back", "previous", "expected"),
+    [(False, 0.25, 5.0), (True, 5.0, 0.25), (True, 0.25, 0.5), (True, 2.0, 4.0), (True, 4.0, 5.0)],
+)
+def test_a_stream_reads_again_soon_while_a_committed_change_waits(
+    held_back: bool, previous: float, expected: float
+) -> None:
+    assert next_wait(held_back, previous, poll_s=5.0) == expected
