@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.behaviour.signals import BUILT_IN_WEIGHTS, default_weight, load_extensions
+from shrinkwatch.metrics import serve
 from shrinkwatch.schedule import run_every
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection, connect
@@ -137,4 +138,6 @@ def run_calibration(
     if not schedule:
         once()
         return
-    run_every(once, settings.calibration_interval_s, "calibration", progress)
+    # A long-running service: its /metrics (build and process metrics) on the calibration port.
+    with serve(settings, "calibration"):
+        run_every(once, settings.calibration_interval_s, "calibration", progress)

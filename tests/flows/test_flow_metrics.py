@@ -160,3 +160,19 @@ def test_each_process_of_a_flow_serves_its_own_partitions(settings: Settings, tm
             assert len(lag_partitions(s)) == 1
     finally:
         _stop(flow)
+
+
+def test_scheduled_calibration_serves_its_build_and_process_metrics(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"metrics_port": metrics_base("calibration")})
+    url = metrics_url(settings, "calibration")
+    log = tmp_path / "c.log"
+    calibrate = spawn_cli(["flows", "calibrate", "--schedule"], cli_env(settings, tmp_path), log)
+    try:
+        samples = wait_for(lambda: try_scrape(url), 120, what="calibration's /metrics")
+        assert value(samples, "shrinkwatch_build_info", version=__version__, role="calibration") == 1
+        assert value(samples, "process_cpu_seconds_total") is not None
+    finally:
+        calibrate.send_signal(signal.SIGINT)
+        assert calibrate.wait(timeout=60) == 0, log.read_text()
