@@ -316,6 +316,9 @@ def run_purge_command(settings: Settings, *, dry_run: bool, schedule: bool, prog
         purge(settings, dry_run=dry_run, progress=progress)
 
     if schedule:
-        run_every(once, settings.privacy_purge_interval_s, "privacy purge", progress)
+        from shrinkwatch.metrics import serve
+
+        with serve(settings, "privacy"):  # a long-running service: its process metrics
+            run_every(once, settings.privacy_purge_interval_s, "privacy purge", progress)
     else:
         once()

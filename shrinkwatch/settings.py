@@ -508,8 +508,17 @@ def _missing_files(settings: Settings, names: tuple[str, ...]) -> list[str]:
     return [
         f"{name}: no file {path} (a PEM file this process can read)"
         for name in names
-        if (path := getattr(settings, name)) is not None and not Path(path).expanduser().is_file()
+        if (path := getattr(settings, name)) is not None and not _is_file(path)
     ]
+
+
+def _is_file(path: Path | str) -> bool:
+    """Whether `path` names a file; False, not OSError, for a name no file system takes (too
+    long, a NUL in it)."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _kafka_security_problems(settings: Settings) -> list[str]:

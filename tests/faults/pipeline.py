@@ -61,6 +61,7 @@ PORTS = {
     "postgres_port": 31492,
     "dashboard_port": 31493,
     "camera_sim_port": 31494,
+    "api_port": 31495,
 }
 SUPERVISED = [s.name for s in CENTRAL]
 SERVERS = ["kafka", "postgres"]
@@ -146,6 +147,7 @@ class Pipeline:
             evidence=False,
             model=str(shared_file("models", "yolov8n.pt") or "yolov8n.pt"),
             alerts_snapshot_wait_s=0.0,
+            metrics_port=0,  # the services' /metrics are tested elsewhere
             **PORTS,
         )
         self.driver: Driver | None = None

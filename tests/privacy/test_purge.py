@@ -27,11 +27,13 @@ from privacy.files import (
     UNBLURRED_SNAPSHOT,
 )
 from privacy.purge import purge
+from shrinkwatch import __version__
 from shrinkwatch.contracts import snapshot_name
 from shrinkwatch.schedule import guard
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import parse_site_config
 from tests.factories import incident
+from tests.metrics_support import metrics_base, metrics_url, try_scrape, value
 from tests.support import cli_env, run_cli, spawn_cli, wait_for
 from tests.tcp_proxy import TcpProxy
 from warehouse.db import connect
@@ -477,12 +479,16 @@ def test_hold_and_release_refuse_what_cannot_be(settings: Settings, tmp_path: Pa
 
 
 def test_the_scheduled_purge_runs_at_once_and_stops_on_sigterm(settings: Settings, tmp_path: Path) -> None:
+    """... and, a long-running service, serves its /metrics on the privacy role's port."""
+    settings = settings.model_copy(update={"metrics_port": metrics_base("privacy")})
     _site(settings)
     _incident(settings, "b-4d", "cam-b", 4)
     log = tmp_path / "purge.log"
     proc = spawn_cli(["privacy", "purge", "--schedule"], cli_env(settings, tmp_path), log)
     try:
         wait_for(lambda: "privacy purge: deleted" in log.read_text(), what="the first run")
+        samples = wait_for(lambda: try_scrape(metrics_url(settings, "privacy")), what="the purge's /metrics")
+        assert value(samples, "shrinkwatch_build_info", version=__version__, role="privacy") == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
