@@ -32,7 +32,7 @@ def scrape(url: str) -> Samples | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        response = httpx.get(f"{url}/metrics", timeout=5)
+        response = httpx.get(f"{url}/metrics", timeout=30)
     except httpx.TransportError:
         return None
     assert response.status_code == 200, response.text

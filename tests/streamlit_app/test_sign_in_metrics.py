@@ -11,6 +11,7 @@ from shrinkwatch.settings import Settings
 from tests.metrics_support import metrics_base, metrics_url, try_scrape, value
 from tests.streamlit_app.conftest import PASSWORD, sign_in
 from tests.streamlit_app.test_signin_server import post_signin, running_dashboard
+from tests.support import wait_for
 
 FAILURES = "shrinkwatch_sign_in_failures_total"
 
@@ -20,15 +21,13 @@ def test_refused_sign_ins_are_counted(two_stores: Settings, tmp_path: Path) -> N
     sign_in(ready, "ana")  # the account
     url = metrics_url(ready, "dashboard")
     with running_dashboard(ready, tmp_path) as dashboard:
-        first = try_scrape(url)
-        assert first is not None
+        first = wait_for(lambda: try_scrape(url), 60, what="the dashboard's /metrics")
         assert value(first, FAILURES, surface="dashboard") == 0
         for password in ("wrong", "Correct-horse-battery", ""):
             assert post_signin(dashboard, "ana", password).status_code == 401
         assert post_signin(dashboard, "nobody", PASSWORD).status_code == 401
         assert post_signin(dashboard, "ana", PASSWORD).status_code == 303  # signed in: not counted
-        samples = try_scrape(url)
-    assert samples is not None
+        samples = wait_for(lambda: try_scrape(url), 60, what="the dashboard's /metrics")
     assert value(samples, FAILURES, surface="dashboard") == 4
     assert value(samples, FAILURES, surface="api") is None  # the API's, in its own process
     assert value(samples, "shrinkwatch_build_info", version=__version__, role="dashboard") == 1
