@@ -108,9 +108,10 @@ def encode_id(position: Position) -> str:
 def decode_id(text: str) -> Position:
     """The position an event id names; QueryError when it is not one `encode_id` could make."""
     match = _ID.fullmatch(text)
-    if match is None or int(match[2], 16) < 1 or int(match[1], 16) >= 2**63:
+    xid, seq = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
+    if not (0 <= xid < 2**63 and 1 <= seq < 2**63):  # (both are bigints in PostgreSQL)
         raise QueryError(ID_PROBLEM)
-    return Position(int(match[1], 16), int(match[2], 16))
+    return Position(xid, seq)
 
 
 def frame(event: str, event_id: str, data: dict[str, Any] | str) -> bytes:

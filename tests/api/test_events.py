@@ -521,6 +521,7 @@ def test_an_event_id_names_its_position(position: Position, text: str) -> None:
         "1-1-1",
         "8" + "0" * 15 + "-1",
         "1" * 17 + "-1",
+        "1-8" + "0" * 15,
         "1-1\n",
     ],
 )
