@@ -517,9 +517,9 @@ def run(
     when it starts and once when it ends."""
     counts, reading = Counts(), _Reading()
     database, kafka = Outage("PostgreSQL", progress), Outage("Kafka", progress)
-    metrics = serve_metrics(settings, progress)
     consumer = _consumer(settings, group_id, reading)
     consumer.subscribe([settings.topic("incidents")])
+    metrics = serve_metrics(settings, progress)
     try:
         while not stop.is_set():
             try:
