@@ -28,7 +28,10 @@ With `infer_batch` above 1, the cameras' frames go through the model together
 have called the model, and does the rest (tracker, untracked people, pose, privacy zones:
 `track_frame`) itself, in the same order as one by one (`analyse_frame`).
 
-At the end, each camera's thread gets `JOIN_S` to finish once the stop is set; then the models
+At the end, each camera's thread gets `JOIN_S` to finish once the stop is set; the publisher
+then delivers what was published, and the evidence recorder finishes the incidents it was
+handed — all within `STOP_BUDGET_S` of a stop asked by a signal (under the supervisor's 20 s
+before SIGKILL), or `FINISH_S` when the cameras ended by themselves; then the models
 are closed (detector.model.Detector.close: OpenVINO's objects let go in order, while no call
 runs). A thread still running then (a camera worker, its source's reading or decoding thread,
 the evidence recorder) may be inside C++ (FFmpeg, OpenVINO), and letting the interpreter
@@ -76,6 +79,11 @@ from shrinkwatch.site_file import Camera, Store, placeholders
 log = logging.getLogger(__name__)
 
 JOIN_S = 15.0  # how long each camera's thread has to end once detect stops
+# Asked to stop (a signal), detect is done within this: the supervisor SIGKILLs a service 20 s
+# after its SIGTERM (infra.supervisor.STOP_TIMEOUT_S), and what is published must be delivered
+# by then. When its cameras end by themselves (files), the evidence encoder gets FINISH_S.
+STOP_BUDGET_S = 17.0
+FINISH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -452,16 +460,19 @@ def run_detect(
         if time.monotonic() - last_report >= progress_every_s:
             last_report = time.monotonic()
             progress(_report(workers, publisher, scheduler))
+    deadline = time.monotonic() + (STOP_BUDGET_S if stop.is_set() else FINISH_S)
     stop.set()
     if scheduler is not None:
         scheduler.stop()
     for worker in workers:
-        worker.join(timeout=JOIN_S)
+        worker.join(timeout=max(0.0, min(JOIN_S, deadline - time.monotonic())))
+    # What was published is delivered first, while the evidence encoder (a thread of its own)
+    # goes on writing what it was handed; then it gets what is left of the time.
+    publisher.close(timeout_s=max(1.0, deadline - time.monotonic()))
     if recorder is not None:
-        recorder.join(timeout=60)
+        recorder.join(timeout=max(1.0, deadline - time.monotonic()))
         if recorder.saved:
             progress(f"evidence saved for {recorder.saved} incident(s) in {settings.evidence_dir()}")
-    publisher.close()
     progress(_report(workers, publisher, scheduler))
     failed = [w for w in workers if w.stats.error]
     for worker in failed:
