@@ -52,6 +52,7 @@ from alerts.errors import SendError
 from alerts.metrics import SEND_FAILURES, SENT, serve_metrics
 from alerts.outbox import enqueue_camera_problems, enqueue_incident, mark_failed
 from alerts.rules import Recipient
+from alerts.webhook_signing import signing_key
 from shrinkwatch.contracts import ContractError, Incident, decode, snapshot_name
 from shrinkwatch.kafka_admin import ensure_topics, wait_for_kafka
 from shrinkwatch.outage import Outage
@@ -207,8 +208,10 @@ def check_channels(
     found = recipient_problems(replace(recipient, **used))
     results: list[tuple[str, str | None]] = []
     for channel in recipient.channels:
-        problem = unset.get(SECRET_OF_CHANNEL.get(channel, "")) or next(
-            (p for p in found if p.startswith(needs.get(channel, "?"))), None
+        problem = (
+            unset.get(SECRET_OF_CHANNEL.get(channel, ""))
+            or next((p for p in found if p.startswith(needs.get(channel, "?"))), None)
+            or (_bad_webhook_secret(recipient, used.get("webhook_secret")) if channel == "webhook" else None)
         )
         if problem is None and channel == "email":
             try:
@@ -239,9 +242,12 @@ def secret_report(
         for channel, name in SECRET_OF_CHANNEL.items():
             if recipient.enabled and channel in recipient.channels:
                 try:
-                    with_secret(recipient, name, environ)
+                    value = with_secret(recipient, name, environ)
                 except UnsetVariable as exc:
                     problems.append(str(exc))
+                    continue
+                if channel == "webhook" and (bad := _bad_webhook_secret(recipient, value)):
+                    problems.append(bad)
         warnings += [
             f"recipient {recipient.id}: {name} is stored as a value, not as a ${{VAR}} reference; "
             "write it as ${VAR} (site file or Alert settings) so that the database holds no secret"
@@ -253,6 +259,18 @@ def secret_report(
         if unset is not None:
             problems.append(unset)
     return problems, warnings
+
+
+def _bad_webhook_secret(recipient: Recipient, secret: str | None) -> str | None:
+    """What is wrong with a webhook secret as read now (None: it signs): a `whsec_` secret
+    whose key is not base64 would fail every send."""
+    if not secret:
+        return None
+    try:
+        signing_key(secret)
+    except ValueError as exc:
+        return f"recipient {recipient.id}: webhook_secret: {exc}"
+    return None
 
 
 def _unset_twilio_token(settings: Settings, environ: Mapping[str, str]) -> str | None:

@@ -487,6 +487,16 @@ def test_check_names_a_secret_not_set_and_warns_of_one_stored_as_a_value(
     tested = run_cli(["alerts", "test", "--recipient", "feed", "--check"], env=env)
     assert (tested.returncode, tested.stdout) == (1, f"webhook: FAILED: {unset}\n")
 
+    env["FEED_SECRET"] = "whsec_not-base64!"  # would fail every send
+    malformed = (
+        "recipient feed: webhook_secret: the webhook secret starts with whsec_ but the rest is not base64"
+    )
+    running = run_cli(["alerts", "run", "--check"], env=env)
+    assert running.returncode == 1, running.stderr
+    assert running.stdout.splitlines()[1:] == [f"  {malformed}", *literal]
+    tested = run_cli(["alerts", "test", "--recipient", "feed", "--check"], env=env)
+    assert (tested.returncode, tested.stdout) == (1, f"webhook: FAILED: {malformed}\n")
+
     env["FEED_SECRET"] = "set-now"
     running = run_cli(["alerts", "run", "--check"], env=env)
     assert running.returncode == 0 and running.stdout.splitlines()[1:] == literal
