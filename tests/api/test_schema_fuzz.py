@@ -45,7 +45,7 @@ pytestmark = pytest.mark.services
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", create_app(load_settings(None)))
 STREAMING = {"/v1/events"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = 15  # per operation and mode: about 1,000 requests in all with the coverage cases
+EXAMPLES = 10  # per operation and mode: about 850 requests in all with the coverage cases
 READER_EXAMPLES = 3
 EXISTING = {"incident_id": "l-0"}
 
