@@ -6,7 +6,9 @@ The files are those the fastapi-offline package carries (Swagger UI 5 and ReDoc 
 render OpenAPI 3.1, as FastAPI writes it), a dependency rather than a copy in this
 repository, mounted read-only at `/docs-assets`. The pages name nothing else: no favicon or
 font from outside, no OAuth2 redirect page (tokens are bearer tokens, typed into Authorize).
-Like the schema, the pages and their files need no token.
+And what the scripts would fetch by themselves is refused by the browser: both pages carry a
+Content-Security-Policy of this server only (ReDoc's script asks its maker's CDN for a logo,
+and hides it when refused). Like the schema, the pages and their files need no token.
 """
 
 from __future__ import annotations
