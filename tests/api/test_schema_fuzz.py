@@ -9,7 +9,9 @@ documents, every content type is one it declares, and every body conforms to its
   with a body (the detail, the file, a verdict recorded) are checked as well as their 404s.
 - Coverage: schemathesis's deterministic boundary cases of every parameter (at, inside and
   past each bound, each enum value, each required part left out).
-- Another caller: a read-only token, a few valid requests of each operation (its 403s).
+- Other callers: a read-only token (its 403s) and a service token of Leeds (no account
+  behind it: its verdicts are recorded as `token:<name>`), a few valid requests of each
+  operation each.
 
 Deterministic: Hypothesis derandomised (the same requests every run, nothing kept between
 runs), one seeded database for the whole test, operations in the schema's order; every
@@ -46,7 +48,7 @@ SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", create_app(load_setting
 STREAMING = {"/v1/events"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 10  # per operation and mode: about 850 requests in all with the coverage cases
-READER_EXAMPLES = 3
+OTHER_EXAMPLES = 3
 EXISTING = {"incident_id": "l-0"}
 
 
@@ -124,12 +126,16 @@ def test_boundary_cases_get_documented_answers(api: Api, subtests: pytest.Subtes
                 send(case)
 
 
-def test_a_read_only_token_gets_documented_answers(api: Api, subtests: pytest.Subtests) -> None:
-    send = sender(api, "reader")
+@pytest.mark.parametrize("token", ["reader", "service"])
+def test_other_callers_get_documented_answers(api: Api, subtests: pytest.Subtests, token: str) -> None:
+    send = sender(api, token)
     for operation in operations():
         for path in fixed_paths(operation):
             with subtests.test(operation=operation.label, path=path):
                 strategy = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=path)
-                fuzz(strategy, READER_EXAMPLES, send)
+                fuzz(strategy, OTHER_EXAMPLES, send)
+
+
+def test_a_read_only_token_is_refused_a_verdict(api: Api) -> None:
     refused = api.post("/v1/incidents/l-0/verdict", "reader", {"verdict": "confirmed"})
     assert refused.status_code == 403, refused.text
