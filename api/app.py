@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 
 from api import docs_pages, routes_analytics, routes_events, routes_incidents, routes_site
 from api.metrics import METRICS_PATH, RequestMetrics
+from api.models import UNAVAILABLE
 from shrinkwatch.metrics import exposition, mark_build
 from shrinkwatch.settings import Settings
 from warehouse.db import DatabaseUnreachable
@@ -68,9 +69,7 @@ async def _query_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("api: PostgreSQL is not answering: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
-    return _problem(
-        503, "the database is not answering; try again shortly", {"Retry-After": str(RETRY_AFTER_S)}
-    )
+    return _problem(503, UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def metrics() -> Response:

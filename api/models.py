@@ -44,9 +44,20 @@ class _Out(BaseModel):
 class Problem(_Out):
     """Every error: what is wrong, in words (a filter's name first where one is wrong)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "levels: unknown value(s) 'hgih'"}]})
-
     detail: str = Field(description="What is wrong and, where it helps, what to do.")
+
+
+UNAVAILABLE = "the database is not answering; try again shortly"  # a 503's detail
+
+
+def problem(description: str, example: str) -> dict[str, Any]:
+    """An error response for a route's `responses=`: a Problem, with an example of that status's
+    own message (one example on the model would show a 422's text under every status)."""
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
 
 
 class Store(_Out):

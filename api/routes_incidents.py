@@ -40,10 +40,10 @@ from api.models import (
     Incident,
     IncidentDetail,
     IncidentPage,
-    Problem,
     VerdictIn,
+    problem,
 )
-from api.routes_site import not_found, records
+from api.routes_site import ERRORS, NOT_FOUND, not_found, records
 from privacy.access import (
     FILE_NAMES,
     EvidenceRequest,
@@ -62,17 +62,14 @@ PRIVATE = {"Cache-Control": "private, no-store"}  # evidence is never kept by a 
 LIMIT_MAX = 500
 _CURSOR_MAX = 512
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No valid token."},
-    403: {"model": Problem, "description": "The token lacks the permission this needs."},
-    422: {"model": Problem, "description": "A parameter that makes no sense (named in the message)."},
-}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such incident, or not one of the token's stores."}
+    404: problem("No such incident, or not one of the token's stores.", NOT_FOUND)
 }
 # FastAPI's own answer to a body it cannot decode at all (not UTF-8), before any model reads it.
 _UNREADABLE: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "A body that is not UTF-8 text (FastAPI cannot parse it)."}
+    400: problem(
+        "A body that is not UTF-8 text (FastAPI cannot parse it).", "There was an error parsing the body"
+    )
 }
 _IncidentId = Annotated[str, Path(description="The incident's id.", examples=["9f1c2e7a0b"])]
 
@@ -180,7 +177,7 @@ def detail_of(settings: Settings, row: Mapping[str, Any]) -> IncidentDetail:
 
 
 # -- the routes ------------------------------------------------------------------------------------
-@router.get("/incidents", response_model=IncidentPage, responses=_ERRORS, summary="Incidents, newest first")
+@router.get("/incidents", response_model=IncidentPage, responses=ERRORS, summary="Incidents, newest first")
 def incidents(
     who: Reader,
     conn: Db,
@@ -204,7 +201,7 @@ def incidents(
 @router.get(
     "/incidents/{incident_id}",
     response_model=IncidentDetail,
-    responses=_ERRORS | _NOT_FOUND,
+    responses=ERRORS | _NOT_FOUND,
     summary="One incident",
 )
 def incident(incident_id: _IncidentId, who: Reader, conn: Db, request: Request) -> IncidentDetail:
@@ -218,7 +215,7 @@ def incident(incident_id: _IncidentId, who: Reader, conn: Db, request: Request) 
 @router.get(
     "/incidents/{incident_id}/evidence/{name}",
     response_class=FileResponse,
-    responses=_ERRORS
+    responses=ERRORS
     | _NOT_FOUND
     | {
         200: {
@@ -265,7 +262,7 @@ def evidence(
 @router.post(
     "/incidents/{incident_id}/verdict",
     response_model=IncidentDetail,
-    responses=_ERRORS | _NOT_FOUND | _UNREADABLE,
+    responses=ERRORS | _NOT_FOUND | _UNREADABLE,
     summary="Confirm or reject an incident",
 )
 def verdict(

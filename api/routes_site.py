@@ -12,17 +12,18 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 
-from api.auth import Db, Reader
+from api.auth import UNAUTHORISED, Db, Reader
 from api.models import (
+    UNAVAILABLE,
     Camera,
     CameraHealth,
     CameraHealthList,
     CameraList,
-    Problem,
     Store,
     StoreList,
     Zone,
     ZoneList,
+    problem,
 )
 from privacy.access import valid_id
 from warehouse.camera_health import camera_status
@@ -32,12 +33,16 @@ router = APIRouter(prefix="/v1", tags=["site"])
 NOT_FOUND = "not found"
 # The error responses of the site and analytics routes (the same for both).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No valid token."},
-    403: {"model": Problem, "description": "The token lacks the `read` permission."},
-    422: {"model": Problem, "description": "A parameter that makes no sense (named in the message)."},
+    401: problem("No valid token.", UNAUTHORISED),
+    403: problem("The token lacks the permission this needs.", "this token lacks the 'review' permission"),
+    422: problem(
+        "A parameter that makes no sense (named in the message).",
+        "levels: unknown value(s) 'hgih'; expected low, medium, high",
+    ),
+    503: problem("PostgreSQL is not answering (see Retry-After).", UNAVAILABLE),
 }
 MISSING: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such store or camera, or not one of the token's stores."}
+    404: problem("No such store or camera, or not one of the token's stores.", NOT_FOUND)
 }
 
 
