@@ -14,10 +14,11 @@ and p95 of both and the ratio API / in-process (p50): what HTTP, JSON, the reque
 connection and its token check add. Before timing, each question's API answer is checked to be
 the in-process one (the same incidents, the same number of rows); a mismatch stops the run.
 
-SSE delivery (`--events`, once GET /v1/events exists): an analyst's stream is open while
-incident rows are written as the flow writes them (warehouse.incidents.upsert_incidents, one
-committed transaction per row, `--events` rows); each row's latency is from its commit
-returning to its event read from the stream, p50 and p95.
+SSE delivery (GET /v1/events; said and skipped by an API without it): an analyst's stream is
+open while `--events` new incident rows are written as the flow writes them
+(warehouse.incidents.upsert_incidents, one committed transaction per row, one every
+`--every` s); each row's latency is from its commit returning to its event read from the
+stream, p50 and p95, and how many never came.
 
 Prints the CPU and its flags, and the load average before and after measuring (the figures of a
 shared machine are noisy; the ratio is what travels).
@@ -406,10 +407,13 @@ def polled(condition: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def sse_latencies(dsn: str, url: str, token: str, count: int, every_s: float) -> tuple[list[float], int]:
+def sse_latencies(
+    dsn: str, url: str, token: str, count: int, every_s: float, wait_s: float = 30.0
+) -> tuple[list[float], int]:
     """Write `count` new incidents of STORE, one committed row every `every_s` (as the flow's
-    upsert_incidents writes them), with an analyst's stream open; each row's ms from its commit
-    returning to its event read, and how many never came (30 s after the last row)."""
+    upsert_incidents writes them), with the token's stream open; each row's ms from its commit
+    returning to its event read, and how many never came (`wait_s` after the last row; the
+    stream must show it is open within twice that)."""
     prefix = f"bench-sse-{secrets.token_hex(3)}"
     camera_id = f"{STORE}-cam-01"
     stream = EventStream(url, token)
@@ -427,8 +431,8 @@ def sse_latencies(dsn: str, url: str, token: str, count: int, every_s: float) ->
                 upsert_incidents(conn, [sse_incident(probes[-1], camera_id)])
                 return polled(came, 0.5)
 
-            if not polled(probed, 60):
-                msg = "SSE: GET /v1/events sent no event in 60 s for new incidents in its scope"
+            if not polled(probed, 2 * wait_s):
+                msg = f"SSE: GET /v1/events sent no event in {2 * wait_s:.0f} s for new incidents of {STORE}"
                 raise SystemExit(msg)
             committed: dict[str, float] = {}
             for n in range(count):
@@ -436,7 +440,7 @@ def sse_latencies(dsn: str, url: str, token: str, count: int, every_s: float) ->
                 upsert_incidents(conn, [incident])  # its own transaction, committed when it returns
                 committed[incident.incident_id] = time.perf_counter()
                 time.sleep(every_s)  # the pace of the writes, not a wait for anything
-        polled(lambda: committed.keys() <= stream.received().keys() or stream.error is not None, 30)
+        polled(lambda: committed.keys() <= stream.received().keys() or stream.error is not None, wait_s)
         received = stream.received()
     finally:
         stream.close()
