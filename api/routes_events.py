@@ -8,7 +8,11 @@ change over: see its docstring):
     event: incident
     data: <the incident as the change left it: the fields of an item of /v1/incidents>
 
-and, while nothing happens, a comment line `: keep-alive` every `Timing.keepalive_s` (15 s).
+and, while nothing happens, a keep-alive every `Timing.keepalive_s` (15 s): a comment line
+`: keep-alive` and the stream's position as an `id:` with no data, which EventSource (and the
+format's rules) take as the last event id without dispatching an event. So a client that has
+had no event yet, or none for a while, resumes from where its stream had read, not from "now"
+(a stream that starts "now" sends it once the changes it skips are behind it).
 
 - Resume: `Last-Event-ID` (what EventSource sends when it reconnects) or `?last_event_id=`
   (the header wins when both are given: it is the newer). The stream sends every change after
@@ -106,10 +110,13 @@ def encode_id(position: Position) -> str:
 
 
 def decode_id(text: str) -> Position:
-    """The position an event id names; QueryError when it is not one `encode_id` could make."""
+    """The position an event id names; QueryError when it is not one `encode_id` could make
+    (an event's seq is 1 or more; a keep-alive's position has seq 0)."""
     match = _ID.fullmatch(text)
-    xid, seq = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
-    if not (0 <= xid < 2**63 and 1 <= seq < 2**63):  # (both are bigints in PostgreSQL)
+    if match is None:
+        raise QueryError(ID_PROBLEM)
+    xid, seq = int(match[1], 16), int(match[2], 16)
+    if not (xid < 2**63 and seq < 2**63):  # (both are bigints in PostgreSQL)
         raise QueryError(ID_PROBLEM)
     return Position(xid, seq)
 
@@ -124,6 +131,14 @@ def incident_frame(event: IncidentEvent) -> bytes:
     """An `incident` event: the incident as the change left it, as /v1/incidents shows it."""
     incident = Incident.model_validate(incident_of(event.state))
     return frame("incident", encode_id(event.position), incident.model_dump_json())
+
+
+def keepalive_frame(position: Position | None) -> bytes:
+    """A keep-alive; with the stream's position as its id when given (no data: nothing is
+    dispatched, but the id becomes the client's last event id)."""
+    if position is None:
+        return KEEPALIVE
+    return f": keep-alive\nid: {encode_id(position)}\n\n".encode()
 
 
 def gap_frame(purged_through: Position) -> bytes:
@@ -282,7 +297,8 @@ async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> Async
         if batch.more:
             continue
         if loop.time() - written >= timing.keepalive_s:
-            yield KEEPALIVE
+            # While the start's skipped changes are ahead, the position alone would bring them.
+            yield keepalive_frame(None if skip else position)
             written = loop.time()
         wait = next_wait(batch.held_back, wait, timing.poll_s)
         until_keepalive = max(0.0, timing.keepalive_s - (loop.time() - written))

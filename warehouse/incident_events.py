@@ -130,13 +130,15 @@ def start_position(conn: Connection) -> Start:
 
 def resume_check(conn: Connection, position: Position) -> ResumeCheck:
     """Whether a stream can resume after `position` (its xid below the next transaction id to be
-    given: an id no transaction has had cannot be one this log gave), and whether retention
-    deleted changes after it."""
+    given: an id no transaction has had cannot be one this log gave; or, with seq 0, that next
+    id itself: the horizon an idle stream has read up to, which its keep-alives carry), and
+    whether retention deleted changes after it."""
     row = conn.execute(
-        """SELECT %(xid)s::text::xid8 < pg_snapshot_xmax(pg_current_snapshot()) AS valid,
+        """WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot()) AS xmax)
+           SELECT (%(xid)s::text::xid8 < s.xmax OR (%(xid)s::text::xid8 = s.xmax AND %(seq)s = 0)) AS valid,
                   p.xid::text AS purged_xid, p.seq AS purged_seq
-           FROM (SELECT 1) one LEFT JOIN incident_events_purged p ON true""",
-        {"xid": str(position.xid)},
+           FROM s LEFT JOIN incident_events_purged p ON true""",
+        {"xid": str(position.xid), "seq": position.seq},
     ).fetchone()
     assert row is not None
     purged = Position(int(row["purged_xid"]), row["purged_seq"]) if row["purged_xid"] is not None else None

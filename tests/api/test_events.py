@@ -71,6 +71,7 @@ class Stream:
     body: bytes = b""
     events: list[Event] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    last_id: str | None = None  # as EventSource keeps it: the last `id:` read, with data or not
     ended: threading.Event = field(default_factory=threading.Event)
     clean_end: bool = False
 
@@ -102,7 +103,9 @@ class Stream:
                     name, _, value = text.partition(":")
                     block[name] = value.removeprefix(" ")
                 elif block:
-                    self.events.append(Event(block["event"], block["id"], json.loads(block["data"])))
+                    self.last_id = block.get("id", self.last_id)
+                    if "data" in block:  # (a block without data dispatches no event)
+                        self.events.append(Event(block["event"], block["id"], json.loads(block["data"])))
                     block = {}
         except (OSError, http.client.HTTPException):
             return  # the connection was cut (by close(), or a server that did not end the stream)
@@ -276,12 +279,32 @@ def test_a_stream_resumed_after_a_disconnect_gets_exactly_the_changes_made_meanw
         stream.close()
 
 
+def test_a_client_that_had_no_event_resumes_from_its_keep_alives_id(serve: Callable[..., Live]) -> None:
+    """A keep-alive carries the stream's position as an id with no data: a quiet client's last
+    event id, so the changes made while it was away are not lost to a start at "now"."""
+    live = serve(Timing(keepalive_s=0.2, poll_s=0.2))
+    quiet = live.stream("leeds")
+    wait_for(lambda: quiet.last_id is not None, DEADLINE_S, what="a keep-alive with an id")
+    quiet.close()
+    assert quiet.events == [] and quiet.last_id is not None
+    live.write(made("away-1", LEEDS), made("away-b", BOSTON))  # while nobody listens
+    resumed = live.stream("leeds", headers={"Last-Event-ID": quiet.last_id})
+    fresh = live.stream("leeds")  # without an id: from now, so none of those
+    live.write(made("after", LEEDS, minutes=1))
+    resumed.wait_for_count(2)
+    fresh.wait_for_count(1)
+    assert resumed.incidents() == [("away-1", 1, "unreviewed"), ("after", 1, "unreviewed")]
+    assert fresh.incidents() == [("after", 1, "unreviewed")]
+    for stream in (resumed, fresh):
+        stream.close()
+
+
 @pytest.mark.parametrize(
     ("where", "value", "starts"),
     [
         ("query", "garbage", "last_event_id: not an event id this stream gave"),
         ("query", "", "last_event_id: not an event id"),
-        ("query", "12-0", "last_event_id: not an event id"),  # seqs start at 1
+        ("query", "12-", "last_event_id: not an event id"),
         ("query", "12-zz", "last_event_id: not an event id"),
         ("query", "ffffffffffffffff-1", "last_event_id: not an event id"),  # past any xid8 we give
         ("query", "7ffffffffffffff0-1", "last_event_id: not an event id"),  # no transaction had it yet
@@ -320,7 +343,7 @@ def test_a_revoked_tokens_stream_ends_at_the_next_keep_alive(serve: Callable[...
     live = serve(Timing(keepalive_s=0.2, poll_s=0.2))
     stream, other = live.stream("leeds"), live.stream("soc")
     wait_for(lambda: len(stream.comments) >= 2, DEADLINE_S, what="keep-alives")
-    assert set(stream.comments) == {": keep-alive"}
+    assert set(stream.comments) == {": keep-alive"} and stream.events == []
     with connect(live.settings.database_dsn) as conn:
         assert revoke_token(conn, "leeds", by="tests")
     assert stream.ended.wait(DEADLINE_S), "the stream of a revoked token went on"
@@ -498,6 +521,7 @@ def test_a_stream_follows_its_accounts_stores_as_they_change(serve: Callable[...
     [
         (Position(1, 1), "1-1"),
         (Position(0x2F1A, 0x3C), "2f1a-3c"),
+        (Position(0x2F1A, 0), "2f1a-0"),  # a keep-alive's: the horizon its stream read up to
         (Position(2**63 - 1, 2**63 - 1), "7" + "f" * 15 + "-7" + "f" * 15),
     ],
 )
@@ -511,7 +535,6 @@ def test_an_event_id_names_its_position(position: Position, text: str) -> None:
     [
         "",
         "1",
-        "1-0",
         "-1",
         "1-",
         "1_1",
