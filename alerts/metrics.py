@@ -17,14 +17,12 @@ Both counters start at 0 for every channel, so `rate()` sees the first failure.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 
-from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter
 
-from shrinkwatch.metrics import MetricsServer, serve
+from shrinkwatch.metrics import MetricsServer, ReadAtScrape, read_at_scrape, serve
 from shrinkwatch.recipients import CHANNELS
 from shrinkwatch.settings import Settings
 from warehouse.alert_outbox import queued_by_channel
@@ -44,48 +42,28 @@ for _channel in CHANNELS:
     SEND_FAILURES.labels(_channel)
 
 
-def depth_family(queued: dict[str, int]) -> GaugeMetricFamily:
-    """The depth gauge of these queued counts: every known channel (0 when absent), then any
-    other channel the table holds."""
-    family = GaugeMetricFamily(DEPTH, DEPTH_HELP, labels=["channel"])
-    for channel in [*CHANNELS, *sorted(set(queued) - set(CHANNELS))]:
-        family.add_metric([channel], queued.get(channel, 0))
-    return family
+def depth_of(queued: dict[str, int]) -> dict[str, int]:
+    """The depth gauge's values of these queued counts: every known channel (0 when absent),
+    then any other channel the table holds."""
+    return {channel: queued.get(channel, 0) for channel in [*CHANNELS, *sorted(set(queued) - set(CHANNELS))]}
 
 
-class OutboxDepth(Collector):
-    """The depth gauge, asked of PostgreSQL on a connection of its own at each scrape."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(DEPTH, DEPTH_HELP, labels=["channel"])
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            with connect(self.dsn, autocommit=True, timeout_s=SCRAPE_CONNECT_S) as conn:
-                queued = queued_by_channel(conn)
-        except Exception as exc:  # noqa: BLE001 (a scrape must answer with what it has)
-            log.debug("alert outbox depth not read: %s", exc)
-            return
-        yield depth_family(queued)
+def read_depth(dsn: str) -> dict[str, int]:
+    """The outbox depth per channel, as PostgreSQL holds it now."""
+    with connect(dsn, autocommit=True, timeout_s=SCRAPE_CONNECT_S) as conn:
+        return depth_of(queued_by_channel(conn))
 
 
-_registered = threading.Lock()
-_outbox_depth: OutboxDepth | None = None
+def outbox_depth(dsn: str) -> ReadAtScrape:
+    """The depth gauge of this database, read at each scrape (not registered)."""
+    return ReadAtScrape(DEPTH, DEPTH_HELP, ["channel"], partial(read_depth, dsn))
 
 
 def serve_metrics(settings: Settings, say: Callable[[str], None] | None = None) -> MetricsServer:
     """Serve this process's metrics as the `alerts` role, with the outbox depth of the
     database these settings name (registered once per process); a MetricsServer whose port
     is None when metrics are off or could not listen (shrinkwatch.metrics.serve)."""
-    global _outbox_depth
     server = serve(settings, "alerts", say=say)
     if server.port is not None:
-        with _registered:
-            if _outbox_depth is None:
-                _outbox_depth = OutboxDepth(settings.database_dsn)
-                REGISTRY.register(_outbox_depth)
-            _outbox_depth.dsn = settings.database_dsn
+        read_at_scrape(DEPTH, DEPTH_HELP, ["channel"], partial(read_depth, settings.database_dsn))
     return server

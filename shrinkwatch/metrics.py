@@ -14,6 +14,11 @@ The policy, the same for every service:
   declares its own, at module level, under the names of docs/OPERATIONS.md's "Metrics"), the
   client's default process and platform collectors, and `shrinkwatch_build_info{version,role}`
   = 1 (`mark_build`).
+- **Read when scraped.** A gauge of what PostgreSQL holds (the alert outbox's depth, the
+  rollups' last success) is read at each scrape on a connection of its own (`ReadAtScrape`,
+  registered once per process by `read_at_scrape`), never kept in memory: it is right from the
+  first scrape after a restart and the same in every process. A read that fails leaves the
+  family out of that scrape (unknown, not 0), and the scrape answers with the rest.
 - **Never a service down.** Metrics are served from a daemon thread; a port already taken (or
   any other failure to listen) is said once, naming the port and the setting, and the
   service runs on without metrics. Recording a metric never raises.
@@ -27,11 +32,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from shrinkwatch import __version__
 from shrinkwatch.settings import Settings
@@ -86,6 +93,46 @@ def port_for(settings: Settings, role: str, instance: int = 0) -> int | None:
 def mark_build(role: str) -> None:
     """Set `shrinkwatch_build_info{version,role}` to 1 for this process."""
     BUILD_INFO.labels(version=__version__, role=role).set(1)
+
+
+class ReadAtScrape(Collector):
+    """A gauge family read by `read` at each scrape (see the module docstring)."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str], read: Callable[[], Any]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.read = read  # -> {label value (or tuple of them): value}
+
+    def family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self.family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            values = self.read()
+        except Exception as exc:  # noqa: BLE001 (a scrape answers with what it has)
+            log.debug("%s not read: %s", self.name, exc)
+            return
+        family = self.family()
+        for key, value in values.items():
+            family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+        yield family
+
+
+_read_at_scrape: dict[str, ReadAtScrape] = {}
+_read_at_scrape_lock = threading.Lock()
+
+
+def read_at_scrape(name: str, documentation: str, labels: list[str], read: Callable[[], Any]) -> None:
+    """Export the gauge family `name` from this process's registry, read by `read` at each
+    scrape: registered once per process, a later call replacing its `read` (another database)."""
+    with _read_at_scrape_lock:
+        collector = _read_at_scrape.get(name)
+        if collector is None:
+            collector = _read_at_scrape[name] = ReadAtScrape(name, documentation, labels, read)
+            REGISTRY.register(collector)
+        collector.read = read
 
 
 def exposition() -> tuple[bytes, str]:

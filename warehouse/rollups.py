@@ -21,7 +21,7 @@ written by a transaction that committed after the last refresh began is never mi
 
 Metrics (served by `rollups run --schedule`, warehouse.jobs): each rollup's last successful
 refresh, `shrinkwatch_rollup_last_success_timestamp_seconds{rollup}`, is its `rollup_state`
-row's `refreshed_at`, read from PostgreSQL when Prometheus scrapes (`Freshness`): right after a
+row's `refreshed_at`, read from PostgreSQL when Prometheus scrapes (`read_freshness`): right after a
 restart, and whichever process refreshed it; a rollup never refreshed has no sample, and while
 PostgreSQL does not answer none has. `shrinkwatch_rollup_failures_total{rollup}` counts this
 process's refreshes that raised.
@@ -35,13 +35,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter
 
 from shrinkwatch.errors import ShrinkwatchError
+from shrinkwatch.metrics import ReadAtScrape, read_at_scrape
 from warehouse.db import Connection, connect
 from warehouse.duck import open_duckdb
 
@@ -448,40 +448,21 @@ def last_refreshed(conn: Connection) -> dict[str, datetime]:
     return {r["name"]: r["refreshed_at"] for r in conn.execute("SELECT name, refreshed_at FROM rollup_state")}
 
 
-class Freshness(Collector):
-    """The last-success gauge, asked of PostgreSQL on a connection of its own at each scrape
-    (see the module docstring)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        yield GaugeMetricFamily(LAST_SUCCESS, LAST_SUCCESS_HELP, labels=["rollup"])
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        try:
-            with connect(self.dsn, autocommit=True, timeout_s=SCRAPE_CONNECT_S) as conn:
-                refreshed = last_refreshed(conn)
-        except Exception as exc:  # noqa: BLE001 (a scrape must answer with what it has)
-            log.debug("rollup freshness not read: %s", exc)
-            return
-        family = GaugeMetricFamily(LAST_SUCCESS, LAST_SUCCESS_HELP, labels=["rollup"])
-        for name in sorted(refreshed):
-            family.add_metric([name], refreshed[name].timestamp())
-        yield family
+def read_freshness(dsn: str) -> dict[str, float]:
+    """Each refreshed rollup's last success (unix seconds), as PostgreSQL holds it now."""
+    with connect(dsn, autocommit=True, timeout_s=SCRAPE_CONNECT_S) as conn:
+        return {name: at.timestamp() for name, at in sorted(last_refreshed(conn).items())}
 
 
-_freshness: Freshness | None = None
+def freshness(dsn: str) -> ReadAtScrape:
+    """The last-success gauge of this database, read at each scrape (not registered)."""
+    return ReadAtScrape(LAST_SUCCESS, LAST_SUCCESS_HELP, ["rollup"], partial(read_freshness, dsn))
 
 
 def watch_freshness(dsn: str) -> None:
     """Export the last-success gauge of this database from this process's registry (once per
     process; a later call points it at `dsn`)."""
-    global _freshness
-    if _freshness is None:
-        _freshness = Freshness(dsn)
-        REGISTRY.register(_freshness)
-    _freshness.dsn = dsn
+    read_at_scrape(LAST_SUCCESS, LAST_SUCCESS_HELP, ["rollup"], partial(read_freshness, dsn))
 
 
 def run_rollups(

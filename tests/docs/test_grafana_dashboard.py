@@ -19,9 +19,9 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.metrics import OutboxDepth
+from alerts.metrics import outbox_depth
 from shrinkwatch.settings import REPO_ROOT, Settings
-from warehouse.rollups import Freshness, run_rollups
+from warehouse.rollups import freshness, run_rollups
 
 DASHBOARD = REPO_ROOT / "docs" / "grafana" / "shrinkwatch.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -153,8 +153,8 @@ def exported(settings: Settings) -> dict[str, str]:
         importlib.import_module(module)
     run_rollups(settings.database_dsn, progress=lambda _m: None)  # a last success to show
     read_when_scraped = CollectorRegistry()
-    read_when_scraped.register(OutboxDepth(settings.database_dsn))
-    read_when_scraped.register(Freshness(settings.database_dsn))
+    read_when_scraped.register(outbox_depth(settings.database_dsn))
+    read_when_scraped.register(freshness(settings.database_dsn))
     return families(REGISTRY) | families(read_when_scraped)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from shrinkwatch import __version__
-from shrinkwatch.metrics import ROLE_OFFSETS, port_for, serve
+from shrinkwatch.metrics import ROLE_OFFSETS, ReadAtScrape, port_for, read_at_scrape, serve
 from shrinkwatch.net import port_open
 from shrinkwatch.settings import Settings
 from tests.metrics_support import metrics_base, scrape, value
@@ -100,3 +101,29 @@ def test_off_serves_nothing_and_says_nothing() -> None:
 def _python_info(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> dict[str, str]:
     labels = next(lab for name, lab in samples if name == "python_info")
     return dict(labels)
+
+
+def test_a_gauge_read_at_scrape_shows_what_the_read_gives_and_is_left_out_when_it_fails() -> None:
+    values: dict[object, float] = {"email": 3, ("sms",): 0}
+    broken = False
+
+    def read() -> dict[object, float]:
+        if broken:
+            msg = "PostgreSQL is not answering"
+            raise OSError(msg)
+        return values
+
+    registry = CollectorRegistry()
+    registry.register(ReadAtScrape("shrinkwatch_test_depth", "A test gauge.", ["channel"], read))
+    text = generate_latest(registry).decode()
+    assert 'shrinkwatch_test_depth{channel="email"} 3.0' in text
+    assert 'shrinkwatch_test_depth{channel="sms"} 0.0' in text
+    broken = True
+    assert "shrinkwatch_test_depth{" not in generate_latest(registry).decode()  # unknown, not 0
+
+
+def test_read_at_scrape_registers_a_family_once_and_a_later_call_replaces_its_read() -> None:
+    read_at_scrape("shrinkwatch_test_once", "A test gauge.", ["db"], lambda: {"first": 1})
+    read_at_scrape("shrinkwatch_test_once", "A test gauge.", ["db"], lambda: {"second": 2})
+    assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "second"}) == 2
+    assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "first"}) is None
