@@ -11,6 +11,7 @@ store, that Boston's rows are there to be seen.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -184,3 +185,12 @@ def with_analytics(settings: Settings) -> None:
         record_review(conn, "b-0", confirmed=True)
         conn.commit()
     run_rollups(settings.database_dsn, progress=lambda _m: None)
+
+
+def answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    """Whether `shrinkwatch api` (a child process) serves at `url` yet; it must not have exited."""
+    assert proc.poll() is None, "shrinkwatch api exited"
+    try:
+        return httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False

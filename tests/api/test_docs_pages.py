@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from shrinkwatch.settings import Settings, load_settings
+from tests.api.conftest import answers
 from tests.support import cli_env, free_port, spawn_cli, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -73,14 +73,6 @@ def test_a_page_names_only_files_this_server_serves(client: TestClient, page: st
 def test_the_files_need_no_token_and_only_they_are_served(client: TestClient) -> None:
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200  # no Authorization
     assert client.get("/docs-assets/nothing.js").status_code == 404
-
-
-def answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "shrinkwatch api exited"
-    try:
-        return httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from shrinkwatch.settings import REPO_ROOT, Settings
-from tests.api.conftest import BOSTON, CLIP_BYTES, LEEDS, SNAPSHOT_BYTES, bearer, make_token, seed
+from tests.api.conftest import BOSTON, CLIP_BYTES, LEEDS, SNAPSHOT_BYTES, answers, bearer, make_token, seed
 from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.db import connect
 
@@ -33,14 +33,6 @@ class Server:
     url: str
     settings: Settings
     tokens: dict[str, str]
-
-
-def answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "shrinkwatch api exited"
-    try:
-        return httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture

@@ -5,27 +5,18 @@ stops cleanly (exit status 0) on SIGTERM."""
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from shrinkwatch.settings import Settings
-from tests.api.conftest import bearer, make_token, seed
+from tests.api.conftest import answers, bearer, make_token, seed
 from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.api_tokens import revoke_token
 from warehouse.db import Connection, connect
 
 pytestmark = pytest.mark.services
-
-
-def answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "shrinkwatch api exited"
-    try:
-        return httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def last_used_from(conn: Connection, name: str) -> str | None:
