@@ -12,7 +12,8 @@
 
 `route` is the route's template (`/v1/incidents/{incident_id}`), never the path a caller
 sent: an id in a label would make a series per incident. A path no route matches is
-`unmatched`, one label for them all. `/metrics` itself is not counted, so a Prometheus
+`unmatched`, one label for them all; a method that is not one of HTTP's own is `other` (a
+caller could otherwise make a series per made-up method). `/metrics` itself is not counted, so a Prometheus
 scraping it does not show up as API traffic. An error that escapes every handler is counted
 as the 500 that the server then answers.
 """
@@ -28,6 +29,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 REQUESTS = Counter(
     "shrinkwatch_api_requests",
@@ -72,6 +75,12 @@ def route_label(scope: Scope) -> str:
     return template if isinstance(template, str) and template else UNMATCHED
 
 
+def method_label(method: str) -> str:
+    """The method as a label: one of HTTP's own, or `other` (a server takes any token as a
+    method, and a label per made-up one would grow the series without bound)."""
+    return method if method in METHODS else OTHER_METHOD
+
+
 class RequestMetrics:
     """ASGI middleware counting and timing every HTTP request but `/metrics` (see above)."""
 
@@ -87,7 +96,7 @@ class RequestMetrics:
 
         def record(status: int) -> None:
             # The router has put the matched route into `scope` by the time a response starts.
-            route, method = route_label(scope), scope["method"]
+            route, method = route_label(scope), method_label(scope["method"])
             REQUESTS.labels(route, method, str(status)).inc()
             REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - started)
 

@@ -121,6 +121,25 @@ def test_an_error_no_handler_answers_is_counted_as_its_500() -> None:
     assert _sample("shrinkwatch_api_requests_total", **labels, status="500") == before + 1
 
 
+def test_a_made_up_method_is_one_label_not_a_series_of_its_own() -> None:
+    """A server takes any token as a method: each would be a series, sent by anyone."""
+    app = FastAPI()
+
+    @app.get("/v1/thing")
+    def thing() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(RequestMetrics)
+    labels = {"route": "/v1/thing", "status": "405"}
+    before = _sample("shrinkwatch_api_requests_total", **labels, method="other")
+    with TestClient(app) as client:
+        for n in range(3):
+            assert client.request(f"MADEUP{n}", "/v1/thing").status_code == 405
+    assert _sample("shrinkwatch_api_requests_total", **labels, method="other") == before + 3
+    made_up = [_sample("shrinkwatch_api_requests_total", **labels, method=f"MADEUP{n}") for n in range(3)]
+    assert made_up == [0, 0, 0]
+
+
 def test_an_event_stream_holds_the_gauge_while_it_is_open() -> None:
     before = _sample("shrinkwatch_api_event_streams")
     with streaming():
