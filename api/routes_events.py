@@ -32,7 +32,11 @@ had no event yet, or none for a while, resumes from where its stream had read, n
   doubling) while the log says a committed change waits.
 - Connections: a stream reads on its request's own connection (api.auth.connection, held
   until the stream ends), so one PostgreSQL connection per open stream, plus the listener.
-  A process serves at most `MAX_STREAMS` at once; one more is 503 with Retry-After.
+  A process serves at most `MAX_STREAMS` at once, and a token at most `MAX_STREAMS_PER_TOKEN`
+  of them (one token cannot take a process's streams, or PostgreSQL's connections); one more
+  is 503 with Retry-After. A stream's place is taken in the route, before it answers, so
+  requests arriving together cannot all pass the count, and given back when the stream ends
+  (or, for one whose body never started, when it is collected).
 - Stopping: `end_streams(app)` (api.server calls it on SIGINT/SIGTERM) ends every stream at
   once, so uvicorn's graceful shutdown is not held open by them; a client reconnects with its
   last id. A stream whose database goes away ends too (logged), for the same reconnect.
@@ -45,6 +49,7 @@ import contextlib
 import json
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -54,12 +59,14 @@ import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Db, Reader, bearer, client_of, settings_of
 from api.metrics import streaming
-from api.models import Incident, Problem
+from api.models import Incident, problem
 from api.routes_incidents import incident_of
+from api.routes_site import ERRORS
 from shrinkwatch.outage import Outage
 from warehouse.api_tokens import ApiCaller, authenticate_token
 from warehouse.db import Connection, DatabaseUnreachable
@@ -78,6 +85,7 @@ from warehouse.scope import QueryError
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 64  # per process: each holds a PostgreSQL connection
+MAX_STREAMS_PER_TOKEN = 8
 BATCH = 200  # events read at a time
 RETRY_FIRST_S = 0.25  # a committed change waits for an older transaction: read again this soon
 KEEPALIVE = b": keep-alive\n\n"
@@ -145,15 +153,28 @@ def gap_frame(purged_through: Position) -> bytes:
     return frame("gap", encode_id(purged_through), {"detail": GAP_DETAIL.format(days=RETENTION.days)})
 
 
-def next_wait(held_back: bool, previous: float, poll_s: float) -> float:
-    """How long to wait for a wake-up before reading anyway: soon (doubling) while a committed
-    change waits for an older transaction, else `poll_s`."""
+def next_wait(held_back: bool, previous: float | None, poll_s: float) -> float:
+    """How long to wait for a wake-up before reading anyway: while a committed change waits for
+    an older transaction, soon, then doubling up to `poll_s` and staying there (`previous`:
+    the last wait while it waited, None when nothing was held back before); else `poll_s`."""
     if not held_back:
         return poll_s
-    return min(poll_s, RETRY_FIRST_S if previous >= poll_s else previous * 2)
+    return min(poll_s, RETRY_FIRST_S if previous is None else previous * 2)
 
 
 # -- the process's listener ---------------------------------------------------------------------------
+class Slot:
+    """One stream's place in its hub's count, given back once (`release`)."""
+
+    def __init__(self, hub: Hub, token_id: str) -> None:
+        self._hub, self._token_id, self._released = hub, token_id, False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._hub._give_back(self._token_id)  # noqa: SLF001 (the hub's own bookkeeping)
+
+
 class Hub:
     """The open streams of one app and the one LISTEN connection that wakes them. Lives in the
     event loop; `stop` may be called from a signal handler."""
@@ -161,13 +182,30 @@ class Hub:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._wakers: set[asyncio.Event] = set()
+        self._held: dict[str, int] = {}  # open (or opening) streams per token id
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
 
     @property
     def streams(self) -> int:
-        return len(self._wakers)
+        """Streams open or opening (their places taken)."""
+        return sum(self._held.values())
+
+    def reserve(self, token_id: str) -> Slot | None:
+        """A place for one more stream of this token, or None when the process or the token has
+        all it may (call it with no await between the check and the use: it is not locked)."""
+        if self.streams >= MAX_STREAMS or self._held.get(token_id, 0) >= MAX_STREAMS_PER_TOKEN:
+            return None
+        self._held[token_id] = self._held.get(token_id, 0) + 1
+        return Slot(self, token_id)
+
+    def _give_back(self, token_id: str) -> None:
+        left = self._held.get(token_id, 0) - 1
+        if left > 0:
+            self._held[token_id] = left
+        else:
+            self._held.pop(token_id, None)
 
     def open(self) -> asyncio.Event:
         """A new stream's wake-up (the listener starts with the first stream)."""
@@ -255,8 +293,9 @@ def _allowed(conn: Connection, token: str, client: str) -> ApiCaller | None:
     return who if who is not None and who.may("read") else None
 
 
-async def _events(stream: _Stream, start: Start, gap: Position | None) -> AsyncIterator[bytes]:
-    """The stream's body: changes after the start as they become final, keep-alives between."""
+async def _events(stream: _Stream, start: Start, gap: Position | None, slot: Slot) -> AsyncIterator[bytes]:
+    """The stream's body: changes after the start as they become final, keep-alives between;
+    its place in the hub's count given back at the end."""
     waker = stream.hub.open()
     try:
         with streaming():  # shrinkwatch_api_event_streams counts it while it is open
@@ -268,6 +307,7 @@ async def _events(stream: _Stream, start: Start, gap: Position | None) -> AsyncI
         log.warning("api: an event stream ended: PostgreSQL: %s", " ".join(str(exc).split())[:200])
     finally:
         stream.hub.close(waker)
+        slot.release()
 
 
 async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> AsyncIterator[bytes]:
@@ -276,7 +316,7 @@ async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> Async
     hub, timing = stream.hub, stream.timing
     loop = asyncio.get_running_loop()
     position, skip = start.position, start.skip
-    wait = timing.poll_s
+    wait: float | None = None  # the last wait while a change was held back
     written = loop.time()
     while not hub.stopping:
         waker.clear()  # a change committed from here on wakes the wait below
@@ -288,7 +328,19 @@ async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> Async
             partial(read_events, stream.conn, who.scope, position, limit=BATCH, skip=skip)
         )
         for event in batch.events:
-            yield incident_frame(event)
+            try:
+                chunk = incident_frame(event)
+            except ValidationError as exc:
+                # One row the model cannot take (written by a newer flow, say) must not end
+                # every stream at it again and again: it is passed over, said once per stream.
+                log.error(
+                    "api: incident %s version %s passed over in an event stream: %s",
+                    event.incident_id,
+                    event.version,
+                    " ".join(str(exc).split())[:300],
+                )
+                continue
+            yield chunk
         position = batch.position
         if position.xid >= start.skip_below_xid:
             skip = frozenset()  # every change it held is behind the position now
@@ -300,10 +352,11 @@ async def _changes(stream: _Stream, start: Start, waker: asyncio.Event) -> Async
             # While the start's skipped changes are ahead, the position alone would bring them.
             yield keepalive_frame(None if skip else position)
             written = loop.time()
-        wait = next_wait(batch.held_back, wait, timing.poll_s)
+        pause = next_wait(batch.held_back, wait, timing.poll_s)
+        wait = pause if batch.held_back else None
         until_keepalive = max(0.0, timing.keepalive_s - (loop.time() - written))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waker.wait(), min(wait, until_keepalive))
+            await asyncio.wait_for(waker.wait(), min(pause, until_keepalive))
 
 
 def _start(conn: Connection, asked: Position | None) -> tuple[Start, Position | None]:
@@ -321,17 +374,23 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "A text/event-stream: `incident` events (and one `gap` where changes were missed).",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
-    401: {"model": Problem, "description": "No valid token."},
-    403: {"model": Problem, "description": "The token lacks the permission this needs."},
-    422: {"model": Problem, "description": "An event id this API did not give, or an unknown parameter."},
-    503: {"model": Problem, "description": "Too many open streams, or the database is not answering."},
+    401: ERRORS[401],
+    403: ERRORS[403],
+    422: problem(
+        "An event id this API did not give, or an unknown parameter.",
+        ID_PROBLEM,
+    ),
+    503: problem(
+        "Too many open streams (the process's or the token's), or the database is not answering.",
+        "too many live streams are open; try again shortly",
+    ),
 }
 
 
 @router.get("/events", response_class=StreamingResponse, responses=_ERRORS, summary="Live incidents (SSE)")
 async def events(
     request: Request,
-    _who: Reader,
+    who: Reader,
     conn: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     last_event_id: Annotated[
@@ -359,12 +418,15 @@ async def events(
     asked = last_event_id_header if last_event_id_header is not None else last_event_id
     start, gap = await run_in_threadpool(_start, conn, decode_id(asked) if asked is not None else None)
     hub = hub_of(request)
-    if hub.streams >= MAX_STREAMS:
+    slot = hub.reserve(who.token.token_id)  # (no await from here to the response)
+    if slot is None:
         raise HTTPException(503, "too many live streams are open; try again shortly", {"Retry-After": "30"})
     assert credentials is not None  # (the Reader checked them)
     stream = _Stream(hub, conn, credentials.credentials, client_of(request), timing_of(request.app))
+    body = _events(stream, start, gap, slot)
+    weakref.finalize(body, slot.release)  # a body that never started gives its place back too
     return StreamingResponse(
-        _events(stream, start, gap),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

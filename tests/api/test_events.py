@@ -31,6 +31,7 @@ import httpx
 import pytest
 import uvicorn
 
+from api import routes_events
 from api.app import create_app
 from api.routes_events import Timing, decode_id, encode_id, end_streams, next_wait
 from shrinkwatch.settings import Settings
@@ -277,6 +278,52 @@ def test_a_stream_resumed_after_a_disconnect_gets_exactly_the_changes_made_meanw
     )
     for stream in (resumed, by_query, header_wins, from_first):
         stream.close()
+
+
+def test_a_change_the_model_cannot_take_is_passed_over_and_the_stream_goes_on(
+    serve: Callable[..., Live],
+) -> None:
+    """An incident type a newer flow wrote before the API was upgraded: that change is left out
+    (logged), the stream neither ends at it nor sends it again and again."""
+    live = serve()
+    stream = live.stream("leeds")
+    live.write(made("odd", LEEDS))
+    with connect(live.settings.database_dsn) as conn:
+        conn.execute(
+            "UPDATE incidents SET incident_type = 'a_kind_from_a_newer_flow', version = 2 "
+            "WHERE incident_id = 'odd'"
+        )
+        conn.commit()
+    live.write(made("after", LEEDS, minutes=1))
+    stream.wait_for_count(2)
+    assert stream.incidents() == [("odd", 1, "unreviewed"), ("after", 1, "unreviewed")]
+    assert not stream.ended.is_set()
+    stream.close()
+
+
+def test_a_token_has_a_few_streams_and_a_closed_one_gives_its_place_back(
+    serve: Callable[..., Live], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One token cannot take a process's streams (and PostgreSQL's connections): past its
+    share it gets 503 with Retry-After, while another token still gets a stream."""
+    monkeypatch.setattr(routes_events, "MAX_STREAMS_PER_TOKEN", 2)
+    live = serve()
+    first, second = live.stream("leeds"), live.stream("leeds")
+    third = live.stream("leeds")
+    assert (first.status, second.status, third.status) == (200, 200, 503)
+    assert json.loads(third.body) == {"detail": "too many live streams are open; try again shortly"}
+    other = live.stream("soc")
+    assert other.status == 200
+    second.close()
+    wait_for(lambda: _reopens(live, "leeds"), DEADLINE_S, what="the closed stream's place given back")
+    for stream in (first, other):
+        stream.close()
+
+
+def _reopens(live: Live, token: str) -> bool:
+    stream = live.stream(token)
+    stream.close()
+    return stream.status == 200
 
 
 def test_a_client_that_had_no_event_resumes_from_its_keep_alives_id(serve: Callable[..., Live]) -> None:
@@ -555,9 +602,17 @@ def test_anything_else_is_no_event_id(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("held_back", "previous", "expected"),
-    [(False, 0.25, 5.0), (True, 5.0, 0.25), (True, 0.25, 0.5), (True, 2.0, 4.0), (True, 4.0, 5.0)],
+    [
+        (False, 0.25, 5.0),
+        (False, None, 5.0),
+        (True, None, 0.25),  # held back first: soon
+        (True, 0.25, 0.5),
+        (True, 2.0, 4.0),
+        (True, 4.0, 5.0),
+        (True, 5.0, 5.0),  # still held back: it stays at poll_s (it went back to 0.25)
+    ],
 )
 def test_a_stream_reads_again_soon_while_a_committed_change_waits(
-    held_back: bool, previous: float, expected: float
+    held_back: bool, previous: float | None, expected: float
 ) -> None:
     assert next_wait(held_back, previous, poll_s=5.0) == expected
