@@ -246,7 +246,8 @@ def evidence(
         file=FILE_NAMES[name],
         download=download,
         client=client_of(request),
-        detail={"api_token": who.token.name},
+        # The id too: a name is unique only among live tokens, and may be given again.
+        detail={"api_token": who.token.name, "api_token_id": who.token.token_id},
     )
     path = checked_evidence(
         conn, asked, evidence_dir=settings.evidence_dir(), reveal_minutes=settings.reveal_minutes

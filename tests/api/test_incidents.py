@@ -13,6 +13,7 @@ import pytest
 
 from streamlit_app.served import export_path
 from tests.api.conftest import CLIP_BYTES, NOW, SNAPSHOT_BYTES, Api
+from warehouse.api_tokens import parse_token
 from warehouse.db import connect
 from warehouse.evidence_log import access_log, record
 from warehouse.incidents import incident_detail, incidents_page, mark_evidence_gone
@@ -111,8 +112,14 @@ def test_evidence_is_served_and_logged_with_the_tokens_identity(api: Api) -> Non
 
     where = {"store_id": "store-001", "camera_id": "cam-1", "incident_id": "l-0", "client": "testclient"}
     where |= {"reason": None}
+    ids = {name: parse_token(api.tokens[key]) for key, name in (("leeds", "leeds"), ("service", "soc"))}
     assert logged(api) == [
-        {"username": user, "action": action, **where, "detail": {"api_token": token, "file": f}}
+        {
+            "username": user,
+            "action": action,
+            **where,
+            "detail": {"api_token": token, "api_token_id": ids[token], "file": f},
+        }
         for user, action, token, f in (
             ("mo", "view", "leeds", "snapshot"),
             ("mo", "view", "leeds", "clip"),
