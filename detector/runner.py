@@ -30,15 +30,16 @@ have called the model, and does the rest (tracker, untracked people, pose, priva
 
 At the end, each camera's thread gets `JOIN_S` to finish once the stop is set; the publisher
 then delivers what was published, and the evidence recorder finishes the incidents it was
-handed — all within `STOP_BUDGET_S` of a stop asked by a signal (under the supervisor's 20 s
-before SIGKILL), or `FINISH_S` when the cameras ended by themselves; then the models
-are closed (detector.model.Detector.close: OpenVINO's objects let go in order, while no call
-runs). A thread still running then (a camera worker, its source's reading or decoding thread,
-the evidence recorder) may be inside C++ (FFmpeg, OpenVINO), and letting the interpreter
-finalise under it can abort the process ("terminate called without an active exception"): such
-threads are named in the log, the publisher is closed (what was published is delivered), the
-models are left as they are, and `shrinkwatch detect` leaves with os._exit(its exit code)
-(`run_detect(exit_if_stuck=True)`); a caller in-process (a test) gets the exit code back.
+handed — all within about `STOP_BUDGET_S` of a stop asked by a signal (with the floors of its
+last waits, under the supervisor's 20 s before SIGKILL), or `FINISH_S` when the cameras ended
+by themselves; then the models are closed (detector.model.Detector.close: OpenVINO's objects
+let go in order, while no call runs). A thread still running then (a camera worker, its
+source's reading or decoding thread, the evidence recorder) may be inside C++ (FFmpeg,
+OpenVINO), and letting the interpreter finalise under it can abort the process ("terminate
+called without an active exception"): such threads are named in the log, the publisher is
+closed (what was published is delivered), the models are left as they are, and `shrinkwatch
+detect` leaves with os._exit(its exit code) (`run_detect(exit_if_stuck=True)`); a caller
+in-process (a test) gets the exit code back.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ JOIN_S = 15.0  # how long each camera's thread has to end once detect stops
 # Asked to stop (a signal), detect is done within this: the supervisor SIGKILLs a service 20 s
 # after its SIGTERM (infra.supervisor.STOP_TIMEOUT_S), and what is published must be delivered
 # by then. When its cameras end by themselves (files), the evidence encoder gets FINISH_S.
-STOP_BUDGET_S = 17.0
+STOP_BUDGET_S = 15.0  # (+ the 1 s floors of the last two waits and the models' close: < 20 s)
 FINISH_S = 60.0
 
 

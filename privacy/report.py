@@ -31,6 +31,7 @@ from shrinkwatch.errors import ShrinkwatchError
 from shrinkwatch.settings import Settings
 from shrinkwatch.site_file import Camera, SiteConfig, Store
 from shrinkwatch.wording import incident_title
+from warehouse.incident_events import RETENTION as EVENTS_KEPT
 
 ANNEX = "dpia-annex"
 SIGNAGE = "signage-{store}"
@@ -380,6 +381,13 @@ def _stored_blocks(stores: list[Store], settings: Settings) -> list[Block]:
                         " (Kafka)",
                     ),
                     "kept as the record of what happened; the purge clears its reference to deleted files",
+                ),
+                (
+                    "live incidents' change log",
+                    "a copy of the incident at each change (the API's event stream), verdict and note "
+                    "included; no image",
+                    Code("incident_events"),
+                    f"{EVENTS_KEPT.days} days",
                 ),
                 (
                     "occupancy",
