@@ -11,14 +11,14 @@ A fault is one of:
   PostgreSQL, the postmaster and every backend.
 
 Recovery time: from the end of the fault (restarted, or thawed) until every consumer has
-caught up with everything published before that moment (the flows' recovered offsets and
-the dispatcher's committed ones reach the ends the topics had then) and the faulted part
-works again (the dashboard's health check answers; the server takes connections; the
-dispatcher has queued an alert about an incident that came after the fault, which includes
-waiting for the next such incident; the camera reader has reported itself online). That is
-how long the store was blind, end to end, not a process's own view.
+caught up with everything published before that moment (the flows' recovered offsets and the
+dispatcher's committed ones reach the ends the topics had then) and the faulted part works
+again (the dashboard's health check answers, the API its schema; the server takes
+connections; the dispatcher has queued an alert about an incident that came after the fault,
+which includes waiting for the next such incident; the camera reader has reported itself
+online). That is how long the store was blind, end to end, not a process's own view.
 
-The services run on fixed ports below the kernel's ephemeral range (31490-31494), so no
+The services run on fixed ports below the kernel's ephemeral range (31490-31495), so no
 client socket takes a port while its server is down.
 """
 
@@ -319,10 +319,13 @@ class Pipeline:
         return not any(at.get(p, -1) < end for p, end in ends["incidents"].items() if end > 0)
 
     def _answers(self, component: str) -> bool:
-        if component == "dashboard":
+        pages = {
+            "dashboard": f"http://127.0.0.1:{self.settings.dashboard_port}/_stcore/health",
+            "api": f"http://127.0.0.1:{self.settings.api_port}/openapi.json",
+        }
+        if component in pages:
             try:
-                url = f"http://127.0.0.1:{self.settings.dashboard_port}/_stcore/health"
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own server)
+                with urllib.request.urlopen(pages[component], timeout=2) as response:  # noqa: S310 (ours)
                     return bool(response.status == 200)
             except OSError:
                 return False
