@@ -332,6 +332,7 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
     from shrinkwatch.site_file import Economics
     from warehouse.accounts import add_user
     from warehouse.disclosures import record_disclosure, record_request
+    from warehouse.incident_events import Position
     from warehouse.scope import IncidentFilter, Scope
 
     layer: dict[str, Any] = {}
@@ -428,6 +429,11 @@ def test_every_query_function_keeps_to_the_scope(settings: Settings) -> None:
             "camera_incidents": lambda: (
                 q.camera_incidents(conn, boston, "cam-1", *year_bounds) == []
                 and len(q.camera_incidents(conn, Scope.of("store-001"), "cam-1", *year_bounds)) > 0
+            ),
+            "read_events": lambda: (  # the live incidents' change log, from its start
+                {e.store_id for e in q.read_events(conn, boston, Position(0, 0)).events} == {"store-002"}
+                and {e.store_id for e in q.read_events(conn, Scope.of("store-001"), Position(0, 0)).events}
+                == {"store-001"}
             ),
         }
         assert set(layer) == set(checks), "every function that takes a scope needs a line here"
