@@ -35,7 +35,7 @@ from api import routes_events
 from api.app import create_app
 from api.routes_events import Timing, decode_id, encode_id, end_streams, next_wait
 from shrinkwatch.settings import Settings
-from tests.api.conftest import NOW, bearer, make_token, seed
+from tests.api.conftest import NOW, answers, bearer, make_token, seed
 from tests.factories import incident
 from tests.support import cli_env, free_port, spawn_cli, wait_for
 from warehouse.accounts import add_user, update_user
@@ -503,15 +503,8 @@ def test_the_api_command_stops_on_sigint_with_a_stream_open(settings: Settings, 
     proc = spawn_cli(["api", "--port", str(port)], cli_env(settings, tmp_path), log)
     live = Live(settings, port, {"leeds": token})
 
-    def answers() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(answers, DEADLINE_S, what="shrinkwatch api")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}", proc), DEADLINE_S, what="shrinkwatch api")
         stream = live.stream("leeds")
         live.write(made("live-1", LEEDS))
         stream.wait_for_count(1)
