@@ -19,6 +19,8 @@ pixel and 0.01 of confidence, tests/detector/test_lean_runtime.py):
   N takes every call as one batch (one image too, padded to N). `run_on_stream` serves callers
   on several threads at once (the cameras of `detect`), one image each on a free stream of the
   same THROUGHPUT compilation: up to one per core run together and none waits for another's.
+  One grey image goes through the model as it loads, on the loading thread, before any camera
+  thread can call it (why: `OpenVinoYolo.__init__`).
 - Output (1, 4+nc[+extra], anchors): boxes as centre and size in input pixels, then class
   scores, then (pose) keypoints. A box keeps its best class if that score is above `conf`
   and the class is wanted; class-aware greedy NMS at IoU 0.7 (Ultralytics' default for
@@ -192,6 +194,14 @@ class OpenVinoYolo:
             {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1},
         )
         self._request: Any = self._single.create_infer_request()
+        # One image through it here, on the loading thread, before any other thread can call:
+        # OpenVINO's Python binding sets up its numpy bridge on first use in a C++ static
+        # initialiser that runs Python code. Two threads there at once deadlock, one holding the
+        # initialiser and waiting for the GIL, the other holding the GIL and waiting for the
+        # initialiser (seen as `detect` cameras stuck at their first frame; a test starts the
+        # threads together in fresh processes).
+        height, width = self.input_hw or rect_shape(imgsz, imgsz, imgsz)
+        self._infer(self._request, np.full((self.batch or 1, height, width, 3), PAD_VALUE, np.uint8))
         self._model: Any = model
         self._core: Any = core
         self.streams = streams or min(self.threads, 4)  # for images in flight at once

@@ -195,6 +195,60 @@ def test_the_store_box_runtime_imports_neither_torch_nor_ultralytics(tmp_path: P
     assert not roots & {"torch", "ultralytics", "torchvision", "onnxruntime"}
 
 
+FIRST_FRAMES_AT_ONCE = """
+import sys, threading
+from pathlib import Path
+import numpy as np
+from detector.model import Detector
+from shrinkwatch.settings import load_settings
+
+home, model, video, cameras = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+detector = Detector(load_settings(None, home=Path(home), model=model, pose_model=None, backend="auto"))
+sys.setswitchinterval(1e-6)  # the GIL changes hands as often as it can: races show themselves
+start = threading.Barrier(cameras)
+found = []
+
+def camera() -> None:
+    start.wait()
+    sure, _ = detector.infer_faint_on_stream(np.full((480, 640, 3), 90, np.uint8))
+    found.append(len(sure))
+
+threads = [threading.Thread(target=camera) for _ in range(cameras)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+detector.close()
+print(len(found))
+"""
+
+
+@needs_irs
+@pytest.mark.slow
+def test_cameras_that_reach_the_model_at_the_same_moment_do_not_deadlock(tmp_path: Path) -> None:
+    # The first inference of a process sets up OpenVINO's numpy bridge in a C++ static
+    # initialiser that runs Python code: two threads there at once deadlocked on the GIL
+    # (`detect`'s cameras hung at their first frame). The model now makes that first call when
+    # it loads. Eight threads start together in each of 12 fresh processes (the set-up happens
+    # once a process): before the fix about one process in three hung here.
+    cameras, runs = 8, 12
+    script = [sys.executable, "-c", FIRST_FRAMES_AT_ONCE, str(tmp_path), str(INT8), str(VTEST), str(cameras)]
+    for run in range(0, runs, 3):  # three processes at a time
+        children = [
+            subprocess.Popen(script, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(run, min(run + 3, runs))
+        ]
+        for child in children:
+            try:
+                out, err = child.communicate(timeout=300)  # a deadlock waits for ever; a slow start does not
+            except subprocess.TimeoutExpired:
+                for other in children:
+                    other.kill()
+                pytest.fail(f"{cameras} cameras' first frames at once: the process never finished (deadlock)")
+            assert child.returncode == 0, err[-3000:]
+            assert out.split() == [str(cameras)]  # every camera's frame came back
+
+
 class _Output:
     def __init__(self, index: int) -> None:
         self.data = np.full((1, 6, 4), index, np.float32)  # each image's output says which it is
