@@ -15,17 +15,21 @@ template and status (`RequestMetrics`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from api import docs_pages, routes_analytics, routes_events, routes_incidents, routes_site
 from api.metrics import METRICS_PATH, RequestMetrics
 from api.models import UNAVAILABLE
+from api.pool import ApiPool
 from shrinkwatch.metrics import exposition, mark_build
 from shrinkwatch.settings import Settings
 from warehouse.db import DatabaseUnreachable
@@ -78,9 +82,16 @@ def metrics() -> Response:
     return Response(body, headers={"Content-Type": content_type})
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await run_in_threadpool(app.state.pool.close)  # the server is stopping: every connection closed
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API over the warehouse these settings name (nothing is connected until a request)."""
     app = FastAPI(
+        lifespan=_lifespan,
         title="Shrinkwatch API",
         version=VERSION,
         description=DESCRIPTION,
@@ -89,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.pool = ApiPool(settings)  # (opened by the first request that needs it)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(QueryError, _query_error)
     app.add_exception_handler(DatabaseUnreachable, _database_down)

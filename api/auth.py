@@ -1,10 +1,11 @@
 """Who is asking: the bearer token of every request, checked when the request is served.
 
-Each request opens its own PostgreSQL connection (`connection`, in FastAPI's thread pool,
-never in the event loop) and asks warehouse.api_tokens about the token it carries, with no
-cache: a revoked or expired token, or a user's disabled account, is refused on the very next
-request. The token gives the caller (`ApiCaller`): its store scope as of now, its
-permissions (read, review, export) and the name the access log and verdicts record.
+Each request borrows a PostgreSQL connection from the process's pool (`connection`, api.pool;
+in FastAPI's thread pool, never in the event loop) and asks warehouse.api_tokens about the
+token it carries, with no cache: a revoked or expired token, or a user's disabled account, is
+refused on the very next request. The token gives the caller (`ApiCaller`): its store scope
+as of now, its permissions (read, review, export) and the name the access log and verdicts
+record.
 
 - No token, a malformed header, an unknown, revoked or expired token: 401, the same body for
   each (`Problem` "missing, invalid, revoked or expired token") and `WWW-Authenticate: Bearer`,
@@ -19,12 +20,13 @@ permissions (read, review, export) and the name the access log and verdicts reco
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.metrics import SIGN_IN_FAILURES
+from api.pool import ApiPool
 from shrinkwatch.settings import Settings
 from warehouse.api_tokens import ApiCaller, authenticate_token
 from warehouse.db import Connection, connect
@@ -46,14 +48,29 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def pool_of(app: Any) -> ApiPool:
+    """The app's connection pool (made with the app by api.app.create_app)."""
+    pool: ApiPool = app.state.pool
+    return pool
+
+
 def connection(request: Request) -> Iterator[Connection]:
-    """A connection of the request's own, closed when the request is done (autocommit: each
-    statement stands alone unless a warehouse function opens a transaction)."""
+    """A connection from the pool for the length of the route function, given back before the
+    response is written (autocommit: each statement stands alone unless a warehouse function
+    opens a transaction)."""
+    with pool_of(request.app).connection() as conn:
+        yield conn
+
+
+def own_connection(request: Request) -> Iterator[Connection]:
+    """A connection of the request's own, not the pool's, closed when its response has been
+    sent: an event stream's, held for as long as its client stays."""
     with connect(settings_of(request).database_dsn, autocommit=True) as conn:
         yield conn
 
 
-Db = Annotated[Connection, Depends(connection)]
+Db = Annotated[Connection, Depends(connection, scope="function")]
+OwnDb = Annotated[Connection, Depends(own_connection)]
 
 
 def client_of(request: Request) -> str:

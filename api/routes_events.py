@@ -30,8 +30,9 @@ had no event yet, or none for a while, resumes from where its stream had read, n
   commits; each stream also reads every `poll_s` (5 s) without one (a change that must wait
   for an older transaction, a listener that lost its connection), and soon again (0.25 s,
   doubling) while the log says a committed change waits.
-- Connections: a stream reads on its request's own connection (api.auth.connection, held
-  until the stream ends), so one PostgreSQL connection per open stream, plus the listener.
+- Connections: a stream reads on a connection of its own (api.auth.own_connection, not the
+  pool's, held until the stream ends), so one PostgreSQL connection per open stream, plus the
+  listener; the token is checked first on a connection of the pool, given back at once.
   A process serves at most `MAX_STREAMS` at once, and a token at most `MAX_STREAMS_PER_TOKEN`
   of them (one token cannot take a process's streams, or PostgreSQL's connections); one more
   is 503 with Retry-After. A stream's place is taken in the route, before it answers, so
@@ -62,7 +63,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Db, Reader, bearer, client_of, settings_of
+from api.auth import OwnDb, Reader, bearer, client_of, settings_of
 from api.metrics import streaming
 from api.models import Incident, problem
 from api.routes_incidents import incident_of
@@ -391,7 +392,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def events(
     request: Request,
     who: Reader,
-    conn: Db,
+    conn: OwnDb,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     last_event_id: Annotated[
         str | None, Query(description="Resume after this event id (as `Last-Event-ID`).", max_length=64)

@@ -255,6 +255,13 @@ class Settings(BaseSettings):
         "front to serve a network); 0.0.0.0 in a container.",
     )
     api_port: int = Field(8600, ge=1, le=65535, description="`shrinkwatch api`'s HTTP port.")
+    api_db_connections: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections `shrinkwatch api` keeps open for its requests (a pool per "
+        "process; a request waits up to 5 s for one, then 503). Event streams open their own.",
+    )
     api_trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses (or networks, 10.0.0.0/8) of reverse proxies in front of `shrinkwatch api`: "
