@@ -8,7 +8,7 @@ import socket
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from shrinkwatch import __version__
+from shrinkwatch import __version__, metrics
 from shrinkwatch.metrics import ROLE_OFFSETS, ReadAtScrape, port_for, read_at_scrape, serve
 from shrinkwatch.net import port_open
 from shrinkwatch.settings import Settings
@@ -124,6 +124,9 @@ def test_a_gauge_read_at_scrape_shows_what_the_read_gives_and_is_left_out_when_i
 
 def test_read_at_scrape_registers_a_family_once_and_a_later_call_replaces_its_read() -> None:
     read_at_scrape("shrinkwatch_test_once", "A test gauge.", ["db"], lambda: {"first": 1})
-    read_at_scrape("shrinkwatch_test_once", "A test gauge.", ["db"], lambda: {"second": 2})
-    assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "second"}) == 2
-    assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "first"}) is None
+    try:
+        read_at_scrape("shrinkwatch_test_once", "A test gauge.", ["db"], lambda: {"second": 2})
+        assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "second"}) == 2
+        assert REGISTRY.get_sample_value("shrinkwatch_test_once", {"db": "first"}) is None
+    finally:  # the process's registry is every service metric's (tests/docs counts them): out again
+        REGISTRY.unregister(metrics._read_at_scrape.pop("shrinkwatch_test_once"))
