@@ -6,16 +6,18 @@
   response starting, the time a caller waits for an answer (for a stream: for it to open);
 - `shrinkwatch_api_event_streams`: event streams open now (`streaming()` around each one);
 - `shrinkwatch_sign_in_failures_total{surface="api"}`: bearer tokens refused (api.auth: a
-  malformed, unknown, revoked or expired token; a request that carries none is not counted,
-  as nothing was tried). The dashboard counts its own under `surface="dashboard"` in its
-  process (streamlit_app.server).
+  malformed, unknown, revoked or expired token, and an open event stream's token refused
+  when it is checked again; a request that carries none is not counted, as nothing was
+  tried). The dashboard counts its own under `surface="dashboard"` in its process
+  (streamlit_app.server).
 
 `route` is the route's template (`/v1/incidents/{incident_id}`), never the path a caller
-sent: an id in a label would make a series per incident. A path no route matches is
-`unmatched`, one label for them all; a method that is not one of HTTP's own is `other` (a
-caller could otherwise make a series per made-up method). `/metrics` itself is not counted, so a Prometheus
-scraping it does not show up as API traffic. An error that escapes every handler is counted
-as the 500 that the server then answers.
+sent: an id in a label would make a series per incident (the docs pages' files: their
+mount's `/docs-assets/{path}`). A path no route matches is `unmatched`, one label for them
+all; a method that is not one of HTTP's own is `other` (a caller could otherwise make a
+series per made-up method). `/metrics` itself is not counted, so a Prometheus scraping it
+does not show up as API traffic. An error that escapes every handler is counted as the 500
+that the server then answers.
 """
 
 from __future__ import annotations
@@ -64,13 +66,19 @@ def streaming() -> AbstractContextManager[None]:
     return EVENT_STREAMS.track_inprogress()
 
 
+def _serves(route: object, endpoint: object) -> bool:
+    """Whether `endpoint` is this route's (a route's endpoint, or a mount's app)."""
+    return getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint
+
+
 def route_label(scope: Scope) -> str:
     """The template of the route that served this request, or UNMATCHED. The router names it
     in the scope (`route`) for the API's own routes; for the schema and its pages (plain
-    Starlette routes) it leaves only their `endpoint`, whose route is looked up."""
+    Starlette routes) it leaves only their `endpoint`, whose route is looked up; for a mounted
+    folder (the docs pages' files) the endpoint is the mount's app, and the label its template."""
     route = scope.get("route")
     if route is None and (endpoint := scope.get("endpoint")) is not None and "app" in scope:
-        route = next((r for r in scope["app"].routes if getattr(r, "endpoint", None) is endpoint), None)
+        route = next((r for r in scope["app"].routes if _serves(r, endpoint)), None)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) and template else UNMATCHED
 

@@ -64,7 +64,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnDb, Reader, bearer, client_of, settings_of
-from api.metrics import streaming
+from api.metrics import SIGN_IN_FAILURES, streaming
 from api.models import Incident, problem
 from api.routes_incidents import incident_of
 from api.routes_site import ERRORS
@@ -289,8 +289,11 @@ class _Stream:
 
 
 def _allowed(conn: Connection, token: str, client: str) -> ApiCaller | None:
-    """The token's caller now, if it may still read."""
+    """The token's caller now, if it may still read (a token refused now counts as a sign-in
+    failure, as it does at any request)."""
     who = authenticate_token(conn, token, client=client)
+    if who is None:
+        SIGN_IN_FAILURES.labels("api").inc()
     return who if who is not None and who.may("read") else None
 
 

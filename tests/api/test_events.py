@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 
 from api import routes_events
 from api.app import create_app
@@ -391,10 +392,13 @@ def test_a_revoked_tokens_stream_ends_at_the_next_keep_alive(serve: Callable[...
     stream, other = live.stream("leeds"), live.stream("soc")
     wait_for(lambda: len(stream.comments) >= 2, DEADLINE_S, what="keep-alives")
     assert set(stream.comments) == {": keep-alive"} and stream.events == []
+    refused = REGISTRY.get_sample_value("shrinkwatch_sign_in_failures_total", {"surface": "api"}) or 0.0
     with connect(live.settings.database_dsn) as conn:
         assert revoke_token(conn, "leeds", by="tests")
     assert stream.ended.wait(DEADLINE_S), "the stream of a revoked token went on"
     assert stream.clean_end and stream.events == []
+    # (the server is in this process: its metrics are this registry's)
+    assert REGISTRY.get_sample_value("shrinkwatch_sign_in_failures_total", {"surface": "api"}) == refused + 1
     assert not other.ended.is_set()  # (another token's goes on)
     live.write(made("after", LEEDS))
     other.wait_for_count(1)

@@ -71,6 +71,8 @@ def test_the_api_process_counts_the_requests_it_answered(settings: Settings, tmp
             assert client.get("/v1/stores", headers=bearer("swt_guessed.guessed")).status_code == 401
             assert client.get("/v1/stores").status_code == 401  # no token: nothing was tried
             assert client.get("/v1/no-such-route/l-0", headers=bearer(leeds)).status_code == 404
+            assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+            assert client.get("/docs-assets/l-0.js").status_code == 404
         samples = scrape(url)
         again = scrape(url)
     finally:
@@ -83,8 +85,10 @@ def test_the_api_process_counts_the_requests_it_answered(settings: Settings, tmp
     assert requests_of(samples, "/v1/incidents/{incident_id}", "200") == 2
     assert requests_of(samples, "/v1/incidents/{incident_id}", "404") == 1
     assert requests_of(samples, "unmatched", "404") == 1
-    assert total(samples, "shrinkwatch_api_requests_total") == 9  # the scrapes are not counted
-    assert total(again, "shrinkwatch_api_requests_total") == 9
+    assert requests_of(samples, "/docs-assets/{path}", "200") == 1  # a template, not the file
+    assert requests_of(samples, "/docs-assets/{path}", "404") == 1
+    assert total(samples, "shrinkwatch_api_requests_total") == 11  # the scrapes are not counted
+    assert total(again, "shrinkwatch_api_requests_total") == 11
     assert not any("l-0" in str(labels) or "b-0" in str(labels) for _name, labels in samples)
     seconds = "shrinkwatch_api_request_seconds_count"
     assert value(samples, seconds, route="/v1/stores", method="GET") == 5

@@ -18,11 +18,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.pool import APPLICATION_NAME
-from shrinkwatch.net import free_port
 from shrinkwatch.settings import Settings
 from tests.api.conftest import Api, bearer, make_token, seed
 from tests.api.test_events import DEADLINE_S, Stream
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from warehouse.db import connect
 
 pytestmark = pytest.mark.services
