@@ -5,7 +5,8 @@ and one shape for every error.
 Every error is JSON `{"detail": "..."}` (api.models.Problem) saying what is wrong, never a
 traceback: a parameter FastAPI cannot read (a day that is not a date, a limit out of bounds)
 and a filter that makes no sense (warehouse.scope.QueryError) are 422 with the parameter's
-name first; PostgreSQL not answering is 503 with Retry-After. Nothing a caller sent is echoed
+name first; PostgreSQL not answering, or every connection of the pool (api.pool) lent for as
+long as a request may wait, is 503 with Retry-After. Nothing a caller sent is echoed
 back beyond the parameter's name, so a token pasted in the wrong place is not repeated.
 
 Prometheus metrics (api.metrics) are served at `/metrics` on the API's own port, with no
@@ -29,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from api import docs_pages, routes_analytics, routes_events, routes_incidents, routes_site
 from api.metrics import METRICS_PATH, RequestMetrics
 from api.models import UNAVAILABLE
-from api.pool import ApiPool
+from api.pool import ApiPool, PoolBusy
 from shrinkwatch.metrics import exposition, mark_build
 from shrinkwatch.settings import Settings
 from warehouse.db import DatabaseUnreachable
@@ -71,6 +72,11 @@ async def _query_error(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, str(exc))
 
 
+async def _busy(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("api: %s", exc)
+    return _problem(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+
+
 async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("api: PostgreSQL is not answering: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
     return _problem(503, UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_S)})
@@ -103,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.pool = ApiPool(settings)  # (opened by the first request that needs it)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(QueryError, _query_error)
+    app.add_exception_handler(PoolBusy, _busy)
     app.add_exception_handler(DatabaseUnreachable, _database_down)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     for router in ROUTERS:

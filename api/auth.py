@@ -19,7 +19,7 @@ record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -54,11 +54,32 @@ def pool_of(app: Any) -> ApiPool:
     return pool
 
 
-def connection(request: Request) -> Iterator[Connection]:
+def unauthorised() -> HTTPException:
+    return HTTPException(401, UNAUTHORISED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def presented(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The token the request carries, if it is shaped like one; else 401 before anything
+    else (a request without a token takes no database connection)."""
+    if credentials is None:
+        raise unauthorised()
+    token = credentials.credentials
+    if not token or len(token) > _TOKEN_MAX or not (token.isascii() and token.isprintable()):
+        SIGN_IN_FAILURES.labels("api").inc()
+        raise unauthorised()
+    return token
+
+
+Presented = Annotated[str, Depends(presented)]
+
+
+async def connection(request: Request, _token: Presented) -> AsyncIterator[Connection]:
     """A connection from the pool for the length of the route function, given back before the
     response is written (autocommit: each statement stands alone unless a warehouse function
-    opens a transaction)."""
-    with pool_of(request.app).connection() as conn:
+    opens a transaction). Only for a request with a token (`presented`)."""
+    async with pool_of(request.app).borrow() as conn:
         yield conn
 
 
@@ -78,23 +99,9 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def unauthorised() -> HTTPException:
-    return HTTPException(401, UNAUTHORISED, headers={"WWW-Authenticate": "Bearer"})
-
-
-def caller(
-    request: Request,
-    conn: Db,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiCaller:
+def caller(request: Request, conn: Db, token: Presented) -> ApiCaller:
     """The token's caller, or 401."""
-    if credentials is None:
-        raise unauthorised()
-    presented = credentials.credentials
-    if not presented or len(presented) > _TOKEN_MAX or not (presented.isascii() and presented.isprintable()):
-        SIGN_IN_FAILURES.labels("api").inc()
-        raise unauthorised()
-    found = authenticate_token(conn, presented, client=client_of(request))
+    found = authenticate_token(conn, token, client=client_of(request))
     if found is None:
         SIGN_IN_FAILURES.labels("api").inc()
         raise unauthorised()

@@ -12,9 +12,16 @@ before the response is written. The policy:
 - One given back inside a transaction (a route that raised in one) is rolled back; one that
   broke is closed. Nothing else of a request outlives it: the routes and the query layer set no
   session state (a `SET` would be `SET LOCAL`, inside the transaction).
-- Every connection lent and another request comes: it waits up to `WAIT_S` for one, then is
-  the 503 of a database that is not answering (api.app), with Retry-After. PostgreSQL down: the
-  pool keeps trying to connect, in the background, and requests meanwhile get that 503.
+- Every connection lent and another request comes: it waits, in the event loop and holding no
+  thread, up to `WAIT_S` for one, then is a 503 with Retry-After saying the API is busy. Only
+  as many requests as there are connections wait inside the pool (each on a thread of
+  FastAPI's pool): a burst cannot take every thread, so the requests holding connections
+  always have threads to finish on.
+- PostgreSQL down: a request waits up to `WAIT_S` for a connection, then is the 503 of a
+  database not answering (api.app). The pool keeps trying to connect in the background, an
+  attempt backing off (1, 2, 4 s ...) for at most `RECONNECT_S`; the next request then starts
+  a fresh attempt, so the API answers within seconds of PostgreSQL's return, whatever the
+  outage's length.
 - Event streams (GET /v1/events) hold their connection for hours: they open their own
   (`own_connection`), so streams never take the pool's connections from the other routes.
 - Opened by the first request that needs it (making the app connects to nothing), closed when
@@ -23,19 +30,31 @@ before the response is written. The policy:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from shrinkwatch.settings import Settings
 from warehouse.db import Connection, DatabaseUnreachable
 
 WAIT_S = 5.0  # longest a request waits for a connection before its 503
+RECONNECT_S = 10.0  # longest one background connection attempt backs off before it is dropped
+BUSY = "every database connection of the API is in use; try again shortly"  # that 503's detail
 APPLICATION_NAME = "shrinkwatch-api"  # what pg_stat_activity shows for the API's connections
 MAX_LIFETIME_S = 3600.0  # a connection is replaced after an hour (a server's memory is given back)
 MAX_IDLE_S = 300.0  # idle for this long beyond the first: closed
+
+
+class PoolBusy(Exception):
+    """Every connection was lent for as long as a request may wait (api.app: 503)."""
 
 
 class ApiPool:
@@ -46,6 +65,11 @@ class ApiPool:
         self._pool: ConnectionPool[Connection] | None = None
         self._closed = False
         self._lock = threading.Lock()
+        # One gate per event loop (uvicorn has one; a TestClient without `with` makes one per
+        # request): as many places as connections.
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _opened(self) -> ConnectionPool[Connection]:
         with self._lock:
@@ -66,6 +90,7 @@ class ApiPool:
                     kwargs=kwargs,
                     check=ConnectionPool.check_connection,
                     timeout=WAIT_S,
+                    reconnect_timeout=RECONNECT_S,
                     max_lifetime=MAX_LIFETIME_S,
                     max_idle=MAX_IDLE_S,
                     name="api",
@@ -75,9 +100,37 @@ class ApiPool:
                 self._pool = pool
             return self._pool
 
-    def connection(self) -> Any:
-        """A connection for the length of a `with` block (psycopg_pool's context manager)."""
-        return self._opened().connection()
+    def _gate(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self._settings.api_db_connections)
+        return gate
+
+    @contextlib.asynccontextmanager
+    async def borrow(self) -> AsyncIterator[Connection]:
+        """A connection for the length of an `async with` block: a place at the gate first (in
+        the event loop, up to WAIT_S: else PoolBusy), then the pool's connection (on a thread,
+        up to WAIT_S: else psycopg_pool.PoolTimeout, an OperationalError). Taking and giving
+        back are shielded from the request's cancellation (a client that went away): a
+        connection taken is always given back."""
+        gate = self._gate()
+        try:
+            async with asyncio.timeout(WAIT_S):
+                await gate.acquire()
+        except TimeoutError:
+            raise PoolBusy(BUSY) from None
+        try:
+            pool = self._opened()
+            with anyio.CancelScope(shield=True):
+                conn = await run_in_threadpool(pool.getconn, WAIT_S)
+            try:
+                yield conn
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(pool.putconn, conn)
+        finally:
+            gate.release()
 
     def stats(self) -> dict[str, int]:
         """psycopg_pool's counters (pool_size, pool_available, requests_waiting, ...); {} before

@@ -32,7 +32,8 @@ had no event yet, or none for a while, resumes from where its stream had read, n
   doubling) while the log says a committed change waits.
 - Connections: a stream reads on a connection of its own (api.auth.own_connection, not the
   pool's, held until the stream ends), so one PostgreSQL connection per open stream, plus the
-  listener; the token is checked first on a connection of the pool, given back at once.
+  listener; the token is checked first on a connection of the pool, given back when the
+  route returns the stream.
   A process serves at most `MAX_STREAMS` at once, and a token at most `MAX_STREAMS_PER_TOKEN`
   of them (one token cannot take a process's streams, or PostgreSQL's connections); one more
   is 503 with Retry-After. A stream's place is taken in the route, before it answers, so

@@ -39,7 +39,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "A parameter that makes no sense (named in the message).",
         "levels: unknown value(s) 'hgih'; expected low, medium, high",
     ),
-    503: problem("PostgreSQL is not answering (see Retry-After).", UNAVAILABLE),
+    503: problem(
+        "PostgreSQL is not answering, or every database connection of the API is in use (see Retry-After).",
+        UNAVAILABLE,
+    ),
 }
 MISSING: dict[int | str, dict[str, Any]] = {
     404: problem("No such store or camera, or not one of the token's stores.", NOT_FOUND)

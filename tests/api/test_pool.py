@@ -1,13 +1,16 @@
 """The API's PostgreSQL connections (api.pool) on real PostgreSQL, seen from the server's side
-(pg_stat_activity): requests share the pool's few connections; a connection PostgreSQL
-dropped is replaced without a refused request; with every connection lent, the next request
-waits, then is a 503 with Retry-After, and the one holding it is answered; event streams
-take none of the pool's connections.
+(pg_stat_activity): requests share the pool's few connections and a request without a token
+takes none; a connection PostgreSQL dropped is replaced without a refused request; a server
+stopped and started again: 503 while it is down, answers again once it is back; with every
+connection lent, the next request waits, then is a 503 with Retry-After, and the one holding
+it is answered; event streams take none of the pool's connections.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +20,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.pool import APPLICATION_NAME
-from shrinkwatch.settings import Settings
+from api.pool import APPLICATION_NAME, BUSY
+from infra.postgres import PostgresServer
+from shrinkwatch.settings import Settings, load_settings
 from tests.api.conftest import Api, bearer, make_token, seed
 from tests.api.test_events import DEADLINE_S, Stream
-from tests.support import free_port, wait_for
+from tests.support import TEST_HOME, free_port, wait_for
 from warehouse.db import connect
 
 pytestmark = pytest.mark.services
@@ -46,7 +50,9 @@ def stores_of(response: httpx.Response) -> list[str]:
 
 
 def test_requests_share_a_few_connections(api: Api) -> None:
-    assert api_backends(api.settings) == set()  # nothing is connected until a request needs it
+    assert api.get("/v1/stores").status_code == 401  # no token
+    assert api.get("/v1/stores", headers={"Authorization": "Bearer \x7f"}).status_code == 401
+    assert api_backends(api.settings) == set()  # neither took a connection
     answers = [stores_of(api.get("/v1/stores", "all")) for _ in range(30)]
     assert answers == [["store-001", "store-002"]] * 30
     opened = api_backends(api.settings)
@@ -68,6 +74,40 @@ def test_a_connection_postgresql_dropped_is_replaced_and_no_request_is_refused(a
     assert [stores_of(api.get("/v1/stores", "leeds")) for _ in range(3)] == [["store-001"]] * 3
     now = api_backends(api.settings)
     assert now and not now & dropped
+
+
+def test_a_server_stopped_and_started_again_is_answered_once_it_is_back() -> None:
+    from warehouse.migrate import migrate
+
+    # A server of this test's own, stopped here: under the suite's home (the `postgres` user
+    # that runs it must reach its folder).
+    home, port = TEST_HOME / f"pool-{uuid.uuid4().hex[:8]}", free_port()
+    url = f"postgresql://shrinkwatch@127.0.0.1:{port}/shrinkwatch"
+    settings = load_settings(None, home=home, postgres_port=port, database_url=url, metrics_port=0)
+    server = PostgresServer(settings)
+    server.start(progress=lambda _m: None)
+    try:
+        with connect(settings.database_dsn) as conn:
+            migrate(conn, progress=lambda _m: None)
+        seed(settings)
+        token = make_token(settings, "all", username="ana")
+        with TestClient(create_app(settings)) as client:
+            assert stores_of(client.get("/v1/stores", headers=bearer(token))) == ["store-001", "store-002"]
+            server.stop(progress=lambda _m: None)
+            down = client.get("/v1/stores", headers=bearer(token))
+            assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+            assert down.json() == {"detail": "the database is not answering; try again shortly"}
+            server.start(progress=lambda _m: None)
+            # The pool's connection died with the server: found when lent, another one made.
+            wait_for(
+                lambda: client.get("/v1/stores", headers=bearer(token)).status_code == 200,
+                DEADLINE_S,
+                what="the API answering again after PostgreSQL came back",
+            )
+            assert stores_of(client.get("/v1/stores", headers=bearer(token))) == ["store-001", "store-002"]
+    finally:
+        server.stop(progress=lambda _m: None)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -96,7 +136,7 @@ def test_with_every_connection_lent_a_request_waits_then_is_a_503(one_connection
         wait_for(lambda: api_backends(api.settings, waiting=True), DEADLINE_S, what="a request holding it")
         refused = api.get("/v1/stores", "all")  # nothing to lend: it waits (5 s), then 503
         assert refused.status_code == 503
-        assert refused.json() == {"detail": "the database is not answering; try again shortly"}
+        assert refused.json() == {"detail": BUSY}  # "every database connection of the API is in use ..."
         assert refused.headers["Retry-After"] == "5"
         assert not first  # the request holding the connection is still waiting for the lock
     finally:
