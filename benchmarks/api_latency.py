@@ -10,9 +10,11 @@ the query layer answers it in-process: the function the route calls, with the sa
 Questions: the incident list's first page, a filtered page, the filtered pages after it
 following `next_cursor`, one incident, and two analytics questions about a store over its last
 30 days (risk patterns, the dashboard's analytics chart; footfall per zone). Each prints p50
-and p95 of both and the ratio API / in-process (p50): what HTTP, JSON, the request's own
-connection and its token check add. Before timing, each question's API answer is checked to be
-the in-process one (the same incidents, the same number of rows); a mismatch stops the run.
+and p95 of both and the ratio API / in-process (p50): what HTTP, JSON, the request's
+connection from the API's pool and its token check add (each timed in-process too, beside
+what opening a connection costs: what the pool saves). Before timing, each question's API
+answer is checked to be the in-process one (the same incidents, the same number of rows); a
+mismatch stops the run.
 
 SSE delivery (GET /v1/events; said and skipped by an API without it): an analyst's stream is
 open while `--events` new incident rows are written as the flow writes them
@@ -28,6 +30,7 @@ Usage: python -m benchmarks.api_latency [--reuse-seed] [--repeat 50] [--events 5
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -47,6 +50,7 @@ import httpx
 import pandas as pd
 
 from api.app import endpoints
+from api.pool import ApiPool
 from api.routes_incidents import decode_cursor
 from benchmarks.common import chain, chain_options, child_environment, machine
 from shrinkwatch.contracts import Incident, Signal
@@ -242,25 +246,44 @@ def measure(client: httpx.Client, conn: Connection, question: Question, repeat: 
     return Figures(question.name, api_ms, local_ms)
 
 
-def setup_figures(dsn: str, token: str, repeat: int) -> list[Figures]:
-    """What every request does before its query, timed in-process: open its own connection
-    (api.auth.connection: connect, and close when done), and check the token on it
-    (authenticate_token)."""
+def setup_figures(settings: Settings, token: str, repeat: int) -> list[Figures]:
+    """What every request does before its query, timed in-process: borrow a connection from a
+    pool as the API's (api.pool.ApiPool.borrow: the gate, the check as it is lent, given back),
+    and check the token on it (authenticate_token); and, for comparison, what the pool saves:
+    opening a connection of its own and closing it (what each request did before the pool)."""
+    dsn = settings.database_dsn
 
-    def connection() -> None:
+    def new_connection() -> None:
         with connect(dsn, autocommit=True):
             pass
+
+    async def lent_ms() -> list[float]:
+        pool, times = ApiPool(settings), []
+        try:
+            for i in range(WARM_UP + repeat):
+                start = time.perf_counter()
+                async with pool.borrow():
+                    pass
+                if i >= WARM_UP:
+                    times.append((time.perf_counter() - start) * 1000.0)
+        finally:
+            pool.close()
+        return times
 
     with connect(dsn, autocommit=True) as conn:
 
         def token_check() -> None:
             authenticate_token(conn, token, client="127.0.0.1")
 
-        figures = []
-        for name, fn in (("a request's own connection", connection), ("the token check", token_check)):
+        figures = [Figures("  of which: a connection lent by the pool", [], asyncio.run(lent_ms()))]
+        timed_here = (
+            ("  of which: the token check", token_check),
+            ("  (a new connection: what the pool saves)", new_connection),
+        )
+        for name, fn in timed_here:
             for _ in range(WARM_UP):
                 fn()
-            figures.append(Figures(f"  of which: {name}", [], [ms_of(fn) for _ in range(repeat)]))
+            figures.append(Figures(name, [], [ms_of(fn) for _ in range(repeat)]))
     return figures
 
 
@@ -483,7 +506,7 @@ def main() -> None:
                 with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                     for question in questions(client, found.scope, end):
                         print(line(caller, measure(client, conn, question, args.repeat)), flush=True)
-                for figures in setup_figures(dsn, token, args.repeat):
+                for figures in setup_figures(settings, token, args.repeat):
                     print(line(caller, figures), flush=True)
             if ("/v1/events", "GET") in endpoints():
                 latencies, missing = sse_latencies(dsn, url, tokens["analyst"], args.events, args.every)

@@ -79,6 +79,16 @@ def test_every_question_is_timed_over_http_and_in_process(run: Run) -> None:
                 assert stores == ({api_latency.STORE} if caller == "manager" else {"seed-001", "seed-002"})
 
 
+def test_what_every_request_pays_first_is_timed_beside_what_the_pool_saves(run: Run) -> None:
+    figures = api_latency.setup_figures(run.settings, run.tokens["manager"], repeat=3)
+    assert [f.name for f in figures] == [
+        "  of which: a connection lent by the pool",
+        "  of which: the token check",
+        "  (a new connection: what the pool saves)",
+    ]
+    assert all(len(f.local_ms) == 3 and min(f.local_ms) > 0 and not f.api_ms for f in figures)
+
+
 def test_a_question_whose_two_answers_differ_is_not_timed(run: Run) -> None:
     scope = run.scope("analyst")
     different = Question(
