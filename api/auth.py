@@ -26,7 +26,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.metrics import SIGN_IN_FAILURES
-from api.pool import ApiPool
+from api.pool import STREAM_APPLICATION_NAME, ApiPool
 from shrinkwatch.settings import Settings
 from warehouse.api_tokens import ApiCaller, authenticate_token
 from warehouse.db import Connection, connect
@@ -86,7 +86,8 @@ async def connection(request: Request, _token: Presented) -> AsyncIterator[Conne
 def own_connection(request: Request) -> Iterator[Connection]:
     """A connection of the request's own, not the pool's, closed when its response has been
     sent: an event stream's, held for as long as its client stays."""
-    with connect(settings_of(request).database_dsn, autocommit=True) as conn:
+    dsn = settings_of(request).database_dsn
+    with connect(dsn, autocommit=True, application_name=STREAM_APPLICATION_NAME) as conn:
         yield conn
 
 

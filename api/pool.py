@@ -49,6 +49,7 @@ WAIT_S = 5.0  # longest a request waits for a connection before its 503
 RECONNECT_S = 10.0  # longest one background connection attempt backs off before it is dropped
 BUSY = "every database connection of the API is in use; try again shortly"  # that 503's detail
 APPLICATION_NAME = "shrinkwatch-api"  # what pg_stat_activity shows for the API's connections
+STREAM_APPLICATION_NAME = "shrinkwatch-api-stream"  # ... and for an event stream's own
 MAX_LIFETIME_S = 3600.0  # a connection is replaced after an hour (a server's memory is given back)
 MAX_IDLE_S = 300.0  # idle for this long beyond the first: closed
 

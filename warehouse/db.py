@@ -18,11 +18,18 @@ class DatabaseUnreachable(ShrinkwatchError):
     long-running service waits and retries (shrinkwatch.outage); a command reports it."""
 
 
-def connect(dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0) -> Connection:
-    """Open a connection with dict rows; a clear ShrinkwatchError when the server is not there."""
+def connect(
+    dsn: str, *, autocommit: bool = False, timeout_s: float = 10.0, application_name: str | None = None
+) -> Connection:
+    """Open a connection with dict rows (named `application_name` in pg_stat_activity when
+    given); a clear ShrinkwatchError when the server is not there."""
     try:
         return psycopg.connect(
-            dsn, autocommit=autocommit, row_factory=dict_row, connect_timeout=max(1, int(timeout_s))
+            dsn,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=max(1, int(timeout_s)),
+            application_name=application_name,  # (None: not set, the DSN's own if it has one)
         )
     except psycopg.OperationalError as exc:
         msg = (

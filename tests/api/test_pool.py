@@ -20,7 +20,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.pool import APPLICATION_NAME, BUSY
+from api.pool import APPLICATION_NAME, BUSY, STREAM_APPLICATION_NAME
 from infra.postgres import PostgresServer
 from shrinkwatch.settings import Settings, load_settings
 from tests.api.conftest import Api, bearer, make_token, seed
@@ -166,12 +166,12 @@ def test_event_streams_take_none_of_the_pools_connections(one_connection: Api) -
         assert stores_of(response) == ["store-001", "store-002"]
         assert len(api_backends(api.settings)) == 1
         with connect(api.settings.database_dsn, autocommit=True) as conn:
-            others = conn.execute(
+            own = conn.execute(
                 "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name <> %s AND pid <> pg_backend_pid()",
-                (APPLICATION_NAME,),
+                "AND application_name = %s",
+                (STREAM_APPLICATION_NAME,),
             ).fetchone()
-        assert others is not None and others["n"] >= 3  # the streams' own (and the listener)
+        assert own is not None and own["n"] == 3  # one for each stream, of its own
     finally:
         for stream in streams:
             stream.close()
