@@ -1,11 +1,11 @@
 """Who is asking: the bearer token of every request, checked when the request is served.
 
-Each request borrows a PostgreSQL connection from the process's pool (`connection`, api.pool;
-in FastAPI's thread pool, never in the event loop) and asks warehouse.api_tokens about the
-token it carries, with no cache: a revoked or expired token, or a user's disabled account, is
-refused on the very next request. The token gives the caller (`ApiCaller`): its store scope
-as of now, its permissions (read, review, export) and the name the access log and verdicts
-record.
+Each request borrows a PostgreSQL connection from the process's pool (`connection`, api.pool:
+waiting for one in the event loop, using it on FastAPI's threads, never in the event loop) and
+asks warehouse.api_tokens about the token it carries, with no cache: a revoked or expired
+token, or a user's disabled account, is refused on the very next request. The token gives the
+caller (`ApiCaller`): its store scope as of now, its permissions (read, review, export) and
+the name the access log and verdicts record.
 
 - No token, a malformed header, an unknown, revoked or expired token: 401, the same body for
   each (`Problem` "missing, invalid, revoked or expired token") and `WWW-Authenticate: Bearer`,

@@ -7,8 +7,9 @@ and lends one to a request for as long as its route function runs; it is back in
 before the response is written. The policy:
 
 - A connection is checked when it is lent (an empty query): one that a PostgreSQL restart or
-  an idle timeout left dead is thrown away and another is lent, so the request after an outage
-  is answered, not refused.
+  an idle timeout left dead is thrown away and another is lent, so a request that meets a dead
+  connection of a server that is back is answered, not refused (while the server is down: the
+  outage below).
 - One given back inside a transaction (a route that raised in one) is rolled back; one that
   broke is closed. Nothing else of a request outlives it: the routes and the query layer set no
   session state (a `SET` would be `SET LOCAL`, inside the transaction).
